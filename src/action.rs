@@ -1,0 +1,162 @@
+//! What to do with a call, as a PBX-neutral plan.
+//!
+//! A named action from the config (`actions.NAME`) is resolved once per PBX
+//! when the rule set is compiled, applying its `asterisk:` / `freeswitch:`
+//! overrides, so executing a call needs no lookups and no string building
+//! beyond the wire command itself. Each protocol driver has a recipe that
+//! turns a [`Step`] into its own commands.
+
+use std::sync::Arc;
+
+/// Which PBX a call came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pbx {
+    Asterisk,
+    FreeSwitch,
+}
+
+impl Pbx {
+    pub const ALL: [Pbx; 2] = [Pbx::Asterisk, Pbx::FreeSwitch];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pbx::Asterisk => "asterisk",
+            Pbx::FreeSwitch => "freeswitch",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        match self {
+            Pbx::Asterisk => 0,
+            Pbx::FreeSwitch => 1,
+        }
+    }
+}
+
+/// The signal a rejected caller gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    /// 486 Busy Here (cause 17).
+    Busy,
+    /// 503 Service Unavailable (Asterisk cause 34, FreeSWITCH cause 41).
+    Congestion,
+    /// No tone: hang up with the cause.
+    Hangup,
+}
+
+/// A Q.850 hangup cause. Each PBX spells some causes differently, so plans keep
+/// the number and recipes name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cause(pub u16);
+
+impl Cause {
+    pub const NORMAL_CLEARING: Cause = Cause(16);
+    pub const USER_BUSY: Cause = Cause(17);
+    pub const CALL_REJECTED: Cause = Cause(21);
+    pub const NORMAL_CIRCUIT_CONGESTION: Cause = Cause(34);
+    pub const NORMAL_TEMPORARY_FAILURE: Cause = Cause(41);
+
+    /// The FreeSWITCH / Q.850 name of the cause.
+    pub fn name(self) -> &'static str {
+        CAUSES
+            .iter()
+            .find(|(c, _)| *c == self.0)
+            .map(|(_, n)| *n)
+            .unwrap_or("NORMAL_CLEARING")
+    }
+
+    /// Parses `21` or `CALL_REJECTED` (any case).
+    pub fn parse(s: &str) -> Option<Cause> {
+        let s = s.trim();
+        if let Ok(n) = s.parse::<u16>() {
+            return (1..=127).contains(&n).then_some(Cause(n));
+        }
+        CAUSES
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(s))
+            .map(|(c, _)| Cause(*c))
+    }
+}
+
+/// Q.850 causes as FreeSWITCH names them (switch_channel.c CAUSE_CHART).
+const CAUSES: &[(u16, &str)] = &[
+    (1, "UNALLOCATED_NUMBER"),
+    (2, "NO_ROUTE_TRANSIT_NET"),
+    (3, "NO_ROUTE_DESTINATION"),
+    (16, "NORMAL_CLEARING"),
+    (17, "USER_BUSY"),
+    (18, "NO_USER_RESPONSE"),
+    (19, "NO_ANSWER"),
+    (20, "SUBSCRIBER_ABSENT"),
+    (21, "CALL_REJECTED"),
+    (22, "NUMBER_CHANGED"),
+    (27, "DESTINATION_OUT_OF_ORDER"),
+    (28, "INVALID_NUMBER_FORMAT"),
+    (29, "FACILITY_REJECTED"),
+    (31, "NORMAL_UNSPECIFIED"),
+    (34, "NORMAL_CIRCUIT_CONGESTION"),
+    (38, "NETWORK_OUT_OF_ORDER"),
+    (41, "NORMAL_TEMPORARY_FAILURE"),
+    (42, "SWITCH_CONGESTION"),
+    (47, "RESOURCE_UNAVAILABLE"),
+    (50, "REQUESTED_CHAN_UNAVAIL"),
+    (55, "INCOMING_CALL_BARRED"),
+    (57, "BEARERCAPABILITY_NOTAUTH"),
+    (58, "BEARERCAPABILITY_NOTAVAIL"),
+    (63, "SERVICE_UNAVAILABLE"),
+    (79, "SERVICE_NOT_IMPLEMENTED"),
+    (88, "INCOMPATIBLE_DESTINATION"),
+    (102, "RECOVERY_ON_TIMER_EXPIRE"),
+    (127, "INTERWORKING"),
+];
+
+/// One thing to do to the call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Refuse the call with a tone and a cause, without answering it.
+    Reject { tone: Tone, cause: Cause, seconds: u32 },
+    /// Play a sound; `answer: false` plays it as early media. `then_hangup`
+    /// false hands the call back to the dialplan afterwards.
+    Play { sound: String, answer: bool, then_hangup: bool },
+    Voicemail { mailbox: String },
+    /// Send the call to `target`: `context,exten,prio` (Asterisk) or
+    /// `exten XML context` (FreeSWITCH).
+    Transfer { target: String },
+    /// Ring `dial`; when the agent answers they alone hear `tone`, then the
+    /// caller is bridged. If nobody answers, `on_no_answer` runs.
+    Bridge {
+        dial: String,
+        tone: String,
+        timeout: u32,
+        on_no_answer: Option<Arc<Plan>>,
+    },
+    /// Hand the call back to the dialplan unchanged.
+    Continue,
+}
+
+/// A resolved action for one PBX.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The action's name, as set in `CALLGUARD_ACTION`.
+    pub action: Arc<str>,
+    /// `mode: advise`: set the variables and return to the dialplan.
+    pub advise: bool,
+    pub step: Step,
+}
+
+impl Plan {
+    /// The plan that changes nothing: used when failing open.
+    pub fn pass() -> Plan {
+        Plan {
+            action: Arc::from("pass"),
+            advise: false,
+            step: Step::Continue,
+        }
+    }
+
+    /// Whether executing this plan keeps the socket for the length of the call
+    /// (Dial / bridge / voicemail), so reads must not time out meanwhile.
+    pub fn lasts_the_call(&self) -> bool {
+        matches!(self.step, Step::Bridge { .. } | Step::Voicemail { .. })
+    }
+}

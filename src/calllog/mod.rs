@@ -1,0 +1,39 @@
+//! The per-call decision log: one SQLite row per call, written off the call path.
+
+use chrono::{DateTime, Utc};
+
+/// What is known of a call once it has been decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRecord {
+    pub time: DateTime<Utc>,
+    /// The PBX's id of the call (Asterisk `agi_uniqueid`, FreeSWITCH `Unique-ID`).
+    pub unique_id: String,
+    /// `asterisk` or `freeswitch`.
+    pub pbx: String,
+    pub trunk: String,
+    pub did: String,
+    pub caller_raw: String,
+    pub caller_e164: Option<String>,
+    pub caller_name: String,
+    pub anonymous: bool,
+    /// `allow` or `block`.
+    pub verdict: String,
+    /// `protected`, `system_blacklist`, `whitelist`, `blacklist`, `exclusive`, `default`.
+    pub list: String,
+    pub rule: Option<String>,
+    pub action: String,
+    pub reason: String,
+    pub decision_ns: u64,
+    pub fail_open: bool,
+}
+
+/// How a call's session ended, recorded when it ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallEnd {
+    pub unique_id: String,
+    /// e.g. `completed`, `caller_hangup`, `dial:NOANSWER`, `protocol_error`.
+    pub end_state: String,
+    /// The hangup cause when the PBX told it (`NORMAL_CLEARING`, `16`).
+    pub hangup_cause: Option<String>,
+    pub duration_ms: u64,
+}

@@ -1,0 +1,3 @@
+//! Configuration: the YAML types and the loader with located errors.
+
+pub mod types;

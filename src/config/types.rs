@@ -1,0 +1,556 @@
+//! The YAML shape of `callguard.yaml`, exactly as users write it.
+//!
+//! These types only describe the file; `config::load` turns them into a
+//! validated [`super::Config`], and `policy::RuleSet::compile` turns that into
+//! indexes. Key names are a public contract: extend them, never rename them.
+//! Values whose errors a user must be able to find carry their source location
+//! (`Spanned`), so validation can answer `FILE:LINE:COL: message`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use serde_saphyr::Spanned;
+
+/// A value with its line and column in the YAML file.
+pub type S<T> = Spanned<T>;
+
+fn default_region() -> String {
+    "US".to_string()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub normalize: NormalizeConfig,
+    /// Callers that are never blocked (emergency services): above every list.
+    #[serde(default)]
+    pub protected: Vec<S<String>>,
+    #[serde(default)]
+    pub default_trunk: Option<S<String>>,
+    /// Default action for the system blacklist and for trunks that set none.
+    #[serde(default)]
+    pub blocked_action: Option<S<String>>,
+    /// `open` (default): when callguard cannot decide, the call goes on as if no
+    /// rule matched. `closed`: the trunk's blocked action is applied instead.
+    #[serde(default)]
+    pub fail: FailMode,
+    #[serde(default)]
+    pub actions: BTreeMap<String, S<ActionConfig>>,
+    #[serde(default)]
+    pub schedules: BTreeMap<String, S<ScheduleConfig>>,
+    /// System blacklist: no trunk whitelist overrides it.
+    #[serde(default)]
+    pub blacklist: Vec<S<RuleConfig>>,
+    /// Bulk list files feeding the system blacklist.
+    #[serde(default)]
+    pub lists: Vec<S<ListFileConfig>>,
+    #[serde(default)]
+    pub trunks: BTreeMap<String, S<TrunkConfig>>,
+    #[serde(default)]
+    pub listen: ListenConfig,
+    #[serde(default)]
+    pub agi: AgiConfig,
+    #[serde(default)]
+    pub esl: EslConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub history: HistoryConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub policy: PolicyTuning,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NormalizeConfig {
+    #[serde(default = "default_region")]
+    pub default_region: String,
+}
+
+impl Default for NormalizeConfig {
+    fn default() -> Self {
+        Self {
+            default_region: default_region(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    #[default]
+    Open,
+    Closed,
+}
+
+/// The kind of a named action (`actions.NAME.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    Reject,
+    Play,
+    Voicemail,
+    Transfer,
+    WhisperBridge,
+    Continue,
+}
+
+/// `then:` of a `play` action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Then {
+    #[default]
+    Hangup,
+    Continue,
+}
+
+/// `mode:` of an action: `act` drives the call, `advise` only sets variables.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionMode {
+    #[default]
+    Act,
+    Advise,
+}
+
+/// A Q.850 cause, written as a number (`21`) or a name (`CALL_REJECTED`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum CauseValue {
+    Code(u16),
+    Name(String),
+}
+
+/// One named action. A flat struct (rather than an enum per kind) so that a
+/// misplaced key is reported by validation with the action's name and kind.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionConfig {
+    pub kind: ActionKind,
+    /// reject: busy | congestion | hangup. whisper_bridge: the sound the agent hears.
+    pub tone: Option<String>,
+    pub cause: Option<CauseValue>,
+    /// reject tone duration in seconds before hanging up (Asterisk Busy/Congestion).
+    pub seconds: Option<u32>,
+    pub sound: Option<String>,
+    pub then: Option<Then>,
+    /// play: `false` plays the message as early media without answering.
+    pub answer: Option<bool>,
+    pub mailbox: Option<String>,
+    pub target: Option<String>,
+    pub dial: Option<String>,
+    pub timeout: Option<u32>,
+    /// whisper_bridge: the action to run when the VIP team does not answer.
+    pub on_no_answer: Option<String>,
+    #[serde(default)]
+    pub mode: ActionMode,
+    pub asterisk: Option<PbxOverride>,
+    pub freeswitch: Option<PbxOverride>,
+}
+
+/// Per-PBX replacements for the strings that differ between Asterisk and FreeSWITCH.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PbxOverride {
+    pub sound: Option<String>,
+    pub dial: Option<String>,
+    pub tone: Option<String>,
+    pub mailbox: Option<String>,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    pub timezone: String,
+    #[serde(default)]
+    pub open: Vec<WindowConfig>,
+    #[serde(default)]
+    pub closed_dates: Vec<String>,
+}
+
+/// `{ days: mon-fri, from: "08:00", to: "18:00" }`; `days` takes a day, a range
+/// (`mon-fri`, `fri-mon`), a comma list (`mon,wed,fri`) or `daily`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowConfig {
+    pub days: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// `{ outside: NAME }` or `{ inside: NAME }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleRef {
+    pub inside: Option<String>,
+    pub outside: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchType {
+    Exact,
+    StartsWith,
+    Contains,
+    EndsWith,
+    #[default]
+    Wildcard,
+    Regex,
+}
+
+impl MatchType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchType::Exact => "exact",
+            MatchType::StartsWith => "starts_with",
+            MatchType::Contains => "contains",
+            MatchType::EndsWith => "ends_with",
+            MatchType::Wildcard => "wildcard",
+            MatchType::Regex => "regex",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MatchType> {
+        Some(match s.trim() {
+            "exact" => MatchType::Exact,
+            "starts_with" | "prefix" => MatchType::StartsWith,
+            "contains" => MatchType::Contains,
+            "ends_with" | "suffix" => MatchType::EndsWith,
+            "wildcard" => MatchType::Wildcard,
+            "regex" => MatchType::Regex,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub name: S<String>,
+    pub pattern: Option<S<String>>,
+    #[serde(rename = "match")]
+    pub match_type: Option<MatchType>,
+    /// Matches callers whose ID is hidden.
+    #[serde(default)]
+    pub anonymous: bool,
+    pub action: Option<S<String>>,
+    #[serde(default)]
+    pub priority: i64,
+    pub schedule: Option<ScheduleRef>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub notes: Option<String>,
+    #[serde(default)]
+    pub case_insensitive: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhitelistMode {
+    #[default]
+    Additive,
+    Exclusive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListRole {
+    Blacklist,
+    Whitelist,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    #[serde(default)]
+    pub dids: Vec<String>,
+    pub region: Option<S<String>>,
+    #[serde(default)]
+    pub whitelist_mode: WhitelistMode,
+    /// Exclusive only while this schedule condition holds.
+    pub exclusive: Option<ScheduleRef>,
+    pub blocked_action: Option<S<String>>,
+    pub allowed_action: Option<S<String>>,
+    #[serde(default)]
+    pub whitelist: Vec<S<RuleConfig>>,
+    #[serde(default)]
+    pub blacklist: Vec<S<RuleConfig>>,
+    #[serde(default)]
+    pub lists: Vec<S<ListFileConfig>>,
+}
+
+/// A bulk list file (CSV or JSON in the import format), or a remote subscription.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListFileConfig {
+    /// Local file, relative to the config file. For a `url` list: where the
+    /// last good copy is kept.
+    pub path: Option<String>,
+    #[serde(rename = "as")]
+    pub role: ListRole,
+    /// The list's name in the API and CLI (default: the file stem).
+    pub name: Option<String>,
+    /// Default action for rows that name none.
+    pub action: Option<String>,
+    pub url: Option<String>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub refresh: Option<Duration>,
+}
+
+fn default_agi_listen() -> Option<String> {
+    Some("127.0.0.1:4573".into())
+}
+fn default_esl_listen() -> Option<String> {
+    Some("127.0.0.1:8084".into())
+}
+fn default_http_listen() -> Option<String> {
+    Some("127.0.0.1:9464".into())
+}
+
+/// Listener addresses; `null` turns a listener off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    #[serde(default = "default_agi_listen")]
+    pub agi: Option<String>,
+    #[serde(default = "default_esl_listen")]
+    pub esl: Option<String>,
+    #[serde(default = "default_http_listen")]
+    pub http: Option<String>,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self {
+            agi: default_agi_listen(),
+            esl: default_esl_listen(),
+            http: default_http_listen(),
+        }
+    }
+}
+
+fn loopback() -> Vec<String> {
+    vec!["127.0.0.0/8".into(), "::1/128".into()]
+}
+
+macro_rules! duration_default {
+    ($name:ident, $ms:expr) => {
+        fn $name() -> Duration {
+            Duration::from_millis($ms)
+        }
+    };
+}
+duration_default!(d2s, 2_000);
+duration_default!(d100ms, 100);
+duration_default!(d10s, 10_000);
+duration_default!(d30s, 30_000);
+duration_default!(d5s, 5_000);
+
+fn d10k() -> usize {
+    10_000
+}
+
+/// Limits shared by both PBX listeners.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgiConfig {
+    /// Time allowed for Asterisk to send the whole environment block.
+    #[serde(default = "d2s", deserialize_with = "duration")]
+    pub env_timeout: Duration,
+    /// Time allowed for a decision before failing open (or closed).
+    #[serde(default = "d100ms", deserialize_with = "duration")]
+    pub decide_timeout: Duration,
+    /// Time allowed for the reply to one command (except Dial / VoiceMail).
+    #[serde(default = "d30s", deserialize_with = "duration")]
+    pub reply_timeout: Duration,
+    #[serde(default = "d10k")]
+    pub max_connections: usize,
+    #[serde(default = "loopback")]
+    pub allow: Vec<String>,
+}
+
+impl Default for AgiConfig {
+    fn default() -> Self {
+        serde_saphyr::from_str("{}").expect("defaults")
+    }
+}
+
+fn d64k() -> usize {
+    64 * 1024
+}
+fn d1m() -> usize {
+    1024 * 1024
+}
+fn d5() -> u32 {
+    5
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EslConfig {
+    /// Time allowed for FreeSWITCH to answer `connect`.
+    #[serde(default = "d2s", deserialize_with = "duration")]
+    pub connect_timeout: Duration,
+    #[serde(default = "d100ms", deserialize_with = "duration")]
+    pub decide_timeout: Duration,
+    /// Time allowed for a command reply or an application's completion
+    /// (except bridge / voicemail, which last the call).
+    #[serde(default = "d30s", deserialize_with = "duration")]
+    pub reply_timeout: Duration,
+    #[serde(default = "d10k")]
+    pub max_connections: usize,
+    #[serde(default = "loopback")]
+    pub allow: Vec<String>,
+    #[serde(default = "d64k")]
+    pub max_header_bytes: usize,
+    #[serde(default = "d1m")]
+    pub max_body_bytes: usize,
+    /// Seconds FreeSWITCH keeps the socket after a hangup so the final events arrive.
+    #[serde(default = "d5")]
+    pub linger: u32,
+}
+
+impl Default for EslConfig {
+    fn default() -> Self {
+        serde_saphyr::from_str("{}").expect("defaults")
+    }
+}
+
+fn d32m() -> usize {
+    32 * 1024 * 1024
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    #[serde(default = "d32m")]
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            tokens: Vec::new(),
+            max_body_bytes: d32m(),
+        }
+    }
+}
+
+/// `{ name: crm-sync, token_env: CALLGUARD_TOKEN_CRM }`: the secret lives in the environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub name: String,
+    pub token_env: String,
+}
+
+fn default_log_path() -> String {
+    "data/callguard.db".into()
+}
+fn d90() -> u32 {
+    90
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// SQLite file, relative to the config file.
+    #[serde(default = "default_log_path")]
+    pub path: String,
+    #[serde(default = "d90")]
+    pub retention_days: u32,
+    /// Rows waiting for the writer; past this a row is dropped and counted.
+    #[serde(default = "d10k")]
+    pub queue: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            path: default_log_path(),
+            retention_days: d90(),
+            queue: d10k(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    #[serde(default = "d90")]
+    pub retention_days: u32,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            retention_days: d90(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// On SIGTERM: how long calls in progress may take to finish.
+    #[serde(default = "d10s", deserialize_with = "duration")]
+    pub grace_period: Duration,
+    /// Debounce for file-change events before a reload.
+    #[serde(default = "d200ms", deserialize_with = "duration")]
+    pub reload_debounce: Duration,
+    #[serde(default = "d5s", deserialize_with = "duration")]
+    pub retention_interval: Duration,
+}
+
+duration_default!(d200ms, 200);
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        serde_saphyr::from_str("{}").expect("defaults")
+    }
+}
+
+fn d1m_steps() -> usize {
+    1_000_000
+}
+
+/// Knobs of the matcher itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyTuning {
+    /// Backtracking budget of a look-around regex per match; past it the
+    /// decision errors and the call fails open (or closed).
+    #[serde(default = "d1m_steps")]
+    pub regex_backtrack_limit: usize,
+}
+
+impl Default for PolicyTuning {
+    fn default() -> Self {
+        Self {
+            regex_backtrack_limit: d1m_steps(),
+        }
+    }
+}
+
+/// Durations as humans write them: `2s`, `100ms`, `1h`.
+pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(s.trim()).map_err(|e| serde::de::Error::custom(format!("bad duration {s:?}: {e}")))
+}
+
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}

@@ -1,0 +1,18 @@
+//! callguard screens inbound calls for Asterisk (FastAGI) and FreeSWITCH
+//! (outbound Event Socket).
+//!
+//! The flow of one call, module by module:
+//! `pbx::agi` / `pbx::esl` (wire protocols) → [`call`] (the shared per-call
+//! flow) → [`policy`] (normalise, match, schedule, decide) → [`action`] (a
+//! PBX-neutral plan) → back to the driver's recipe, which executes it.
+//! [`metrics`] and [`calllog`] record what happened without ever making a call
+//! wait.
+
+pub mod action;
+pub mod call;
+pub mod calllog;
+pub mod config;
+pub mod lists;
+pub mod metrics;
+pub mod pbx;
+pub mod policy;

@@ -1,0 +1,30 @@
+//! Rule list files: the import/export formats of the reference (CSV, JSON, XML),
+//! duplicate handling, and atomic writes.
+//!
+//! The same row type feeds bulk list files referenced by the config
+//! (`trunks.NAME.lists`) and the import/export CLI and HTTP API.
+
+use serde::{Deserialize, Serialize};
+
+/// One rule as it appears in a list file. Columns:
+/// `rule_name,pattern,match_type,action,enabled[,notes]`.
+///
+/// `match_type` and `action` may be empty: the match type is then inferred from
+/// the pattern and the action is the list's default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleRow {
+    pub rule_name: String,
+    pub pattern: String,
+    #[serde(default)]
+    pub match_type: String,
+    #[serde(default)]
+    pub action: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub notes: String,
+}
+
+fn yes() -> bool {
+    true
+}

@@ -1,0 +1,3 @@
+//! agi
+
+pub mod codec;

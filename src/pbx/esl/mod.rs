@@ -1,0 +1,3 @@
+//! esl
+
+pub mod codec;
