@@ -1,3 +1,8 @@
 //! Configuration: the YAML types and the loader with located errors.
 
+pub mod load;
+pub mod problem;
 pub mod types;
+
+pub use load::{LoadedConfig, LoadedList, load, load_str};
+pub use problem::{Problem, Problems};

@@ -4,6 +4,8 @@
 //! The same row type feeds bulk list files referenced by the config
 //! (`trunks.NAME.lists`) and the import/export CLI and HTTP API.
 
+pub mod format;
+
 use serde::{Deserialize, Serialize};
 
 /// One rule as it appears in a list file. Columns:

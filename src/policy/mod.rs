@@ -1,4 +1,13 @@
 //! The policy core: pure functions over an immutable compiled rule set.
+//! No sockets, no files, no clock: the time of a decision is a parameter.
 
+pub mod decide;
+pub mod index;
 pub mod number;
+pub mod pattern;
+pub mod ruleset;
 pub mod schedule;
+pub mod tester;
+
+pub use decide::{Decision, DecidedBy, Verdict, decide};
+pub use ruleset::RuleSet;

@@ -1,0 +1,199 @@
+//! Reading `callguard.yaml` and the list files it names.
+//!
+//! Everything that touches the disk happens here, so that compiling a rule
+//! set is a pure function of a [`LoadedConfig`].
+
+use std::path::{Path, PathBuf};
+
+use super::problem::{Problem, Problems};
+use super::types::{ListFileConfig, ListRole, RawConfig};
+use crate::lists::RuleRow;
+use crate::lists::format::{Format, read_rows};
+
+/// Larger config files are refused rather than read into memory.
+const MAX_CONFIG_BYTES: u64 = 16 << 20;
+/// A list file of several million rows still fits well below this.
+const MAX_LIST_BYTES: u64 = 1 << 30;
+
+/// A bulk list file as read from disk.
+#[derive(Debug, Clone)]
+pub struct LoadedList {
+    /// The list's name in the API and CLI.
+    pub name: String,
+    /// The path as written in the config (for messages).
+    pub display: String,
+    pub path: PathBuf,
+    pub format: Format,
+    pub role: ListRole,
+    /// `None` for the system blacklist.
+    pub trunk: Option<String>,
+    pub default_action: Option<String>,
+    pub rows: Vec<(u32, RuleRow)>,
+}
+
+/// A parsed configuration with its list files, not yet validated.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub path: PathBuf,
+    /// The config path as given, for messages.
+    pub file: String,
+    pub base_dir: PathBuf,
+    pub raw: RawConfig,
+    pub lists: Vec<LoadedList>,
+    /// Every file this configuration was read from (for the reload watcher).
+    pub files: Vec<PathBuf>,
+}
+
+impl LoadedConfig {
+    /// Resolves a path from the config relative to the config file.
+    pub fn resolve(&self, p: &str) -> PathBuf {
+        resolve(&self.base_dir, p)
+    }
+}
+
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// Reads a file no larger than `limit`.
+pub fn read_bounded(path: &Path, limit: u64, display: &str) -> Result<Vec<u8>, Problem> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)
+        .map_err(|e| Problem::new(display, 0, 0, format!("cannot open: {e}")))?;
+    let mut buf = Vec::new();
+    f.take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Problem::new(display, 0, 0, format!("cannot read: {e}")))?;
+    if buf.len() as u64 > limit {
+        return Err(Problem::new(
+            display,
+            0,
+            0,
+            format!("file is larger than {} MiB", limit >> 20),
+        ));
+    }
+    Ok(buf)
+}
+
+/// Parses YAML text into the raw config types.
+pub fn parse(text: &str, file: &str) -> Result<RawConfig, Problems> {
+    serde_saphyr::from_str::<RawConfig>(text).map_err(|e| {
+        let (line, col) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        // The library's message may carry a rendered snippet; keep the first line.
+        let msg = e.to_string();
+        let msg = msg
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("invalid YAML")
+            .trim()
+            .to_string();
+        Problems(vec![Problem::new(file, line, col, msg)])
+    })
+}
+
+/// Loads the config file and every local list file it references.
+pub fn load(path: &Path) -> Result<LoadedConfig, Problems> {
+    let file = path.display().to_string();
+    let bytes = read_bounded(path, MAX_CONFIG_BYTES, &file)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| Problem::new(&file, 0, 0, format!("not UTF-8: {e}")))?;
+    load_str(&text, path)
+}
+
+/// Parses config text as if read from `path` (list paths resolve beside it).
+pub fn load_str(text: &str, path: &Path) -> Result<LoadedConfig, Problems> {
+    let file = path.display().to_string();
+    let raw = parse(text, &file)?;
+    let base_dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut problems = Vec::new();
+    let mut lists = Vec::new();
+    let mut files = vec![path.to_path_buf()];
+    let mut entries: Vec<(Option<String>, &serde_saphyr::Spanned<ListFileConfig>)> =
+        raw.lists.iter().map(|l| (None, l)).collect();
+    for (name, t) in &raw.trunks {
+        entries.extend(t.value.lists.iter().map(|l| (Some(name.clone()), l)));
+    }
+    for (trunk, entry) in entries {
+        let cfg = &entry.value;
+        let loc = &entry.referenced;
+        let Some(rel) = cfg.path.as_deref() else {
+            problems.push(Problem::at(
+                &file,
+                loc,
+                "a list needs `path:` (for a `url:` list, where its last good copy is kept)",
+            ));
+            continue;
+        };
+        let full = resolve(&base_dir, rel);
+        let Some(format) = Format::from_path(&full) else {
+            problems.push(Problem::at(
+                &file,
+                loc,
+                format!("{rel}: unknown list format (use .csv, .json or .xml)"),
+            ));
+            continue;
+        };
+        files.push(full.clone());
+        let bytes = match read_bounded(&full, MAX_LIST_BYTES, rel) {
+            Ok(b) => b,
+            // A subscribed list whose copy does not exist yet starts empty.
+            Err(_) if cfg.url.is_some() && !full.exists() => Vec::new(),
+            Err(p) => {
+                problems.push(Problem::at(
+                    &file,
+                    loc,
+                    format!("{}: {}", p.file, p.message),
+                ));
+                continue;
+            }
+        };
+        let parsed = if bytes.is_empty() {
+            Default::default()
+        } else {
+            read_rows(&bytes, format, &full.display().to_string())
+        };
+        problems.extend(parsed.errors.iter().map(|e| Problem {
+            file: e.source.clone(),
+            line: u64::from(e.line),
+            column: e.column.map_or(0, u64::from),
+            message: e.message.clone(),
+        }));
+        let name = cfg.name.clone().unwrap_or_else(|| {
+            full.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| rel.to_string())
+        });
+        lists.push(LoadedList {
+            name,
+            display: rel.to_string(),
+            path: full,
+            format,
+            role: cfg.role,
+            trunk,
+            default_action: cfg.action.clone(),
+            rows: parsed.rows,
+        });
+    }
+    if !problems.is_empty() {
+        return Err(Problems(problems));
+    }
+    Ok(LoadedConfig {
+        path: path.to_path_buf(),
+        file,
+        base_dir,
+        raw,
+        lists,
+        files,
+    })
+}

@@ -1,0 +1,321 @@
+//! Precedence: protected → system blacklist → trunk whitelist → trunk
+//! blacklist → exclusive mode → default allow. Within one list the higher
+//! `priority` wins, then the more specific rule, then file order. Disabled
+//! rules and rules whose schedule is not active are skipped (and reported to
+//! the tester).
+
+use std::cell::Cell;
+
+use chrono::{DateTime, Utc};
+
+use super::index::{ListIndex, MatchError, MatchedOn, RuleId, Subject};
+use super::number::{Caller, normalize};
+use super::ruleset::{ActionId, RuleSet, TrunkId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    Block,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Block => "block",
+        }
+    }
+}
+
+/// The list whose rule (or mode) decided the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DecidedBy {
+    Protected,
+    SystemBlacklist,
+    Whitelist,
+    Blacklist,
+    Exclusive,
+    Default,
+}
+
+impl DecidedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecidedBy::Protected => "protected",
+            DecidedBy::SystemBlacklist => "system_blacklist",
+            DecidedBy::Whitelist => "whitelist",
+            DecidedBy::Blacklist => "blacklist",
+            DecidedBy::Exclusive => "exclusive",
+            DecidedBy::Default => "default",
+        }
+    }
+}
+
+/// The answer for one call: a plain value. Names are resolved through the
+/// rule set it was decided with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub list: DecidedBy,
+    pub trunk: TrunkId,
+    pub rule: Option<RuleId>,
+    pub action: ActionId,
+    pub matched_on: Option<MatchedOn>,
+    pub captures: Vec<(String, String)>,
+    pub caller: Caller,
+    pub exclusive_active: bool,
+}
+
+/// A rule that matched but did not count, for `callguard test`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub rule: RuleId,
+    pub list: DecidedBy,
+    pub why: SkipReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    Disabled,
+    /// Its `schedule:` condition does not hold now.
+    ScheduleInactive,
+    /// A higher list decided first.
+    Shadowed,
+}
+
+impl Decision {
+    pub fn rule_name<'a>(&self, rs: &'a RuleSet) -> Option<&'a str> {
+        self.rule.map(|r| rs.rules.name(r))
+    }
+
+    pub fn action_name<'a>(&self, rs: &'a RuleSet) -> &'a str {
+        &rs.action(self.action).name
+    }
+
+    /// The text the winning rule matched.
+    pub fn matched_text(&self) -> Option<&str> {
+        match self.matched_on? {
+            MatchedOn::Raw => Some(&self.caller.raw),
+            MatchedOn::E164 => self.caller.e164.as_deref(),
+            MatchedOn::Anonymous => Some("Anonymous"),
+        }
+    }
+
+    /// The winning rule's pattern and match type, as the user wrote them.
+    pub fn pattern(&self, rs: &RuleSet) -> Option<(String, &'static str)> {
+        let r = self.rule?;
+        if let Some((p, m)) = rs.rules.pattern(r) {
+            return Some((p.to_string(), m.as_str()));
+        }
+        match self.matched_on? {
+            MatchedOn::Anonymous if self.matched_text() != Some("Anonymous") => {
+                Some(("anonymous: true".into(), "anonymous"))
+            }
+            _ => self.matched_text().map(|t| (t.to_string(), "exact")),
+        }
+    }
+
+    /// One line a human can act on.
+    pub fn reason(&self, rs: &RuleSet) -> String {
+        let trunk = &rs.trunk(self.trunk).name;
+        let how = || {
+            let (p, m) = self.pattern(rs).unwrap_or_default();
+            let on = match self.matched_on {
+                Some(MatchedOn::E164) => format!(" on E.164 {}", self.caller.e164.as_deref().unwrap_or("")),
+                Some(MatchedOn::Anonymous) => " (caller ID hidden)".to_string(),
+                _ => String::new(),
+            };
+            format!("{} ({m} {p}){on}", self.rule_name(rs).unwrap_or("?"))
+        };
+        match self.list {
+            DecidedBy::Protected => format!("protected number {}: never blocked", how()),
+            DecidedBy::SystemBlacklist => format!("system blacklist rule {}", how()),
+            DecidedBy::Whitelist => format!("whitelist rule {} on trunk {trunk}", how()),
+            DecidedBy::Blacklist => format!("blacklist rule {} on trunk {trunk}", how()),
+            DecidedBy::Exclusive => format!("trunk {trunk} is in exclusive mode and the caller is not whitelisted"),
+            DecidedBy::Default => "no rule matched".to_string(),
+        }
+    }
+}
+
+/// Decides a call. `raw_caller` is the caller ID as the PBX sent it.
+pub fn decide(
+    rs: &RuleSet,
+    trunk: TrunkId,
+    raw_caller: &str,
+    presentation_restricted: bool,
+    at: DateTime<Utc>,
+) -> Result<Decision, MatchError> {
+    decide_observed(rs, trunk, raw_caller, presentation_restricted, at, |_| {})
+}
+
+/// [`decide`], also reporting matching rules that did not count.
+pub fn decide_explained(
+    rs: &RuleSet,
+    trunk: TrunkId,
+    raw_caller: &str,
+    presentation_restricted: bool,
+    at: DateTime<Utc>,
+) -> Result<(Decision, Vec<Skipped>), MatchError> {
+    let mut skipped: Vec<Skipped> = Vec::new();
+    let d = decide_observed(rs, trunk, raw_caller, presentation_restricted, at, |s| {
+        if !skipped.iter().any(|x| x.rule == s.rule) {
+            skipped.push(s);
+        }
+    })?;
+    // Rules of lower lists that matched too, so the tester can say what lost.
+    if d.list != DecidedBy::Default {
+        let t = rs.trunk(trunk);
+        let caller = &d.caller;
+        let (subjects, n) = subjects(caller);
+        let lists = [
+            (DecidedBy::Protected, &rs.protected),
+            (DecidedBy::SystemBlacklist, &rs.system),
+            (DecidedBy::Whitelist, &t.whitelist),
+            (DecidedBy::Blacklist, &t.blacklist),
+        ];
+        for (by, index) in lists {
+            let _ = index.for_each_match(&subjects[..n], caller.anonymous, |_| false, |id, _| {
+                if Some(id) != d.rule && !skipped.iter().any(|x| x.rule == id) {
+                    let why = if !rs.rules.enabled(id) {
+                        SkipReason::Disabled
+                    } else if rs.rules.schedule(id).is_some_and(|c| !rs.cond_active(c, at)) {
+                        SkipReason::ScheduleInactive
+                    } else {
+                        SkipReason::Shadowed
+                    };
+                    skipped.push(Skipped { rule: id, list: by, why });
+                }
+            });
+        }
+    }
+    Ok((d, skipped))
+}
+
+fn subjects(caller: &Caller) -> ([Subject<'_>; 3], usize) {
+    let empty = Subject { text: "", key: None, on: MatchedOn::Raw };
+    let mut s = [empty; 3];
+    let mut n = 0;
+    if !caller.raw.is_empty() {
+        s[n] = Subject::new(&caller.raw, MatchedOn::Raw);
+        n += 1;
+    }
+    if let Some(e) = caller.e164.as_deref()
+        && e != caller.raw
+    {
+        s[n] = Subject::new(e, MatchedOn::E164);
+        n += 1;
+    }
+    if caller.anonymous && caller.raw != "Anonymous" {
+        s[n] = Subject::new("Anonymous", MatchedOn::Anonymous);
+        n += 1;
+    }
+    (s, n)
+}
+
+fn decide_observed(
+    rs: &RuleSet,
+    trunk: TrunkId,
+    raw_caller: &str,
+    presentation_restricted: bool,
+    at: DateTime<Utc>,
+    mut on_skip: impl FnMut(Skipped),
+) -> Result<Decision, MatchError> {
+    let t = rs.trunk(trunk);
+    let caller = normalize(raw_caller, presentation_restricted, t.region);
+    let (subj, n) = subjects(&caller);
+    let subj = &subj[..n];
+    let lists = [
+        (DecidedBy::Protected, &rs.protected),
+        (DecidedBy::SystemBlacklist, &rs.system),
+        (DecidedBy::Whitelist, &t.whitelist),
+        (DecidedBy::Blacklist, &t.blacklist),
+    ];
+    let exclusive_active = rs.exclusive_active(trunk, at);
+    let mut decision = Decision {
+        verdict: Verdict::Allow,
+        list: DecidedBy::Default,
+        trunk,
+        rule: None,
+        action: t.allowed_action,
+        matched_on: None,
+        captures: Vec::new(),
+        caller: Caller::default(),
+        exclusive_active,
+    };
+    for (by, index) in lists {
+        if index.is_empty() {
+            continue;
+        }
+        if let Some((rule, on)) = best_match(rs, index, subj, caller.anonymous, at, by, &mut on_skip)? {
+            let (verdict, default_action) = match by {
+                DecidedBy::Protected | DecidedBy::Whitelist => (Verdict::Allow, t.allowed_action),
+                DecidedBy::SystemBlacklist => (Verdict::Block, rs.system_blocked_action),
+                _ => (Verdict::Block, t.blocked_action),
+            };
+            let action = match by {
+                DecidedBy::Protected => t.allowed_action,
+                _ => rs.rules.action(rule).unwrap_or(default_action),
+            };
+            decision.verdict = verdict;
+            decision.list = by;
+            decision.rule = Some(rule);
+            decision.action = action;
+            decision.matched_on = Some(on);
+            if rs.rules.pattern(rule).is_some() {
+                let text = match on {
+                    MatchedOn::Raw => caller.raw.as_str(),
+                    MatchedOn::E164 => caller.e164.as_deref().unwrap_or(""),
+                    MatchedOn::Anonymous => "Anonymous",
+                };
+                decision.captures = index.captures(rule, text);
+            }
+            decision.caller = caller;
+            return Ok(decision);
+        }
+    }
+    if exclusive_active {
+        decision.verdict = Verdict::Block;
+        decision.list = DecidedBy::Exclusive;
+        decision.action = t.blocked_action;
+    }
+    decision.caller = caller;
+    Ok(decision)
+}
+
+/// The best eligible rule of one list, without allocating.
+fn best_match(
+    rs: &RuleSet,
+    index: &ListIndex,
+    subjects: &[Subject<'_>],
+    anonymous: bool,
+    at: DateTime<Utc>,
+    list: DecidedBy,
+    on_skip: &mut impl FnMut(Skipped),
+) -> Result<Option<(RuleId, MatchedOn)>, MatchError> {
+    let rules = &rs.rules;
+    // Lower key wins: higher priority, then more specific, then file order.
+    let key = |id: RuleId| (-(rules.priority(id) as i64), rules.specificity(id), id);
+    let best: Cell<Option<(RuleId, MatchedOn)>> = Cell::new(None);
+    index.for_each_match(
+        subjects,
+        anonymous,
+        |id| best.get().is_some_and(|(b, _)| key(b) < key(id)),
+        |id, on| {
+            if !rules.enabled(id) {
+                on_skip(Skipped { rule: id, list, why: SkipReason::Disabled });
+                return;
+            }
+            if let Some(c) = rules.schedule(id)
+                && !rs.cond_active(c, at)
+            {
+                on_skip(Skipped { rule: id, list, why: SkipReason::ScheduleInactive });
+                return;
+            }
+            if best.get().is_none_or(|(b, _)| key(id) < key(b)) {
+                best.set(Some((id, on)));
+            }
+        },
+    )?;
+    Ok(best.get())
+}

@@ -1,0 +1,342 @@
+//! Per-list indexes, so that a decision never scans rules.
+//!
+//! Exact numbers live in a sorted `u64` table (12 bytes a number, for lists
+//! of millions), other exact strings in a hash map, prefixes and suffixes in
+//! hash maps probed only at the lengths that occur, substrings in one
+//! Aho-Corasick automaton, wildcards and regexes in one `RegexSet`, and only
+//! look-around regexes are tried one by one (with a backtracking limit).
+
+use std::collections::HashMap;
+
+use aho_corasick::AhoCorasick;
+use regex::{Regex, RegexSet, RegexSetBuilder};
+
+use super::pattern::{CompiledPattern, Matcher};
+
+pub type RuleId = u32;
+
+/// Which form of the caller ID a rule matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchedOn {
+    /// The caller ID as the PBX sent it.
+    Raw,
+    /// Its E.164 normalisation.
+    E164,
+    /// The caller is anonymous: an `anonymous: true` rule, or a pattern that
+    /// matched the canonical word `Anonymous`.
+    Anonymous,
+}
+
+impl MatchedOn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchedOn::Raw => "raw",
+            MatchedOn::E164 => "e164",
+            MatchedOn::Anonymous => "anonymous",
+        }
+    }
+}
+
+/// One text to test rules against, with its numeric key precomputed once per
+/// decision rather than once per list.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub text: &'a str,
+    pub key: Option<u64>,
+    pub on: MatchedOn,
+}
+
+impl<'a> Subject<'a> {
+    pub fn new(text: &'a str, on: MatchedOn) -> Self {
+        Subject {
+            text,
+            key: number_key(text),
+            on,
+        }
+    }
+}
+
+/// Packs `+?[0-9]{1,18}` into a u64: a leading `1` keeps leading zeros
+/// significant, the top bit records the `+`.
+pub fn number_key(s: &str) -> Option<u64> {
+    let (plus, digits) = match s.strip_prefix('+') {
+        Some(d) => (1u64 << 63, d),
+        None => (0, s),
+    };
+    if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut v: u64 = 1;
+    for b in digits.bytes() {
+        v = v * 10 + u64::from(b - b'0');
+    }
+    Some(plus | v)
+}
+
+/// A matching failure that is not "no match": a look-around regex ran out of
+/// its backtracking budget. The decision then fails open (or closed).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("rule {rule}: regex evaluation failed: {message}")]
+pub struct MatchError {
+    pub rule: RuleId,
+    pub message: String,
+}
+
+#[derive(Default)]
+pub struct ListIndexBuilder {
+    exact_num: Vec<(u64, RuleId)>,
+    exact_str: HashMap<Box<str>, Vec<RuleId>>,
+    prefixes: HashMap<Box<str>, Vec<RuleId>>,
+    suffixes: HashMap<Box<str>, Vec<RuleId>>,
+    contains: Vec<(String, RuleId)>,
+    set: Vec<(String, RuleId)>,
+    fancy: Vec<(String, RuleId)>,
+    anonymous: Vec<RuleId>,
+}
+
+impl ListIndexBuilder {
+    pub fn add(&mut self, id: RuleId, pattern: &CompiledPattern) {
+        match &pattern.matcher {
+            Matcher::Exact(s) => match number_key(s) {
+                Some(k) => self.exact_num.push((k, id)),
+                None => self.exact_str.entry(s.as_str().into()).or_default().push(id),
+            },
+            Matcher::Prefix(s) => self.prefixes.entry(s.as_str().into()).or_default().push(id),
+            Matcher::Suffix(s) => self.suffixes.entry(s.as_str().into()).or_default().push(id),
+            Matcher::Contains(s) => self.contains.push((s.clone(), id)),
+            Matcher::Regex(r) => self.set.push((r.clone(), id)),
+            Matcher::Fancy(r) => self.fancy.push((r.clone(), id)),
+        }
+    }
+
+    pub fn add_anonymous(&mut self, id: RuleId) {
+        self.anonymous.push(id);
+    }
+
+    /// Builds the automata. Patterns were checked one by one already, so an
+    /// error here is a size limit of the combined automaton.
+    pub fn build(mut self, backtrack_limit: usize) -> Result<ListIndex, String> {
+        self.exact_num.sort_unstable();
+        let (exact_keys, exact_ids) = self.exact_num.into_iter().unzip();
+        let lens = |m: &HashMap<Box<str>, Vec<RuleId>>| {
+            let mut v: Vec<usize> = m.keys().map(|k| k.len()).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let prefix_lens = lens(&self.prefixes);
+        let suffix_lens = lens(&self.suffixes);
+        let contains = if self.contains.is_empty() {
+            None
+        } else {
+            let ac = AhoCorasick::new(self.contains.iter().map(|(s, _)| s.as_str()))
+                .map_err(|e| e.to_string())?;
+            Some((ac, self.contains.iter().map(|(_, id)| *id).collect()))
+        };
+        let set = if self.set.is_empty() {
+            None
+        } else {
+            let set = RegexSetBuilder::new(self.set.iter().map(|(r, _)| r.as_str()))
+                .size_limit(512 << 20)
+                .dfa_size_limit(64 << 20)
+                .build()
+                .map_err(|e| e.to_string())?;
+            let mut regexes = Vec::with_capacity(self.set.len());
+            for (r, _) in &self.set {
+                regexes.push(Regex::new(r).map_err(|e| e.to_string())?);
+            }
+            Some(SetIndex {
+                set,
+                regexes,
+                ids: self.set.iter().map(|(_, id)| *id).collect(),
+            })
+        };
+        let mut fancy = Vec::with_capacity(self.fancy.len());
+        for (r, id) in self.fancy {
+            let re = fancy_regex::RegexBuilder::new(&r)
+                .backtrack_limit(backtrack_limit)
+                .build()
+                .map_err(|e| e.to_string())?;
+            fancy.push((id, re));
+        }
+        Ok(ListIndex {
+            exact_keys,
+            exact_ids,
+            exact_str: self.exact_str,
+            prefixes: self.prefixes,
+            prefix_lens,
+            suffixes: self.suffixes,
+            suffix_lens,
+            contains,
+            set,
+            fancy,
+            anonymous: self.anonymous,
+        })
+    }
+}
+
+struct SetIndex {
+    set: RegexSet,
+    regexes: Vec<Regex>,
+    ids: Vec<RuleId>,
+}
+
+/// The compiled index of one list (protected, system blacklist, a trunk's
+/// whitelist or blacklist).
+#[derive(Default)]
+pub struct ListIndex {
+    exact_keys: Vec<u64>,
+    exact_ids: Vec<RuleId>,
+    exact_str: HashMap<Box<str>, Vec<RuleId>>,
+    prefixes: HashMap<Box<str>, Vec<RuleId>>,
+    prefix_lens: Vec<usize>,
+    suffixes: HashMap<Box<str>, Vec<RuleId>>,
+    suffix_lens: Vec<usize>,
+    contains: Option<(AhoCorasick, Vec<RuleId>)>,
+    set: Option<SetIndex>,
+    fancy: Vec<(RuleId, fancy_regex::Regex)>,
+    anonymous: Vec<RuleId>,
+}
+
+impl std::fmt::Debug for ListIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListIndex")
+            .field("exact", &(self.exact_keys.len() + self.exact_str.len()))
+            .field("prefixes", &self.prefixes.len())
+            .field("suffixes", &self.suffixes.len())
+            .field("regexes", &self.set.as_ref().map_or(0, |s| s.ids.len()))
+            .field("fancy", &self.fancy.len())
+            .finish()
+    }
+}
+
+impl ListIndex {
+    pub fn is_empty(&self) -> bool {
+        self.exact_keys.is_empty()
+            && self.exact_str.is_empty()
+            && self.prefixes.is_empty()
+            && self.suffixes.is_empty()
+            && self.contains.is_none()
+            && self.set.is_none()
+            && self.fancy.is_empty()
+            && self.anonymous.is_empty()
+    }
+
+    /// Calls `visit(rule, matched_on)` for every rule of this list that
+    /// matches one of `subjects` (or is an anonymous rule, when `anonymous`).
+    /// `skip_fancy(rule)` lets the caller avoid running a look-around regex
+    /// that could not beat the best match found so far.
+    pub fn for_each_match(
+        &self,
+        subjects: &[Subject<'_>],
+        anonymous: bool,
+        mut skip_fancy: impl FnMut(RuleId) -> bool,
+        mut visit: impl FnMut(RuleId, MatchedOn),
+    ) -> Result<(), MatchError> {
+        if anonymous {
+            for &id in &self.anonymous {
+                visit(id, MatchedOn::Anonymous);
+            }
+        }
+        for s in subjects {
+            let text = s.text;
+            if let Some(k) = s.key {
+                let start = self.exact_keys.partition_point(|&x| x < k);
+                for (i, _) in self.exact_keys[start..]
+                    .iter()
+                    .enumerate()
+                    .take_while(|(_, x)| **x == k)
+                {
+                    visit(self.exact_ids[start + i], s.on);
+                }
+            } else if let Some(ids) = self.exact_str.get(text) {
+                ids.iter().for_each(|&id| visit(id, s.on));
+            }
+            for &len in self.prefix_lens.iter().take_while(|&&l| l <= text.len()) {
+                if let Some(p) = text.get(..len)
+                    && let Some(ids) = self.prefixes.get(p)
+                {
+                    ids.iter().for_each(|&id| visit(id, s.on));
+                }
+            }
+            for &len in self.suffix_lens.iter().take_while(|&&l| l <= text.len()) {
+                if let Some(p) = text.get(text.len() - len..)
+                    && let Some(ids) = self.suffixes.get(p)
+                {
+                    ids.iter().for_each(|&id| visit(id, s.on));
+                }
+            }
+            if let Some((ac, ids)) = &self.contains {
+                for m in ac.find_overlapping_iter(text) {
+                    visit(ids[m.pattern().as_usize()], s.on);
+                }
+            }
+            if let Some(set) = &self.set {
+                for i in set.set.matches(text).iter() {
+                    visit(set.ids[i], s.on);
+                }
+            }
+            for (id, re) in &self.fancy {
+                if skip_fancy(*id) {
+                    continue;
+                }
+                match re.is_match(text) {
+                    Ok(true) => visit(*id, s.on),
+                    Ok(false) => {}
+                    Err(e) => {
+                        return Err(MatchError {
+                            rule: *id,
+                            message: e.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Capture groups of a regex or wildcard rule on `text`, for explaining a
+    /// decision (only ever run for the winning rule).
+    pub fn captures(&self, rule: RuleId, text: &str) -> Vec<(String, String)> {
+        let named = |names: Vec<Option<&str>>, get: &dyn Fn(usize) -> Option<String>| {
+            names
+                .into_iter()
+                .enumerate()
+                .skip(1)
+                .filter_map(|(i, n)| {
+                    get(i).map(|v| (n.map_or_else(|| i.to_string(), str::to_string), v))
+                })
+                .collect()
+        };
+        if let Some(set) = &self.set
+            && let Some(pos) = set.ids.iter().position(|&id| id == rule)
+        {
+            let re = &set.regexes[pos];
+            if let Some(c) = re.captures(text) {
+                return named(re.capture_names().collect(), &|i| {
+                    c.get(i).map(|m| m.as_str().to_string())
+                });
+            }
+        }
+        if let Some((_, re)) = self.fancy.iter().find(|(id, _)| *id == rule)
+            && let Ok(Some(c)) = re.captures(text)
+        {
+            return named(re.capture_names().collect(), &|i| {
+                c.get(i).map(|m| m.as_str().to_string())
+            });
+        }
+        Vec::new()
+    }
+
+    /// Rules in this list, for the `callguard_rules` gauge and `check`.
+    pub fn len(&self) -> usize {
+        self.exact_keys.len()
+            + self.exact_str.values().map(Vec::len).sum::<usize>()
+            + self.prefixes.values().map(Vec::len).sum::<usize>()
+            + self.suffixes.values().map(Vec::len).sum::<usize>()
+            + self.contains.as_ref().map_or(0, |(_, ids)| ids.len())
+            + self.set.as_ref().map_or(0, |s| s.ids.len())
+            + self.fancy.len()
+            + self.anonymous.len()
+    }
+}

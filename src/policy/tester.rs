@@ -1,0 +1,116 @@
+//! The bare pattern tester of the reference: does this pattern match these
+//! numbers, why, with which captures, and how fast.
+
+use super::index::{ListIndex, ListIndexBuilder, MatchError, MatchedOn, Subject};
+use super::pattern::{self, CompiledPattern, Matcher, PatternError};
+use crate::config::types::MatchType;
+
+pub struct PatternTester {
+    pub compiled: CompiledPattern,
+    index: ListIndex,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatternResult {
+    pub matched: bool,
+    pub captures: Vec<(String, String)>,
+}
+
+impl PatternTester {
+    pub fn new(
+        pattern: &str,
+        match_type: Option<MatchType>,
+        case_insensitive: bool,
+        backtrack_limit: usize,
+    ) -> Result<PatternTester, PatternError> {
+        let compiled = pattern::compile(pattern, match_type, case_insensitive)?;
+        let mut b = ListIndexBuilder::default();
+        b.add(0, &compiled);
+        let index = b
+            .build(backtrack_limit)
+            .map_err(|e| PatternError { message: e, column: None })?;
+        Ok(PatternTester { compiled, index })
+    }
+
+    /// Tests one caller ID exactly as given.
+    pub fn test(&self, subject: &str) -> Result<PatternResult, MatchError> {
+        let subject = subject.trim();
+        let mut matched = false;
+        self.index.for_each_match(
+            &[Subject::new(subject, MatchedOn::Raw)],
+            false,
+            |_| false,
+            |_, _| matched = true,
+        )?;
+        let captures = if matched {
+            self.index.captures(0, subject)
+        } else {
+            Vec::new()
+        };
+        Ok(PatternResult { matched, captures })
+    }
+
+    /// What the pattern means, in words.
+    pub fn explain(&self) -> String {
+        let c = &self.compiled;
+        match (&c.matcher, c.match_type) {
+            (Matcher::Exact(s), _) => format!("exactly {s}"),
+            (Matcher::Prefix(s), _) => format!("starts with {s}"),
+            (Matcher::Suffix(s), _) => format!("ends with {s}"),
+            (Matcher::Contains(s), _) => format!("contains {s}"),
+            (Matcher::Regex(re), MatchType::Wildcard) => {
+                format!("wildcard {} (as regex {re})", describe_wildcard(&c.source))
+            }
+            (Matcher::Regex(re), _) => format!("regex {re} (searches anywhere unless anchored)"),
+            (Matcher::Fancy(re), _) => format!("regex {re} with look-around (backtracking engine)"),
+        }
+    }
+}
+
+fn describe_wildcard(p: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut lit = String::new();
+    let mut chars = p.chars().peekable();
+    let flush = |lit: &mut String, parts: &mut Vec<String>| {
+        if !lit.is_empty() {
+            parts.push(format!("\"{lit}\""));
+            lit.clear();
+        }
+    };
+    let mut first = true;
+    while let Some(ch) = chars.next() {
+        match ch {
+            '^' if first => parts.push("start".into()),
+            '$' if chars.peek().is_none() => {
+                flush(&mut lit, &mut parts);
+                parts.push("end".into());
+            }
+            '_' => {
+                flush(&mut lit, &mut parts);
+                parts.push("one digit".into());
+            }
+            '*' => {
+                flush(&mut lit, &mut parts);
+                parts.push("any run".into());
+            }
+            '[' => {
+                flush(&mut lit, &mut parts);
+                let mut class = String::new();
+                for c in chars.by_ref() {
+                    if c == ']' {
+                        break;
+                    }
+                    class.push(c);
+                }
+                match class.strip_prefix('^') {
+                    Some(neg) => parts.push(format!("one char not in [{neg}]")),
+                    None => parts.push(format!("one char in [{class}]")),
+                }
+            }
+            c => lit.push(c),
+        }
+        first = false;
+    }
+    flush(&mut lit, &mut parts);
+    parts.join(", then ")
+}
