@@ -64,3 +64,246 @@ pub trait CallDriver {
     /// Executes one step and waits until it is done.
     async fn execute(&mut self, step: &Step) -> Result<StepOutcome, DriveError>;
 }
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use crate::action::Plan;
+use crate::calllog::{CallEnd, CallRecord};
+use crate::config::types::FailMode;
+use crate::policy::decide::decide;
+use crate::state::{Snapshot, State};
+
+/// How a call's session ended, for the log and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallOutcome {
+    /// `completed`, `advised`, `fail_open`, `fail_closed`, `caller_hangup`,
+    /// `no_answer_fallback`, `protocol_error`, `timeout`, `closed`, `io_error`.
+    pub end_state: String,
+    pub hangup_cause: Option<String>,
+    pub verdict: &'static str,
+}
+
+/// Why no decision was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailReason {
+    NoTrunk,
+    Timeout,
+    Error,
+}
+
+impl FailReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailReason::NoTrunk => "no_trunk",
+            FailReason::Timeout => "timeout",
+            FailReason::Error => "error",
+        }
+    }
+}
+
+/// Screens one call: the flow both PBX drivers share.
+pub async fn handle<D: CallDriver>(
+    driver: &mut D,
+    info: &CallInfo,
+    state: &State,
+    decide_timeout: Duration,
+) -> CallOutcome {
+    let started = Instant::now();
+    let pbx = driver.pbx();
+    let snap: Arc<Snapshot> = state.snapshot();
+    let rs = &snap.rules;
+    let trunk = rs.select_trunk(
+        info.trunk_hint.as_deref(),
+        info.dids.iter().map(String::as_str),
+    );
+    let decided = match trunk {
+        None => Err((FailReason::NoTrunk, "no trunk selected (no trunk named, no DID matched, no default_trunk)".to_string())),
+        Some(t) => decide_with_deadline(&snap, t, info, decide_timeout).await,
+    };
+    let did = info.dids.iter().find(|d| !d.is_empty() && *d != "unknown").cloned().unwrap_or_default();
+    let mut record = CallRecord {
+        time: Utc::now(),
+        unique_id: info.unique_id.clone(),
+        pbx: pbx.as_str().to_string(),
+        trunk: trunk.map(|t| rs.trunk(t).name.to_string()).unwrap_or_default(),
+        did,
+        caller_raw: info.caller.clone(),
+        caller_e164: None,
+        caller_name: info.caller_name.clone(),
+        anonymous: info.presentation_restricted,
+        verdict: String::new(),
+        list: String::new(),
+        rule: None,
+        action: String::new(),
+        reason: String::new(),
+        decision_ns: 0,
+        fail_open: false,
+    };
+    let (plan, vars_ok, verdict): (Option<Arc<Plan>>, bool, &'static str) = match decided {
+        Ok((d, elapsed)) => {
+            state.metrics.decision_duration.observe(elapsed.as_secs_f64());
+            state.count_call(&snap, pbx, &d);
+            let reason = d.reason(rs);
+            let action = rs.action(d.action);
+            let plan = action.plan(pbx).clone();
+            record.caller_e164 = d.caller.e164.clone();
+            record.anonymous = d.caller.anonymous;
+            record.verdict = d.verdict.as_str().into();
+            record.list = d.list.as_str().into();
+            record.rule = d.rule_name(rs).map(str::to_string);
+            record.action = action.name.to_string();
+            record.reason = reason.clone();
+            record.decision_ns = elapsed.as_nanos() as u64;
+            let vars = [
+                ("VERDICT", d.verdict.as_str()),
+                ("ACTION", &*action.name),
+                ("RULE", d.rule_name(rs).unwrap_or("")),
+                ("LIST", d.list.as_str()),
+                ("REASON", reason.as_str()),
+            ];
+            let res = driver.set_vars(&vars).await;
+            log_record(state, record);
+            match res {
+                Ok(()) => (Some(plan), true, d.verdict.as_str()),
+                Err(e) => return finish(state, info, started, pbx, Err(e), d.verdict.as_str()),
+            }
+        }
+        Err((why, detail)) => {
+            tracing::warn!(pbx = pbx.as_str(), call = %info.unique_id, reason = why.as_str(), "cannot decide: {detail}");
+            state
+                .metrics
+                .fail_open_total
+                .with_label_values(&[pbx.as_str(), why.as_str()])
+                .inc();
+            let closed = rs.fail == FailMode::Closed;
+            let (verdict, plan) = if closed {
+                let action = trunk.map_or(rs.system_blocked_action, |t| rs.trunk(t).blocked_action);
+                ("block", Some(rs.action(action).plan(pbx).clone()))
+            } else {
+                ("allow", None)
+            };
+            let action_name = plan.as_ref().map_or("pass".to_string(), |p| p.action.to_string());
+            record.verdict = verdict.into();
+            record.list = "fail".into();
+            record.action = action_name.clone();
+            record.reason = format!("fail {}: {detail}", if closed { "closed" } else { "open" });
+            record.fail_open = !closed;
+            let vars = [
+                ("VERDICT", verdict),
+                ("ACTION", action_name.as_str()),
+                ("ERROR", why.as_str()),
+            ];
+            let res = driver.set_vars(&vars).await;
+            log_record(state, record);
+            match res {
+                Ok(()) => (plan, false, verdict),
+                Err(e) => return finish(state, info, started, pbx, Err(e), verdict),
+            }
+        }
+    };
+    let result = match plan {
+        Some(plan) => run_plan(driver, &plan).await.map(|end| {
+            if !vars_ok && end == "completed" {
+                "fail_closed".to_string()
+            } else {
+                end
+            }
+        }),
+        None => Ok("fail_open".to_string()),
+    };
+    finish(state, info, started, pbx, result, verdict)
+}
+
+/// Runs the plan; a bridge nobody answered falls back to `on_no_answer`.
+async fn run_plan<D: CallDriver>(driver: &mut D, plan: &Plan) -> Result<String, DriveError> {
+    if plan.advise {
+        return Ok("advised".into());
+    }
+    match driver.execute(&plan.step).await? {
+        StepOutcome::Completed => Ok("completed".into()),
+        StepOutcome::Answered { status } => Ok(format!("dial:{status}")),
+        StepOutcome::NotAnswered { status } => match &plan.step {
+            Step::Bridge { on_no_answer: Some(next), .. } => {
+                driver.execute(&next.step).await?;
+                Ok(format!("dial:{status}:{}", next.action))
+            }
+            _ => Ok(format!("dial:{status}")),
+        },
+    }
+}
+
+fn finish(
+    state: &State,
+    info: &CallInfo,
+    started: Instant,
+    pbx: Pbx,
+    result: Result<String, DriveError>,
+    verdict: &'static str,
+) -> CallOutcome {
+    let (end_state, hangup_cause) = match result {
+        Ok(s) => (s, None),
+        Err(DriveError::Hangup { cause }) => ("caller_hangup".to_string(), cause),
+        Err(e) => {
+            let kind = match &e {
+                DriveError::Timeout(_) => "timeout",
+                DriveError::Protocol(_) => "protocol",
+                DriveError::Closed => "closed",
+                DriveError::Io(_) => "io",
+                DriveError::Hangup { .. } => "hangup",
+            };
+            state
+                .metrics
+                .protocol_errors_total
+                .with_label_values(&[pbx.as_str(), kind])
+                .inc();
+            tracing::info!(pbx = pbx.as_str(), call = %info.unique_id, "session ended: {e}");
+            (format!("{kind}_error"), None)
+        }
+    };
+    if let Some(log) = &state.log {
+        log.finish(CallEnd {
+            unique_id: info.unique_id.clone(),
+            end_state: end_state.clone(),
+            hangup_cause: hangup_cause.clone(),
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
+    }
+    CallOutcome {
+        end_state,
+        hangup_cause,
+        verdict,
+    }
+}
+
+fn log_record(state: &State, record: CallRecord) {
+    if let Some(log) = &state.log {
+        log.record(record);
+    }
+}
+
+/// Decides on a blocking thread so that a pathological pattern cannot stall
+/// the runtime, and gives up after `timeout` (the thread finishes on its own).
+async fn decide_with_deadline(
+    snap: &Arc<Snapshot>,
+    trunk: usize,
+    info: &CallInfo,
+    timeout: Duration,
+) -> Result<(crate::policy::Decision, Duration), (FailReason, String)> {
+    let snap = snap.clone();
+    let caller = info.caller.clone();
+    let restricted = info.presentation_restricted;
+    let job = tokio::task::spawn_blocking(move || {
+        let start = Instant::now();
+        let d = decide(&snap.rules, trunk, &caller, restricted, Utc::now());
+        (d, start.elapsed())
+    });
+    match tokio::time::timeout(timeout, job).await {
+        Ok(Ok((Ok(d), elapsed))) => Ok((d, elapsed)),
+        Ok(Ok((Err(e), _))) => Err((FailReason::Error, e.to_string())),
+        Ok(Err(e)) => Err((FailReason::Error, format!("decision task failed: {e}"))),
+        Err(_) => Err((FailReason::Timeout, format!("no decision within {timeout:?}"))),
+    }
+}

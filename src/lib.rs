@@ -9,10 +9,16 @@
 //! wait.
 
 pub mod action;
+pub mod app;
 pub mod call;
 pub mod calllog;
 pub mod config;
+pub mod http;
 pub mod lists;
 pub mod metrics;
 pub mod pbx;
 pub mod policy;
+pub mod reload;
+pub mod server;
+pub mod state;
+pub mod cli;

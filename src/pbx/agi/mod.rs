@@ -1,3 +1,4 @@
 //! agi
 
 pub mod codec;
+pub mod session;

@@ -1,3 +1,4 @@
 //! esl
 
 pub mod codec;
+pub mod session;

@@ -1,0 +1,171 @@
+//! `callguard serve`: load the rules, start every configured listener, and
+//! stop gracefully.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::action::Pbx;
+use crate::config::{self, LoadedConfig, Problems};
+use crate::http;
+use crate::metrics::Metrics;
+use crate::pbx;
+use crate::policy::RuleSet;
+use crate::reload::Reloader;
+use crate::server::{self, Limits, Shutdown};
+use crate::state::State;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(Problems),
+    #[error("cannot listen for {what} on {addr}: {err}")]
+    Bind {
+        what: &'static str,
+        addr: String,
+        err: std::io::Error,
+    },
+    #[error("decision log {path}: {err}")]
+    Log { path: String, err: String },
+}
+
+/// A started service: where it listens, and how to stop it.
+pub struct Running {
+    pub agi: Option<SocketAddr>,
+    pub esl: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+    pub state: Arc<State>,
+    pub reloader: Arc<Reloader>,
+    shutdown: Shutdown,
+    grace: Duration,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|err| StartError::Bind {
+        what,
+        addr: addr.to_string(),
+        err,
+    })
+}
+
+fn limits(max: usize, allow: &[String], file: &str) -> Result<Limits, StartError> {
+    let allow = server::parse_allow(allow)
+        .map_err(|m| StartError::Config(config::Problem::new(file, 0, 0, m).into()))?;
+    Ok(Limits {
+        max_connections: max.max(1),
+        allow,
+    })
+}
+
+/// Loads `config_path` and starts the service.
+pub async fn start(config_path: &Path) -> Result<Running, StartError> {
+    let path: PathBuf = config_path.to_path_buf();
+    let (cfg, rules): (LoadedConfig, RuleSet) = tokio::task::spawn_blocking(move || {
+        let cfg = config::load(&path)?;
+        let rules = RuleSet::compile(&cfg)?;
+        Ok::<_, Problems>((cfg, rules))
+    })
+    .await
+    .map_err(|e| StartError::Config(config::Problem::new("start", 0, 0, e.to_string()).into()))?
+    .map_err(StartError::Config)?;
+    let raw = &cfg.raw;
+    let metrics = Arc::new(Metrics::new());
+    let log = start_log(&cfg, &metrics).await?;
+    let state = State::new(rules, metrics, log);
+    let reloader = Reloader::new(config_path.to_path_buf(), state.clone());
+    let shutdown = Shutdown::new();
+    let mut tasks = Vec::new();
+    let mut running_agi = None;
+    let mut running_esl = None;
+    let mut running_http = None;
+
+    if let Some(addr) = raw.listen.agi.as_deref() {
+        let l = bind("FastAGI", addr).await?;
+        running_agi = l.local_addr().ok();
+        let settings = Arc::new(raw.agi.clone());
+        let lim = limits(raw.agi.max_connections, &raw.agi.allow, &cfg.file)?;
+        let st = state.clone();
+        tasks.push(tokio::spawn(server::accept_loop(
+            l,
+            Pbx::Asterisk,
+            lim,
+            state.clone(),
+            shutdown.clone(),
+            move |stream, peer| pbx::agi::session::serve(stream, peer, st.clone(), settings.clone()),
+        )));
+    }
+    if let Some(addr) = raw.listen.esl.as_deref() {
+        let l = bind("outbound ESL", addr).await?;
+        running_esl = l.local_addr().ok();
+        let settings = Arc::new(raw.esl.clone());
+        let lim = limits(raw.esl.max_connections, &raw.esl.allow, &cfg.file)?;
+        let st = state.clone();
+        tasks.push(tokio::spawn(server::accept_loop(
+            l,
+            Pbx::FreeSwitch,
+            lim,
+            state.clone(),
+            shutdown.clone(),
+            move |stream, peer| pbx::esl::session::serve(stream, peer, st.clone(), settings.clone()),
+        )));
+    }
+    if let Some(addr) = raw.listen.http.as_deref() {
+        let l = bind("HTTP", addr).await?;
+        running_http = l.local_addr().ok();
+        let router = http::router(http::Api {
+            state: state.clone(),
+            reloader: reloader.clone(),
+        });
+        let stop = shutdown.stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(l, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+        }));
+    }
+    match reloader.watch(raw.server.reload_debounce) {
+        Ok(t) => tasks.push(t),
+        Err(e) => tracing::warn!("file watching unavailable ({e}); reload with SIGHUP or the API"),
+    }
+    Ok(Running {
+        agi: running_agi,
+        esl: running_esl,
+        http: running_http,
+        state,
+        reloader,
+        shutdown,
+        grace: raw.server.grace_period,
+        tasks,
+    })
+}
+
+impl Running {
+    /// Stops accepting, lets calls finish within the grace period, closes the rest.
+    pub async fn shutdown(self) {
+        self.shutdown.run(self.grace).await;
+        for t in self.tasks {
+            t.abort();
+        }
+        if let Some(log) = &self.state.log {
+            log.flush().await;
+        }
+    }
+
+    /// A handle that triggers [`Running::shutdown`]'s first stage from elsewhere.
+    pub fn stop_token(&self) -> tokio_util::sync::CancellationToken {
+        self.shutdown.stop.clone()
+    }
+}
+
+/// Opens the decision log named by `log.path` (relative to the config file).
+async fn start_log(
+    _cfg: &LoadedConfig,
+    _metrics: &Arc<Metrics>,
+) -> Result<Option<crate::calllog::CallLogHandle>, StartError> {
+    Ok(None)
+}

@@ -1,0 +1,49 @@
+//! `callguard check`: validate before going live.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::config;
+use crate::policy::RuleSet;
+
+/// Loads and compiles the config; the summary or every problem.
+pub fn load(path: &Path) -> Result<RuleSet, config::Problems> {
+    let cfg = config::load(path)?;
+    RuleSet::compile(&cfg)
+}
+
+pub fn run(path: &Path) -> ExitCode {
+    match load(path) {
+        Ok(rs) => {
+            println!("{}: OK — {}", path.display(), summary(&rs));
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for p in &problems.0 {
+                println!("{p}");
+            }
+            eprintln!("{}: {} problem(s); nothing was loaded", path.display(), problems.0.len());
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `3 trunks, 14 rules (protected 3, system_blacklist 1, …), 2 list files, 1 schedule`.
+pub fn summary(rs: &RuleSet) -> String {
+    let per_list: Vec<String> = rs
+        .lists
+        .iter()
+        .filter(|l| l.rules > 0)
+        .map(|l| format!("{} {}", l.name, l.rules))
+        .collect();
+    let files = rs.lists.iter().filter(|l| l.path.is_some()).count();
+    format!(
+        "{} trunk(s), {} rule(s) ({}), {} list file(s), {} schedule(s), {} action(s)",
+        rs.trunks.len(),
+        rs.rules.len(),
+        if per_list.is_empty() { "none".to_string() } else { per_list.join(", ") },
+        files,
+        rs.schedules.len(),
+        rs.actions.len()
+    )
+}

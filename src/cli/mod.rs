@@ -1,0 +1,45 @@
+//! The command line: thin subcommands over the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod check;
+mod serve;
+mod test;
+
+/// Default config path, relative to the working directory.
+pub const DEFAULT_CONFIG: &str = "config/callguard.yaml";
+
+#[derive(Parser, Debug)]
+#[command(name = "callguard", version, about = "Screens inbound calls for Asterisk (FastAGI) and FreeSWITCH (outbound ESL).")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Screen live calls: FastAGI, outbound ESL and HTTP listeners from the config.
+    Serve {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Validate a configuration: exit 0 with a summary, or 2 with one line per problem.
+    Check {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Decide test callers against a configuration and explain why; or, with
+    /// --pattern, test numbers against one pattern.
+    Test(test::TestArgs),
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve { config } => serve::run(&config),
+        Command::Check { config } => check::run(&config),
+        Command::Test(args) => test::run(args),
+    }
+}

@@ -1,0 +1,234 @@
+//! `callguard test`: the decision explainer and the bare pattern tester.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use clap::Args;
+use serde_json::json;
+
+use crate::config::types::MatchType;
+use crate::policy::decide::{SkipReason, decide_explained};
+use crate::policy::ruleset::Exclusive;
+use crate::policy::tester::PatternTester;
+use crate::policy::RuleSet;
+
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    #[arg(long, short, default_value = super::DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// The trunk the call arrives on.
+    #[arg(long, conflicts_with = "did")]
+    pub trunk: Option<String>,
+    /// The dialled number: selects the trunk as a call would.
+    #[arg(long)]
+    pub did: Option<String>,
+    /// Decide as of this instant (RFC 3339), e.g. 2026-11-23T21:00:00-05:00.
+    #[arg(long)]
+    pub at: Option<DateTime<Utc>>,
+    /// Treat the callers as presentation-restricted by the PBX.
+    #[arg(long)]
+    pub anonymous: bool,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+    /// Test NUMBERs against this one pattern instead of a config.
+    #[arg(long)]
+    pub pattern: Option<String>,
+    /// Match type for --pattern (default: inferred from the pattern).
+    #[arg(long = "match", value_parser = parse_match_type)]
+    pub match_type: Option<MatchType>,
+    /// Case-insensitive matching for --pattern.
+    #[arg(long)]
+    pub case_insensitive: bool,
+    /// Callers (or numbers, with --pattern).
+    #[arg(required = true)]
+    pub callers: Vec<String>,
+}
+
+fn parse_match_type(s: &str) -> Result<MatchType, String> {
+    MatchType::parse(s).ok_or_else(|| format!("unknown match type {s:?} (exact, starts_with, contains, ends_with, wildcard, regex)"))
+}
+
+pub fn run(args: TestArgs) -> ExitCode {
+    if let Some(p) = &args.pattern {
+        return pattern(p, &args);
+    }
+    let rs = match super::check::load(&args.config) {
+        Ok(rs) => rs,
+        Err(problems) => {
+            for p in &problems.0 {
+                eprintln!("{p}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let at = args.at.unwrap_or_else(Utc::now);
+    let dids: Vec<&str> = args.did.iter().map(String::as_str).collect();
+    if let Some(t) = &args.trunk
+        && rs.trunk_by_name(t).is_none()
+    {
+        eprintln!("no trunk named {t:?}");
+        return ExitCode::from(2);
+    }
+    let Some(trunk) = rs.select_trunk(args.trunk.as_deref(), dids) else {
+        eprintln!("no trunk selected: pass --trunk or --did, or set default_trunk (a call would fail open)");
+        return ExitCode::from(2);
+    };
+    let mut code = ExitCode::SUCCESS;
+    for caller in &args.callers {
+        let start = Instant::now();
+        let result = decide_explained(&rs, trunk, caller, args.anonymous, at);
+        let eval_ns = start.elapsed().as_nanos() as u64;
+        match result {
+            Ok((d, skipped)) => {
+                if args.json {
+                    let skipped: Vec<_> = skipped
+                        .iter()
+                        .map(|s| json!({"rule": rs.rules.name(s.rule), "list": s.list.as_str(), "why": why(&s.why)}))
+                        .collect();
+                    let line = json!({
+                        "caller": caller,
+                        "normalized": d.caller.e164,
+                        "anonymous": d.caller.anonymous,
+                        "trunk": &*rs.trunk(trunk).name,
+                        "verdict": d.verdict.as_str(),
+                        "list": d.list.as_str(),
+                        "rule": d.rule_name(&rs),
+                        "action": d.action_name(&rs),
+                        "reason": d.reason(&rs),
+                        "matched_on": d.matched_on.map(|m| m.as_str()),
+                        "pattern": d.pattern(&rs).map(|(p, _)| p),
+                        "match_type": d.pattern(&rs).map(|(_, m)| m),
+                        "captures": d.captures.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+                        "exclusive_active": d.exclusive_active,
+                        "skipped": skipped,
+                        "at": at.to_rfc3339(),
+                        "eval_ns": eval_ns,
+                    });
+                    println!("{line}");
+                } else {
+                    print_human(&rs, trunk, caller, &d, &skipped, at, eval_ns);
+                }
+            }
+            Err(e) => {
+                code = ExitCode::from(1);
+                if args.json {
+                    println!("{}", json!({"caller": caller, "error": e.to_string(), "eval_ns": eval_ns}));
+                } else {
+                    println!("{caller}: cannot decide ({e}); a live call would fail {}", match rs.fail {
+                        crate::config::types::FailMode::Open => "open (allowed)",
+                        crate::config::types::FailMode::Closed => "closed (blocked)",
+                    });
+                }
+            }
+        }
+    }
+    code
+}
+
+fn why(w: &SkipReason) -> &'static str {
+    match w {
+        SkipReason::Disabled => "disabled",
+        SkipReason::ScheduleInactive => "schedule inactive",
+        SkipReason::Shadowed => "matched, but an earlier list or rule decided",
+    }
+}
+
+fn print_human(
+    rs: &RuleSet,
+    trunk: usize,
+    caller: &str,
+    d: &crate::policy::Decision,
+    skipped: &[crate::policy::decide::Skipped],
+    at: DateTime<Utc>,
+    eval_ns: u64,
+) {
+    let t = rs.trunk(trunk);
+    println!(
+        "{caller} on trunk {} → {} ({}): {}",
+        t.name,
+        d.verdict.as_str().to_uppercase(),
+        d.list.as_str(),
+        d.reason(rs)
+    );
+    println!("  action:     {}", d.action_name(rs));
+    println!(
+        "  caller:     raw {:?}, E.164 {}, anonymous {}",
+        d.caller.raw,
+        d.caller.e164.as_deref().unwrap_or("none"),
+        if d.caller.anonymous { "yes" } else { "no" }
+    );
+    if let Some(on) = d.matched_on {
+        println!("  matched on: {}", on.as_str());
+    }
+    if !d.captures.is_empty() {
+        let c: Vec<String> = d.captures.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("  captures:   {}", c.join(" "));
+    }
+    match t.exclusive {
+        Exclusive::Never => {}
+        Exclusive::Always => println!("  exclusive:  always on (whitelist only)"),
+        Exclusive::When(c) => println!(
+            "  exclusive:  {} ({} {}: {})",
+            if d.exclusive_active { "active" } else { "inactive" },
+            if c.inside { "inside" } else { "outside" },
+            rs.schedule_name(c),
+            rs.schedules[c.schedule].1.explain(at)
+        ),
+    }
+    for s in skipped {
+        println!("  also matched: {} ({}) — {}", rs.rules.name(s.rule), s.list.as_str(), why(&s.why));
+    }
+    println!("  decided in: {:.1} µs at {}", eval_ns as f64 / 1000.0, at.to_rfc3339());
+}
+
+fn pattern(p: &str, args: &TestArgs) -> ExitCode {
+    let tester = match PatternTester::new(p, args.match_type, args.case_insensitive, 1_000_000) {
+        Ok(t) => t,
+        Err(e) => {
+            match e.column {
+                Some(c) => eprintln!("pattern {p:?}, column {c}: {e}"),
+                None => eprintln!("pattern {p:?}: {e}"),
+            }
+            return ExitCode::from(2);
+        }
+    };
+    if !args.json {
+        println!("pattern {p:?} ({}): {}", tester.compiled.match_type.as_str(), tester.explain());
+    }
+    for n in &args.callers {
+        // Time many evaluations for a stable per-match figure.
+        const RUNS: u32 = 1000;
+        let start = Instant::now();
+        let mut result = tester.test(n);
+        for _ in 1..RUNS {
+            result = tester.test(n);
+        }
+        let per_match_ns = start.elapsed().as_nanos() as f64 / f64::from(RUNS);
+        match result {
+            Ok(r) if args.json => println!(
+                "{}",
+                json!({"number": n, "pattern": p, "match_type": tester.compiled.match_type.as_str(), "matched": r.matched,
+                       "captures": r.captures.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+                       "eval_ns": per_match_ns.round() as u64})
+            ),
+            Ok(r) => {
+                let caps = if r.captures.is_empty() {
+                    String::new()
+                } else {
+                    let c: Vec<String> = r.captures.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    format!("  captures: {}", c.join(" "))
+                };
+                println!(
+                    "  {n} → {}  ({:.3} µs per match){caps}",
+                    if r.matched { "✓ match" } else { "✗ no match" },
+                    per_match_ns / 1000.0
+                );
+            }
+            Err(e) => println!("  {n} → error: {e}"),
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,67 @@
+//! The HTTP listener: `/metrics` for Prometheus and the admin API.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State as AxState;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::reload::Reloader;
+use crate::state::State;
+
+#[derive(Clone)]
+pub struct Api {
+    pub state: Arc<State>,
+    pub reloader: Arc<Reloader>,
+}
+
+pub fn router(api: Api) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/reload", post(reload))
+        .with_state(api)
+}
+
+/// A JSON error in the API's one shape.
+pub fn error(code: StatusCode, msg: impl Into<String>, details: Vec<String>) -> Response {
+    (code, axum::Json(json!({ "error": msg.into(), "details": details }))).into_response()
+}
+
+async fn metrics(AxState(api): AxState<Api>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        api.state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn status(AxState(api): AxState<Api>) -> Response {
+    let snap = api.state.snapshot();
+    let last_error = api.state.last_error.lock().ok().and_then(|e| e.clone());
+    axum::Json(json!({
+        "version": snap.version,
+        "loaded_at": snap.loaded_at.to_rfc3339(),
+        "source": snap.source,
+        "config": api.reloader.config_path.display().to_string(),
+        "rules": snap.rules.rules.len(),
+        "lists": snap.rules.lists,
+        "last_error": last_error.map(|(at, problems)| json!({ "at": at.to_rfc3339(), "problems": problems })),
+        "build": env!("CARGO_PKG_VERSION"),
+    }))
+    .into_response()
+}
+
+async fn reload(AxState(api): AxState<Api>) -> Response {
+    match api.reloader.reload("api").await {
+        Ok(version) => axum::Json(json!({ "version": version })).into_response(),
+        Err(p) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "configuration refused; the previous rules stay in force",
+            p.0.iter().map(ToString::to_string).collect(),
+        ),
+    }
+}
