@@ -2,3 +2,4 @@
 
 pub mod codec;
 pub mod session;
+pub mod recipe;
