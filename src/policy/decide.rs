@@ -104,14 +104,10 @@ impl Decision {
     /// The winning rule's pattern and match type, as the user wrote them.
     pub fn pattern(&self, rs: &RuleSet) -> Option<(String, &'static str)> {
         let r = self.rule?;
-        if let Some((p, m)) = rs.rules.pattern(r) {
-            return Some((p.to_string(), m.as_str()));
-        }
-        match self.matched_on? {
-            MatchedOn::Anonymous if self.matched_text() != Some("Anonymous") => {
-                Some(("anonymous: true".into(), "anonymous"))
-            }
-            _ => self.matched_text().map(|t| (t.to_string(), "exact")),
+        match rs.rules.pattern(r) {
+            Some((p, _)) if p == super::ruleset::ANONYMOUS_RULE => Some((p.to_string(), "anonymous")),
+            Some((p, m)) => Some((p.to_string(), m.as_str())),
+            None => self.matched_text().map(|t| (t.to_string(), "exact")),
         }
     }
 
@@ -125,7 +121,8 @@ impl Decision {
                 Some(MatchedOn::Anonymous) => " (caller ID hidden)".to_string(),
                 _ => String::new(),
             };
-            format!("{} ({m} {p}){on}", self.rule_name(rs).unwrap_or("?"))
+            let what = if m == "anonymous" { p } else { format!("{m} {p}") };
+            format!("{} ({what}){on}", self.rule_name(rs).unwrap_or("?"))
         };
         match self.list {
             DecidedBy::Protected => format!("protected number {}: never blocked", how()),

@@ -92,6 +92,9 @@ pub struct RuleTable {
 
 pub const NO_ACTION: ActionId = ActionId::MAX;
 
+/// The pattern text shown for an `anonymous: true` rule without a pattern.
+pub const ANONYMOUS_RULE: &str = "anonymous: true";
+
 impl RuleTable {
     pub fn len(&self) -> usize {
         self.name_ends.len()
@@ -152,11 +155,16 @@ impl RuleTable {
         });
         self.specificity.push(spec);
         self.origin.push(origin);
-        if let Some(p) = pattern
-            && p.match_type != MatchType::Exact
-        {
-            self.patterns
-                .insert(id, (p.source.as_str().into(), p.match_type));
+        match pattern {
+            Some(p) if p.match_type != MatchType::Exact => {
+                self.patterns
+                    .insert(id, (p.source.as_str().into(), p.match_type));
+            }
+            Some(_) => {}
+            // An `anonymous: true` rule with no pattern.
+            None => {
+                self.patterns.insert(id, (ANONYMOUS_RULE.into(), MatchType::Exact));
+            }
         }
         id
     }
