@@ -27,11 +27,16 @@ use criterion::{Criterion, criterion_group, criterion_main};
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
     fn digits(&mut self, n: usize) -> String {
-        (0..n).map(|_| char::from(b'0' + (self.next() % 10) as u8)).collect()
+        (0..n)
+            .map(|_| char::from(b'0' + (self.next() % 10) as u8))
+            .collect()
     }
 }
 
@@ -54,16 +59,34 @@ fn generate(dir: &Path) -> PathBuf {
     let mut rng = Lcg(42);
     let mut rules = String::from("rule_name,pattern,match_type,action,enabled\n");
     for i in 0..10_000 {
-        let _ = writeln!(rules, "prefix-{i},+{}{},starts_with,,true", 2 + i % 7, rng.digits(4 + i % 4));
+        let _ = writeln!(
+            rules,
+            "prefix-{i},+{}{},starts_with,,true",
+            2 + i % 7,
+            rng.digits(4 + i % 4)
+        );
     }
     for i in 0..1_000 {
-        let _ = writeln!(rules, "wild-{i},+44{}__{}_,wildcard,,true", rng.digits(3), rng.digits(3));
+        let _ = writeln!(
+            rules,
+            "wild-{i},+44{}__{}_,wildcard,,true",
+            rng.digits(3),
+            rng.digits(3)
+        );
     }
     for i in 0..80 {
-        let _ = writeln!(rules, "regex-{i},^\\+33{}[0-9]{{6}}$,regex,,true", rng.digits(3));
+        let _ = writeln!(
+            rules,
+            "regex-{i},^\\+33{}[0-9]{{6}}$,regex,,true",
+            rng.digits(3)
+        );
     }
     for i in 0..20 {
-        let _ = writeln!(rules, "lookaround-{i},^(?!\\+1)\\+9{}[0-9]+$,regex,,true", rng.digits(2));
+        let _ = writeln!(
+            rules,
+            "lookaround-{i},^(?!\\+1)\\+9{}[0-9]+$,regex,,true",
+            rng.digits(2)
+        );
     }
     std::fs::write(dir.join("patterns.csv"), rules).unwrap();
     let cfg = dir.join("bench.yaml");
@@ -82,7 +105,11 @@ fn load(cfg: &Path) -> RuleSet {
 
 fn rss_bytes() -> u64 {
     let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
+    s.split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 4096
 }
 
 fn bench(c: &mut Criterion) {
@@ -91,7 +118,11 @@ fn bench(c: &mut Criterion) {
 
     // Memory per exact number: the exact-number list alone, measured by RSS.
     let only_exact = dir.join("exact-only.yaml");
-    std::fs::write(&only_exact, "trunks:\n  main:\n    lists:\n      - { path: spam-1m.csv, as: blacklist }\n").unwrap();
+    std::fs::write(
+        &only_exact,
+        "trunks:\n  main:\n    lists:\n      - { path: spam-1m.csv, as: blacklist }\n",
+    )
+    .unwrap();
     let loaded = config::load(&only_exact).unwrap();
     let before = rss_bytes();
     let rs = RuleSet::compile(&loaded).unwrap();
@@ -106,18 +137,21 @@ fn bench(c: &mut Criterion) {
 
     let start = Instant::now();
     let rs = load(&cfg);
-    eprintln!("load: 1,000,000 exact + 11,100 pattern rules read and compiled in {:.2} s", start.elapsed().as_secs_f64());
+    eprintln!(
+        "load: 1,000,000 exact + 11,100 pattern rules read and compiled in {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
 
     let trunk = rs.trunk_by_name("main").unwrap();
     let mut rng = Lcg(7);
     let callers: Vec<String> = (0..4096u64)
         .map(|i| match i % 6 {
             0 => exact_number((rng.next() % 1_000_000) * 7919), // exact hit
-            1 => format!("+2{}", rng.digits(10)),                 // prefix range
-            2 => format!("+44{}", rng.digits(10)),                // wildcard range
-            3 => format!("+33{}", rng.digits(9)),                 // regex range
-            4 => format!("+1{}", rng.digits(10)),                 // mostly no match
-            _ => format!("0{}", rng.digits(9)),                   // national format
+            1 => format!("+2{}", rng.digits(10)),               // prefix range
+            2 => format!("+44{}", rng.digits(10)),              // wildcard range
+            3 => format!("+33{}", rng.digits(9)),               // regex range
+            4 => format!("+1{}", rng.digits(10)),               // mostly no match
+            _ => format!("0{}", rng.digits(9)),                 // national format
         })
         .collect();
     let now = Utc::now();
@@ -133,7 +167,9 @@ fn bench(c: &mut Criterion) {
         })
     });
     let hit = exact_number(123 * 7919);
-    g.bench_function("exact_hit", |b| b.iter(|| black_box(decide(&rs, trunk, black_box(&hit), false, now).unwrap())));
+    g.bench_function("exact_hit", |b| {
+        b.iter(|| black_box(decide(&rs, trunk, black_box(&hit), false, now).unwrap()))
+    });
     g.bench_function("no_match", |b| {
         b.iter(|| black_box(decide(&rs, trunk, black_box("+15550000000"), false, now).unwrap()))
     });
@@ -150,7 +186,9 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("load");
     g.sample_size(10);
-    g.bench_function("compile_1m_exact_plus_patterns", |b| b.iter(|| black_box(load(&cfg))));
+    g.bench_function("compile_1m_exact_plus_patterns", |b| {
+        b.iter(|| black_box(load(&cfg)))
+    });
     g.finish();
 }
 

@@ -114,14 +114,26 @@ const CAUSES: &[(u16, &str)] = &[
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
     /// Refuse the call with a tone and a cause, without answering it.
-    Reject { tone: Tone, cause: Cause, seconds: u32 },
+    Reject {
+        tone: Tone,
+        cause: Cause,
+        seconds: u32,
+    },
     /// Play a sound; `answer: false` plays it as early media. `then_hangup`
     /// false hands the call back to the dialplan afterwards.
-    Play { sound: String, answer: bool, then_hangup: bool },
-    Voicemail { mailbox: String },
+    Play {
+        sound: String,
+        answer: bool,
+        then_hangup: bool,
+    },
+    Voicemail {
+        mailbox: String,
+    },
     /// Send the call to `target`: `context,exten,prio` (Asterisk) or
     /// `exten XML context` (FreeSWITCH).
-    Transfer { target: String },
+    Transfer {
+        target: String,
+    },
     /// Ring `dial`; when the agent answers they alone hear `tone`, then the
     /// caller is bridged. If nobody answers, `on_no_answer` runs.
     Bridge {

@@ -46,11 +46,13 @@ pub struct Running {
 }
 
 async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|err| StartError::Bind {
-        what,
-        addr: addr.to_string(),
-        err,
-    })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|err| StartError::Bind {
+            what,
+            addr: addr.to_string(),
+            err,
+        })
 }
 
 fn limits(max: usize, allow: &[String], file: &str) -> Result<Limits, StartError> {
@@ -96,7 +98,9 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
             lim,
             state.clone(),
             shutdown.clone(),
-            move |stream, peer| pbx::agi::session::serve(stream, peer, st.clone(), settings.clone()),
+            move |stream, peer| {
+                pbx::agi::session::serve(stream, peer, st.clone(), settings.clone())
+            },
         )));
     }
     if let Some(addr) = raw.listen.esl.as_deref() {
@@ -111,7 +115,9 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
             lim,
             state.clone(),
             shutdown.clone(),
-            move |stream, peer| pbx::esl::session::serve(stream, peer, st.clone(), settings.clone()),
+            move |stream, peer| {
+                pbx::esl::session::serve(stream, peer, st.clone(), settings.clone())
+            },
         )));
     }
     if let Some(addr) = raw.listen.http.as_deref() {

@@ -120,15 +120,25 @@ pub async fn handle<D: CallDriver>(
         info.dids.iter().map(String::as_str),
     );
     let decided = match trunk {
-        None => Err((FailReason::NoTrunk, "no trunk selected (no trunk named, no DID matched, no default_trunk)".to_string())),
+        None => Err((
+            FailReason::NoTrunk,
+            "no trunk selected (no trunk named, no DID matched, no default_trunk)".to_string(),
+        )),
         Some(t) => decide_with_deadline(&snap, t, info, decide_timeout).await,
     };
-    let did = info.dids.iter().find(|d| !d.is_empty() && *d != "unknown").cloned().unwrap_or_default();
+    let did = info
+        .dids
+        .iter()
+        .find(|d| !d.is_empty() && *d != "unknown")
+        .cloned()
+        .unwrap_or_default();
     let mut record = CallRecord {
         time: Utc::now(),
         unique_id: info.unique_id.clone(),
         pbx: pbx.as_str().to_string(),
-        trunk: trunk.map(|t| rs.trunk(t).name.to_string()).unwrap_or_default(),
+        trunk: trunk
+            .map(|t| rs.trunk(t).name.to_string())
+            .unwrap_or_default(),
         did,
         caller_raw: info.caller.clone(),
         caller_e164: None,
@@ -144,7 +154,10 @@ pub async fn handle<D: CallDriver>(
     };
     let (plan, vars_ok, verdict): (Option<Arc<Plan>>, bool, &'static str) = match decided {
         Ok((d, elapsed)) => {
-            state.metrics.decision_duration.observe(elapsed.as_secs_f64());
+            state
+                .metrics
+                .decision_duration
+                .observe(elapsed.as_secs_f64());
             state.count_call(&snap, pbx, &d);
             let reason = d.reason(rs);
             let action = rs.action(d.action);
@@ -185,7 +198,9 @@ pub async fn handle<D: CallDriver>(
             } else {
                 ("allow", None)
             };
-            let action_name = plan.as_ref().map_or("pass".to_string(), |p| p.action.to_string());
+            let action_name = plan
+                .as_ref()
+                .map_or("pass".to_string(), |p| p.action.to_string());
             record.verdict = verdict.into();
             record.list = "fail".into();
             record.action = action_name.clone();
@@ -226,7 +241,10 @@ async fn run_plan<D: CallDriver>(driver: &mut D, plan: &Plan) -> Result<String, 
         StepOutcome::Completed => Ok("completed".into()),
         StepOutcome::Answered { status } => Ok(format!("dial:{status}")),
         StepOutcome::NotAnswered { status } => match &plan.step {
-            Step::Bridge { on_no_answer: Some(next), .. } => {
+            Step::Bridge {
+                on_no_answer: Some(next),
+                ..
+            } => {
                 driver.execute(&next.step).await?;
                 Ok(format!("dial:{status}:{}", next.action))
             }
@@ -304,6 +322,9 @@ async fn decide_with_deadline(
         Ok(Ok((Ok(d), elapsed))) => Ok((d, elapsed)),
         Ok(Ok((Err(e), _))) => Err((FailReason::Error, e.to_string())),
         Ok(Err(e)) => Err((FailReason::Error, format!("decision task failed: {e}"))),
-        Err(_) => Err((FailReason::Timeout, format!("no decision within {timeout:?}"))),
+        Err(_) => Err((
+            FailReason::Timeout,
+            format!("no decision within {timeout:?}"),
+        )),
     }
 }

@@ -28,12 +28,19 @@ pub fn router(api: Api) -> Router {
 
 /// A JSON error in the API's one shape.
 pub fn error(code: StatusCode, msg: impl Into<String>, details: Vec<String>) -> Response {
-    (code, axum::Json(json!({ "error": msg.into(), "details": details }))).into_response()
+    (
+        code,
+        axum::Json(json!({ "error": msg.into(), "details": details })),
+    )
+        .into_response()
 }
 
 async fn metrics(AxState(api): AxState<Api>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         api.state.metrics.render(),
     )
         .into_response()

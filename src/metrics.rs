@@ -49,12 +49,16 @@ impl Metrics {
         let registry = Registry::new();
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             let m = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(m.clone())).expect("unique metric");
+            registry
+                .register(Box::new(m.clone()))
+                .expect("unique metric");
             m
         };
         let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
             let m = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(m.clone())).expect("unique metric");
+            registry
+                .register(Box::new(m.clone()))
+                .expect("unique metric");
             m
         };
         let calls_total = counter_vec(
@@ -129,11 +133,7 @@ impl Metrics {
         registry
             .register(Box::new(config_last_reload_success.clone()))
             .expect("unique metric");
-        let rules = gauge_vec(
-            "callguard_rules",
-            "Rules loaded, by list.",
-            &["list"],
-        );
+        let rules = gauge_vec("callguard_rules", "Rules loaded, by list.", &["list"]);
         let build_info = gauge_vec(
             "callguard_build_info",
             "Always 1; the version label tells which build runs.",

@@ -42,22 +42,33 @@ impl Reloader {
             RuleSet::compile(&cfg)
         })
         .await
-        .unwrap_or_else(|e| Err(config::Problem::new("reload", 0, 0, format!("reload task failed: {e}")).into()));
+        .unwrap_or_else(|e| {
+            Err(config::Problem::new("reload", 0, 0, format!("reload task failed: {e}")).into())
+        });
         let metrics = &self.state.metrics;
         match built {
             Ok(rules) => {
                 let version = self.state.install(rules, None);
-                metrics.config_reloads_total.with_label_values(&["success"]).inc();
+                metrics
+                    .config_reloads_total
+                    .with_label_values(&["success"])
+                    .inc();
                 tracing::info!(version, trigger = why, "rules reloaded");
                 Ok(version)
             }
             Err(problems) => {
-                metrics.config_reloads_total.with_label_values(&["failure"]).inc();
+                metrics
+                    .config_reloads_total
+                    .with_label_values(&["failure"])
+                    .inc();
                 for p in &problems.0 {
                     tracing::error!(trigger = why, "reload refused, previous rules stay: {p}");
                 }
                 if let Ok(mut e) = self.state.last_error.lock() {
-                    *e = Some((Utc::now(), problems.0.iter().map(ToString::to_string).collect()));
+                    *e = Some((
+                        Utc::now(),
+                        problems.0.iter().map(ToString::to_string).collect(),
+                    ));
                 }
                 Err(problems)
             }
@@ -66,7 +77,10 @@ impl Reloader {
 
     /// Watches the files the current rules came from, reloading after a
     /// quiet `debounce` period following any change.
-    pub fn watch(self: &Arc<Self>, debounce: Duration) -> notify::Result<tokio::task::JoinHandle<()>> {
+    pub fn watch(
+        self: &Arc<Self>,
+        debounce: Duration,
+    ) -> notify::Result<tokio::task::JoinHandle<()>> {
         let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
         let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
             if let Ok(ev) = ev
@@ -93,7 +107,9 @@ impl Reloader {
                         Err(_) => break,
                     }
                 }
-                let _ = me.reload(&format!("file change: {}", first.display())).await;
+                let _ = me
+                    .reload(&format!("file change: {}", first.display()))
+                    .await;
                 files = me.watched_files();
                 let _ = files;
                 watched = me.watch_dirs(&mut watcher, &watched);
@@ -114,7 +130,11 @@ impl Reloader {
         files
     }
 
-    fn watch_dirs(&self, watcher: &mut notify::RecommendedWatcher, already: &HashSet<PathBuf>) -> HashSet<PathBuf> {
+    fn watch_dirs(
+        &self,
+        watcher: &mut notify::RecommendedWatcher,
+        already: &HashSet<PathBuf>,
+    ) -> HashSet<PathBuf> {
         let dirs: HashSet<PathBuf> = self
             .watched_files()
             .iter()
@@ -132,7 +152,9 @@ impl Reloader {
 fn canonical(p: &Path) -> PathBuf {
     // The file may be mid-rename; fall back to its canonical directory.
     std::fs::canonicalize(p).unwrap_or_else(|_| match (p.parent(), p.file_name()) {
-        (Some(d), Some(n)) => std::fs::canonicalize(d).map(|d| d.join(n)).unwrap_or_else(|_| p.to_path_buf()),
+        (Some(d), Some(n)) => std::fs::canonicalize(d)
+            .map(|d| d.join(n))
+            .unwrap_or_else(|_| p.to_path_buf()),
         _ => p.to_path_buf(),
     })
 }

@@ -59,7 +59,10 @@ impl Shutdown {
     pub async fn run(&self, grace: std::time::Duration) {
         self.stop.cancel();
         self.sessions.close();
-        if tokio::time::timeout(grace, self.sessions.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.sessions.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 remaining = self.sessions.len(),
                 "grace period over: closing the sessions still running"
@@ -83,8 +86,14 @@ pub async fn accept_loop<H, F>(
     F: Future<Output = ()> + Send + 'static,
 {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let active = state.metrics.sessions_active.with_label_values(&[pbx.as_str()]);
-    let duration = state.metrics.session_duration.with_label_values(&[pbx.as_str()]);
+    let active = state
+        .metrics
+        .sessions_active
+        .with_label_values(&[pbx.as_str()]);
+    let duration = state
+        .metrics
+        .session_duration
+        .with_label_values(&[pbx.as_str()]);
     let refused = |reason: &str| {
         state
             .metrics

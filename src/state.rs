@@ -15,9 +15,9 @@ use prometheus::IntCounter;
 use crate::action::Pbx;
 use crate::calllog::CallLogHandle;
 use crate::metrics::Metrics;
+use crate::policy::RuleSet;
 use crate::policy::decide::{DecidedBy, Decision};
 use crate::policy::index::RuleId;
-use crate::policy::RuleSet;
 
 /// A rule set plus what was derived from it for the call path.
 pub struct Snapshot {
@@ -86,7 +86,9 @@ impl MetricHandles {
         }
         MetricHandles {
             actions,
-            calls: (0..2 * trunks * LISTS.len() * actions).map(|_| OnceLock::new()).collect(),
+            calls: (0..2 * trunks * LISTS.len() * actions)
+                .map(|_| OnceLock::new())
+                .collect(),
             hit_slot,
             bulk_slot,
             slots,
@@ -116,7 +118,10 @@ impl State {
             last_error: Mutex::new(None),
         };
         state.publish_gauges();
-        state.metrics.config_last_reload_success.set(Utc::now().timestamp());
+        state
+            .metrics
+            .config_last_reload_success
+            .set(Utc::now().timestamp());
         Arc::new(state)
     }
 
@@ -128,9 +133,12 @@ impl State {
     /// Swaps in a new rule set; calls in progress keep theirs.
     pub fn install(&self, rules: RuleSet, source: Option<String>) -> u64 {
         let version = self.next_version.fetch_add(1, Ordering::Relaxed);
-        self.current.store(Arc::new(Snapshot::new(rules, version, source)));
+        self.current
+            .store(Arc::new(Snapshot::new(rules, version, source)));
         self.publish_gauges();
-        self.metrics.config_last_reload_success.set(Utc::now().timestamp());
+        self.metrics
+            .config_last_reload_success
+            .set(Utc::now().timestamp());
         if let Ok(mut e) = self.last_error.lock() {
             *e = None;
         }
@@ -141,7 +149,10 @@ impl State {
         let snap = self.snapshot();
         self.metrics.rules.reset();
         for l in &snap.rules.lists {
-            self.metrics.rules.with_label_values(&[l.name.as_str()]).set(l.rules as i64);
+            self.metrics
+                .rules
+                .with_label_values(&[l.name.as_str()])
+                .set(l.rules as i64);
         }
     }
 

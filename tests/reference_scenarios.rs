@@ -27,14 +27,21 @@ fn call(rs: &RuleSet, trunk: &str, caller: &str) -> Decision {
 }
 
 fn call_at(rs: &RuleSet, trunk: &str, caller: &str, when: &str) -> Decision {
-    let t = rs.trunk_by_name(trunk).unwrap_or_else(|| panic!("no trunk {trunk}"));
+    let t = rs
+        .trunk_by_name(trunk)
+        .unwrap_or_else(|| panic!("no trunk {trunk}"));
     decide(rs, t, caller, false, at(when)).unwrap()
 }
 
 #[track_caller]
 fn blocked(rs: &RuleSet, trunk: &str, caller: &str, rule: &str) -> Decision {
     let d = call(rs, trunk, caller);
-    assert_eq!(d.verdict, Verdict::Block, "{caller} should be blocked: {}", d.reason(rs));
+    assert_eq!(
+        d.verdict,
+        Verdict::Block,
+        "{caller} should be blocked: {}",
+        d.reason(rs)
+    );
     assert_eq!(d.rule_name(rs), Some(rule), "{caller}: {}", d.reason(rs));
     d
 }
@@ -42,7 +49,12 @@ fn blocked(rs: &RuleSet, trunk: &str, caller: &str, rule: &str) -> Decision {
 #[track_caller]
 fn allowed(rs: &RuleSet, trunk: &str, caller: &str) -> Decision {
     let d = call(rs, trunk, caller);
-    assert_eq!(d.verdict, Verdict::Allow, "{caller} should be allowed: {}", d.reason(rs));
+    assert_eq!(
+        d.verdict,
+        Verdict::Allow,
+        "{caller} should be allowed: {}",
+        d.reason(rs)
+    );
     d
 }
 
@@ -58,7 +70,9 @@ actions:
 
 #[test]
 fn scenario_1_block_all_international() {
-    let rs = rules(&format!("{ACTIONS}\ntrunks:\n  main:\n    blacklist:\n      - {{ name: Block-All-International, pattern: '^(?!\\+1)[+][0-9]+$', match: regex, action: reject }}\n"));
+    let rs = rules(&format!(
+        "{ACTIONS}\ntrunks:\n  main:\n    blacklist:\n      - {{ name: Block-All-International, pattern: '^(?!\\+1)[+][0-9]+$', match: regex, action: reject }}\n"
+    ));
     let d = blocked(&rs, "main", "+442071234567", "Block-All-International");
     assert_eq!(d.list, DecidedBy::Blacklist);
     assert_eq!(d.action_name(&rs), "reject");
@@ -71,8 +85,14 @@ fn scenario_2_block_premium_numbers_with_messages() {
     let rs = rules(&format!(
         "{ACTIONS}\ntrunks:\n  main:\n    blacklist:\n      - {{ name: Block-900-Numbers, pattern: '+1900*', action: premium-msg }}\n      - {{ name: Block-976-Numbers, pattern: '+1976*', action: ppc-msg }}\n"
     ));
-    assert_eq!(blocked(&rs, "main", "+19005551234", "Block-900-Numbers").action_name(&rs), "premium-msg");
-    assert_eq!(blocked(&rs, "main", "+19765551234", "Block-976-Numbers").action_name(&rs), "ppc-msg");
+    assert_eq!(
+        blocked(&rs, "main", "+19005551234", "Block-900-Numbers").action_name(&rs),
+        "premium-msg"
+    );
+    assert_eq!(
+        blocked(&rs, "main", "+19765551234", "Block-976-Numbers").action_name(&rs),
+        "ppc-msg"
+    );
     allowed(&rs, "main", "+18005551234");
 }
 
@@ -98,7 +118,9 @@ fn scenario_4_specific_spam_caller() {
 
 #[test]
 fn scenario_5_competitor_number_range() {
-    let rs = rules(&format!("{ACTIONS}\ntrunks:\n  main:\n    blacklist:\n      - {{ name: Block-Competitor-Numbers, pattern: '+1555123*', action: reject }}\n"));
+    let rs = rules(&format!(
+        "{ACTIONS}\ntrunks:\n  main:\n    blacklist:\n      - {{ name: Block-Competitor-Numbers, pattern: '+1555123*', action: reject }}\n"
+    ));
     blocked(&rs, "main", "+15551230000", "Block-Competitor-Numbers");
     blocked(&rs, "main", "+15551239999", "Block-Competitor-Numbers");
     allowed(&rs, "main", "+15551240000");
@@ -109,7 +131,15 @@ fn scenario_6_anonymous_callers_whatever_the_pbx_sends() {
     let rs = rules(&format!(
         "{ACTIONS}\ntrunks:\n  main:\n    blacklist:\n      - {{ name: Block-Hidden-CallerID, pattern: 'Anonymous|Private|Restricted|Unknown', match: regex, action: callerid-msg }}\n"
     ));
-    for caller in ["Anonymous", "Private", "Restricted", "unknown", "", "anonymous", "BLOCKED"] {
+    for caller in [
+        "Anonymous",
+        "Private",
+        "Restricted",
+        "unknown",
+        "",
+        "anonymous",
+        "BLOCKED",
+    ] {
         let d = blocked(&rs, "main", caller, "Block-Hidden-CallerID");
         assert_eq!(d.action_name(&rs), "callerid-msg");
         assert!(d.caller.anonymous);
@@ -123,7 +153,9 @@ fn scenario_6_anonymous_callers_whatever_the_pbx_sends() {
 
 #[test]
 fn anonymous_flag_rule_matches_hidden_callers() {
-    let rs = rules(&format!("{ACTIONS}\ntrunks:\n  main:\n    blacklist:\n      - {{ name: Block-Hidden, anonymous: true, action: callerid-msg }}\n"));
+    let rs = rules(&format!(
+        "{ACTIONS}\ntrunks:\n  main:\n    blacklist:\n      - {{ name: Block-Hidden, anonymous: true, action: callerid-msg }}\n"
+    ));
     blocked(&rs, "main", "unknown", "Block-Hidden");
     blocked(&rs, "main", "", "Block-Hidden");
     allowed(&rs, "main", "+15551234567");
@@ -187,7 +219,10 @@ fn exclusive_mode_only_whitelisted_get_through() {
         "{ACTIONS}\ntrunks:\n  ceo-direct-line:\n    whitelist_mode: exclusive\n    blocked_action: voicemail\n    whitelist:\n      - {{ name: CFO, pattern: '+15551111111' }}\n      - {{ name: CTO, pattern: '+15552222222' }}\n      - {{ name: Board-Chair, pattern: '+15553333333' }}\n"
     ));
     for n in ["+15551111111", "+15552222222", "+15553333333"] {
-        assert_eq!(allowed(&rs, "ceo-direct-line", n).list, DecidedBy::Whitelist);
+        assert_eq!(
+            allowed(&rs, "ceo-direct-line", n).list,
+            DecidedBy::Whitelist
+        );
     }
     let d = call(&rs, "ceo-direct-line", "+15554444444");
     assert_eq!((d.verdict, d.list), (Verdict::Block, DecidedBy::Exclusive));
@@ -211,13 +246,22 @@ fn after_hours_emergency_line_medical_practice() {
         "{ACTIONS}{OFFICE_HOURS}\ntrunks:\n  practice:\n    exclusive: {{ outside: office-hours }}\n    blocked_action: voicemail\n    whitelist:\n      - {{ name: Dr-Smith, pattern: '+15551234567' }}\n      - {{ name: Dr-Jones, pattern: '+15559876543' }}\n      - {{ name: On-call-service, pattern: '+15551111111' }}\n"
     ));
     // During office hours everyone gets through.
-    assert_eq!(call_at(&rs, "practice", "+15557777777", WEEKDAY_AFTERNOON).verdict, Verdict::Allow);
+    assert_eq!(
+        call_at(&rs, "practice", "+15557777777", WEEKDAY_AFTERNOON).verdict,
+        Verdict::Allow
+    );
     // After hours only the whitelist.
     let d = call_at(&rs, "practice", "+15557777777", WEEKDAY_NIGHT);
     assert_eq!((d.verdict, d.list), (Verdict::Block, DecidedBy::Exclusive));
     assert!(d.exclusive_active);
-    assert_eq!(call_at(&rs, "practice", "+15551234567", WEEKDAY_NIGHT).verdict, Verdict::Allow);
-    assert_eq!(call_at(&rs, "practice", "+15551111111", WEEKDAY_NIGHT).verdict, Verdict::Allow);
+    assert_eq!(
+        call_at(&rs, "practice", "+15551234567", WEEKDAY_NIGHT).verdict,
+        Verdict::Allow
+    );
+    assert_eq!(
+        call_at(&rs, "practice", "+15551111111", WEEKDAY_NIGHT).verdict,
+        Verdict::Allow
+    );
 }
 
 #[test]
@@ -227,7 +271,10 @@ fn whitelist_rule_only_during_business_hours_then_blocked_by_exclusive_mode() {
     let rs = rules(&format!(
         "{ACTIONS}{OFFICE_HOURS}\ntrunks:\n  main:\n    whitelist_mode: exclusive\n    whitelist:\n      - {{ name: Contractor, pattern: '+15552223333', schedule: {{ inside: office-hours }} }}\n"
     ));
-    assert_eq!(call_at(&rs, "main", "+15552223333", WEEKDAY_AFTERNOON).verdict, Verdict::Allow);
+    assert_eq!(
+        call_at(&rs, "main", "+15552223333", WEEKDAY_AFTERNOON).verdict,
+        Verdict::Allow
+    );
     let d = call_at(&rs, "main", "+15552223333", WEEKDAY_NIGHT);
     assert_eq!((d.verdict, d.list), (Verdict::Block, DecidedBy::Exclusive));
 }
@@ -243,13 +290,17 @@ fn whitelist_on_another_trunk_does_not_apply() {
 
 #[test]
 fn disabled_rule_does_not_block() {
-    let rs = rules(&format!("{ACTIONS}\ntrunks:\n  main:\n    blacklist:\n      - {{ name: Block-Broad, pattern: '+1555*', enabled: false }}\n"));
+    let rs = rules(&format!(
+        "{ACTIONS}\ntrunks:\n  main:\n    blacklist:\n      - {{ name: Block-Broad, pattern: '+1555*', enabled: false }}\n"
+    ));
     allowed(&rs, "main", "+15551234567");
 }
 
 #[test]
 fn pattern_typo_does_not_match() {
-    let rs = rules(&format!("{ACTIONS}\ntrunks:\n  main:\n    whitelist_mode: exclusive\n    whitelist:\n      - {{ name: VIP, pattern: '+15551234567' }}\n"));
+    let rs = rules(&format!(
+        "{ACTIONS}\ntrunks:\n  main:\n    whitelist_mode: exclusive\n    whitelist:\n      - {{ name: VIP, pattern: '+15551234567' }}\n"
+    ));
     assert_eq!(call(&rs, "main", "+15551234568").list, DecidedBy::Exclusive);
 }
 
@@ -257,7 +308,9 @@ fn pattern_typo_does_not_match() {
 fn format_mismatch_is_solved_by_normalisation() {
     // "Rule pattern: +15551234567, provider sends 5551234567 → no match" —
     // unless numbers are normalised, which callguard does (E.164 per trunk region).
-    let rs = rules(&format!("{ACTIONS}\ntrunks:\n  main:\n    blacklist:\n      - {{ name: Block-Spam, pattern: '+15551234567', action: reject }}\n"));
+    let rs = rules(&format!(
+        "{ACTIONS}\ntrunks:\n  main:\n    blacklist:\n      - {{ name: Block-Spam, pattern: '+15551234567', action: reject }}\n"
+    ));
     let d = blocked(&rs, "main", "5551234567", "Block-Spam");
     assert_eq!(d.matched_on.map(|m| m.as_str()), Some("e164"));
     blocked(&rs, "main", "(555) 123-4567", "Block-Spam");
@@ -272,11 +325,23 @@ fn toll_fraud_protection_with_after_hours_business_regions() {
     blocked(&rs, "main", "+2348012345678", "Block-Nigeria");
     blocked(&rs, "main", "+959123456789", "Block-Myanmar");
     // +1* whitelists North America, which includes +1284 — whitelist wins.
-    assert_eq!(allowed(&rs, "main", "+12845550000").rule_name(&rs), Some("Allow-US-Canada"));
+    assert_eq!(
+        allowed(&rs, "main", "+12845550000").rule_name(&rs),
+        Some("Allow-US-Canada")
+    );
     // After hours: business regions only.
-    assert_eq!(call_at(&rs, "main", "+33123456789", WEEKDAY_NIGHT).list, DecidedBy::Exclusive);
-    assert_eq!(call_at(&rs, "main", "+61212345678", WEEKDAY_NIGHT).verdict, Verdict::Allow);
-    assert_eq!(call_at(&rs, "main", "+33123456789", WEEKDAY_AFTERNOON).verdict, Verdict::Allow);
+    assert_eq!(
+        call_at(&rs, "main", "+33123456789", WEEKDAY_NIGHT).list,
+        DecidedBy::Exclusive
+    );
+    assert_eq!(
+        call_at(&rs, "main", "+61212345678", WEEKDAY_NIGHT).verdict,
+        Verdict::Allow
+    );
+    assert_eq!(
+        call_at(&rs, "main", "+33123456789", WEEKDAY_AFTERNOON).verdict,
+        Verdict::Allow
+    );
 }
 
 #[test]
@@ -304,16 +369,25 @@ fn geographic_multinational_and_cost_conscious() {
 #[test]
 fn geographic_california_only() {
     let codes = [
-        "209", "213", "310", "323", "341", "408", "415", "424", "442", "510", "530", "559", "562", "619", "626", "628", "650",
-        "657", "661", "669", "707", "714", "747", "760", "805", "818", "820", "831", "858", "909", "916", "925", "949", "951",
+        "209", "213", "310", "323", "341", "408", "415", "424", "442", "510", "530", "559", "562",
+        "619", "626", "628", "650", "657", "661", "669", "707", "714", "747", "760", "805", "818",
+        "820", "831", "858", "909", "916", "925", "949", "951",
     ];
-    let mut yaml = format!("{ACTIONS}\ntrunks:\n  ca-licensed:\n    whitelist_mode: exclusive\n    whitelist:\n");
+    let mut yaml = format!(
+        "{ACTIONS}\ntrunks:\n  ca-licensed:\n    whitelist_mode: exclusive\n    whitelist:\n"
+    );
     for c in codes {
         yaml.push_str(&format!("      - {{ name: CA-{c}, pattern: '+1{c}*' }}\n"));
     }
     let rs = rules(&yaml);
-    assert_eq!(allowed(&rs, "ca-licensed", "+14155552671").rule_name(&rs), Some("CA-415"));
-    assert_eq!(call(&rs, "ca-licensed", "+12125551234").list, DecidedBy::Exclusive);
+    assert_eq!(
+        allowed(&rs, "ca-licensed", "+14155552671").rule_name(&rs),
+        Some("CA-415")
+    );
+    assert_eq!(
+        call(&rs, "ca-licensed", "+12125551234").list,
+        DecidedBy::Exclusive
+    );
 }
 
 #[test]
@@ -336,8 +410,16 @@ fn vip_support_queue_bridges_vips_with_a_whisper() {
     assert_eq!(d.action_name(&rs), "vip");
     let plan = rs.action(d.action).plan(callguard::action::Pbx::Asterisk);
     match &plan.step {
-        callguard::action::Step::Bridge { dial, tone, timeout, on_no_answer } => {
-            assert_eq!((dial.as_str(), tone.as_str(), *timeout), ("PJSIP/vip-team", "beep", 30));
+        callguard::action::Step::Bridge {
+            dial,
+            tone,
+            timeout,
+            on_no_answer,
+        } => {
+            assert_eq!(
+                (dial.as_str(), tone.as_str(), *timeout),
+                ("PJSIP/vip-team", "beep", 30)
+            );
             assert_eq!(&*on_no_answer.as_ref().unwrap().action, "voicemail");
         }
         other => panic!("{other:?}"),
@@ -352,12 +434,23 @@ fn vip_whitelist_works_with_national_local_and_international_numbers() {
         "{ACTIONS}\ntrunks:\n  nl-support:\n    region: NL\n    whitelist_mode: exclusive\n    blocked_action: voicemail\n    whitelist:\n      - {{ name: Key-Account-NL, pattern: '+31201234567' }}\n      - {{ name: Key-Account-US, pattern: '+15551234567' }}\n"
     ));
     // The same Dutch number, national and international formats.
-    for n in ["+31201234567", "0201234567", "0031201234567", "020 123 4567"] {
+    for n in [
+        "+31201234567",
+        "0201234567",
+        "0031201234567",
+        "020 123 4567",
+    ] {
         assert_eq!(call(&rs, "nl-support", n).verdict, Verdict::Allow, "{n}");
     }
-    assert_eq!(call(&rs, "nl-support", "+15551234567").verdict, Verdict::Allow);
+    assert_eq!(
+        call(&rs, "nl-support", "+15551234567").verdict,
+        Verdict::Allow
+    );
     let d = call(&rs, "nl-support", "0207654321");
-    assert_eq!((d.verdict, d.action_name(&rs)), (Verdict::Block, "voicemail"));
+    assert_eq!(
+        (d.verdict, d.action_name(&rs)),
+        (Verdict::Block, "voicemail")
+    );
 }
 
 #[test]
@@ -378,6 +471,12 @@ fn rule_schedule_night_premium_block() {
     let rs = rules(&format!(
         "{ACTIONS}{OFFICE_HOURS}\ntrunks:\n  main:\n    blacklist:\n      - {{ name: Block-Night-Premium, pattern: '+1900*', schedule: {{ outside: office-hours }} }}\n"
     ));
-    assert_eq!(call_at(&rs, "main", "+19005550000", WEEKDAY_AFTERNOON).verdict, Verdict::Allow);
-    assert_eq!(call_at(&rs, "main", "+19005550000", WEEKDAY_NIGHT).verdict, Verdict::Block);
+    assert_eq!(
+        call_at(&rs, "main", "+19005550000", WEEKDAY_AFTERNOON).verdict,
+        Verdict::Allow
+    );
+    assert_eq!(
+        call_at(&rs, "main", "+19005550000", WEEKDAY_NIGHT).verdict,
+        Verdict::Block
+    );
 }

@@ -22,7 +22,11 @@ pub fn run(path: &Path) -> ExitCode {
             for p in &problems.0 {
                 println!("{p}");
             }
-            eprintln!("{}: {} problem(s); nothing was loaded", path.display(), problems.0.len());
+            eprintln!(
+                "{}: {} problem(s); nothing was loaded",
+                path.display(),
+                problems.0.len()
+            );
             ExitCode::from(2)
         }
     }
@@ -41,7 +45,11 @@ pub fn summary(rs: &RuleSet) -> String {
         "{} trunk(s), {} rule(s) ({}), {} list file(s), {} schedule(s), {} action(s)",
         rs.trunks.len(),
         rs.rules.len(),
-        if per_list.is_empty() { "none".to_string() } else { per_list.join(", ") },
+        if per_list.is_empty() {
+            "none".to_string()
+        } else {
+            per_list.join(", ")
+        },
         files,
         rs.schedules.len(),
         rs.actions.len()

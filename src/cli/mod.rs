@@ -13,7 +13,11 @@ mod test;
 pub const DEFAULT_CONFIG: &str = "config/callguard.yaml";
 
 #[derive(Parser, Debug)]
-#[command(name = "callguard", version, about = "Screens inbound calls for Asterisk (FastAGI) and FreeSWITCH (outbound ESL).")]
+#[command(
+    name = "callguard",
+    version,
+    about = "Screens inbound calls for Asterisk (FastAGI) and FreeSWITCH (outbound ESL)."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

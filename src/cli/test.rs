@@ -9,10 +9,10 @@ use clap::Args;
 use serde_json::json;
 
 use crate::config::types::MatchType;
+use crate::policy::RuleSet;
 use crate::policy::decide::{SkipReason, decide_explained};
 use crate::policy::ruleset::Exclusive;
 use crate::policy::tester::PatternTester;
-use crate::policy::RuleSet;
 
 #[derive(Args, Debug)]
 pub struct TestArgs {
@@ -48,7 +48,11 @@ pub struct TestArgs {
 }
 
 fn parse_match_type(s: &str) -> Result<MatchType, String> {
-    MatchType::parse(s).ok_or_else(|| format!("unknown match type {s:?} (exact, starts_with, contains, ends_with, wildcard, regex)"))
+    MatchType::parse(s).ok_or_else(|| {
+        format!(
+            "unknown match type {s:?} (exact, starts_with, contains, ends_with, wildcard, regex)"
+        )
+    })
 }
 
 pub fn run(args: TestArgs) -> ExitCode {
@@ -73,7 +77,9 @@ pub fn run(args: TestArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let Some(trunk) = rs.select_trunk(args.trunk.as_deref(), dids) else {
-        eprintln!("no trunk selected: pass --trunk or --did, or set default_trunk (a call would fail open)");
+        eprintln!(
+            "no trunk selected: pass --trunk or --did, or set default_trunk (a call would fail open)"
+        );
         return ExitCode::from(2);
     };
     let mut code = ExitCode::SUCCESS;
@@ -115,12 +121,18 @@ pub fn run(args: TestArgs) -> ExitCode {
             Err(e) => {
                 code = ExitCode::from(1);
                 if args.json {
-                    println!("{}", json!({"caller": caller, "error": e.to_string(), "eval_ns": eval_ns}));
+                    println!(
+                        "{}",
+                        json!({"caller": caller, "error": e.to_string(), "eval_ns": eval_ns})
+                    );
                 } else {
-                    println!("{caller}: cannot decide ({e}); a live call would fail {}", match rs.fail {
-                        crate::config::types::FailMode::Open => "open (allowed)",
-                        crate::config::types::FailMode::Closed => "closed (blocked)",
-                    });
+                    println!(
+                        "{caller}: cannot decide ({e}); a live call would fail {}",
+                        match rs.fail {
+                            crate::config::types::FailMode::Open => "open (allowed)",
+                            crate::config::types::FailMode::Closed => "closed (blocked)",
+                        }
+                    );
                 }
             }
         }
@@ -172,16 +184,29 @@ fn print_human(
         Exclusive::Always => println!("  exclusive:  always on (whitelist only)"),
         Exclusive::When(c) => println!(
             "  exclusive:  {} ({} {}: {})",
-            if d.exclusive_active { "active" } else { "inactive" },
+            if d.exclusive_active {
+                "active"
+            } else {
+                "inactive"
+            },
             if c.inside { "inside" } else { "outside" },
             rs.schedule_name(c),
             rs.schedules[c.schedule].1.explain(at)
         ),
     }
     for s in skipped {
-        println!("  also matched: {} ({}) — {}", rs.rules.name(s.rule), s.list.as_str(), why(&s.why));
+        println!(
+            "  also matched: {} ({}) — {}",
+            rs.rules.name(s.rule),
+            s.list.as_str(),
+            why(&s.why)
+        );
     }
-    println!("  decided in: {:.1} µs at {}", eval_ns as f64 / 1000.0, at.to_rfc3339());
+    println!(
+        "  decided in: {:.1} µs at {}",
+        eval_ns as f64 / 1000.0,
+        at.to_rfc3339()
+    );
 }
 
 fn pattern(p: &str, args: &TestArgs) -> ExitCode {
@@ -196,7 +221,11 @@ fn pattern(p: &str, args: &TestArgs) -> ExitCode {
         }
     };
     if !args.json {
-        println!("pattern {p:?} ({}): {}", tester.compiled.match_type.as_str(), tester.explain());
+        println!(
+            "pattern {p:?} ({}): {}",
+            tester.compiled.match_type.as_str(),
+            tester.explain()
+        );
     }
     for n in &args.callers {
         // Time many evaluations for a stable per-match figure.
@@ -218,12 +247,17 @@ fn pattern(p: &str, args: &TestArgs) -> ExitCode {
                 let caps = if r.captures.is_empty() {
                     String::new()
                 } else {
-                    let c: Vec<String> = r.captures.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    let c: Vec<String> =
+                        r.captures.iter().map(|(k, v)| format!("{k}={v}")).collect();
                     format!("  captures: {}", c.join(" "))
                 };
                 println!(
                     "  {n} → {}  ({:.3} µs per match){caps}",
-                    if r.matched { "✓ match" } else { "✗ no match" },
+                    if r.matched {
+                        "✓ match"
+                    } else {
+                        "✗ no match"
+                    },
                     per_match_ns / 1000.0
                 );
             }

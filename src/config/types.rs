@@ -548,7 +548,8 @@ impl Default for PolicyTuning {
 /// Durations as humans write them: `2s`, `100ms`, `1h`.
 pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
-    humantime::parse_duration(s.trim()).map_err(|e| serde::de::Error::custom(format!("bad duration {s:?}: {e}")))
+    humantime::parse_duration(s.trim())
+        .map_err(|e| serde::de::Error::custom(format!("bad duration {s:?}: {e}")))
 }
 
 fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {

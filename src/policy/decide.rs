@@ -105,7 +105,9 @@ impl Decision {
     pub fn pattern(&self, rs: &RuleSet) -> Option<(String, &'static str)> {
         let r = self.rule?;
         match rs.rules.pattern(r) {
-            Some((p, _)) if p == super::ruleset::ANONYMOUS_RULE => Some((p.to_string(), "anonymous")),
+            Some((p, _)) if p == super::ruleset::ANONYMOUS_RULE => {
+                Some((p.to_string(), "anonymous"))
+            }
             Some((p, m)) => Some((p.to_string(), m.as_str())),
             None => self.matched_text().map(|t| (t.to_string(), "exact")),
         }
@@ -117,11 +119,17 @@ impl Decision {
         let how = || {
             let (p, m) = self.pattern(rs).unwrap_or_default();
             let on = match self.matched_on {
-                Some(MatchedOn::E164) => format!(" on E.164 {}", self.caller.e164.as_deref().unwrap_or("")),
+                Some(MatchedOn::E164) => {
+                    format!(" on E.164 {}", self.caller.e164.as_deref().unwrap_or(""))
+                }
                 Some(MatchedOn::Anonymous) => " (caller ID hidden)".to_string(),
                 _ => String::new(),
             };
-            let what = if m == "anonymous" { p } else { format!("{m} {p}") };
+            let what = if m == "anonymous" {
+                p
+            } else {
+                format!("{m} {p}")
+            };
             format!("{} ({what}){on}", self.rule_name(rs).unwrap_or("?"))
         };
         match self.list {
@@ -129,7 +137,9 @@ impl Decision {
             DecidedBy::SystemBlacklist => format!("system blacklist rule {}", how()),
             DecidedBy::Whitelist => format!("whitelist rule {} on trunk {trunk}", how()),
             DecidedBy::Blacklist => format!("blacklist rule {} on trunk {trunk}", how()),
-            DecidedBy::Exclusive => format!("trunk {trunk} is in exclusive mode and the caller is not whitelisted"),
+            DecidedBy::Exclusive => {
+                format!("trunk {trunk} is in exclusive mode and the caller is not whitelisted")
+            }
             DecidedBy::Default => "no rule matched".to_string(),
         }
     }
@@ -172,25 +182,42 @@ pub fn decide_explained(
             (DecidedBy::Blacklist, &t.blacklist),
         ];
         for (by, index) in lists {
-            let _ = index.for_each_match(&subjects[..n], caller.anonymous, |_| false, |id, _| {
-                if Some(id) != d.rule && !skipped.iter().any(|x| x.rule == id) {
-                    let why = if !rs.rules.enabled(id) {
-                        SkipReason::Disabled
-                    } else if rs.rules.schedule(id).is_some_and(|c| !rs.cond_active(c, at)) {
-                        SkipReason::ScheduleInactive
-                    } else {
-                        SkipReason::Shadowed
-                    };
-                    skipped.push(Skipped { rule: id, list: by, why });
-                }
-            });
+            let _ = index.for_each_match(
+                &subjects[..n],
+                caller.anonymous,
+                |_| false,
+                |id, _| {
+                    if Some(id) != d.rule && !skipped.iter().any(|x| x.rule == id) {
+                        let why = if !rs.rules.enabled(id) {
+                            SkipReason::Disabled
+                        } else if rs
+                            .rules
+                            .schedule(id)
+                            .is_some_and(|c| !rs.cond_active(c, at))
+                        {
+                            SkipReason::ScheduleInactive
+                        } else {
+                            SkipReason::Shadowed
+                        };
+                        skipped.push(Skipped {
+                            rule: id,
+                            list: by,
+                            why,
+                        });
+                    }
+                },
+            );
         }
     }
     Ok((d, skipped))
 }
 
 fn subjects(caller: &Caller) -> ([Subject<'_>; 3], usize) {
-    let empty = Subject { text: "", key: None, on: MatchedOn::Raw };
+    let empty = Subject {
+        text: "",
+        key: None,
+        on: MatchedOn::Raw,
+    };
     let mut s = [empty; 3];
     let mut n = 0;
     if !caller.raw.is_empty() {
@@ -244,7 +271,9 @@ fn decide_observed(
         if index.is_empty() {
             continue;
         }
-        if let Some((rule, on)) = best_match(rs, index, subj, caller.anonymous, at, by, &mut on_skip)? {
+        if let Some((rule, on)) =
+            best_match(rs, index, subj, caller.anonymous, at, by, &mut on_skip)?
+        {
             let (verdict, default_action) = match by {
                 DecidedBy::Protected | DecidedBy::Whitelist => (Verdict::Allow, t.allowed_action),
                 DecidedBy::SystemBlacklist => (Verdict::Block, rs.system_blocked_action),
@@ -300,13 +329,21 @@ fn best_match(
         |id| best.get().is_some_and(|(b, _)| key(b) < key(id)),
         |id, on| {
             if !rules.enabled(id) {
-                on_skip(Skipped { rule: id, list, why: SkipReason::Disabled });
+                on_skip(Skipped {
+                    rule: id,
+                    list,
+                    why: SkipReason::Disabled,
+                });
                 return;
             }
             if let Some(c) = rules.schedule(id)
                 && !rs.cond_active(c, at)
             {
-                on_skip(Skipped { rule: id, list, why: SkipReason::ScheduleInactive });
+                on_skip(Skipped {
+                    rule: id,
+                    list,
+                    why: SkipReason::ScheduleInactive,
+                });
                 return;
             }
             if best.get().is_none_or(|(b, _)| key(id) < key(b)) {

@@ -99,7 +99,11 @@ impl ListIndexBuilder {
         match &pattern.matcher {
             Matcher::Exact(s) => match number_key(s) {
                 Some(k) => self.exact_num.push((k, id)),
-                None => self.exact_str.entry(s.as_str().into()).or_default().push(id),
+                None => self
+                    .exact_str
+                    .entry(s.as_str().into())
+                    .or_default()
+                    .push(id),
             },
             Matcher::Prefix(s) => self.prefixes.entry(s.as_str().into()).or_default().push(id),
             Matcher::Suffix(s) => self.suffixes.entry(s.as_str().into()).or_default().push(id),

@@ -9,5 +9,5 @@ pub mod ruleset;
 pub mod schedule;
 pub mod tester;
 
-pub use decide::{Decision, DecidedBy, Verdict, decide};
+pub use decide::{DecidedBy, Decision, Verdict, decide};
 pub use ruleset::RuleSet;

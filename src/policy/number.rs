@@ -16,9 +16,20 @@ pub fn normalize(raw: &str, presentation_restricted: bool, _region: Region) -> C
     let raw = raw.trim();
     let anonymous = presentation_restricted
         || raw.is_empty()
-        || ["anonymous", "unknown", "private", "restricted", "unavailable", "blocked"]
-            .iter()
-            .any(|w| raw.eq_ignore_ascii_case(w));
+        || [
+            "anonymous",
+            "unknown",
+            "private",
+            "restricted",
+            "unavailable",
+            "blocked",
+        ]
+        .iter()
+        .any(|w| raw.eq_ignore_ascii_case(w));
     let e164 = raw.starts_with('+').then(|| raw.to_string());
-    Caller { raw: raw.to_string(), e164, anonymous }
+    Caller {
+        raw: raw.to_string(),
+        e164,
+        anonymous,
+    }
 }

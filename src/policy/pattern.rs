@@ -93,7 +93,9 @@ pub fn compile(
     let match_type = match_type.unwrap_or_else(|| infer_match_type(source));
     let literal = |s: &str| -> Result<String, PatternError> {
         if s.is_empty() {
-            Err(PatternError::plain("pattern has nothing to match besides '*'"))
+            Err(PatternError::plain(
+                "pattern has nothing to match besides '*'",
+            ))
         } else {
             Ok(s.to_string())
         }
@@ -218,7 +220,10 @@ pub fn wildcard_to_regex(pattern: &str) -> Result<String, PatternError> {
                     return Err(PatternError::at(offset + start + 1, "unclosed '['"));
                 }
                 if members == 0 {
-                    return Err(PatternError::at(offset + start + 1, "empty character class"));
+                    return Err(PatternError::at(
+                        offset + start + 1,
+                        "empty character class",
+                    ));
                 }
                 re.push(']');
             }

@@ -104,7 +104,11 @@ impl RuleTable {
     }
     pub fn name(&self, id: RuleId) -> &str {
         let i = id as usize;
-        let start = if i == 0 { 0 } else { self.name_ends[i - 1] as usize };
+        let start = if i == 0 {
+            0
+        } else {
+            self.name_ends[i - 1] as usize
+        };
         &self.names[start..self.name_ends[i] as usize]
     }
     pub fn priority(&self, id: RuleId) -> i32 {
@@ -163,7 +167,8 @@ impl RuleTable {
             Some(_) => {}
             // An `anonymous: true` rule with no pattern.
             None => {
-                self.patterns.insert(id, (ANONYMOUS_RULE.into(), MatchType::Exact));
+                self.patterns
+                    .insert(id, (ANONYMOUS_RULE.into(), MatchType::Exact));
             }
         }
         id
@@ -340,11 +345,10 @@ impl<'a> Builder<'a> {
         };
         let schedules = self.schedules();
         let actions = self.actions();
-        let action_ref =
-            |b: &mut Self, r: &Option<Spanned<String>>, fallback: ActionId| match r {
-                None => fallback,
-                Some(s) => b.action_id(s),
-            };
+        let action_ref = |b: &mut Self, r: &Option<Spanned<String>>, fallback: ActionId| match r {
+            None => fallback,
+            Some(s) => b.action_id(s),
+        };
         let reject = self.action_ids["reject"];
         let pass = self.action_ids["pass"];
         let system_blocked_action = action_ref(&mut self, &raw.blocked_action, reject);
@@ -355,7 +359,9 @@ impl<'a> Builder<'a> {
         for p in &raw.protected {
             match pattern::compile(&p.value, None, false) {
                 Ok(c) => {
-                    let id = self.rules.push(&p.value, 0, NO_ACTION, true, Some(&c), origin);
+                    let id = self
+                        .rules
+                        .push(&p.value, 0, NO_ACTION, true, Some(&c), origin);
                     protected.add(id, &c);
                 }
                 Err(e) => self.problem(&p.referenced, format!("protected {:?}: {e}", p.value)),
@@ -422,7 +428,10 @@ impl<'a> Builder<'a> {
             for did in &tc.dids {
                 let key = did_key(did);
                 if key.is_empty() || key == "+" {
-                    self.problem(&t.referenced, format!("trunk {name}: DID {did:?} has no digits"));
+                    self.problem(
+                        &t.referenced,
+                        format!("trunk {name}: DID {did:?} has no digits"),
+                    );
                 } else if let Some(prev) = trunk_by_did.insert(key, id) {
                     let prev_name = trunks
                         .get(prev)
@@ -437,7 +446,10 @@ impl<'a> Builder<'a> {
             let mut bl = ListIndexBuilder::default();
             self.rules_into(&mut wl, &tc.whitelist, &format!("{name}.whitelist"));
             self.rules_into(&mut bl, &tc.blacklist, &format!("{name}.blacklist"));
-            for (kind, count) in [("whitelist", tc.whitelist.len()), ("blacklist", tc.blacklist.len())] {
+            for (kind, count) in [
+                ("whitelist", tc.whitelist.len()),
+                ("blacklist", tc.blacklist.len()),
+            ] {
                 lists.push(ListInfo {
                     name: format!("{name}.{kind}"),
                     kind,
@@ -472,7 +484,10 @@ impl<'a> Builder<'a> {
             Some(d) => match trunk_by_name.get(&d.value) {
                 Some(&id) => Some(id),
                 None => {
-                    self.problem(&d.referenced, format!("default_trunk: no trunk named {:?}", d.value));
+                    self.problem(
+                        &d.referenced,
+                        format!("default_trunk: no trunk named {:?}", d.value),
+                    );
                     None
                 }
             },
@@ -543,12 +558,22 @@ impl<'a> Builder<'a> {
         out
     }
 
-    fn schedule_cond(&mut self, r: &ScheduleRef, loc: &Location, what: &str) -> Option<ScheduleCond> {
+    fn schedule_cond(
+        &mut self,
+        r: &ScheduleRef,
+        loc: &Location,
+        what: &str,
+    ) -> Option<ScheduleCond> {
         let (name, inside) = match (&r.inside, &r.outside) {
             (Some(n), None) => (n, true),
             (None, Some(n)) => (n, false),
             _ => {
-                self.problem(loc, format!("{what}: a schedule condition takes exactly one of `inside:` or `outside:`"));
+                self.problem(
+                    loc,
+                    format!(
+                        "{what}: a schedule condition takes exactly one of `inside:` or `outside:`"
+                    ),
+                );
                 return None;
             }
         };
@@ -573,7 +598,11 @@ impl<'a> Builder<'a> {
                 known.sort_unstable();
                 self.problem(
                     &r.referenced,
-                    format!("no action named {:?} (defined: {})", r.value, known.join(", ")),
+                    format!(
+                        "no action named {:?} (defined: {})",
+                        r.value,
+                        known.join(", ")
+                    ),
                 );
                 NO_ACTION
             }
@@ -582,8 +611,11 @@ impl<'a> Builder<'a> {
 
     fn actions(&mut self) -> Vec<ActionDef> {
         let raw = &self.cfg.raw;
-        let mut names: Vec<(String, Option<&Spanned<ActionConfig>>)> =
-            raw.actions.iter().map(|(n, a)| (n.clone(), Some(a))).collect();
+        let mut names: Vec<(String, Option<&Spanned<ActionConfig>>)> = raw
+            .actions
+            .iter()
+            .map(|(n, a)| (n.clone(), Some(a)))
+            .collect();
         for (n, _) in BUILTIN_ACTIONS {
             if !raw.actions.contains_key(*n) {
                 names.push((n.to_string(), None));
@@ -618,7 +650,13 @@ impl<'a> Builder<'a> {
             .into_iter()
             .map(|(name, cfg)| ActionDef {
                 kind: cfg.map_or_else(
-                    || BUILTIN_ACTIONS.iter().find(|(n, _)| *n == name).map(|(_, k)| *k).unwrap_or(ActionKind::Continue),
+                    || {
+                        BUILTIN_ACTIONS
+                            .iter()
+                            .find(|(n, _)| *n == name)
+                            .map(|(_, k)| *k)
+                            .unwrap_or(ActionKind::Continue)
+                    },
                     |c| c.value.kind,
                 ),
                 plans: plans.remove(&name).unwrap_or_else(|| builtin_plans("pass")),
@@ -642,7 +680,9 @@ impl<'a> Builder<'a> {
                 Pbx::FreeSwitch => c.freeswitch.clone(),
             }
             .unwrap_or_default();
-            let pick = |over: &Option<String>, base: &Option<String>| over.clone().or_else(|| base.clone());
+            let pick = |over: &Option<String>, base: &Option<String>| {
+                over.clone().or_else(|| base.clone())
+            };
             let step = match c.kind {
                 ActionKind::Reject => {
                     let tone = match pick(&o.tone, &c.tone).as_deref().unwrap_or("busy") {
@@ -660,16 +700,22 @@ impl<'a> Builder<'a> {
                             Tone::Congestion => Cause::NORMAL_CIRCUIT_CONGESTION,
                             Tone::Hangup => Cause::CALL_REJECTED,
                         },
-                        Some(CauseValue::Code(n)) => Cause::parse(&n.to_string()).unwrap_or_else(|| {
-                            errs.push(format!("cause {n}: a Q.850 cause is 1-127"));
-                            Cause::CALL_REJECTED
-                        }),
+                        Some(CauseValue::Code(n)) => {
+                            Cause::parse(&n.to_string()).unwrap_or_else(|| {
+                                errs.push(format!("cause {n}: a Q.850 cause is 1-127"));
+                                Cause::CALL_REJECTED
+                            })
+                        }
                         Some(CauseValue::Name(n)) => Cause::parse(n).unwrap_or_else(|| {
                             errs.push(format!("cause {n:?}: unknown cause name"));
                             Cause::CALL_REJECTED
                         }),
                     };
-                    Step::Reject { tone, cause, seconds: c.seconds.unwrap_or(5) }
+                    Step::Reject {
+                        tone,
+                        cause,
+                        seconds: c.seconds.unwrap_or(5),
+                    }
                 }
                 ActionKind::Play => Step::Play {
                     sound: need(pick(&o.sound, &c.sound), "sound", c.kind, errs),
@@ -721,7 +767,12 @@ impl<'a> Builder<'a> {
     }
 
     /// Compiles inline YAML rules into a list.
-    fn rules_into(&mut self, list: &mut ListIndexBuilder, rules: &[Spanned<RuleConfig>], list_name: &str) {
+    fn rules_into(
+        &mut self,
+        list: &mut ListIndexBuilder,
+        rules: &[Spanned<RuleConfig>],
+        list_name: &str,
+    ) {
         let origin = self.origin(list_name, false);
         let mut seen = HashSet::new();
         for r in rules {
@@ -730,7 +781,10 @@ impl<'a> Builder<'a> {
             if name.is_empty() {
                 self.problem(&rc.name.referenced, "a rule needs a name");
             } else if !seen.insert(name.to_string()) {
-                self.problem(&rc.name.referenced, format!("{list_name}: duplicate rule name {name:?}"));
+                self.problem(
+                    &rc.name.referenced,
+                    format!("{list_name}: duplicate rule name {name:?}"),
+                );
             }
             let compiled = match &rc.pattern {
                 Some(p) => match pattern::compile(&p.value, rc.match_type, rc.case_insensitive) {
@@ -748,7 +802,10 @@ impl<'a> Builder<'a> {
                 },
                 None if rc.anonymous => None,
                 None => {
-                    self.problem(&r.referenced, format!("rule {name}: needs `pattern:` or `anonymous: true`"));
+                    self.problem(
+                        &r.referenced,
+                        format!("rule {name}: needs `pattern:` or `anonymous: true`"),
+                    );
                     continue;
                 }
             };
@@ -756,8 +813,19 @@ impl<'a> Builder<'a> {
                 Some(a) => self.action_id(a),
                 None => NO_ACTION,
             };
-            let priority = i32::try_from(rc.priority).unwrap_or(if rc.priority < 0 { i32::MIN } else { i32::MAX });
-            let id = self.rules.push(name, priority, action, rc.enabled, compiled.as_ref(), origin);
+            let priority = i32::try_from(rc.priority).unwrap_or(if rc.priority < 0 {
+                i32::MIN
+            } else {
+                i32::MAX
+            });
+            let id = self.rules.push(
+                name,
+                priority,
+                action,
+                rc.enabled,
+                compiled.as_ref(),
+                origin,
+            );
             if let Some(s) = &rc.schedule
                 && let Some(c) = self.schedule_cond(s, &r.referenced, &format!("rule {name}"))
             {
@@ -781,7 +849,11 @@ impl<'a> Builder<'a> {
         infos: &mut Vec<ListInfo>,
     ) {
         let cfg = self.cfg;
-        for lf in cfg.lists.iter().filter(|l| l.trunk.as_deref() == trunk && l.role == role) {
+        for lf in cfg
+            .lists
+            .iter()
+            .filter(|l| l.trunk.as_deref() == trunk && l.role == role)
+        {
             if !self.list_names.insert(lf.name.clone()) {
                 self.problems.push(Problem::new(
                     self.file,
@@ -800,7 +872,8 @@ impl<'a> Builder<'a> {
             for (line, row) in &lf.rows {
                 let at = |msg: String| Problem::new(&file, u64::from(*line), 0, msg);
                 if !seen.insert(row.rule_name.as_str()) {
-                    self.problems.push(at(format!("duplicate rule name {:?}", row.rule_name)));
+                    self.problems
+                        .push(at(format!("duplicate rule name {:?}", row.rule_name)));
                     continue;
                 }
                 let mt = match row.match_type.trim() {
@@ -816,7 +889,10 @@ impl<'a> Builder<'a> {
                 let compiled = match pattern::compile(&row.pattern, mt, false) {
                     Ok(c) => c,
                     Err(e) => {
-                        self.problems.push(at(format!("rule {}: pattern {:?}: {e}", row.rule_name, row.pattern)));
+                        self.problems.push(at(format!(
+                            "rule {}: pattern {:?}: {e}",
+                            row.rule_name, row.pattern
+                        )));
                         continue;
                     }
                 };
@@ -826,12 +902,20 @@ impl<'a> Builder<'a> {
                     a => match self.action_ids.get(a) {
                         Some(&id) => id,
                         None => {
-                            self.problems.push(at(format!("rule {}: no action named {a:?}", row.rule_name)));
+                            self.problems
+                                .push(at(format!("rule {}: no action named {a:?}", row.rule_name)));
                             continue;
                         }
                     },
                 };
-                let id = self.rules.push(&row.rule_name, 0, action, row.enabled, Some(&compiled), origin);
+                let id = self.rules.push(
+                    &row.rule_name,
+                    0,
+                    action,
+                    row.enabled,
+                    Some(&compiled),
+                    origin,
+                );
                 list.add(id, &compiled);
             }
             infos.push(ListInfo {

@@ -26,9 +26,10 @@ impl PatternTester {
         let compiled = pattern::compile(pattern, match_type, case_insensitive)?;
         let mut b = ListIndexBuilder::default();
         b.add(0, &compiled);
-        let index = b
-            .build(backtrack_limit)
-            .map_err(|e| PatternError { message: e, column: None })?;
+        let index = b.build(backtrack_limit).map_err(|e| PatternError {
+            message: e,
+            column: None,
+        })?;
         Ok(PatternTester { compiled, index })
     }
 

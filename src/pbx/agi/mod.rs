@@ -1,5 +1,5 @@
 //! agi
 
 pub mod codec;
-pub mod session;
 pub mod recipe;
+pub mod session;

@@ -22,13 +22,26 @@ fn exec(app: &'static str, data: impl Into<String>) -> AgiOp {
 /// The commands for one step, in order.
 pub fn commands(step: &Step) -> Vec<AgiOp> {
     match step {
-        Step::Reject { tone, cause, seconds } => reject(*tone, cause.0, *seconds),
-        Step::Play { sound, answer, then_hangup } => play(sound, *answer, *then_hangup),
+        Step::Reject {
+            tone,
+            cause,
+            seconds,
+        } => reject(*tone, cause.0, *seconds),
+        Step::Play {
+            sound,
+            answer,
+            then_hangup,
+        } => play(sound, *answer, *then_hangup),
         // `u`: the caller hears the "unavailable" greeting.
         Step::Voicemail { mailbox } => vec![exec("VoiceMail", format!("{mailbox},u"))],
         // Execution resumes exactly at context,exten,priority once we close.
         Step::Transfer { target } => vec![exec("Goto", target.clone())],
-        Step::Bridge { dial, tone, timeout, .. } => bridge(dial, tone, *timeout),
+        Step::Bridge {
+            dial,
+            tone,
+            timeout,
+            ..
+        } => bridge(dial, tone, *timeout),
         Step::Continue => Vec::new(),
     }
 }
@@ -74,7 +87,13 @@ pub fn bridge(dial: &str, tone: &str, timeout: u32) -> Vec<AgiOp> {
 /// Whether a command may legitimately run for the length of the call, so its
 /// reply must not be timed out.
 pub fn lasts_the_call(op: &AgiOp) -> bool {
-    matches!(op, AgiOp::Exec { app: "Dial" | "VoiceMail", .. })
+    matches!(
+        op,
+        AgiOp::Exec {
+            app: "Dial" | "VoiceMail",
+            ..
+        }
+    )
 }
 
 #[cfg(test)]
@@ -88,32 +107,70 @@ mod tests {
 
     #[test]
     fn reject_busy_then_hangup_with_the_cause() {
-        let step = Step::Reject { tone: Tone::Busy, cause: Cause::USER_BUSY, seconds: 5 };
+        let step = Step::Reject {
+            tone: Tone::Busy,
+            cause: Cause::USER_BUSY,
+            seconds: 5,
+        };
         assert_eq!(commands(&step), vec![e("Busy", "5"), e("Hangup", "17")]);
     }
 
     #[test]
     fn reject_congestion_and_plain_hangup() {
-        assert_eq!(reject(Tone::Congestion, 34, 3), vec![e("Congestion", "3"), e("Hangup", "34")]);
+        assert_eq!(
+            reject(Tone::Congestion, 34, 3),
+            vec![e("Congestion", "3"), e("Hangup", "34")]
+        );
         assert_eq!(reject(Tone::Hangup, 21, 5), vec![e("Hangup", "21")]);
     }
 
     #[test]
     fn play_answers_unless_told_not_to() {
-        assert_eq!(play("custom/blocked", true, true), vec![e("Playback", "custom/blocked"), e("Hangup", "16")]);
+        assert_eq!(
+            play("custom/blocked", true, true),
+            vec![e("Playback", "custom/blocked"), e("Hangup", "16")]
+        );
         assert_eq!(
             play("custom/blocked", false, true),
-            vec![e("Progress", ""), e("Playback", "custom/blocked,noanswer"), e("Hangup", "16")]
+            vec![
+                e("Progress", ""),
+                e("Playback", "custom/blocked,noanswer"),
+                e("Hangup", "16")
+            ]
         );
-        assert_eq!(play("custom/notice", true, false), vec![e("Playback", "custom/notice")]);
+        assert_eq!(
+            play("custom/notice", true, false),
+            vec![e("Playback", "custom/notice")]
+        );
     }
 
     #[test]
     fn voicemail_transfer_bridge_continue() {
-        assert_eq!(commands(&Step::Voicemail { mailbox: "100@default".into() }), vec![e("VoiceMail", "100@default,u")]);
-        assert_eq!(commands(&Step::Transfer { target: "ivr-main,s,1".into() }), vec![e("Goto", "ivr-main,s,1")]);
-        let b = Step::Bridge { dial: "PJSIP/vip-team".into(), tone: "beep".into(), timeout: 30, on_no_answer: None };
-        assert_eq!(commands(&b), vec![e("Dial", "PJSIP/vip-team,30,A(beep)"), AgiOp::GetVar { name: "DIALSTATUS" }]);
+        assert_eq!(
+            commands(&Step::Voicemail {
+                mailbox: "100@default".into()
+            }),
+            vec![e("VoiceMail", "100@default,u")]
+        );
+        assert_eq!(
+            commands(&Step::Transfer {
+                target: "ivr-main,s,1".into()
+            }),
+            vec![e("Goto", "ivr-main,s,1")]
+        );
+        let b = Step::Bridge {
+            dial: "PJSIP/vip-team".into(),
+            tone: "beep".into(),
+            timeout: 30,
+            on_no_answer: None,
+        };
+        assert_eq!(
+            commands(&b),
+            vec![
+                e("Dial", "PJSIP/vip-team,30,A(beep)"),
+                AgiOp::GetVar { name: "DIALSTATUS" }
+            ]
+        );
         assert!(lasts_the_call(&commands(&b)[0]));
         assert!(commands(&Step::Continue).is_empty());
     }

@@ -1,5 +1,5 @@
 //! esl
 
 pub mod codec;
-pub mod session;
 pub mod recipe;
+pub mod session;

@@ -13,7 +13,10 @@ pub enum EslOp {
 }
 
 fn execute(app: &'static str, arg: impl Into<String>) -> EslOp {
-    EslOp::Execute { app, arg: arg.into() }
+    EslOp::Execute {
+        app,
+        arg: arg.into(),
+    }
 }
 
 /// The operations for one step, in order. After them the session exits, so
@@ -21,10 +24,17 @@ fn execute(app: &'static str, arg: impl Into<String>) -> EslOp {
 pub fn commands(step: &Step) -> Vec<EslOp> {
     match step {
         Step::Reject { tone, cause, .. } => reject(*tone, *cause),
-        Step::Play { sound, then_hangup, .. } => play(sound, *then_hangup),
+        Step::Play {
+            sound, then_hangup, ..
+        } => play(sound, *then_hangup),
         Step::Voicemail { mailbox } => vec![execute("voicemail", voicemail_arg(mailbox))],
         Step::Transfer { target } => vec![execute("transfer", transfer_arg(target))],
-        Step::Bridge { dial, tone, timeout, .. } => vec![execute("bridge", bridge_arg(dial, tone, *timeout))],
+        Step::Bridge {
+            dial,
+            tone,
+            timeout,
+            ..
+        } => vec![execute("bridge", bridge_arg(dial, tone, *timeout))],
         Step::Continue => Vec::new(),
     }
 }
@@ -35,7 +45,9 @@ pub fn reject(tone: Tone, cause: Cause) -> Vec<EslOp> {
     match tone {
         Tone::Busy => vec![execute("respond", "486 Busy Here")],
         Tone::Congestion => vec![execute("respond", "503 Service Unavailable")],
-        Tone::Hangup => vec![EslOp::Hangup { cause: cause.name() }],
+        Tone::Hangup => vec![EslOp::Hangup {
+            cause: cause.name(),
+        }],
     }
 }
 
@@ -44,7 +56,9 @@ pub fn reject(tone: Tone, cause: Cause) -> Vec<EslOp> {
 pub fn play(sound: &str, then_hangup: bool) -> Vec<EslOp> {
     let mut ops = vec![execute("playback", sound)];
     if then_hangup {
-        ops.push(EslOp::Hangup { cause: Cause::NORMAL_CLEARING.name() });
+        ops.push(EslOp::Hangup {
+            cause: Cause::NORMAL_CLEARING.name(),
+        });
     }
     ops
 }
@@ -57,7 +71,9 @@ pub fn voicemail_arg(mailbox: &str) -> String {
         return m.to_string();
     }
     match m.split_once('@') {
-        Some((id, domain)) if !domain.is_empty() && domain != "default" => format!("default {domain} {id}"),
+        Some((id, domain)) if !domain.is_empty() && domain != "default" => {
+            format!("default {domain} {id}")
+        }
         Some((id, _)) => format!("default ${{domain_name}} {id}"),
         None => format!("default ${{domain_name}} {m}"),
     }
@@ -69,7 +85,9 @@ pub fn transfer_arg(target: &str) -> String {
     let t = target.trim();
     let parts: Vec<&str> = t.split(',').map(str::trim).collect();
     match parts.as_slice() {
-        [context, exten, ..] if parts.len() <= 3 && !t.contains(' ') => format!("{exten} XML {context}"),
+        [context, exten, ..] if parts.len() <= 3 && !t.contains(' ') => {
+            format!("{exten} XML {context}")
+        }
         _ => t.to_string(),
     }
 }
@@ -77,12 +95,20 @@ pub fn transfer_arg(target: &str) -> String {
 /// With `group_confirm_key=exec` the file string is "app args", run on the
 /// answering agent before the bridge: only the agent hears the whisper tone.
 pub fn bridge_arg(dial: &str, tone: &str, timeout: u32) -> String {
-    format!("{{originate_timeout={timeout},group_confirm_key=exec,group_confirm_file='playback {tone}'}}{dial}")
+    format!(
+        "{{originate_timeout={timeout},group_confirm_key=exec,group_confirm_file='playback {tone}'}}{dial}"
+    )
 }
 
 /// Applications that may last the whole call (no completion timeout).
 pub fn lasts_the_call(op: &EslOp) -> bool {
-    matches!(op, EslOp::Execute { app: "bridge" | "voicemail", .. })
+    matches!(
+        op,
+        EslOp::Execute {
+            app: "bridge" | "voicemail",
+            ..
+        }
+    )
 }
 
 #[cfg(test)]
@@ -91,21 +117,49 @@ mod tests {
 
     #[test]
     fn reject_tones() {
-        assert_eq!(reject(Tone::Busy, Cause::USER_BUSY), vec![execute("respond", "486 Busy Here")]);
-        assert_eq!(reject(Tone::Congestion, Cause::NORMAL_CIRCUIT_CONGESTION), vec![execute("respond", "503 Service Unavailable")]);
-        assert_eq!(reject(Tone::Hangup, Cause::CALL_REJECTED), vec![EslOp::Hangup { cause: "CALL_REJECTED" }]);
+        assert_eq!(
+            reject(Tone::Busy, Cause::USER_BUSY),
+            vec![execute("respond", "486 Busy Here")]
+        );
+        assert_eq!(
+            reject(Tone::Congestion, Cause::NORMAL_CIRCUIT_CONGESTION),
+            vec![execute("respond", "503 Service Unavailable")]
+        );
+        assert_eq!(
+            reject(Tone::Hangup, Cause::CALL_REJECTED),
+            vec![EslOp::Hangup {
+                cause: "CALL_REJECTED"
+            }]
+        );
     }
 
     #[test]
     fn play_then_hangup_or_continue() {
-        assert_eq!(play("ivr/blocked.wav", true), vec![execute("playback", "ivr/blocked.wav"), EslOp::Hangup { cause: "NORMAL_CLEARING" }]);
-        assert_eq!(play("ivr/notice.wav", false), vec![execute("playback", "ivr/notice.wav")]);
+        assert_eq!(
+            play("ivr/blocked.wav", true),
+            vec![
+                execute("playback", "ivr/blocked.wav"),
+                EslOp::Hangup {
+                    cause: "NORMAL_CLEARING"
+                }
+            ]
+        );
+        assert_eq!(
+            play("ivr/notice.wav", false),
+            vec![execute("playback", "ivr/notice.wav")]
+        );
     }
 
     #[test]
     fn voicemail_and_transfer_arguments() {
-        assert_eq!(voicemail_arg("default example.com 1000"), "default example.com 1000");
-        assert_eq!(voicemail_arg("1000@example.com"), "default example.com 1000");
+        assert_eq!(
+            voicemail_arg("default example.com 1000"),
+            "default example.com 1000"
+        );
+        assert_eq!(
+            voicemail_arg("1000@example.com"),
+            "default example.com 1000"
+        );
         assert_eq!(voicemail_arg("100@default"), "default ${domain_name} 100");
         assert_eq!(transfer_arg("5000 XML default"), "5000 XML default");
         assert_eq!(transfer_arg("ivr-main,s,1"), "s XML ivr-main");
@@ -113,7 +167,12 @@ mod tests {
 
     #[test]
     fn bridge_whispers_to_the_agent_only() {
-        let b = Step::Bridge { dial: "sofia/gateway/gw/15551234".into(), tone: "tone_stream://%(200,0,800)".into(), timeout: 30, on_no_answer: None };
+        let b = Step::Bridge {
+            dial: "sofia/gateway/gw/15551234".into(),
+            tone: "tone_stream://%(200,0,800)".into(),
+            timeout: 30,
+            on_no_answer: None,
+        };
         let ops = commands(&b);
         assert_eq!(
             ops,
