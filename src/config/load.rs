@@ -42,6 +42,9 @@ pub struct LoadedConfig {
     pub lists: Vec<LoadedList>,
     /// Every file this configuration was read from (for the reload watcher).
     pub files: Vec<PathBuf>,
+    /// Problems found while reading list files; compiling reports them along
+    /// with its own, so the user sees everything at once.
+    pub problems: Vec<Problem>,
 }
 
 impl LoadedConfig {
@@ -185,9 +188,6 @@ pub fn load_str(text: &str, path: &Path) -> Result<LoadedConfig, Problems> {
             rows: parsed.rows,
         });
     }
-    if !problems.is_empty() {
-        return Err(Problems(problems));
-    }
     Ok(LoadedConfig {
         path: path.to_path_buf(),
         file,
@@ -195,5 +195,6 @@ pub fn load_str(text: &str, path: &Path) -> Result<LoadedConfig, Problems> {
         raw,
         lists,
         files,
+        problems,
     })
 }

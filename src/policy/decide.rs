@@ -264,7 +264,11 @@ fn decide_observed(
         action: t.allowed_action,
         matched_on: None,
         captures: Vec::new(),
-        caller: Caller::default(),
+        caller: Caller {
+            raw: String::new(),
+            e164: None,
+            anonymous: false,
+        },
         exclusive_active,
     };
     for (by, index) in lists {

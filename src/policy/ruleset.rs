@@ -313,7 +313,7 @@ impl<'a> Builder<'a> {
         Builder {
             cfg,
             file: &cfg.file,
-            problems: Vec::new(),
+            problems: cfg.problems.clone(),
             rules: RuleTable::default(),
             action_ids: HashMap::new(),
             schedule_ids: HashMap::new(),
