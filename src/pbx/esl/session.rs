@@ -1,11 +1,276 @@
-//! TEMPORARY stub.
+//! One outbound Event Socket session: FreeSWITCH connects per call, callguard
+//! reads the channel data, decides, sets the variables and drives the call
+//! with `sendmsg`, then exits so the dialplan goes on — or closes after the
+//! hangup. The socket is never left parked.
+
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
-pub async fn serve<S>(
-    _stream: TcpStream,
-    _peer: SocketAddr,
-    _state: Arc<crate::state::State>,
-    _settings: Arc<S>,
-) {
+use tokio_util::codec::Framed;
+
+use super::codec::{EslCodec, EslCommand, EslMessage, Event, Headers};
+use super::recipe::{self, EslOp};
+use crate::action::{Pbx, Step};
+use crate::call::{self, CallDriver, CallInfo, DriveError, StepOutcome};
+use crate::config::types::EslConfig;
+use crate::state::State;
+
+/// Serves one connection from FreeSWITCH until the call is handed back or over.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>, settings: Arc<EslConfig>) {
+    let codec = EslCodec::new(settings.max_header_bytes, settings.max_body_bytes);
+    let mut session = EslSession {
+        framed: Framed::new(stream, codec),
+        settings: settings.clone(),
+        peer,
+        hangup: None,
+    };
+    let info = match session.start().await {
+        Ok(info) => info,
+        Err(e) => {
+            let kind = match &e {
+                DriveError::Timeout(_) => "timeout",
+                DriveError::Closed | DriveError::Hangup { .. } => "closed",
+                _ => "protocol",
+            };
+            state.metrics.protocol_errors_total.with_label_values(&[Pbx::FreeSwitch.as_str(), kind]).inc();
+            tracing::warn!(%peer, "ESL session not started: {e}");
+            return;
+        }
+    };
+    let outcome = call::handle(&mut session, &info, &state, settings.decide_timeout).await;
+    if session.hangup.is_none() && outcome.end_state != "caller_hangup" {
+        // Hand the call back: the dialplan runs its next action.
+        let _ = session.exit().await;
+    }
+    tracing::debug!(%peer, call = %info.unique_id, end = %outcome.end_state, "ESL session closed");
+}
+
+struct EslSession {
+    framed: Framed<TcpStream, EslCodec>,
+    settings: Arc<EslConfig>,
+    peer: SocketAddr,
+    /// Set once the channel hung up, with the cause FreeSWITCH gave.
+    hangup: Option<Option<String>>,
+}
+
+/// Values given to `set` are expanded by FreeSWITCH: break `${` so text that
+/// came from a caller or a pattern can never run an API.
+fn inert(value: &str) -> String {
+    value.replace("${", "$ {")
+}
+
+impl EslSession {
+    /// `connect`, the channel data, then `myevents` and `linger`.
+    async fn start(&mut self) -> Result<CallInfo, DriveError> {
+        self.send(EslCommand::Connect).await?;
+        let headers = loop {
+            match self.next(Some(self.settings.connect_timeout), "the connect reply").await? {
+                EslMessage::ChannelData(h) => break h,
+                EslMessage::Unknown { content_type } => {
+                    tracing::debug!(peer = %self.peer, "skipped frame of type {content_type}");
+                }
+                other => return Err(DriveError::Protocol(format!("expected the channel data, got {}", kind(&other)))),
+            }
+        };
+        let info = call_info(&headers);
+        self.command(EslCommand::MyEvents).await?;
+        self.command(EslCommand::Linger(self.settings.linger)).await?;
+        Ok(info)
+    }
+
+    async fn send(&mut self, cmd: EslCommand) -> Result<(), DriveError> {
+        self.framed.send(cmd).await.map_err(|e| DriveError::Io(std::io::Error::other(e.to_string())))
+    }
+
+    /// The next frame, within `wait` (None: no limit, for apps that last the call).
+    async fn next(&mut self, wait: Option<Duration>, what: &'static str) -> Result<EslMessage, DriveError> {
+        let read = self.framed.next();
+        let frame = match wait {
+            Some(w) => tokio::time::timeout(w, read).await.map_err(|_| DriveError::Timeout(what))?,
+            None => read.await,
+        };
+        match frame {
+            Some(Ok(m)) => Ok(m),
+            Some(Err(e)) => Err(DriveError::Protocol(format!("from {}: {e}", self.peer))),
+            None => Err(match &self.hangup {
+                Some(cause) => DriveError::Hangup { cause: cause.clone() },
+                None => DriveError::Closed,
+            }),
+        }
+    }
+
+    /// Notes hangups and disconnects in events that are not the one awaited.
+    fn observe(&mut self, m: &EslMessage) {
+        match m {
+            EslMessage::Event(e) if matches!(e.name(), Some("CHANNEL_HANGUP" | "CHANNEL_HANGUP_COMPLETE")) => {
+                if self.hangup.is_none() || matches!(self.hangup, Some(None)) {
+                    self.hangup = Some(e.hangup_cause().map(str::to_string));
+                }
+            }
+            EslMessage::Disconnect { .. } if self.hangup.is_none() => self.hangup = Some(None),
+            _ => {}
+        }
+    }
+
+    /// Sends a command and waits for its `command/reply`.
+    async fn command(&mut self, cmd: EslCommand) -> Result<String, DriveError> {
+        self.send(cmd).await?;
+        loop {
+            let m = self.next(Some(self.settings.reply_timeout), "a command reply").await?;
+            self.observe(&m);
+            if let EslMessage::CommandReply { reply_text, .. } = m {
+                if reply_text.starts_with("-ERR") {
+                    return Err(DriveError::Protocol(format!("FreeSWITCH refused: {reply_text}")));
+                }
+                return Ok(reply_text);
+            }
+        }
+    }
+
+    /// Executes an application and waits for its completion event.
+    async fn execute_app(&mut self, app: &str, arg: &str, lasts: bool) -> Result<Event, DriveError> {
+        let uuid = uuid::Uuid::new_v4().to_string();
+        self.command(EslCommand::Execute {
+            app: app.to_string(),
+            arg: Some(arg.to_string()),
+            event_lock: true,
+            event_uuid: uuid.clone(),
+        })
+        .await?;
+        let wait = (!lasts).then_some(self.settings.reply_timeout);
+        loop {
+            if let Some(cause) = &self.hangup {
+                return Err(DriveError::Hangup { cause: cause.clone() });
+            }
+            let m = self.next(wait, "an application to complete").await?;
+            if let EslMessage::Event(e) = &m
+                && e.name() == Some("CHANNEL_EXECUTE_COMPLETE")
+                && e.application_uuid() == Some(uuid.as_str())
+            {
+                return Ok(e.clone());
+            }
+            self.observe(&m);
+        }
+    }
+
+    async fn exit(&mut self) -> Result<(), DriveError> {
+        self.send(EslCommand::Exit).await?;
+        // Read the "+OK bye" and the disconnect notice, briefly; then close.
+        let deadline = Duration::from_secs(2);
+        let _ = tokio::time::timeout(deadline, async {
+            while let Some(Ok(m)) = self.framed.next().await {
+                if matches!(m, EslMessage::Disconnect { .. }) {
+                    break;
+                }
+            }
+        })
+        .await;
+        Ok(())
+    }
+}
+
+fn kind(m: &EslMessage) -> &'static str {
+    match m {
+        EslMessage::ChannelData(_) => "channel data",
+        EslMessage::CommandReply { .. } => "a command reply",
+        EslMessage::ApiResponse { .. } => "an api response",
+        EslMessage::Event(_) => "an event",
+        EslMessage::Disconnect { .. } => "a disconnect notice",
+        EslMessage::Unknown { .. } => "an unknown frame",
+    }
+}
+
+/// What the connect reply tells about the call.
+pub fn call_info(h: &Headers) -> CallInfo {
+    let get = |n: &str| h.get(n).unwrap_or("").trim().to_string();
+    let unique_id = h.get("Unique-ID").or_else(|| h.get("Channel-Unique-ID")).unwrap_or("").to_string();
+    CallInfo {
+        unique_id,
+        caller: get("Caller-Caller-ID-Number"),
+        caller_name: get("Caller-Caller-ID-Name"),
+        presentation_restricted: h.get("Caller-Privacy-Hide-Number").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        dids: vec![get("Caller-Destination-Number")],
+        trunk_hint: h.get("variable_callguard_trunk").map(str::trim).filter(|t| !t.is_empty()).map(str::to_string),
+    }
+}
+
+impl CallDriver for EslSession {
+    fn pbx(&self) -> Pbx {
+        Pbx::FreeSwitch
+    }
+
+    async fn set_vars(&mut self, vars: &[(&'static str, &str)]) -> Result<(), DriveError> {
+        for (name, value) in vars {
+            let arg = format!("callguard_{}={}", name.to_ascii_lowercase(), inert(value));
+            self.execute_app("set", &arg, false).await?;
+        }
+        Ok(())
+    }
+
+    async fn execute(&mut self, step: &Step) -> Result<StepOutcome, DriveError> {
+        let ops = recipe::commands(step);
+        let mut outcome = StepOutcome::Completed;
+        for op in &ops {
+            match op {
+                EslOp::Execute { app, arg } => {
+                    let done = self.execute_app(app, arg, recipe::lasts_the_call(op)).await?;
+                    if *app == "bridge" {
+                        let status = done
+                            .get("variable_DIALSTATUS")
+                            .or_else(|| done.get("variable_originate_disposition"))
+                            .unwrap_or("UNKNOWN")
+                            .to_string();
+                        outcome = if matches!(status.as_str(), "SUCCESS" | "ANSWER") {
+                            StepOutcome::Answered { status }
+                        } else {
+                            StepOutcome::NotAnswered { status }
+                        };
+                    }
+                }
+                EslOp::Hangup { cause } => {
+                    self.command(EslCommand::Hangup { cause: cause.to_string() }).await?;
+                    // The call is over by our own hand; nothing follows.
+                    self.hangup = Some(Some(cause.to_string()));
+                    return Ok(StepOutcome::Completed);
+                }
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_values_cannot_expand() {
+        assert_eq!(inert("${system rm -rf /}"), "$ {system rm -rf /}");
+        assert_eq!(inert("$${hostname}"), "$$ {hostname}");
+        assert_eq!(inert("+15551234567"), "+15551234567");
+    }
+
+    #[test]
+    fn call_info_from_the_connect_reply() {
+        let mut h = Headers::new();
+        for (n, v) in [
+            ("Unique-ID", "a6057aed"),
+            ("Caller-Caller-ID-Number", "+15551234567"),
+            ("Caller-Caller-ID-Name", "Test"),
+            ("Caller-Destination-Number", "+18005550100"),
+            ("Caller-Privacy-Hide-Number", "true"),
+            ("variable_callguard_trunk", "support"),
+        ] {
+            h.push(n, v);
+        }
+        let i = call_info(&h);
+        assert_eq!(i.unique_id, "a6057aed");
+        assert_eq!(i.caller, "+15551234567");
+        assert!(i.presentation_restricted);
+        assert_eq!(i.dids, vec!["+18005550100".to_string()]);
+        assert_eq!(i.trunk_hint.as_deref(), Some("support"));
+    }
 }
