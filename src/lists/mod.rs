@@ -6,6 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod format;
+
+pub use format::{Format, ParsedList, RowError, read_rows, write_rows};
+
 /// One rule as it appears in a list file. Columns:
 /// `rule_name,pattern,match_type,action,enabled[,notes]`.
 ///
