@@ -6,9 +6,15 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod atomic;
+pub mod diff;
 pub mod format;
+pub mod import;
 
+pub use atomic::write_atomic;
+pub use diff::{ChangeSummary, diff_rows};
 pub use format::{Format, ParsedList, RowError, read_rows, write_rows};
+pub use import::{ImportPlan, OnDuplicate, plan_import};
 
 /// One rule as it appears in a list file. Columns:
 /// `rule_name,pattern,match_type,action,enabled[,notes]`.
