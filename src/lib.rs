@@ -12,6 +12,7 @@ pub mod action;
 pub mod call;
 pub mod calllog;
 pub mod config;
+pub mod history;
 pub mod lists;
 pub mod metrics;
 pub mod pbx;
