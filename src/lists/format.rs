@@ -335,7 +335,10 @@ pub(crate) fn canonical_match_type(s: &str) -> Option<&'static str> {
     if s.is_empty() {
         return Some("");
     }
-    MatchType::parse(&s.to_ascii_lowercase()).map(MatchType::as_str)
+    // Lower-casing allocates: only for the rare `Exact`-style spelling.
+    MatchType::parse(s)
+        .or_else(|| MatchType::parse(&s.to_ascii_lowercase()))
+        .map(MatchType::as_str)
 }
 
 /// Byte offset → 1-based line and character column, for formats whose
