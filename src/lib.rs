@@ -15,6 +15,7 @@ pub mod calllog;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod history;
 pub mod lists;
 pub mod metrics;
 pub mod pbx;

@@ -4,9 +4,17 @@
 //! The same row type feeds bulk list files referenced by the config
 //! (`trunks.NAME.lists`) and the import/export CLI and HTTP API.
 
-pub mod format;
-
 use serde::{Deserialize, Serialize};
+
+pub mod atomic;
+pub mod diff;
+pub mod format;
+pub mod import;
+
+pub use atomic::write_atomic;
+pub use diff::{ChangeSummary, diff_rows};
+pub use format::{Format, ParsedList, RowError, read_rows, write_rows};
+pub use import::{ImportPlan, OnDuplicate, plan_import};
 
 /// One rule as it appears in a list file. Columns:
 /// `rule_name,pattern,match_type,action,enabled[,notes]`.
