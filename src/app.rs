@@ -92,15 +92,17 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
         let settings = Arc::new(raw.agi.clone());
         let lim = limits(raw.agi.max_connections, &raw.agi.allow, &cfg.file)?;
         let st = state.clone();
-        tasks.push(tokio::spawn(server::accept_loop(
-            l,
-            Pbx::Asterisk,
-            lim,
-            state.clone(),
-            shutdown.clone(),
-            move |stream, peer| {
-                pbx::agi::session::serve(stream, peer, st.clone(), settings.clone())
-            },
+        tasks.push(tokio::spawn(tokio::task::unconstrained(
+            server::accept_loop(
+                l,
+                Pbx::Asterisk,
+                lim,
+                state.clone(),
+                shutdown.clone(),
+                move |stream, peer| {
+                    pbx::agi::session::serve(stream, peer, st.clone(), settings.clone())
+                },
+            ),
         )));
     }
     if let Some(addr) = raw.listen.esl.as_deref() {
@@ -109,15 +111,17 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
         let settings = Arc::new(raw.esl.clone());
         let lim = limits(raw.esl.max_connections, &raw.esl.allow, &cfg.file)?;
         let st = state.clone();
-        tasks.push(tokio::spawn(server::accept_loop(
-            l,
-            Pbx::FreeSwitch,
-            lim,
-            state.clone(),
-            shutdown.clone(),
-            move |stream, peer| {
-                pbx::esl::session::serve(stream, peer, st.clone(), settings.clone())
-            },
+        tasks.push(tokio::spawn(tokio::task::unconstrained(
+            server::accept_loop(
+                l,
+                Pbx::FreeSwitch,
+                lim,
+                state.clone(),
+                shutdown.clone(),
+                move |stream, peer| {
+                    pbx::esl::session::serve(stream, peer, st.clone(), settings.clone())
+                },
+            ),
         )));
     }
     if let Some(addr) = raw.listen.http.as_deref() {

@@ -74,6 +74,11 @@ impl Shutdown {
 }
 
 /// Accepts connections until shutdown, running `handler` for each allowed one.
+///
+/// Run it `tokio::task::unconstrained`: under a burst of calls the loop must
+/// drain the kernel's accept queue at once rather than yield after each
+/// cooperative budget behind thousands of sessions, or the queue overflows
+/// and the kernel drops handshakes.
 pub async fn accept_loop<H, F>(
     listener: TcpListener,
     pbx: Pbx,

@@ -56,13 +56,22 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn agi(&self) -> std::net::SocketAddr {
-        self.running.as_ref().and_then(|r| r.agi).expect("agi listener")
+        self.running
+            .as_ref()
+            .and_then(|r| r.agi)
+            .expect("agi listener")
     }
     pub fn esl(&self) -> std::net::SocketAddr {
-        self.running.as_ref().and_then(|r| r.esl).expect("esl listener")
+        self.running
+            .as_ref()
+            .and_then(|r| r.esl)
+            .expect("esl listener")
     }
     pub fn http(&self) -> std::net::SocketAddr {
-        self.running.as_ref().and_then(|r| r.http).expect("http listener")
+        self.running
+            .as_ref()
+            .and_then(|r| r.http)
+            .expect("http listener")
     }
     pub fn running(&self) -> &Running {
         self.running.as_ref().expect("running")
@@ -96,6 +105,121 @@ pub async fn start_with(yaml: &str, files: &[(&str, &str)]) -> TestServer {
     }
     let config = dir.path().join("callguard.yaml");
     std::fs::write(&config, text).unwrap();
-    let running = app::start(&config).await.unwrap_or_else(|e| panic!("start: {e}"));
-    TestServer { running: Some(running), dir, config }
+    let running = app::start(&config)
+        .await
+        .unwrap_or_else(|e| panic!("start: {e}"));
+    TestServer {
+        running: Some(running),
+        dir,
+        config,
+    }
+}
+
+/// The real `callguard serve` binary in its own process, as a PBX sees it.
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    pub agi: Option<std::net::SocketAddr>,
+    pub esl: Option<std::net::SocketAddr>,
+    pub http: Option<std::net::SocketAddr>,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl ServeProcess {
+    /// Sends a signal (e.g. `libc::SIGTERM`) to the process.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// Waits for the process to exit (bounded) and returns its status.
+    pub fn wait_exit(&mut self, within: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `callguard serve` on `yaml` (listeners on port 0 unless set) and
+/// reads the bound addresses from its first line of output.
+pub fn spawn_binary(yaml: &str, files: &[(&str, &str)]) -> ServeProcess {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in files {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+    let mut text = yaml.to_string();
+    if !text.contains("\nlisten:") {
+        text.push_str("\nlisten: { agi: 127.0.0.1:0, esl: 127.0.0.1:0, http: 127.0.0.1:0 }\n");
+    }
+    if !text.contains("\nlog:") {
+        text.push_str("\nlog: { path: calls.db }\n");
+    }
+    let config = dir.path().join("callguard.yaml");
+    std::fs::write(&config, text).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_callguard"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("spawn callguard serve");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("callguard listening"),
+        "unexpected first line: {line:?}"
+    );
+    let addr = |key: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{key}=")))
+            .and_then(|a| a.parse().ok())
+    };
+    ServeProcess {
+        agi: addr("agi"),
+        esl: addr("esl"),
+        http: addr("http"),
+        child,
+        dir,
+        config,
+    }
+}
+
+/// Reads `/metrics` over HTTP and sums the samples of `family` whose labels
+/// contain every `label="value"` in `with`.
+pub async fn scrape_sum(http: std::net::SocketAddr, family: &str, with: &[&str]) -> f64 {
+    let body = reqwest::get(format!("http://{http}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(&format!("{family}{{")) || l.starts_with(&format!("{family} ")))
+        .filter(|l| with.iter().all(|w| l.contains(w)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }

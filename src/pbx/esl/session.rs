@@ -19,7 +19,12 @@ use crate::config::types::EslConfig;
 use crate::state::State;
 
 /// Serves one connection from FreeSWITCH until the call is handed back or over.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>, settings: Arc<EslConfig>) {
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: Arc<State>,
+    settings: Arc<EslConfig>,
+) {
     let codec = EslCodec::new(settings.max_header_bytes, settings.max_body_bytes);
     let mut session = EslSession {
         framed: Framed::new(stream, codec),
@@ -35,7 +40,11 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>, setti
                 DriveError::Closed | DriveError::Hangup { .. } => "closed",
                 _ => "protocol",
             };
-            state.metrics.protocol_errors_total.with_label_values(&[Pbx::FreeSwitch.as_str(), kind]).inc();
+            state
+                .metrics
+                .protocol_errors_total
+                .with_label_values(&[Pbx::FreeSwitch.as_str(), kind])
+                .inc();
             tracing::warn!(%peer, "ESL session not started: {e}");
             return;
         }
@@ -67,36 +76,56 @@ impl EslSession {
     async fn start(&mut self) -> Result<CallInfo, DriveError> {
         self.send(EslCommand::Connect).await?;
         let headers = loop {
-            match self.next(Some(self.settings.connect_timeout), "the connect reply").await? {
+            match self
+                .next(Some(self.settings.connect_timeout), "the connect reply")
+                .await?
+            {
                 EslMessage::ChannelData(h) => break h,
                 EslMessage::Unknown { content_type } => {
                     tracing::debug!(peer = %self.peer, "skipped frame of type {content_type}");
                 }
-                other => return Err(DriveError::Protocol(format!("expected the channel data, got {}", kind(&other)))),
+                other => {
+                    return Err(DriveError::Protocol(format!(
+                        "expected the channel data, got {}",
+                        kind(&other)
+                    )));
+                }
             }
         };
         let info = call_info(&headers);
         self.command(EslCommand::MyEvents).await?;
-        self.command(EslCommand::Linger(self.settings.linger)).await?;
+        self.command(EslCommand::Linger(self.settings.linger))
+            .await?;
         Ok(info)
     }
 
     async fn send(&mut self, cmd: EslCommand) -> Result<(), DriveError> {
-        self.framed.send(cmd).await.map_err(|e| DriveError::Io(std::io::Error::other(e.to_string())))
+        self.framed
+            .send(cmd)
+            .await
+            .map_err(|e| DriveError::Io(std::io::Error::other(e.to_string())))
     }
 
     /// The next frame, within `wait` (None: no limit, for apps that last the call).
-    async fn next(&mut self, wait: Option<Duration>, what: &'static str) -> Result<EslMessage, DriveError> {
+    async fn next(
+        &mut self,
+        wait: Option<Duration>,
+        what: &'static str,
+    ) -> Result<EslMessage, DriveError> {
         let read = self.framed.next();
         let frame = match wait {
-            Some(w) => tokio::time::timeout(w, read).await.map_err(|_| DriveError::Timeout(what))?,
+            Some(w) => tokio::time::timeout(w, read)
+                .await
+                .map_err(|_| DriveError::Timeout(what))?,
             None => read.await,
         };
         match frame {
             Some(Ok(m)) => Ok(m),
             Some(Err(e)) => Err(DriveError::Protocol(format!("from {}: {e}", self.peer))),
             None => Err(match &self.hangup {
-                Some(cause) => DriveError::Hangup { cause: cause.clone() },
+                Some(cause) => DriveError::Hangup {
+                    cause: cause.clone(),
+                },
                 None => DriveError::Closed,
             }),
         }
@@ -105,7 +134,9 @@ impl EslSession {
     /// Notes hangups and disconnects in events that are not the one awaited.
     fn observe(&mut self, m: &EslMessage) {
         match m {
-            EslMessage::Event(e) if matches!(e.name(), Some("CHANNEL_HANGUP" | "CHANNEL_HANGUP_COMPLETE")) => {
+            EslMessage::Event(e)
+                if matches!(e.name(), Some("CHANNEL_HANGUP" | "CHANNEL_HANGUP_COMPLETE")) =>
+            {
                 if self.hangup.is_none() || matches!(self.hangup, Some(None)) {
                     self.hangup = Some(e.hangup_cause().map(str::to_string));
                 }
@@ -119,11 +150,15 @@ impl EslSession {
     async fn command(&mut self, cmd: EslCommand) -> Result<String, DriveError> {
         self.send(cmd).await?;
         loop {
-            let m = self.next(Some(self.settings.reply_timeout), "a command reply").await?;
+            let m = self
+                .next(Some(self.settings.reply_timeout), "a command reply")
+                .await?;
             self.observe(&m);
             if let EslMessage::CommandReply { reply_text, .. } = m {
                 if reply_text.starts_with("-ERR") {
-                    return Err(DriveError::Protocol(format!("FreeSWITCH refused: {reply_text}")));
+                    return Err(DriveError::Protocol(format!(
+                        "FreeSWITCH refused: {reply_text}"
+                    )));
                 }
                 return Ok(reply_text);
             }
@@ -131,7 +166,12 @@ impl EslSession {
     }
 
     /// Executes an application and waits for its completion event.
-    async fn execute_app(&mut self, app: &str, arg: &str, lasts: bool) -> Result<Event, DriveError> {
+    async fn execute_app(
+        &mut self,
+        app: &str,
+        arg: &str,
+        lasts: bool,
+    ) -> Result<Event, DriveError> {
         let uuid = uuid::Uuid::new_v4().to_string();
         self.command(EslCommand::Execute {
             app: app.to_string(),
@@ -143,7 +183,9 @@ impl EslSession {
         let wait = (!lasts).then_some(self.settings.reply_timeout);
         loop {
             if let Some(cause) = &self.hangup {
-                return Err(DriveError::Hangup { cause: cause.clone() });
+                return Err(DriveError::Hangup {
+                    cause: cause.clone(),
+                });
             }
             let m = self.next(wait, "an application to complete").await?;
             if let EslMessage::Event(e) = &m
@@ -186,14 +228,24 @@ fn kind(m: &EslMessage) -> &'static str {
 /// What the connect reply tells about the call.
 pub fn call_info(h: &Headers) -> CallInfo {
     let get = |n: &str| h.get(n).unwrap_or("").trim().to_string();
-    let unique_id = h.get("Unique-ID").or_else(|| h.get("Channel-Unique-ID")).unwrap_or("").to_string();
+    let unique_id = h
+        .get("Unique-ID")
+        .or_else(|| h.get("Channel-Unique-ID"))
+        .unwrap_or("")
+        .to_string();
     CallInfo {
         unique_id,
         caller: get("Caller-Caller-ID-Number"),
         caller_name: get("Caller-Caller-ID-Name"),
-        presentation_restricted: h.get("Caller-Privacy-Hide-Number").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        presentation_restricted: h
+            .get("Caller-Privacy-Hide-Number")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true")),
         dids: vec![get("Caller-Destination-Number")],
-        trunk_hint: h.get("variable_callguard_trunk").map(str::trim).filter(|t| !t.is_empty()).map(str::to_string),
+        trunk_hint: h
+            .get("variable_callguard_trunk")
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
     }
 }
 
@@ -216,7 +268,9 @@ impl CallDriver for EslSession {
         for op in &ops {
             match op {
                 EslOp::Execute { app, arg } => {
-                    let done = self.execute_app(app, arg, recipe::lasts_the_call(op)).await?;
+                    let done = self
+                        .execute_app(app, arg, recipe::lasts_the_call(op))
+                        .await?;
                     if *app == "bridge" {
                         let status = done
                             .get("variable_DIALSTATUS")
@@ -231,7 +285,10 @@ impl CallDriver for EslSession {
                     }
                 }
                 EslOp::Hangup { cause } => {
-                    self.command(EslCommand::Hangup { cause: cause.to_string() }).await?;
+                    self.command(EslCommand::Hangup {
+                        cause: cause.to_string(),
+                    })
+                    .await?;
                     // The call is over by our own hand; nothing follows.
                     self.hangup = Some(Some(cause.to_string()));
                     return Ok(StepOutcome::Completed);

@@ -1,0 +1,419 @@
+//! The outbound Event Socket server, driven by a FreeSWITCH simulator that
+//! sends the bytes of the real FreeSWITCH 1.10 captures, over loopback TCP.
+
+#[path = "support/freeswitch.rs"]
+mod freeswitch;
+#[path = "support/server.rs"]
+mod server;
+
+use std::time::Duration;
+
+use freeswitch::{BridgeOutcome, HangupAt, Injection, SimConfig, SimResult};
+use server::SCREEN_YAML;
+
+/// Each command after `connect`, as `app arg` for executes, `hangup CAUSE`
+/// for hangups, and the command line otherwise.
+fn ops(r: &SimResult) -> Vec<String> {
+    r.commands
+        .iter()
+        .map(|c| match c.header("call-command") {
+            Some("execute") => format!(
+                "{} {}",
+                c.header("execute-app-name").unwrap_or("?"),
+                c.header("execute-app-arg").unwrap_or("")
+            ),
+            Some("hangup") => format!("hangup {}", c.header("hangup-cause").unwrap_or("")),
+            _ => c.line.clone(),
+        })
+        .collect()
+}
+
+/// The operations after the five `set`s of the callguard variables.
+fn actions(r: &SimResult) -> Vec<String> {
+    let all = ops(r);
+    assert_eq!(all[0], "myevents", "{all:?}");
+    assert_eq!(all[1], "linger 5", "{all:?}");
+    let sets: Vec<&String> = all[2..7].iter().collect();
+    for (s, name) in sets
+        .iter()
+        .zip(["verdict", "action", "rule", "list", "reason"])
+    {
+        assert!(s.starts_with(&format!("set callguard_{name}=")), "{all:?}");
+    }
+    all[7..].to_vec()
+}
+
+fn sim(caller: &str) -> SimConfig {
+    SimConfig {
+        caller_number: caller.into(),
+        ..SimConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn each_action_has_its_exact_sendmsg_sequence() {
+    let mut srv = server::start(SCREEN_YAML).await;
+    let cases: &[(&str, &[&str])] = &[
+        ("+15550000001", &["respond 486 Busy Here", "exit"]),
+        ("+15550000002", &["respond 503 Service Unavailable", "exit"]),
+        ("+15550000003", &["hangup CALL_REJECTED"]),
+        (
+            "+15550000004",
+            &[
+                "playback ivr/ivr-call_rejected.wav",
+                "hangup NORMAL_CLEARING",
+            ],
+        ),
+        ("+15550000006", &["playback custom/notice", "exit"]),
+        (
+            "+15550000007",
+            &["voicemail default example.com 100", "exit"],
+        ),
+        ("+15550000008", &["transfer s XML ivr-main", "exit"]),
+        (
+            "+15551234567",
+            &[
+                "bridge {originate_timeout=30,group_confirm_key=exec,group_confirm_file='playback tone_stream://%(200,0,800)'}user/1000",
+                "exit",
+            ],
+        ),
+        ("+15550000009", &["exit"]),
+        ("+15557654321", &["exit"]),
+    ];
+    for (caller, expected) in cases {
+        let r = sim(caller).run(srv.esl()).await;
+        assert!(r.error.is_none() && !r.timed_out, "{caller}: {r:?}");
+        assert_eq!(actions(&r), *expected, "{caller}");
+        assert!(r.server_closed, "{caller}: socket left open");
+    }
+    // Variables for the dialplan, always.
+    let r = sim("+15550000001").run(srv.esl()).await;
+    assert_eq!(r.variable("callguard_verdict"), Some("block"));
+    assert_eq!(r.variable("callguard_action"), Some("reject"));
+    assert_eq!(r.variable("callguard_rule"), Some("Busy"));
+    assert_eq!(r.variable("callguard_list"), Some("blacklist"));
+    assert!(r.variable("callguard_reason").unwrap().contains("Busy"));
+    let r = sim("+15557654321").run(srv.esl()).await;
+    assert_eq!(r.variable("callguard_verdict"), Some("allow"));
+    assert_eq!(r.variable("callguard_list"), Some("default"));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn unanswered_vip_bridge_falls_back_to_voicemail() {
+    let mut srv = server::start(SCREEN_YAML).await;
+    let r = SimConfig {
+        caller_number: "+15551234567".into(),
+        bridge: BridgeOutcome::Unanswered {
+            cause: "NO_ANSWER".into(),
+        },
+        interleave_foreign_events: true,
+        ..SimConfig::default()
+    }
+    .run(srv.esl())
+    .await;
+    let a = actions(&r);
+    assert!(a[0].starts_with("bridge "), "{a:?}");
+    assert_eq!(
+        a[1..],
+        ["voicemail default example.com 100", "exit"],
+        "{a:?}"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn anonymous_and_privacy_callers() {
+    let mut srv = server::start(SCREEN_YAML).await;
+    for (number, hide) in [("anonymous", false), ("", false), ("+15557654321", true)] {
+        let r = SimConfig {
+            caller_number: number.into(),
+            hide_number: hide,
+            ..SimConfig::default()
+        }
+        .run(srv.esl())
+        .await;
+        assert_eq!(
+            r.variable("callguard_rule"),
+            Some("Hidden"),
+            "{number:?} hide={hide}"
+        );
+        assert_eq!(actions(&r)[0], "playback ivr/ivr-call_rejected.wav");
+    }
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn trunk_by_variable_and_by_did() {
+    let mut srv = server::start(SCREEN_YAML).await;
+    // No callguard_trunk variable: the DID selects the exclusive VIP line.
+    let r = SimConfig {
+        caller_number: "+15557654321".into(),
+        destination_number: "+18005550199".into(),
+        variables: vec![],
+        ..SimConfig::default()
+    }
+    .run(srv.esl())
+    .await;
+    assert_eq!(r.variable("callguard_list"), Some("exclusive"));
+    // The variable wins over the DID.
+    let r = SimConfig {
+        caller_number: "+15557654321".into(),
+        destination_number: "+18005550199".into(),
+        variables: vec![("callguard_trunk".into(), "support".into())],
+        ..SimConfig::default()
+    }
+    .run(srv.esl())
+    .await;
+    assert_eq!(r.variable("callguard_list"), Some("default"));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn percent_encoded_values_are_decoded() {
+    let mut srv = server::start(SCREEN_YAML).await;
+    // The simulator encodes `+` as %2B and `@` as %40, empty as _undef_.
+    let r = SimConfig {
+        caller_number: "+442071234567".into(),
+        caller_name: "Smith@Example Ltd".into(),
+        ..SimConfig::default()
+    }
+    .run(srv.esl())
+    .await;
+    assert_eq!(r.variable("callguard_rule"), Some("UK"));
+    let r = SimConfig {
+        caller_number: "".into(),
+        caller_name: "".into(),
+        ..SimConfig::default()
+    }
+    .run(srv.esl())
+    .await;
+    assert_eq!(r.variable("callguard_rule"), Some("Hidden"));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn frames_split_byte_by_byte_or_coalesced() {
+    let mut srv = server::start(SCREEN_YAML).await;
+    for (split, coalesce) in [(true, false), (false, true)] {
+        let r = SimConfig {
+            caller_number: "+15550000004".into(),
+            split_bytes: split,
+            coalesce,
+            interleave_foreign_events: true,
+            ..SimConfig::default()
+        }
+        .run(srv.esl())
+        .await;
+        assert_eq!(
+            actions(&r),
+            [
+                "playback ivr/ivr-call_rejected.wav",
+                "hangup NORMAL_CLEARING"
+            ],
+            "split={split} coalesce={coalesce}"
+        );
+    }
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn hangup_during_playback_and_during_bridge_ends_cleanly() {
+    let mut srv = server::start(SCREEN_YAML).await;
+    for (caller, app) in [("+15550000004", "playback"), ("+15551234567", "bridge")] {
+        let r = SimConfig {
+            caller_number: caller.into(),
+            hangup_at: Some(HangupAt::DuringExecute {
+                app: app.into(),
+                nth: 1,
+                cause: "ORIGINATOR_CANCEL".into(),
+            }),
+            ..SimConfig::default()
+        }
+        .run(srv.esl())
+        .await;
+        let a = actions(&r);
+        // Nothing is sent after the hangup: no hangup of our own, no exit.
+        assert_eq!(a.len(), 1, "{app}: {a:?}");
+        assert!(a[0].starts_with(app));
+        assert!(r.server_closed, "{app}: socket left open");
+    }
+    // A hangup right after the first reply: the session still closes.
+    let r = SimConfig {
+        caller_number: "+15557654321".into(),
+        hangup_at: Some(HangupAt::AfterFirstReply {
+            cause: "NORMAL_CLEARING".into(),
+        }),
+        ..SimConfig::default()
+    }
+    .run(srv.esl())
+    .await;
+    assert!(r.server_closed);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_content_type_is_skipped_and_oversized_body_closes() {
+    let mut srv = server::start(SCREEN_YAML).await;
+    let r = SimConfig {
+        caller_number: "+15550000001".into(),
+        injections: vec![Injection::UnknownContentType],
+        ..SimConfig::default()
+    }
+    .run(srv.esl())
+    .await;
+    assert_eq!(actions(&r), ["respond 486 Busy Here", "exit"]);
+    let r = SimConfig {
+        caller_number: "+15550000001".into(),
+        injections: vec![Injection::OversizedBody(2 << 20)],
+        ..SimConfig::default()
+    }
+    .run(srv.esl())
+    .await;
+    assert!(
+        r.server_closed,
+        "a peer sending an oversized body is disconnected"
+    );
+    let m = srv.running().state.metrics.render();
+    assert!(
+        m.contains("callguard_protocol_errors_total{kind=\"protocol\",pbx=\"freeswitch\"}"),
+        "{m}"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_peer_that_never_answers_connect_is_closed_by_the_timeout() {
+    let yaml = format!("{SCREEN_YAML}\nesl: {{ connect_timeout: 200ms }}\n");
+    let mut srv = server::start(&yaml).await;
+    let r = SimConfig {
+        send_connect_reply: false,
+        overall_timeout: Duration::from_secs(5),
+        ..SimConfig::default()
+    }
+    .run(srv.esl())
+    .await;
+    assert!(r.connect_received);
+    assert!(r.server_closed, "{r:?}");
+    assert!(
+        !r.timed_out,
+        "the server, not the simulator, must give up first"
+    );
+    srv.stop().await;
+}
+
+/// A config whose look-around rule cannot be evaluated: with a backtracking
+/// budget of 0 every evaluation errors, as a pathological pattern would.
+const BROKEN_REGEX: &str = r#"
+policy: { regex_backtrack_limit: 0 }
+trunks:
+  support:
+    blacklist:
+      - { name: Intl, pattern: '^(?!\+1)[+][0-9]+$', match: regex }
+"#;
+
+#[tokio::test]
+async fn decision_error_or_timeout_fails_open() {
+    let mut srv = server::start(BROKEN_REGEX).await;
+    let r = sim("+442071234567").run(srv.esl()).await;
+    assert_eq!(
+        ops(&r)[2..],
+        [
+            "set callguard_verdict=allow",
+            "set callguard_action=pass",
+            "set callguard_error=error",
+            "exit"
+        ]
+    );
+    srv.stop().await;
+
+    // 20,000 look-around rules that do not match take far longer than the
+    // 1 ms the decision is given.
+    let mut slow = String::from("rule_name,pattern,match_type,action,enabled\n");
+    for i in 0..20_000 {
+        slow.push_str(&format!(
+            "slow-{i},^(?!\\+1)\\+99{i:05}[0-9]*$,regex,,true\n"
+        ));
+    }
+    let yaml = "trunks:\n  support:\n    lists: [ { path: slow.csv, as: blacklist } ]\nesl: { decide_timeout: 1ms }\n";
+    let mut srv = server::start_with(yaml, &[("slow.csv", &slow)]).await;
+    let r = sim("+15550000001").run(srv.esl()).await;
+    assert_eq!(r.variable("callguard_verdict"), Some("allow"));
+    assert_eq!(r.variable("callguard_error"), Some("timeout"));
+    assert_eq!(actions_after_vars(&r, 3), ["exit"]);
+    let m = srv.running().state.metrics.render();
+    assert!(
+        m.contains("callguard_fail_open_total{pbx=\"freeswitch\",reason=\"timeout\"} 1"),
+        "{m}"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn fail_closed_applies_the_blocked_action() {
+    let mut srv = server::start(&format!("{BROKEN_REGEX}\nfail: closed\n")).await;
+    let r = sim("+442071234567").run(srv.esl()).await;
+    assert_eq!(r.variable("callguard_verdict"), Some("block"));
+    assert_eq!(r.variable("callguard_error"), Some("error"));
+    assert_eq!(actions_after_vars(&r, 3), ["respond 486 Busy Here", "exit"]);
+    srv.stop().await;
+}
+
+fn actions_after_vars(r: &SimResult, vars: usize) -> Vec<String> {
+    ops(r)[2 + vars..].to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_thousand_concurrent_calls() {
+    // The real binary in its own process, as FreeSWITCH would reach it.
+    let srv = server::spawn_binary(
+        &format!("{SCREEN_YAML}\nesl: {{ connect_timeout: 30s, decide_timeout: 10s }}\n"),
+        &[],
+    );
+    let addr = srv.esl.unwrap();
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..5000u32 {
+        // Calls arrive in waves (250 every 20 ms) as from a busy PBX, rather
+        // than 5,000 handshakes in one instant, which overflows the kernel's
+        // listen queue on any server.
+        if i % 250 == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        set.spawn(async move {
+            let caller = if i % 2 == 0 {
+                "+15550000001".to_string()
+            } else {
+                format!("+1555{:07}", 1_000_000 + i)
+            };
+            SimConfig {
+                caller_number: caller,
+                event_delay: Duration::from_millis(50),
+                connect_timeout: Duration::from_secs(60),
+                overall_timeout: Duration::from_secs(120),
+                ..SimConfig::default()
+            }
+            .run(addr)
+            .await
+        });
+    }
+    let mut ok = 0;
+    while let Some(r) = set.join_next().await {
+        let r = r.unwrap();
+        assert!(
+            r.error.is_none() && !r.timed_out && r.connect_received,
+            "{r:?}"
+        );
+        assert!(r.variable("callguard_verdict").is_some(), "{r:?}");
+        ok += 1;
+    }
+    assert_eq!(ok, 5000);
+    let http = srv.http.unwrap();
+    assert_eq!(
+        server::scrape_sum(http, "callguard_calls_total", &["pbx=\"freeswitch\""]).await,
+        5000.0
+    );
+    assert_eq!(
+        server::scrape_sum(http, "callguard_calls_total", &["verdict=\"block\""]).await,
+        2500.0
+    );
+}
