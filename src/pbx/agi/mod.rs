@@ -1,3 +1,6 @@
 //! agi
 
 pub mod codec;
+pub mod command;
+pub mod env;
+pub mod reply;
