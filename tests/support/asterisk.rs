@@ -1,0 +1,592 @@
+//! An Asterisk 22 stand-in for FastAGI integration tests.
+//!
+//! It connects to a FastAGI server the way `AGI(agi://…)` does, sends the environment laid out
+//! exactly as in `tests/fixtures/transcripts/asterisk-22-pjsip-sip-call.txt`, answers commands
+//! with the reply texts res_agi.c writes, and, like the real thing, writes `HANGUP\n` once when
+//! the server closes its side. Hangups, stalls and broken peers can be injected. It splits each
+//! command with its own port of res_agi.c `parse_args()`, independent of callguard's encoder,
+//! so quoting mistakes show up as wrong arguments or 520 replies.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Picks commands by their line (without `\n`).
+pub type Matcher = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// Matches commands starting with `prefix`, ignoring case (Asterisk's words are).
+pub fn starts_with(prefix: &str) -> Matcher {
+    let prefix = prefix.to_ascii_uppercase();
+    Box::new(move |line| line.to_ascii_uppercase().starts_with(&prefix))
+}
+
+/// How the caller's hangup meets the command that triggers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HangupStyle {
+    /// The command is interrupted: its reply (`200 result=-1` for a waiting command), then
+    /// `HANGUP\n` in a second write — the cancel-mid-agi captures.
+    AfterReply,
+    /// `HANGUP\n` first, then the command's dead-channel reply, in two writes.
+    BeforeReply,
+    /// `HANGUP\n` and the dead-channel reply in one write (`HANGUP\n511 …\n`).
+    Glued,
+}
+
+/// How the environment reaches the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvDelivery {
+    /// One write, as Asterisk does.
+    Whole,
+    /// Writes of at most this many bytes.
+    Chunks(usize),
+    /// One byte per write.
+    ByteByByte,
+    /// One byte per write, this long apart (a slow-loris peer).
+    Trickle(Duration),
+}
+
+/// A broken peer, instead of a well-formed environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// These bytes in place of the environment.
+    Garbage(Vec<u8>),
+    /// Half the environment, then EOF (write side shut down).
+    EofMidEnvironment,
+    /// A first environment line whose value is this many bytes long.
+    OverlongLine(usize),
+}
+
+/// What happened during one run.
+#[derive(Debug, Default)]
+pub struct SimResult {
+    /// Every command line received, without `\n`, in order.
+    pub commands: Vec<String>,
+    /// When each command arrived, since connect.
+    pub command_times: Vec<Duration>,
+    /// Every byte the simulator wrote (or tried to write), in order.
+    pub sent: Vec<u8>,
+    /// The server closed its side.
+    pub saw_eof: bool,
+    /// The channel went dead (injected hangup or a HANGUP command).
+    pub hung_up: bool,
+    /// The run hit the simulator's own timeout.
+    pub timed_out: bool,
+    /// From connect to the end of the run.
+    pub elapsed: Duration,
+    /// A connect/read/write failure, if any.
+    pub error: Option<String>,
+    /// The channel variables at the end (initial ones plus every SET VARIABLE).
+    pub variables: HashMap<String, String>,
+}
+
+/// The configurable fake Asterisk. Build, adjust, then [`AsteriskSim::run`].
+pub struct AsteriskSim {
+    env: Vec<(String, String)>,
+    delivery: EnvDelivery,
+    fault: Option<Fault>,
+    variables: HashMap<String, String>,
+    exec_replies: HashMap<String, String>,
+    overrides: Vec<(Matcher, Vec<u8>)>,
+    hangup: Option<(Matcher, HangupStyle)>,
+    stall: Option<Matcher>,
+    stream_file_reply: String,
+    timeout: Duration,
+}
+
+/// The environment of `asterisk-22-pjsip-sip-call.txt`, in its order.
+const SIP_CALL_ENV: &[(&str, &str)] = &[
+    ("agi_network", "yes"),
+    ("agi_network_script", "callfilter?trunk=main"),
+    ("agi_request", "agi://127.0.0.1:4573/callfilter?trunk=main"),
+    ("agi_channel", "PJSIP/trunk-00000000"),
+    ("agi_language", "en"),
+    ("agi_type", "PJSIP"),
+    ("agi_uniqueid", "1795432537.14"),
+    ("agi_version", "22.10.1"),
+    ("agi_callerid", "+15551234567"),
+    ("agi_calleridname", "SIP Caller"),
+    ("agi_callingpres", "0"),
+    ("agi_callingani2", "0"),
+    ("agi_callington", "0"),
+    ("agi_callingtns", "0"),
+    ("agi_dnid", "+18005550100"),
+    ("agi_rdnis", "unknown"),
+    ("agi_context", "incoming"),
+    ("agi_extension", "+18005550100"),
+    ("agi_priority", "2"),
+    ("agi_enhanced", "0.0"),
+    ("agi_accountcode", ""),
+    ("agi_threadid", "139791817029312"),
+];
+
+pub const DEAD_CHANNEL: &str = "511 Command Not Permitted on a dead channel or intercept routine";
+pub const INVALID_COMMAND: &str = "510 Invalid or unknown command";
+/// A server sending more than this without `\n` is broken; Asterisk's own buffer is 8 KiB.
+const MAX_COMMAND_LINE: usize = 64 * 1024;
+
+impl Default for AsteriskSim {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AsteriskSim {
+    /// The SIP call of the capture, answering like Asterisk 22, 10 s run timeout.
+    pub fn new() -> Self {
+        AsteriskSim {
+            env: SIP_CALL_ENV
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            delivery: EnvDelivery::Whole,
+            fault: None,
+            variables: HashMap::new(),
+            exec_replies: HashMap::new(),
+            overrides: Vec::new(),
+            hangup: None,
+            stall: None,
+            stream_file_reply: "200 result=0 endpos=2000".into(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Sets an environment value, keeping its place, or appends it.
+    pub fn set_env(mut self, name: &str, value: &str) -> Self {
+        match self.env.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => *v = value.to_owned(),
+            None => self.env.push((name.to_owned(), value.to_owned())),
+        }
+        self
+    }
+
+    pub fn callerid(self, v: &str) -> Self {
+        self.set_env("agi_callerid", v)
+    }
+    pub fn calleridname(self, v: &str) -> Self {
+        self.set_env("agi_calleridname", v)
+    }
+    pub fn callingpres(self, v: u8) -> Self {
+        self.set_env("agi_callingpres", &v.to_string())
+    }
+    pub fn dnid(self, v: &str) -> Self {
+        self.set_env("agi_dnid", v)
+    }
+    pub fn extension(self, v: &str) -> Self {
+        self.set_env("agi_extension", v)
+    }
+    pub fn uniqueid(self, v: &str) -> Self {
+        self.set_env("agi_uniqueid", v)
+    }
+
+    /// The URL path and query (`callfilter?trunk=main`): sets `agi_network_script` and the
+    /// matching `agi_request`.
+    pub fn script(self, script: &str) -> Self {
+        self.set_env("agi_network_script", script)
+            .set_env("agi_request", &format!("agi://127.0.0.1:4573/{script}"))
+    }
+
+    /// Appends the next `agi_arg_N` (after `agi_threadid`, as Asterisk orders them).
+    pub fn arg(self, value: &str) -> Self {
+        let n = self
+            .env
+            .iter()
+            .filter(|(k, _)| k.starts_with("agi_arg_"))
+            .count()
+            + 1;
+        self.set_env(&format!("agi_arg_{n}"), value)
+    }
+
+    pub fn delivery(mut self, delivery: EnvDelivery) -> Self {
+        self.delivery = delivery;
+        self
+    }
+
+    pub fn fault(mut self, fault: Fault) -> Self {
+        self.fault = Some(fault);
+        self
+    }
+
+    /// A channel variable that GET VARIABLE returns (e.g. `DIALSTATUS` = `NOANSWER`).
+    pub fn variable(mut self, name: &str, value: &str) -> Self {
+        self.variables.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// The reply line (without `\n`) to `EXEC <app>`, e.g. `Busy` → `200 result=-1`.
+    pub fn exec_reply(mut self, app: &str, reply: &str) -> Self {
+        self.exec_replies
+            .insert(app.to_ascii_lowercase(), reply.to_owned());
+        self
+    }
+
+    /// The reply to a live `STREAM FILE` (default `200 result=0 endpos=2000`).
+    pub fn stream_file_reply(mut self, reply: &str) -> Self {
+        self.stream_file_reply = reply.to_owned();
+        self
+    }
+
+    /// Raw bytes (garbage allowed, `\n` not added) written instead of the reply to a command.
+    pub fn reply_raw(mut self, matcher: Matcher, bytes: &[u8]) -> Self {
+        self.overrides.push((matcher, bytes.to_vec()));
+        self
+    }
+
+    /// The caller hangs up at the first command matching `matcher`.
+    pub fn hangup_on(mut self, matcher: Matcher, style: HangupStyle) -> Self {
+        self.hangup = Some((matcher, style));
+        self
+    }
+
+    /// Never reply to the first command matching `matcher`, nor to any after it.
+    pub fn stall_on(mut self, matcher: Matcher) -> Self {
+        self.stall = Some(matcher);
+        self
+    }
+
+    /// Bound on the whole run, so a server that never closes cannot hang a test.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The environment block as it goes on the wire.
+    pub fn env_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, value) in &self.env {
+            out.extend_from_slice(format!("{name}: {value}\n").as_bytes());
+        }
+        out.push(b'\n');
+        out
+    }
+
+    /// Connects to `addr` and plays one session until the server closes or the timeout.
+    pub async fn run(&self, addr: SocketAddr) -> SimResult {
+        let start = Instant::now();
+        let mut session = Session {
+            sim: self,
+            start,
+            result: SimResult {
+                variables: self.variables.clone(),
+                ..SimResult::default()
+            },
+            hangup_fired: false,
+            stalled: false,
+        };
+        match tokio::time::timeout(self.timeout, session.play(addr)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => session.result.error = Some(e.to_string()),
+            Err(_) => session.result.timed_out = true,
+        }
+        session.result.elapsed = start.elapsed();
+        session.result
+    }
+}
+
+struct Session<'a> {
+    sim: &'a AsteriskSim,
+    start: Instant,
+    result: SimResult,
+    hangup_fired: bool,
+    stalled: bool,
+}
+
+impl Session<'_> {
+    async fn play(&mut self, addr: SocketAddr) -> std::io::Result<()> {
+        let mut stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let env_done = self.send_env(&mut stream).await?;
+        let mut pending = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                self.result.saw_eof = true;
+                if env_done {
+                    // Like res_agi: one HANGUP when the server closes; the peer may be gone.
+                    self.result.sent.extend_from_slice(b"HANGUP\n");
+                    let _ = stream.write_all(b"HANGUP\n").await;
+                }
+                let _ = stream.shutdown().await;
+                return Ok(());
+            }
+            pending.extend_from_slice(&chunk[..n]);
+            while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=pos).collect();
+                let line = String::from_utf8_lossy(&line[..pos]).into_owned();
+                self.result.commands.push(line.clone());
+                self.result.command_times.push(self.start.elapsed());
+                if env_done {
+                    self.on_command(&mut stream, &line).await?;
+                }
+            }
+            if pending.len() > MAX_COMMAND_LINE {
+                return Err(std::io::Error::other("command line over 64 KiB"));
+            }
+        }
+    }
+
+    /// Sends the environment (or the configured fault); false when the write side is shut.
+    async fn send_env(&mut self, stream: &mut TcpStream) -> std::io::Result<bool> {
+        let env = self.sim.env_bytes();
+        match &self.sim.fault {
+            Some(Fault::Garbage(bytes)) => {
+                self.write(stream, bytes).await?;
+                return Ok(true);
+            }
+            Some(Fault::EofMidEnvironment) => {
+                self.write(stream, &env[..env.len() / 2]).await?;
+                stream.shutdown().await?;
+                return Ok(false);
+            }
+            Some(Fault::OverlongLine(len)) => {
+                let line = format!("agi_network: {}\n", "x".repeat(*len));
+                self.write(stream, line.as_bytes()).await?;
+                self.write(
+                    stream,
+                    &env[env.iter().position(|&b| b == b'\n').map_or(0, |p| p + 1)..],
+                )
+                .await?;
+                return Ok(true);
+            }
+            None => {}
+        }
+        match self.sim.delivery {
+            EnvDelivery::Whole => self.write(stream, &env).await?,
+            EnvDelivery::Chunks(n) => {
+                for part in env.chunks(n.max(1)) {
+                    self.write(stream, part).await?;
+                }
+            }
+            EnvDelivery::ByteByByte => {
+                for part in env.chunks(1) {
+                    self.write(stream, part).await?;
+                }
+            }
+            EnvDelivery::Trickle(gap) => {
+                for part in env.chunks(1) {
+                    self.write(stream, part).await?;
+                    tokio::time::sleep(gap).await;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    async fn write(&mut self, stream: &mut TcpStream, bytes: &[u8]) -> std::io::Result<()> {
+        self.result.sent.extend_from_slice(bytes);
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    }
+
+    async fn on_command(&mut self, stream: &mut TcpStream, line: &str) -> std::io::Result<()> {
+        if self.stalled {
+            return Ok(());
+        }
+        if self.sim.stall.as_ref().is_some_and(|m| m(line)) {
+            self.stalled = true;
+            return Ok(());
+        }
+        let sim = self.sim;
+        if let Some((_, bytes)) = sim.overrides.iter().find(|(m, _)| m(line)) {
+            return self.write(stream, bytes).await;
+        }
+        let hangup_now = !self.hangup_fired
+            && !self.result.hung_up
+            && self.sim.hangup.as_ref().is_some_and(|(m, _)| m(line));
+        if hangup_now {
+            self.hangup_fired = true;
+            let style = self.sim.hangup.as_ref().map(|(_, s)| *s);
+            match style {
+                Some(HangupStyle::AfterReply) => {
+                    let reply = self.interrupted_reply(line);
+                    self.result.hung_up = true;
+                    self.write(stream, reply.as_bytes()).await?;
+                    self.write(stream, b"HANGUP\n").await?;
+                }
+                Some(HangupStyle::BeforeReply) => {
+                    self.result.hung_up = true;
+                    let reply = self.answer(line);
+                    self.write(stream, b"HANGUP\n").await?;
+                    self.write(stream, reply.as_bytes()).await?;
+                }
+                Some(HangupStyle::Glued) | None => {
+                    self.result.hung_up = true;
+                    let reply = format!("HANGUP\n{}", self.answer(line));
+                    self.write(stream, reply.as_bytes()).await?;
+                }
+            }
+            return Ok(());
+        }
+        let was_dead = self.result.hung_up;
+        let reply = self.answer(line);
+        self.write(stream, reply.as_bytes()).await?;
+        if !was_dead && self.result.hung_up {
+            // The server's own HANGUP command: the notice follows the reply.
+            self.write(stream, b"HANGUP\n").await?;
+        }
+        Ok(())
+    }
+
+    /// The reply of a command that was running when the caller hung up: the commands that
+    /// wait on the channel return -1 (as WAIT FOR DIGIT does in the captures); instant ones
+    /// answer as usual.
+    fn interrupted_reply(&mut self, line: &str) -> String {
+        let argv = upper_words(&parse_args(line));
+        match argv
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            ["WAIT", "FOR", "DIGIT", ..] | ["EXEC", ..] => "200 result=-1\n".into(),
+            ["STREAM", "FILE", ..] => "200 result=-1 endpos=0\n".into(),
+            _ => self.answer(line),
+        }
+    }
+
+    /// The reply Asterisk 22 writes to `line` in the current (live or dead) state.
+    fn answer(&mut self, line: &str) -> String {
+        let argv = parse_args(line);
+        let upper = upper_words(&argv);
+        let words: Vec<&str> = upper.iter().map(String::as_str).collect();
+        let dead = self.result.hung_up;
+        let reply = match words.as_slice() {
+            ["SET", "VARIABLE", ..] if argv.len() != 4 => {
+                usage("SET VARIABLE <variablename> <value>")
+            }
+            ["SET", "VARIABLE", ..] => {
+                self.result
+                    .variables
+                    .insert(argv[2].clone(), argv[3].clone());
+                "200 result=1".into()
+            }
+            ["GET", "VARIABLE", ..] if argv.len() != 3 => usage("GET VARIABLE <variablename>"),
+            ["GET", "VARIABLE", ..] => match self.result.variables.get(&argv[2]) {
+                Some(v) => format!("200 result=1 ({v})"),
+                None => "200 result=0".into(),
+            },
+            ["EXEC"] => usage("EXEC <application> <options>"),
+            ["EXEC", ..] => self
+                .sim
+                .exec_replies
+                .get(&argv[1].to_ascii_lowercase())
+                .cloned()
+                .unwrap_or_else(|| "200 result=0".into()),
+            ["NOOP", ..] => "200 result=0".into(),
+            ["VERBOSE", ..] => "200 result=1".into(),
+            _ if dead && is_live_only(&words) => DEAD_CHANNEL.into(),
+            ["STREAM", "FILE", ..] if !(4..=5).contains(&argv.len()) => {
+                usage("STREAM FILE <filename> <escape_digits> [sample offset]")
+            }
+            ["STREAM", "FILE", ..] => self.sim.stream_file_reply.clone(),
+            ["WAIT", "FOR", "DIGIT", ..] if argv.len() != 4 => usage("WAIT FOR DIGIT <timeout>"),
+            ["WAIT", "FOR", "DIGIT", ..] => "200 result=0".into(),
+            ["ANSWER"] => "200 result=0".into(),
+            ["HANGUP"] => {
+                self.result.hung_up = true;
+                "200 result=1".into()
+            }
+            ["SET", "CONTEXT" | "EXTENSION" | "PRIORITY", _] => "200 result=0".into(),
+            _ => INVALID_COMMAND.into(),
+        };
+        format!("{reply}\n")
+    }
+}
+
+/// Commands res_agi.c refuses with 511 once the channel is dead.
+fn is_live_only(words: &[&str]) -> bool {
+    matches!(
+        words,
+        ["STREAM", "FILE", ..]
+            | ["WAIT", "FOR", "DIGIT", ..]
+            | ["ANSWER", ..]
+            | ["HANGUP", ..]
+            | ["SET", "CONTEXT" | "EXTENSION" | "PRIORITY", ..]
+            | ["GET", "DATA", ..]
+    )
+}
+
+/// The multi-line 520 reply (without the final `\n`, added by the caller).
+fn usage(text: &str) -> String {
+    format!(
+        "520-Invalid command syntax.  Proper usage follows:\n Usage: {text}\n520 End of proper usage."
+    )
+}
+
+fn upper_words(argv: &[String]) -> Vec<String> {
+    argv.iter().map(|w| w.to_ascii_uppercase()).collect()
+}
+
+/// res_agi.c `parse_args()`: space/tab split outside quotes, `"` toggles quoting (starting
+/// an argument when it comes off whitespace, so `""` is an empty argument), `\` makes the
+/// next character literal.
+pub fn parse_args(line: &str) -> Vec<String> {
+    let mut argv: Vec<String> = Vec::new();
+    let (mut quoted, mut escaped, mut whitespace) = (false, false, true);
+    for c in line.chars() {
+        match c {
+            '"' if !escaped => {
+                quoted = !quoted;
+                if quoted && whitespace {
+                    argv.push(String::new());
+                    whitespace = false;
+                }
+            }
+            ' ' | '\t' if !quoted && !escaped => whitespace = true,
+            '\\' if !escaped => escaped = true,
+            _ => {
+                if whitespace {
+                    argv.push(String::new());
+                    whitespace = false;
+                }
+                if let Some(last) = argv.last_mut() {
+                    last.push(c);
+                }
+                escaped = false;
+            }
+        }
+    }
+    argv
+}
+
+/// The wire bytes of a transcript's lines with `marker` (`"< "` or `"> "`), unescaped.
+pub fn transcript_lines(transcript: &str, marker: &str) -> Vec<Vec<u8>> {
+    transcript
+        .lines()
+        .filter_map(|l| l.strip_prefix(marker))
+        .map(unescape)
+        .collect()
+}
+
+/// Unescapes a transcript string: `\n`, `\r`, `\t`, `\0`, `\xNN`, `\\`, `\"`.
+pub fn unescape(s: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            let mut tmp = [0; 4];
+            out.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push(b'\n'),
+            Some('r') => out.push(b'\r'),
+            Some('t') => out.push(b'\t'),
+            Some('0') => out.push(0),
+            Some('x') => {
+                let hex: String = chars.by_ref().take(2).collect();
+                out.push(u8::from_str_radix(&hex, 16).unwrap_or(b'?'));
+            }
+            Some(other) => {
+                let mut tmp = [0; 4];
+                out.extend_from_slice(other.encode_utf8(&mut tmp).as_bytes());
+            }
+            None => out.push(b'\\'),
+        }
+    }
+    out
+}
