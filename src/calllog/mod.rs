@@ -24,7 +24,8 @@ pub mod writer;
 
 pub use error::CallLogError;
 pub use query::{
-    LogQuery, LogReader, LoggedCall, StatCount, Stats, find_by_unique_id, query, stats,
+    LogQuery, LogReader, LoggedCall, MIN_SUFFIX_DIGITS, NO_RULE, StatCount, Stats,
+    find_by_unique_id, query, stats,
 };
 pub use render::{render_stats, render_table};
 pub use timearg::parse_time_arg;

@@ -7,7 +7,7 @@
 use super::query::{LoggedCall, StatCount, Stats};
 
 /// Widest a column grows; the reason, last, is cut at [`REASON_WIDTH`].
-const CAPS: [usize; 8] = [19, 14, 20, 7, 16, 20, 12, 16];
+const CAPS: [usize; 8] = [19, 14, 20, 7, 16, 20, 12, 28];
 const HEADERS: [&str; 8] = [
     "TIME", "TRUNK", "CALLER", "VERDICT", "LIST", "RULE", "ACTION", "END",
 ];

@@ -29,6 +29,9 @@ pub const BATCH_CAP: usize = 512;
 /// The shortest purge period honoured; a zero period would spin.
 pub const MIN_PURGE_EVERY: Duration = Duration::from_secs(1);
 
+// Nearly every message is a Record: boxing it would add an allocation per
+// call to shrink the rare control messages.
+#[allow(clippy::large_enum_variant)]
 enum Msg {
     Record(CallRecord),
     /// The end, stamped with the time it was reported (not when written).
@@ -198,12 +201,16 @@ impl Writer {
     }
 
     /// Writes batches until the queue is closed and drained, purging old rows
-    /// every `purge_every` (first at start).
+    /// at start and then every `purge_every`.
     pub async fn run(mut self) {
         let mut tick = tokio::time::interval(self.purge_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let purging = self.retention_days > 0;
-        let mut purge_pending = false;
+        // The first purge runs before any batch, so a service that was down
+        // past retention catches up at start (later chunks alternate with
+        // batches). It also makes "purged at start" observable by a flush.
+        tick.tick().await;
+        let mut purge_pending = purging && self.blocking(Work::PurgeChunk).await.more_to_purge;
         let mut closes = Vec::new();
         let mut buf = Vec::with_capacity(BATCH_CAP);
         loop {
