@@ -1,6 +1,35 @@
 //! The per-call decision log: one SQLite row per call, written off the call path.
+//!
+//! Support answers "I could not get through" from this log, and compliance keeps
+//! it for `log.retention_days`. The call path only ever does a `try_send` onto a
+//! bounded queue ([`CallLogHandle`]); a writer task owns the only read-write
+//! connection and commits in batches on a blocking thread. Readers (CLI, HTTP
+//! API) open their own read-only connections ([`LogReader`]), which WAL lets run
+//! while the writer writes.
+//!
+//! - [`store`]: schema, pragmas and the row-level SQL the writer uses.
+//! - [`writer`]: [`CallLog::start`], the handle and the writer task.
+//! - [`query`]: filters, stats and lookup by unique id.
+//! - [`timearg`]: `--since`/`--until` parsing for the CLI.
+//! - [`render`]: fixed-width text for the terminal.
 
 use chrono::{DateTime, Utc};
+
+mod error;
+pub mod query;
+pub mod render;
+pub mod store;
+pub mod timearg;
+pub mod writer;
+
+pub use error::CallLogError;
+pub use query::{
+    LogQuery, LogReader, LoggedCall, MIN_SUFFIX_DIGITS, NO_RULE, StatCount, Stats,
+    find_by_unique_id, query, stats,
+};
+pub use render::{render_stats, render_table};
+pub use timearg::parse_time_arg;
+pub use writer::{CallLog, CallLogHandle, Writer};
 
 /// What is known of a call once it has been decided.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,301 @@
+//! Reading the log: filtered listings, stats and lookup by unique id.
+//!
+//! Every value a user typed is bound as a parameter, never spliced into SQL.
+//! Readers use read-only connections ([`LogReader`]) so the CLI and the HTTP
+//! API can never take the write lock from the service's writer.
+
+use std::path::Path;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::types::Value;
+use rusqlite::{Connection, Row, params_from_iter};
+use serde::{Serialize, Serializer};
+
+use super::{CallLogError, store};
+
+/// Digits both numbers must have before one may match as the tail of the other
+/// (`5551234567` ↔ `+15551234567`): fewer would match unrelated numbers.
+pub const MIN_SUFFIX_DIGITS: usize = 7;
+
+/// How stats name blocked calls that no rule decided (e.g. `default`).
+pub const NO_RULE: &str = "(none)";
+
+/// Filters for [`query`] and [`stats`]; every field narrows, `None` ignores.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogQuery {
+    /// Calls at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Calls strictly before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// `allow` or `block` (exact).
+    pub verdict: Option<String>,
+    pub trunk: Option<String>,
+    pub rule: Option<String>,
+    /// Matches `caller_raw` or `caller_e164` exactly (so `anonymous` works), or
+    /// by digits only: equal digits, or with at least [`MIN_SUFFIX_DIGITS`]
+    /// digits on both sides one ending with the other, so `+1 555-123-4567`
+    /// finds a call stored as `5551234567`.
+    pub caller: Option<String>,
+    /// Most rows [`query`] returns, newest first; 0 means no limit.
+    pub limit: usize,
+}
+
+/// One row of the log as the CLI and the API show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoggedCall {
+    pub id: i64,
+    #[serde(serialize_with = "rfc3339")]
+    pub time: DateTime<Utc>,
+    pub unique_id: String,
+    pub pbx: String,
+    pub trunk: String,
+    pub did: String,
+    #[serde(rename = "caller")]
+    pub caller_raw: String,
+    pub caller_e164: Option<String>,
+    pub caller_name: String,
+    pub anonymous: bool,
+    pub verdict: String,
+    pub list: String,
+    pub rule: Option<String>,
+    pub action: String,
+    pub reason: String,
+    pub decision_ns: u64,
+    pub fail_open: bool,
+    pub end_state: Option<String>,
+    pub hangup_cause: Option<String>,
+    pub duration_ms: Option<u64>,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+fn rfc3339_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => rfc3339(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// A count for one rule, list or trunk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatCount {
+    pub key: String,
+    pub calls: u64,
+}
+
+/// Blocking activity over a period: the daily report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub total: u64,
+    pub blocked: u64,
+    pub allowed: u64,
+    /// Blocked calls per rule, most first; [`NO_RULE`] for none.
+    pub blocked_by_rule: Vec<StatCount>,
+    pub blocked_by_list: Vec<StatCount>,
+    pub blocked_by_trunk: Vec<StatCount>,
+}
+
+/// A read-only connection to the log, for the CLI and the HTTP API.
+pub struct LogReader {
+    conn: Connection,
+}
+
+impl LogReader {
+    /// Opens an existing log read-only; see [`store::open_reader`].
+    pub fn open(path: impl AsRef<Path>) -> Result<LogReader, CallLogError> {
+        Ok(LogReader {
+            conn: store::open_reader(path.as_ref())?,
+        })
+    }
+
+    pub fn query(&self, q: &LogQuery) -> Result<Vec<LoggedCall>, CallLogError> {
+        query(&self.conn, q)
+    }
+
+    pub fn stats(&self, q: &LogQuery) -> Result<Stats, CallLogError> {
+        stats(&self.conn, q)
+    }
+
+    pub fn find_by_unique_id(&self, unique_id: &str) -> Result<Option<LoggedCall>, CallLogError> {
+        find_by_unique_id(&self.conn, unique_id)
+    }
+}
+
+const COLUMNS: &str = "id, time, unique_id, pbx, trunk, did, caller_raw, caller_e164, \
+    caller_name, anonymous, verdict, list, rule, action, reason, decision_ns, fail_open, \
+    end_state, hangup_cause, duration_ms, ended_at";
+
+/// Calls matching `q`, newest first.
+pub fn query(conn: &Connection, q: &LogQuery) -> Result<Vec<LoggedCall>, CallLogError> {
+    let (filter, mut args) = where_clause(q);
+    let mut sql = format!("SELECT {COLUMNS} FROM calls{filter} ORDER BY time DESC, id DESC");
+    if q.limit > 0 {
+        args.push(Value::Integer(i64::try_from(q.limit).unwrap_or(i64::MAX)));
+        sql.push_str(&format!(" LIMIT ?{}", args.len()));
+    }
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(params_from_iter(args))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(logged_call(row)?);
+    }
+    Ok(out)
+}
+
+/// The newest call with this PBX unique id (`callguard block --from-call`).
+pub fn find_by_unique_id(
+    conn: &Connection,
+    unique_id: &str,
+) -> Result<Option<LoggedCall>, CallLogError> {
+    let sql = format!("SELECT {COLUMNS} FROM calls WHERE unique_id = ?1 ORDER BY id DESC LIMIT 1");
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query([unique_id])?;
+    match rows.next()? {
+        Some(row) => Ok(Some(logged_call(row)?)),
+        None => Ok(None),
+    }
+}
+
+/// Totals and blocked-call breakdowns for the calls matching `q` (its limit is
+/// ignored: a report counts everything in the period).
+pub fn stats(conn: &Connection, q: &LogQuery) -> Result<Stats, CallLogError> {
+    let (filter, args) = where_clause(q);
+    let sql = format!(
+        "SELECT count(*), \
+                coalesce(sum(verdict = 'block'), 0), \
+                coalesce(sum(verdict = 'allow'), 0) \
+         FROM calls{filter}"
+    );
+    let (total, blocked, allowed) = conn.query_row(&sql, params_from_iter(args.iter()), |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    let by = |column: &str| -> Result<Vec<StatCount>, CallLogError> {
+        let and = if filter.is_empty() { " WHERE" } else { " AND" };
+        let sql = format!(
+            "SELECT coalesce({column}, ?{n}), count(*) AS c FROM calls{filter}{and} verdict = 'block' \
+             GROUP BY 1 ORDER BY c DESC, 1 ASC",
+            n = args.len() + 1
+        );
+        let mut bound = args.clone();
+        bound.push(Value::Text(NO_RULE.to_string()));
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(params_from_iter(bound), |r| {
+            Ok(StatCount {
+                key: r.get(0)?,
+                calls: count(r.get(1)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    };
+    Ok(Stats {
+        total: count(total),
+        blocked: count(blocked),
+        allowed: count(allowed),
+        blocked_by_rule: by("rule")?,
+        blocked_by_list: by("list")?,
+        blocked_by_trunk: by("trunk")?,
+    })
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// ` WHERE …` (or nothing) and its bound values, numbered `?1`….
+fn where_clause(q: &LogQuery) -> (String, Vec<Value>) {
+    let mut conds: Vec<String> = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    let bind = |v: Value, args: &mut Vec<Value>| {
+        args.push(v);
+        format!("?{}", args.len())
+    };
+    if let Some(t) = q.since {
+        let p = bind(Value::Integer(t.timestamp_millis()), &mut args);
+        conds.push(format!("time >= {p}"));
+    }
+    if let Some(t) = q.until {
+        let p = bind(Value::Integer(t.timestamp_millis()), &mut args);
+        conds.push(format!("time < {p}"));
+    }
+    for (column, value) in [
+        ("verdict", &q.verdict),
+        ("trunk", &q.trunk),
+        ("rule", &q.rule),
+    ] {
+        if let Some(v) = value {
+            let p = bind(Value::Text(v.clone()), &mut args);
+            conds.push(format!("{column} = {p}"));
+        }
+    }
+    if let Some(caller) = &q.caller {
+        let p = bind(Value::Text(caller.clone()), &mut args);
+        let mut alts = vec![format!("caller_raw = {p}"), format!("caller_e164 = {p}")];
+        let d = store::digits(caller);
+        if !d.is_empty() {
+            let len = d.len();
+            let pd = bind(Value::Text(d), &mut args);
+            for col in ["caller_digits", "e164_digits"] {
+                alts.push(format!("{col} = {pd}"));
+                if len >= MIN_SUFFIX_DIGITS {
+                    alts.push(format!(
+                        "(length({col}) >= {MIN_SUFFIX_DIGITS} AND \
+                          (substr({col}, -{len}) = {pd} OR substr({pd}, -length({col})) = {col}))"
+                    ));
+                }
+            }
+        }
+        conds.push(format!("({})", alts.join(" OR ")));
+    }
+    if conds.is_empty() {
+        (String::new(), args)
+    } else {
+        (format!(" WHERE {}", conds.join(" AND ")), args)
+    }
+}
+
+fn logged_call(r: &Row<'_>) -> Result<LoggedCall, CallLogError> {
+    let id: i64 = r.get(0)?;
+    let time = millis(id, r.get(1)?)?;
+    let ended_at = match r.get::<_, Option<i64>>(20)? {
+        Some(ms) => Some(millis(id, ms)?),
+        None => None,
+    };
+    Ok(LoggedCall {
+        id,
+        time,
+        unique_id: r.get(2)?,
+        pbx: r.get(3)?,
+        trunk: r.get(4)?,
+        did: r.get(5)?,
+        caller_raw: r.get(6)?,
+        caller_e164: r.get(7)?,
+        caller_name: r.get(8)?,
+        anonymous: r.get(9)?,
+        verdict: r.get(10)?,
+        list: r.get(11)?,
+        rule: r.get(12)?,
+        action: r.get(13)?,
+        reason: r.get(14)?,
+        decision_ns: count(r.get(15)?),
+        fail_open: r.get(16)?,
+        end_state: r.get(17)?,
+        hangup_cause: r.get(18)?,
+        duration_ms: r.get::<_, Option<i64>>(19)?.map(count),
+        ended_at,
+    })
+}
+
+fn millis(id: i64, ms: i64) -> Result<DateTime<Utc>, CallLogError> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| CallLogError::BadRow {
+        id,
+        message: format!("time {ms} ms is out of range"),
+    })
+}

@@ -1,0 +1,223 @@
+//! Fixed-width text for the terminal (`callguard log`, `callguard stats`).
+//!
+//! Cells come from callers and PBXs, so control characters (a newline in a
+//! caller name) are flattened to spaces and long text is cut on a character
+//! boundary: one call stays one line.
+
+use super::query::{LoggedCall, StatCount, Stats};
+
+/// Widest a column grows; the reason, last, is cut at [`REASON_WIDTH`].
+const CAPS: [usize; 8] = [19, 14, 20, 7, 16, 20, 12, 28];
+const HEADERS: [&str; 8] = [
+    "TIME", "TRUNK", "CALLER", "VERDICT", "LIST", "RULE", "ACTION", "END",
+];
+pub const REASON_WIDTH: usize = 48;
+
+/// One line per call under a header, newest first as given.
+pub fn render_table(calls: &[LoggedCall]) -> String {
+    let rows: Vec<[String; 9]> = calls.iter().map(cells).collect();
+    let mut widths = HEADERS.map(|h| h.chars().count());
+    for row in &rows {
+        for (i, w) in widths.iter_mut().enumerate() {
+            *w = (*w).max(row[i].chars().count()).min(CAPS[i]);
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = HEADERS.iter().map(|h| h.to_string()).collect();
+    push_line(&mut out, &header, &widths, "REASON");
+    for row in &rows {
+        push_line(&mut out, &row[..8], &widths, &fit(&row[8], REASON_WIDTH));
+    }
+    if rows.is_empty() {
+        out.push_str("(no calls)\n");
+    }
+    out
+}
+
+fn push_line(out: &mut String, cols: &[String], widths: &[usize; 8], last: &str) {
+    for (cell, &w) in cols.iter().zip(widths) {
+        let cell = fit(cell, w);
+        let pad = w - cell.chars().count();
+        out.push_str(&cell);
+        out.push_str(&" ".repeat(pad + 2));
+    }
+    out.push_str(last);
+    // No trailing spaces when the reason is empty.
+    let trimmed = out.trim_end_matches(' ').len();
+    out.truncate(trimmed);
+    out.push('\n');
+}
+
+fn cells(c: &LoggedCall) -> [String; 9] {
+    let caller = if c.caller_raw.is_empty() && c.anonymous {
+        "anonymous".to_string()
+    } else {
+        c.caller_raw.clone()
+    };
+    let end = match (&c.end_state, &c.hangup_cause) {
+        (Some(s), Some(h)) => format!("{s} ({h})"),
+        (Some(s), None) => s.clone(),
+        (None, _) => "-".to_string(),
+    };
+    [
+        c.time.format("%Y-%m-%d %H:%M:%S").to_string(),
+        c.trunk.clone(),
+        caller,
+        c.verdict.clone(),
+        c.list.clone(),
+        c.rule.clone().unwrap_or_else(|| "-".into()),
+        c.action.clone(),
+        end,
+        c.reason.clone(),
+    ]
+    .map(|s| flatten(&s))
+}
+
+/// Control characters (newlines, tabs, escapes) become spaces.
+fn flatten(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// At most `width` characters, ending in `…` when cut.
+fn fit(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    let mut cut: String = s.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// The period's totals, then blocked calls by rule, list and trunk.
+pub fn render_stats(stats: &Stats) -> String {
+    let mut out = format!(
+        "calls: {}  blocked: {}  allowed: {}\n",
+        stats.total, stats.blocked, stats.allowed
+    );
+    for (title, counts) in [
+        ("blocked by rule", &stats.blocked_by_rule),
+        ("blocked by list", &stats.blocked_by_list),
+        ("blocked by trunk", &stats.blocked_by_trunk),
+    ] {
+        out.push('\n');
+        out.push_str(title);
+        out.push_str(":\n");
+        section(&mut out, counts);
+    }
+    out
+}
+
+fn section(out: &mut String, counts: &[StatCount]) {
+    if counts.is_empty() {
+        out.push_str("  (none)\n");
+        return;
+    }
+    let keys: Vec<String> = counts.iter().map(|c| fit(&flatten(&c.key), 40)).collect();
+    let kw = keys.iter().map(|k| k.chars().count()).max().unwrap_or(0);
+    let nw = counts
+        .iter()
+        .map(|c| c.calls.to_string().len())
+        .max()
+        .unwrap_or(0);
+    for (key, c) in keys.iter().zip(counts) {
+        let pad = kw - key.chars().count();
+        out.push_str(&format!("  {key}{}  {:>nw$}\n", " ".repeat(pad), c.calls));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn call(reason: &str) -> LoggedCall {
+        LoggedCall {
+            id: 1,
+            time: Utc.with_ymd_and_hms(2026, 11, 1, 8, 5, 9).unwrap(),
+            unique_id: "1730448309.42".into(),
+            pbx: "asterisk".into(),
+            trunk: "sip-main".into(),
+            did: "18005550100".into(),
+            caller_raw: "5551234567".into(),
+            caller_e164: Some("+15551234567".into()),
+            caller_name: "Line\nBreak".into(),
+            anonymous: false,
+            verdict: "block".into(),
+            list: "blacklist".into(),
+            rule: Some("spam-555".into()),
+            action: "hangup".into(),
+            reason: reason.into(),
+            decision_ns: 1200,
+            fail_open: false,
+            end_state: Some("completed".into()),
+            hangup_cause: Some("NORMAL_CLEARING".into()),
+            duration_ms: Some(1500),
+            ended_at: None,
+        }
+    }
+
+    #[test]
+    fn table_has_a_header_and_one_line_per_call() {
+        let t = render_table(&[call("matched\nblacklist \"spam\""), call("ok")]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3, "{t}");
+        assert!(lines[0].starts_with("TIME"));
+        assert!(lines[0].ends_with("REASON"));
+        assert!(lines[1].starts_with("2026-11-01 08:05:09  sip-main"));
+        assert!(lines[1].contains("spam-555"));
+        assert!(lines[1].contains("completed (NORMAL_CLEARING)"));
+        assert!(lines[1].ends_with("matched blacklist \"spam\""));
+        // Columns line up: the verdict starts at the same place on each line.
+        let col = lines[0].find("VERDICT").unwrap();
+        assert_eq!(&lines[1][col..col + 5], "block");
+    }
+
+    #[test]
+    fn long_unicode_reason_is_cut_on_a_character_boundary() {
+        let long = "é☎".repeat(100);
+        let t = render_table(&[call(&long)]);
+        let line = t.lines().nth(1).unwrap();
+        assert!(line.ends_with('…'));
+        let reason = line.rsplit("  ").next().unwrap();
+        assert_eq!(reason.chars().count(), REASON_WIDTH);
+    }
+
+    #[test]
+    fn empty_table_says_so() {
+        assert!(render_table(&[]).contains("(no calls)"));
+    }
+
+    #[test]
+    fn stats_lists_each_section() {
+        let s = Stats {
+            total: 10,
+            blocked: 4,
+            allowed: 6,
+            blocked_by_rule: vec![
+                StatCount {
+                    key: "spam".into(),
+                    calls: 3,
+                },
+                StatCount {
+                    key: "(none)".into(),
+                    calls: 1,
+                },
+            ],
+            blocked_by_list: vec![StatCount {
+                key: "blacklist".into(),
+                calls: 4,
+            }],
+            blocked_by_trunk: vec![],
+        };
+        let text = render_stats(&s);
+        assert!(text.starts_with("calls: 10  blocked: 4  allowed: 6\n"));
+        assert!(
+            text.contains("blocked by rule:\n  spam    3\n  (none)  1\n"),
+            "{text}"
+        );
+        assert!(text.contains("blocked by list:\n  blacklist  4\n"));
+        assert!(text.contains("blocked by trunk:\n  (none)\n"));
+    }
+}

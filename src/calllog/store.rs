@@ -1,0 +1,206 @@
+//! The SQLite file: opening (pragmas, schema) and the row-level SQL of the writer.
+//!
+//! Only the writer task writes; everything else opens read-only. WAL lets those
+//! readers run while the writer commits, `synchronous=NORMAL` is durable across
+//! a process crash (a power cut may lose the last batches, which is the price of
+//! never making a call wait), and the busy timeout covers checkpoints.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags, params};
+
+use super::{CallEnd, CallLogError, CallRecord};
+
+/// The schema this build writes, kept in `PRAGMA user_version`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// How long a connection waits for a lock before giving up: long enough for a
+/// checkpoint or a long reader, short enough that a wedged file shows in logs.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Rows deleted per purge statement, so a first purge of a large backlog does
+/// not hold the write lock (and the queue) for long.
+pub const PURGE_CHUNK: usize = 5_000;
+
+const SCHEMA_V1: &str = "
+CREATE TABLE IF NOT EXISTS calls (
+    id            INTEGER PRIMARY KEY,
+    time          INTEGER NOT NULL,
+    unique_id     TEXT    NOT NULL,
+    pbx           TEXT    NOT NULL,
+    trunk         TEXT    NOT NULL,
+    did           TEXT    NOT NULL,
+    caller_raw    TEXT    NOT NULL,
+    caller_e164   TEXT,
+    caller_name   TEXT    NOT NULL,
+    anonymous     INTEGER NOT NULL,
+    verdict       TEXT    NOT NULL,
+    list          TEXT    NOT NULL,
+    rule          TEXT,
+    action        TEXT    NOT NULL,
+    reason        TEXT    NOT NULL,
+    decision_ns   INTEGER NOT NULL,
+    fail_open     INTEGER NOT NULL,
+    end_state     TEXT,
+    hangup_cause  TEXT,
+    duration_ms   INTEGER,
+    ended_at      INTEGER,
+    -- Digits only of caller_raw / caller_e164, so a search for +1 555 123 4567
+    -- finds a call stored as 5551234567 (see query::LogQuery::caller).
+    caller_digits TEXT    NOT NULL,
+    e164_digits   TEXT
+);
+CREATE INDEX IF NOT EXISTS calls_time ON calls(time);
+CREATE INDEX IF NOT EXISTS calls_unique_id ON calls(unique_id);
+CREATE INDEX IF NOT EXISTS calls_caller_digits ON calls(caller_digits);
+CREATE INDEX IF NOT EXISTS calls_e164_digits ON calls(e164_digits);
+";
+
+/// Opens (creating if needed) the database the writer uses: parent
+/// directories, pragmas and schema. Idempotent.
+pub fn open_writer(path: &Path) -> Result<Connection, CallLogError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| CallLogError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // journal_mode answers with a row, so it is read rather than executed.
+    let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Opens an existing log read-only, for the CLI and the HTTP API. Refuses a
+/// missing file (rather than creating an empty one) and a foreign schema.
+pub fn open_reader(path: &Path) -> Result<Connection, CallLogError> {
+    if !path.exists() {
+        return Err(CallLogError::NotFound(path.to_path_buf()));
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    match schema_version(&conn)? {
+        0 => Err(CallLogError::NoSchema(path.to_path_buf())),
+        v if v > SCHEMA_VERSION => Err(CallLogError::SchemaTooNew {
+            found: v,
+            supported: SCHEMA_VERSION,
+        }),
+        _ => Ok(conn),
+    }
+}
+
+fn schema_version(conn: &Connection) -> Result<i64, CallLogError> {
+    Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), CallLogError> {
+    let found = schema_version(conn)?;
+    if found > SCHEMA_VERSION {
+        return Err(CallLogError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found < SCHEMA_VERSION {
+        let tx = conn.transaction()?;
+        tx.execute_batch(SCHEMA_V1)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// The digits of a number as typed anywhere (`+1 (555) 123-4567` → `15551234567`).
+pub fn digits(s: &str) -> String {
+    s.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// SQLite integers are signed; a u64 past i64::MAX (never a real duration)
+/// is stored saturated rather than failing the row.
+fn sat(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub fn insert_record(conn: &Connection, r: &CallRecord) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO calls (time, unique_id, pbx, trunk, did, caller_raw, caller_e164,
+             caller_name, anonymous, verdict, list, rule, action, reason, decision_ns,
+             fail_open, caller_digits, e164_digits)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+    )?;
+    stmt.execute(params![
+        r.time.timestamp_millis(),
+        r.unique_id,
+        r.pbx,
+        r.trunk,
+        r.did,
+        r.caller_raw,
+        r.caller_e164,
+        r.caller_name,
+        r.anonymous,
+        r.verdict,
+        r.list,
+        r.rule,
+        r.action,
+        r.reason,
+        sat(r.decision_ns),
+        r.fail_open,
+        digits(&r.caller_raw),
+        r.caller_e164.as_deref().map(digits),
+    ])?;
+    Ok(())
+}
+
+/// Fills the end columns of the newest row with this unique id (a PBX may
+/// reuse ids across restarts). Returns whether a row was found: none means
+/// the record was dropped on a full queue or already purged.
+pub fn apply_end(
+    conn: &Connection,
+    e: &CallEnd,
+    ended_at: DateTime<Utc>,
+) -> rusqlite::Result<bool> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE calls SET end_state = ?1, hangup_cause = ?2, duration_ms = ?3, ended_at = ?4
+         WHERE id = (SELECT id FROM calls WHERE unique_id = ?5 ORDER BY id DESC LIMIT 1)",
+    )?;
+    let n = stmt.execute(params![
+        e.end_state,
+        e.hangup_cause,
+        sat(e.duration_ms),
+        ended_at.timestamp_millis(),
+        e.unique_id,
+    ])?;
+    Ok(n > 0)
+}
+
+/// Deletes up to `limit` rows older than `cutoff`, oldest first; returns how
+/// many went. Callers loop while it returns `limit`.
+pub fn purge_chunk(
+    conn: &Connection,
+    cutoff: DateTime<Utc>,
+    limit: usize,
+) -> rusqlite::Result<usize> {
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM calls WHERE id IN
+           (SELECT id FROM calls WHERE time < ?1 ORDER BY time LIMIT ?2)",
+    )?;
+    stmt.execute(params![cutoff.timestamp_millis(), sat(limit as u64)])
+}
+
+/// Deletes every row older than `cutoff`, chunk by chunk; returns the count.
+pub fn purge_before(conn: &Connection, cutoff: DateTime<Utc>) -> rusqlite::Result<usize> {
+    let mut total = 0;
+    loop {
+        let n = purge_chunk(conn, cutoff, PURGE_CHUNK)?;
+        total += n;
+        if n < PURGE_CHUNK {
+            return Ok(total);
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! The writer task and the handle the call path holds.
+//!
+//! A call must never wait on the disk: [`CallLogHandle::record`] and
+//! [`CallLogHandle::finish`] only `try_send` onto one bounded queue, and when it
+//! is full the row is dropped and counted (`callguard_log_dropped_total`). The
+//! single writer drains up to [`BATCH_CAP`] messages at a time and commits them
+//! in one transaction on a blocking thread, so SQLite never stalls the runtime.
+//! Records and ends share the queue, so an end is always written after its
+//! record, even when both land in the same batch.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use prometheus::IntCounter;
+use rusqlite::Connection;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::{CallEnd, CallLogError, CallRecord, store};
+
+/// Messages written per transaction: big enough to amortise the commit under
+/// load, small enough that a batch commits in milliseconds.
+pub const BATCH_CAP: usize = 512;
+
+/// The shortest purge period honoured; a zero period would spin.
+pub const MIN_PURGE_EVERY: Duration = Duration::from_secs(1);
+
+// Nearly every message is a Record: boxing it would add an allocation per
+// call to shrink the rare control messages.
+#[allow(clippy::large_enum_variant)]
+enum Msg {
+    Record(CallRecord),
+    /// The end, stamped with the time it was reported (not when written).
+    End(CallEnd, DateTime<Utc>),
+    Flush(oneshot::Sender<()>),
+    Purge(oneshot::Sender<usize>),
+    Close(oneshot::Sender<()>),
+}
+
+/// Counters the writer keeps besides the Prometheus `dropped` counter.
+#[derive(Default)]
+struct Counters {
+    write_errors: AtomicU64,
+}
+
+/// Entry points: [`CallLog::start`] for the service, [`CallLog::open`] when the
+/// writer must start later (tests of the full-queue path).
+pub struct CallLog;
+
+impl CallLog {
+    /// Opens (creating) the database at `path`, then spawns the writer task.
+    ///
+    /// Must be called inside a Tokio runtime. `retention_days == 0` keeps rows
+    /// forever. The writer ends once every handle is dropped or
+    /// [`CallLogHandle::close`] is called, after writing everything queued.
+    pub fn start(
+        path: impl AsRef<Path>,
+        queue_capacity: usize,
+        dropped: IntCounter,
+        retention_days: u32,
+        purge_every: Duration,
+    ) -> Result<(CallLogHandle, JoinHandle<()>), CallLogError> {
+        let (handle, writer) =
+            Self::open(path, queue_capacity, dropped, retention_days, purge_every)?;
+        Ok((handle, writer.spawn()?))
+    }
+
+    /// Opens the database and creates the queue without consuming it: messages
+    /// pile up until [`Writer::spawn`] (or [`Writer::run`]) is called.
+    pub fn open(
+        path: impl AsRef<Path>,
+        queue_capacity: usize,
+        dropped: IntCounter,
+        retention_days: u32,
+        purge_every: Duration,
+    ) -> Result<(CallLogHandle, Writer), CallLogError> {
+        let path = path.as_ref().to_path_buf();
+        let conn = store::open_writer(&path)?;
+        // A zero-capacity channel is a panic in tokio; one slot is the minimum.
+        let (tx, rx) = mpsc::channel(queue_capacity.max(1));
+        let counters = Arc::new(Counters::default());
+        let handle = CallLogHandle {
+            tx,
+            dropped,
+            counters: counters.clone(),
+        };
+        let writer = Writer {
+            rx,
+            path,
+            conn: Some(conn),
+            retention_days,
+            purge_every: purge_every.max(MIN_PURGE_EVERY),
+            counters,
+        };
+        Ok((handle, writer))
+    }
+}
+
+/// What the call path holds. Cheap to clone; every method but the async ones
+/// returns at once.
+#[derive(Clone)]
+pub struct CallLogHandle {
+    tx: mpsc::Sender<Msg>,
+    dropped: IntCounter,
+    counters: Arc<Counters>,
+}
+
+impl CallLogHandle {
+    /// Queues a decided call. `false` (and `dropped` incremented) when the queue
+    /// is full or the writer is gone; never blocks.
+    pub fn record(&self, record: CallRecord) -> bool {
+        self.offer(Msg::Record(record))
+    }
+
+    /// Queues how a call ended; the end time is taken now, not when written.
+    /// Same contract as [`record`](Self::record).
+    pub fn finish(&self, end: CallEnd) -> bool {
+        self.offer(Msg::End(end, Utc::now()))
+    }
+
+    fn offer(&self, msg: Msg) -> bool {
+        match self.tx.try_send(msg) {
+            Ok(()) => true,
+            // A closed queue loses the row just as a full one does.
+            Err(TrySendError::Full(_) | TrySendError::Closed(_)) => {
+                self.dropped.inc();
+                false
+            }
+        }
+    }
+
+    /// Waits until everything queued before this call has been processed
+    /// (committed, or its error counted). Not for the call path: it waits for
+    /// room in the queue.
+    pub async fn flush(&self) -> Result<(), CallLogError> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Msg::Flush(ack))
+            .await
+            .map_err(|_| CallLogError::Closed)?;
+        done.await.map_err(|_| CallLogError::Closed)
+    }
+
+    /// Purges rows past retention now (after what is queued), returning how
+    /// many were deleted. The writer also does this every `purge_every`.
+    pub async fn purge_now(&self) -> Result<usize, CallLogError> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Msg::Purge(ack))
+            .await
+            .map_err(|_| CallLogError::Closed)?;
+        done.await.map_err(|_| CallLogError::Closed)
+    }
+
+    /// Stops the writer for every handle: what is queued (and what other
+    /// handles manage to queue meanwhile) is written, later sends fail. Returns
+    /// when the last batch has been processed.
+    pub async fn close(self) -> Result<(), CallLogError> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Msg::Close(ack))
+            .await
+            .map_err(|_| CallLogError::Closed)?;
+        drop(self);
+        done.await.map_err(|_| CallLogError::Closed)
+    }
+
+    /// Messages the writer failed to write (each also logged).
+    pub fn write_errors(&self) -> u64 {
+        self.counters.write_errors.load(Ordering::Relaxed)
+    }
+}
+
+/// The consumer side: owns the only read-write connection.
+pub struct Writer {
+    rx: mpsc::Receiver<Msg>,
+    path: PathBuf,
+    /// `None` after a failure lost it; reopened for the next batch.
+    conn: Option<Connection>,
+    retention_days: u32,
+    purge_every: Duration,
+    counters: Arc<Counters>,
+}
+
+/// What a batch leaves for the async side to do.
+#[derive(Default)]
+struct Outcome {
+    closes: Vec<oneshot::Sender<()>>,
+    more_to_purge: bool,
+}
+
+impl Writer {
+    /// Spawns [`run`](Self::run) on the current Tokio runtime.
+    pub fn spawn(self) -> Result<JoinHandle<()>, CallLogError> {
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| CallLogError::NoRuntime)?;
+        Ok(rt.spawn(self.run()))
+    }
+
+    /// Writes batches until the queue is closed and drained, purging old rows
+    /// at start and then every `purge_every`.
+    pub async fn run(mut self) {
+        let mut tick = tokio::time::interval(self.purge_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let purging = self.retention_days > 0;
+        // The first purge runs before any batch, so a service that was down
+        // past retention catches up at start (later chunks alternate with
+        // batches). It also makes "purged at start" observable by a flush.
+        tick.tick().await;
+        let mut purge_pending = purging && self.blocking(Work::PurgeChunk).await.more_to_purge;
+        let mut closes = Vec::new();
+        let mut buf = Vec::with_capacity(BATCH_CAP);
+        loop {
+            // Not biased: under sustained load a pending purge still progresses.
+            let work = tokio::select! {
+                n = self.rx.recv_many(&mut buf, BATCH_CAP) => {
+                    if n == 0 {
+                        break;
+                    }
+                    Work::Batch(std::mem::replace(&mut buf, Vec::with_capacity(BATCH_CAP)))
+                }
+                _ = tick.tick(), if purging => Work::PurgeChunk,
+                _ = std::future::ready(()), if purge_pending => Work::PurgeChunk,
+            };
+            let out = self.blocking(work).await;
+            purge_pending = out.more_to_purge;
+            if !out.closes.is_empty() {
+                // Later sends fail; what is already queued is still drained.
+                self.rx.close();
+                closes.extend(out.closes);
+            }
+        }
+        for ack in closes {
+            let _ = ack.send(());
+        }
+    }
+
+    /// Runs one unit of SQLite work on a blocking thread, handing the
+    /// connection there and back so its statement cache survives.
+    async fn blocking(&mut self, work: Work) -> Outcome {
+        let conn = self.conn.take();
+        let path = self.path.clone();
+        let retention_days = self.retention_days;
+        let counters = self.counters.clone();
+        let job = tokio::task::spawn_blocking(move || {
+            let mut conn = match conn {
+                Some(c) => Some(c),
+                None => match store::open_writer(&path) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        tracing::error!(path = %path.display(), error = %e, "call log: cannot reopen");
+                        None
+                    }
+                },
+            };
+            let cutoff = retention_cutoff(retention_days);
+            let out = match work {
+                Work::Batch(batch) => write_batch(conn.as_mut(), batch, cutoff, &counters),
+                Work::PurgeChunk => purge_chunk(conn.as_ref(), cutoff),
+            };
+            (conn, out)
+        });
+        match job.await {
+            Ok((conn, out)) => {
+                self.conn = conn;
+                out
+            }
+            Err(e) => {
+                // Only a panic inside rusqlite could get here; the connection
+                // is gone with it and is reopened for the next batch.
+                tracing::error!(error = %e, "call log: writer job failed");
+                self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                Outcome::default()
+            }
+        }
+    }
+}
+
+enum Work {
+    Batch(Vec<Msg>),
+    PurgeChunk,
+}
+
+/// Rows older than this go; `None` when retention is off (0) or out of range.
+fn retention_cutoff(retention_days: u32) -> Option<DateTime<Utc>> {
+    if retention_days == 0 {
+        return None;
+    }
+    Utc::now().checked_sub_signed(TimeDelta::try_days(i64::from(retention_days))?)
+}
+
+fn purge_chunk(conn: Option<&Connection>, cutoff: Option<DateTime<Utc>>) -> Outcome {
+    let (Some(conn), Some(cutoff)) = (conn, cutoff) else {
+        return Outcome::default();
+    };
+    match store::purge_chunk(conn, cutoff, store::PURGE_CHUNK) {
+        Ok(n) => {
+            if n > 0 {
+                tracing::info!(rows = n, %cutoff, "call log: purged rows past retention");
+            }
+            Outcome {
+                more_to_purge: n == store::PURGE_CHUNK,
+                ..Outcome::default()
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "call log: purge failed");
+            Outcome::default()
+        }
+    }
+}
+
+/// Writes one batch in one transaction, then answers flushes and purges, so
+/// an acknowledgement means everything queued before it was processed.
+fn write_batch(
+    conn: Option<&mut Connection>,
+    batch: Vec<Msg>,
+    cutoff: Option<DateTime<Utc>>,
+    counters: &Counters,
+) -> Outcome {
+    let mut rows = Vec::with_capacity(batch.len());
+    let mut flushes = Vec::new();
+    let mut purges = Vec::new();
+    let mut out = Outcome::default();
+    for msg in batch {
+        match msg {
+            Msg::Flush(ack) => flushes.push(ack),
+            Msg::Purge(ack) => purges.push(ack),
+            Msg::Close(ack) => out.closes.push(ack),
+            row => rows.push(row),
+        }
+    }
+    let mut purged = 0;
+    match conn {
+        Some(conn) => {
+            write_rows(conn, rows, counters);
+            if !purges.is_empty()
+                && let Some(cutoff) = cutoff
+            {
+                match store::purge_before(conn, cutoff) {
+                    Ok(n) => purged = n,
+                    Err(e) => tracing::warn!(error = %e, "call log: purge failed"),
+                }
+            }
+        }
+        None => fail(counters, rows.len()),
+    }
+    for ack in flushes {
+        let _ = ack.send(());
+    }
+    for ack in purges {
+        let _ = ack.send(purged);
+    }
+    out
+}
+
+fn fail(counters: &Counters, n: usize) {
+    counters.write_errors.fetch_add(n as u64, Ordering::Relaxed);
+}
+
+/// One transaction for the batch. A failing row is logged and counted and the
+/// others still go in; a failed commit loses (and counts) the whole batch.
+fn write_rows(conn: &mut Connection, rows: Vec<Msg>, counters: &Counters) {
+    if rows.is_empty() {
+        return;
+    }
+    let n = rows.len();
+    let tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => {
+            tracing::error!(error = %e, rows = n, "call log: cannot begin a transaction");
+            return fail(counters, n);
+        }
+    };
+    for row in rows {
+        match row {
+            Msg::Record(r) => {
+                if let Err(e) = store::insert_record(&tx, &r) {
+                    tracing::warn!(unique_id = %r.unique_id, error = %e, "call log: insert failed");
+                    fail(counters, 1);
+                }
+            }
+            Msg::End(end, at) => match store::apply_end(&tx, &end, at) {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!(unique_id = %end.unique_id, "call log: end of an unlogged call");
+                }
+                Err(e) => {
+                    tracing::warn!(unique_id = %end.unique_id, error = %e, "call log: end update failed");
+                    fail(counters, 1);
+                }
+            },
+            Msg::Flush(_) | Msg::Purge(_) | Msg::Close(_) => {}
+        }
+    }
+    if let Err(e) = tx.commit() {
+        tracing::error!(error = %e, rows = n, "call log: commit failed; batch lost");
+        fail(counters, n);
+    }
+}

@@ -1,0 +1,648 @@
+//! The decision log end to end: a real SQLite file in a temp dir, the real
+//! writer task, read back through read-only connections. Synchronisation is by
+//! the writer's join handle or a flush acknowledgement, never by sleeping.
+
+mod calllog {
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    use callguard::calllog::{
+        CallEnd, CallLog, CallLogError, CallLogHandle, CallRecord, LogQuery, LogReader, NO_RULE,
+        StatCount, Writer, store,
+    };
+    use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+    use prometheus::IntCounter;
+    use tempfile::TempDir;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn base() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 1, 8, 0, 0).unwrap()
+    }
+
+    fn rec(uid: &str, time: DateTime<Utc>) -> CallRecord {
+        CallRecord {
+            time,
+            unique_id: uid.into(),
+            pbx: "asterisk".into(),
+            trunk: "main".into(),
+            did: "18005550100".into(),
+            caller_raw: "5551234567".into(),
+            caller_e164: None,
+            caller_name: "Alice".into(),
+            anonymous: false,
+            verdict: "allow".into(),
+            list: "default".into(),
+            rule: None,
+            action: "continue".into(),
+            reason: "no rule matched".into(),
+            decision_ns: 1234,
+            fail_open: false,
+        }
+    }
+
+    fn blocked(uid: &str, time: DateTime<Utc>, list: &str, rule: Option<&str>) -> CallRecord {
+        CallRecord {
+            verdict: "block".into(),
+            list: list.into(),
+            rule: rule.map(Into::into),
+            action: "hangup".into(),
+            reason: format!("matched {list}"),
+            ..rec(uid, time)
+        }
+    }
+
+    fn end(uid: &str) -> CallEnd {
+        CallEnd {
+            unique_id: uid.into(),
+            end_state: "completed".into(),
+            hangup_cause: Some("NORMAL_CLEARING".into()),
+            duration_ms: 4200,
+        }
+    }
+
+    fn counter() -> IntCounter {
+        IntCounter::new("test_dropped_total", "dropped").unwrap()
+    }
+
+    fn db(dir: &TempDir) -> PathBuf {
+        // A parent that does not exist yet: opening must create it.
+        dir.path().join("nested/data/callguard.db")
+    }
+
+    /// Opens the log without starting the writer: what is sent waits in the queue.
+    fn paused(path: &Path, capacity: usize) -> (CallLogHandle, Writer, IntCounter) {
+        let dropped = counter();
+        let (h, w) = CallLog::open(path, capacity, dropped.clone(), 0, HOUR).unwrap();
+        (h, w, dropped)
+    }
+
+    /// Writes `records` then `ends` through a real writer and waits for it to
+    /// finish (every handle dropped).
+    async fn write_all(path: &Path, records: Vec<CallRecord>, ends: Vec<CallEnd>) {
+        let (h, w, dropped) = paused(path, records.len() + ends.len() + 1);
+        for r in records {
+            assert!(h.record(r));
+        }
+        for e in ends {
+            assert!(h.finish(e));
+        }
+        let join = w.spawn().unwrap();
+        drop(h);
+        join.await.unwrap();
+        assert_eq!(dropped.get(), 0);
+    }
+
+    fn all(path: &Path) -> Vec<callguard::calllog::LoggedCall> {
+        LogReader::open(path)
+            .unwrap()
+            .query(&LogQuery::default())
+            .unwrap()
+    }
+
+    fn uids(calls: &[callguard::calllog::LoggedCall]) -> Vec<&str> {
+        calls.iter().map(|c| c.unique_id.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_recorded_call_is_one_row_with_every_field() {
+        let dir = TempDir::new().unwrap();
+        let path = db(&dir);
+        let r = CallRecord {
+            caller_e164: Some("+15551234567".into()),
+            caller_name: "Bob".into(),
+            anonymous: true,
+            rule: Some("spam".into()),
+            fail_open: true,
+            decision_ns: u64::MAX,
+            pbx: "freeswitch".into(),
+            ..blocked("fs-1", base(), "blacklist", Some("spam"))
+        };
+        write_all(&path, vec![r.clone()], vec![]).await;
+        let rows = all(&path);
+        assert_eq!(rows.len(), 1);
+        let c = &rows[0];
+        assert_eq!(c.time, base());
+        assert_eq!(c.unique_id, "fs-1");
+        assert_eq!(c.pbx, "freeswitch");
+        assert_eq!(c.trunk, "main");
+        assert_eq!(c.did, "18005550100");
+        assert_eq!(c.caller_raw, "5551234567");
+        assert_eq!(c.caller_e164.as_deref(), Some("+15551234567"));
+        assert_eq!(c.caller_name, "Bob");
+        assert!(c.anonymous);
+        assert_eq!(c.verdict, "block");
+        assert_eq!(c.list, "blacklist");
+        assert_eq!(c.rule.as_deref(), Some("spam"));
+        assert_eq!(c.action, "hangup");
+        assert_eq!(c.reason, "matched blacklist");
+        // Past i64::MAX is stored saturated, not refused.
+        assert_eq!(c.decision_ns, i64::MAX as u64);
+        assert!(c.fail_open);
+        assert_eq!(c.end_state, None);
+        assert_eq!(c.hangup_cause, None);
+        assert_eq!(c.duration_ms, None);
+        assert_eq!(c.ended_at, None);
+    }
+
+    #[tokio::test]
+    async fn an_end_in_the_same_batch_as_its_record_still_applies() {
+        let dir = TempDir::new().unwrap();
+        let path = db(&dir);
+        // Both wait in the queue before the writer starts: one batch.
+        write_all(
+            &path,
+            vec![rec("a", base()), rec("b", base())],
+            vec![end("a")],
+        )
+        .await;
+        let rows = all(&path);
+        let a = rows.iter().find(|c| c.unique_id == "a").unwrap();
+        assert_eq!(a.end_state.as_deref(), Some("completed"));
+        assert_eq!(a.hangup_cause.as_deref(), Some("NORMAL_CLEARING"));
+        assert_eq!(a.duration_ms, Some(4200));
+        assert!(a.ended_at.is_some());
+        let b = rows.iter().find(|c| c.unique_id == "b").unwrap();
+        assert_eq!(b.end_state, None);
+    }
+
+    #[tokio::test]
+    async fn an_end_long_after_the_record_updates_that_row() {
+        let dir = TempDir::new().unwrap();
+        let path = db(&dir);
+        let (h, join) = CallLog::start(&path, 64, counter(), 0, HOUR).unwrap();
+        assert!(h.record(rec("late", base())));
+        h.flush().await.unwrap();
+        let reader = LogReader::open(&path).unwrap();
+        let before = reader.find_by_unique_id("late").unwrap().unwrap();
+        assert_eq!(before.end_state, None);
+
+        for i in 0..50 {
+            assert!(h.record(rec(&format!("other-{i}"), base())));
+        }
+        assert!(h.finish(CallEnd {
+            hangup_cause: None,
+            end_state: "dial:NOANSWER".into(),
+            ..end("late")
+        }));
+        // An end for a call that was never logged is ignored, not an error.
+        assert!(h.finish(end("never-recorded")));
+        h.flush().await.unwrap();
+        let after = reader.find_by_unique_id("late").unwrap().unwrap();
+        assert_eq!(after.end_state.as_deref(), Some("dial:NOANSWER"));
+        assert_eq!(after.hangup_cause, None);
+        assert_eq!(after.duration_ms, Some(4200));
+        assert_eq!(h.write_errors(), 0);
+        h.close().await.unwrap();
+        join.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn find_by_unique_id_returns_the_newest_call_with_that_id() {
+        let dir = TempDir::new().unwrap();
+        let path = db(&dir);
+        let second = CallRecord {
+            trunk: "second".into(),
+            ..rec("dup", base())
+        };
+        write_all(&path, vec![rec("dup", base()), second], vec![end("dup")]).await;
+        let reader = LogReader::open(&path).unwrap();
+        let found = reader.find_by_unique_id("dup").unwrap().unwrap();
+        assert_eq!(found.trunk, "second");
+        assert_eq!(found.end_state.as_deref(), Some("completed"));
+        assert_eq!(reader.find_by_unique_id("nope").unwrap(), None);
+        // The other row with that id kept no end: ends go to the newest.
+        let rows = all(&path);
+        let first = rows.iter().find(|c| c.trunk == "main").unwrap();
+        assert_eq!(first.end_state, None);
+    }
+
+    /// Eight calls an hour apart, newest last, varied on every filter column.
+    fn fixture() -> Vec<CallRecord> {
+        let t = |h: i64| base() + TimeDelta::hours(h);
+        vec![
+            rec("c0", t(0)),
+            blocked("c1", t(1), "blacklist", Some("spam")),
+            blocked("c2", t(2), "blacklist", Some("spam")),
+            CallRecord {
+                trunk: "backup".into(),
+                ..blocked("c3", t(3), "system_blacklist", Some("robo"))
+            },
+            CallRecord {
+                caller_raw: "+44 20 7946 0958".into(),
+                caller_e164: Some("+442079460958".into()),
+                ..rec("c4", t(4))
+            },
+            CallRecord {
+                caller_raw: "".into(),
+                anonymous: true,
+                trunk: "backup".into(),
+                ..blocked("c5", t(5), "default", None)
+            },
+            CallRecord {
+                caller_raw: "15551234567".into(),
+                ..rec("c6", t(6))
+            },
+            CallRecord {
+                caller_raw: "anonymous".into(),
+                caller_e164: None,
+                ..blocked("c7", t(7), "blacklist", Some("anon"))
+            },
+        ]
+    }
+
+    async fn fixture_reader(dir: &TempDir) -> LogReader {
+        let path = db(dir);
+        write_all(&path, fixture(), vec![]).await;
+        LogReader::open(&path).unwrap()
+    }
+
+    fn q() -> LogQuery {
+        LogQuery::default()
+    }
+
+    #[tokio::test]
+    async fn query_filters_each_narrow_and_results_are_newest_first() {
+        let dir = TempDir::new().unwrap();
+        let r = fixture_reader(&dir).await;
+        let run = |lq: LogQuery| uids(&r.query(&lq).unwrap()).join(",");
+        let t = |h: i64| Some(base() + TimeDelta::hours(h));
+
+        assert_eq!(run(q()), "c7,c6,c5,c4,c3,c2,c1,c0");
+        assert_eq!(run(LogQuery { limit: 3, ..q() }), "c7,c6,c5");
+        // since is inclusive, until exclusive.
+        assert_eq!(run(LogQuery { since: t(5), ..q() }), "c7,c6,c5");
+        assert_eq!(run(LogQuery { until: t(2), ..q() }), "c1,c0");
+        assert_eq!(
+            run(LogQuery {
+                since: t(2),
+                until: t(4),
+                ..q()
+            }),
+            "c3,c2"
+        );
+        assert_eq!(
+            run(LogQuery {
+                verdict: Some("block".into()),
+                ..q()
+            }),
+            "c7,c5,c3,c2,c1"
+        );
+        assert_eq!(
+            run(LogQuery {
+                verdict: Some("allow".into()),
+                ..q()
+            }),
+            "c6,c4,c0"
+        );
+        assert_eq!(
+            run(LogQuery {
+                trunk: Some("backup".into()),
+                ..q()
+            }),
+            "c5,c3"
+        );
+        assert_eq!(
+            run(LogQuery {
+                rule: Some("spam".into()),
+                ..q()
+            }),
+            "c2,c1"
+        );
+        // Filters combine.
+        assert_eq!(
+            run(LogQuery {
+                rule: Some("spam".into()),
+                since: t(2),
+                limit: 5,
+                ..q()
+            }),
+            "c2"
+        );
+    }
+
+    #[tokio::test]
+    async fn caller_matches_raw_e164_or_the_same_digits() {
+        let dir = TempDir::new().unwrap();
+        let r = fixture_reader(&dir).await;
+        let by_caller = |c: &str| {
+            let rows = r
+                .query(&LogQuery {
+                    caller: Some(c.into()),
+                    ..q()
+                })
+                .unwrap();
+            uids(&rows).join(",")
+        };
+        // Stored raw as 5551234567 (c0..c3) and 15551234567 (c6); no E.164 stored.
+        let us = "c6,c3,c2,c1,c0";
+        assert_eq!(by_caller("5551234567"), us);
+        assert_eq!(by_caller("+15551234567"), us);
+        assert_eq!(by_caller("+1 (555) 123-4567"), us);
+        assert_eq!(by_caller("15551234567"), us);
+        // Stored raw "+44 20 7946 0958" with E.164 +442079460958.
+        assert_eq!(by_caller("+442079460958"), "c4");
+        assert_eq!(by_caller("20 7946 0958"), "c4");
+        assert_eq!(by_caller("+44 20 7946 0958"), "c4");
+        // Text callers match exactly.
+        assert_eq!(by_caller("anonymous"), "c7");
+        // Too few digits to match as a tail: only equal digits count.
+        assert_eq!(by_caller("4567"), "");
+        assert_eq!(by_caller("+15559999999"), "");
+        // Typed text is bound, never spliced into the SQL.
+        assert_eq!(by_caller("' OR 1=1 --"), "");
+        assert_eq!(by_caller("5551234567' OR '1'='1"), "");
+        let rows = r
+            .query(&LogQuery {
+                trunk: Some("main' OR '1'='1".into()),
+                ..q()
+            })
+            .unwrap();
+        assert!(rows.is_empty());
+    }
+
+    #[tokio::test]
+    async fn stats_count_blocked_calls_by_rule_list_and_trunk() {
+        let dir = TempDir::new().unwrap();
+        let r = fixture_reader(&dir).await;
+        let s = r.stats(&q()).unwrap();
+        assert_eq!((s.total, s.blocked, s.allowed), (8, 5, 3));
+        let sc = |k: &str, n: u64| StatCount {
+            key: k.into(),
+            calls: n,
+        };
+        assert_eq!(
+            s.blocked_by_rule,
+            vec![sc("spam", 2), sc(NO_RULE, 1), sc("anon", 1), sc("robo", 1)]
+        );
+        assert_eq!(
+            s.blocked_by_list,
+            vec![
+                sc("blacklist", 3),
+                sc("default", 1),
+                sc("system_blacklist", 1)
+            ]
+        );
+        assert_eq!(s.blocked_by_trunk, vec![sc("main", 3), sc("backup", 2)]);
+
+        // The period narrows every count; the limit does not apply to stats.
+        let s = r
+            .stats(&LogQuery {
+                since: Some(base() + TimeDelta::hours(3)),
+                until: Some(base() + TimeDelta::hours(6)),
+                limit: 1,
+                ..q()
+            })
+            .unwrap();
+        assert_eq!((s.total, s.blocked, s.allowed), (3, 2, 1));
+        assert_eq!(s.blocked_by_trunk, vec![sc("backup", 2)]);
+
+        let empty = r
+            .stats(&LogQuery {
+                trunk: Some("nowhere".into()),
+                ..q()
+            })
+            .unwrap();
+        assert_eq!((empty.total, empty.blocked, empty.allowed), (0, 0, 0));
+        assert!(empty.blocked_by_rule.is_empty());
+    }
+
+    #[tokio::test]
+    async fn awkward_text_round_trips_and_serialises_with_the_api_names() {
+        let dir = TempDir::new().unwrap();
+        let path = db(&dir);
+        let weird = CallRecord {
+            caller_name: "O'Brien \"the\" caller;\n--DROP TABLE calls;\t☎ 日本語 🙂 \\ %_".into(),
+            reason: "line one\r\nline two 'quoted' \"double\" \u{0}nul".into(),
+            rule: Some("règle-ü".into()),
+            caller_e164: Some("+15551234567".into()),
+            ..rec("weird-'\"-id", base())
+        };
+        write_all(&path, vec![weird.clone()], vec![]).await;
+        let reader = LogReader::open(&path).unwrap();
+        let got = reader.find_by_unique_id("weird-'\"-id").unwrap().unwrap();
+        assert_eq!(got.caller_name, weird.caller_name);
+        assert_eq!(got.reason, weird.reason);
+        assert_eq!(got.rule, weird.rule);
+
+        let json = serde_json::to_value(&got).unwrap();
+        assert_eq!(json["time"], "2026-11-01T08:00:00.000Z");
+        assert_eq!(json["caller"], "5551234567");
+        assert_eq!(json["caller_name"], weird.caller_name.as_str());
+        for key in [
+            "unique_id",
+            "pbx",
+            "trunk",
+            "did",
+            "caller_e164",
+            "anonymous",
+            "verdict",
+            "list",
+            "rule",
+            "action",
+            "reason",
+            "decision_ns",
+            "fail_open",
+            "end_state",
+            "hangup_cause",
+            "duration_ms",
+        ] {
+            assert!(json.get(key).is_some(), "missing {key} in {json}");
+        }
+        // The table keeps one line per call whatever the text holds.
+        let table = callguard::calllog::render_table(&[got]);
+        assert_eq!(table.lines().count(), 2, "{table}");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts_without_blocking_then_shutdown_flushes() {
+        let dir = TempDir::new().unwrap();
+        let path = db(&dir);
+        let (h, w, dropped) = paused(&path, 2);
+        let other = h.clone();
+        assert!(h.record(rec("q1", base())));
+        assert!(other.record(rec("q2", base())));
+        assert!(!h.record(rec("q3", base())));
+        assert!(!other.finish(end("q1")));
+        assert_eq!(dropped.get(), 2);
+
+        let join = w.spawn().unwrap();
+        drop(h);
+        drop(other);
+        // Every handle gone: the writer drains what was queued and ends.
+        join.await.unwrap();
+        let rows = all(&path);
+        assert_eq!(uids(&rows), vec!["q2", "q1"]);
+        assert_eq!(rows[1].end_state, None);
+    }
+
+    #[tokio::test]
+    async fn close_writes_everything_queued_and_later_sends_are_dropped() {
+        let dir = TempDir::new().unwrap();
+        let path = db(&dir);
+        let dropped = counter();
+        let (h, join) = CallLog::start(&path, 2048, dropped.clone(), 90, HOUR).unwrap();
+        let kept = h.clone();
+        // More than one batch (512) waiting when close is asked for.
+        for i in 0..1500 {
+            assert!(h.record(rec(&format!("n{i}"), Utc::now())));
+        }
+        h.close().await.unwrap();
+        join.await.unwrap();
+        assert_eq!(all(&path).len(), 1500);
+        assert!(!kept.record(rec("late", base())));
+        assert_eq!(dropped.get(), 1);
+        assert!(matches!(kept.flush().await, Err(CallLogError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn retention_purges_only_rows_past_it() {
+        let dir = TempDir::new().unwrap();
+        let path = db(&dir);
+        let now = Utc::now();
+        let ago = |d: i64| now - TimeDelta::days(d);
+        // Written with retention off, so nothing goes yet.
+        write_all(
+            &path,
+            vec![
+                rec("old", ago(120)),
+                rec("older", ago(91)),
+                rec("recent", ago(89)),
+                rec("new", now),
+            ],
+            vec![],
+        )
+        .await;
+        assert_eq!(all(&path).len(), 4);
+
+        let (h, join) = CallLog::start(&path, 16, counter(), 90, HOUR).unwrap();
+        // The writer purges at start, before any batch: a flush proves it ran.
+        h.flush().await.unwrap();
+        assert_eq!(uids(&all(&path)), vec!["new", "recent"]);
+
+        // A row that arrives already past retention goes at the next purge.
+        assert!(h.record(rec("backfilled", ago(100))));
+        assert_eq!(h.purge_now().await.unwrap(), 1);
+        assert_eq!(uids(&all(&path)), vec!["new", "recent"]);
+        drop(h);
+        join.await.unwrap();
+    }
+
+    #[test]
+    fn purge_before_deletes_by_cutoff_in_chunks() {
+        let dir = TempDir::new().unwrap();
+        let path = db(&dir);
+        let mut conn = store::open_writer(&path).unwrap();
+        let tx = conn.transaction().unwrap();
+        let n = store::PURGE_CHUNK + 10;
+        for i in 0..n {
+            store::insert_record(&tx, &rec(&format!("p{i}"), base() - TimeDelta::days(1))).unwrap();
+        }
+        store::insert_record(&tx, &rec("keep", base())).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(store::purge_before(&conn, base()).unwrap(), n);
+        assert_eq!(store::purge_before(&conn, base()).unwrap(), 0);
+        assert_eq!(uids(&all(&path)), vec!["keep"]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_row_is_counted_and_the_writer_keeps_going() {
+        let dir = TempDir::new().unwrap();
+        let path = db(&dir);
+        drop(store::open_writer(&path).unwrap());
+        // A real SQLite error for one row: a trigger refuses it.
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON calls WHEN NEW.unique_id = 'poison'
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .unwrap();
+        let (h, join) = CallLog::start(&path, 16, counter(), 0, HOUR).unwrap();
+        assert!(h.record(rec("before", base())));
+        assert!(h.record(rec("poison", base())));
+        assert!(h.record(rec("after", base())));
+        h.flush().await.unwrap();
+        assert_eq!(h.write_errors(), 1);
+        assert!(h.record(rec("later", base())));
+        h.flush().await.unwrap();
+        assert_eq!(h.write_errors(), 1);
+        drop(h);
+        join.await.unwrap();
+        let mut got = uids(&all(&path))
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        got.sort();
+        assert_eq!(got, vec!["after", "before", "later"]);
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_rows_and_schema() {
+        let dir = TempDir::new().unwrap();
+        let path = db(&dir);
+        write_all(&path, vec![rec("first", base())], vec![]).await;
+        write_all(&path, vec![rec("second", base())], vec![]).await;
+        assert_eq!(all(&path).len(), 2);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, store::SCHEMA_VERSION);
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn readers_refuse_missing_foreign_and_newer_databases() {
+        let dir = TempDir::new().unwrap();
+        let missing = dir.path().join("missing.db");
+        assert!(matches!(
+            LogReader::open(&missing),
+            Err(CallLogError::NotFound(_))
+        ));
+        assert!(!missing.exists(), "a reader must not create the file");
+
+        let foreign = dir.path().join("foreign.db");
+        rusqlite::Connection::open(&foreign)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x)")
+            .unwrap();
+        assert!(matches!(
+            LogReader::open(&foreign),
+            Err(CallLogError::NoSchema(_))
+        ));
+
+        let newer = dir.path().join("newer.db");
+        rusqlite::Connection::open(&newer)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99")
+            .unwrap();
+        assert!(matches!(
+            LogReader::open(&newer),
+            Err(CallLogError::SchemaTooNew { found: 99, .. })
+        ));
+        assert!(matches!(
+            store::open_writer(&newer),
+            Err(CallLogError::SchemaTooNew { found: 99, .. })
+        ));
+    }
+
+    #[test]
+    fn starting_outside_a_runtime_is_an_error_not_a_panic() {
+        let dir = TempDir::new().unwrap();
+        let r = CallLog::start(db(&dir), 8, counter(), 0, HOUR);
+        assert!(matches!(r, Err(CallLogError::NoRuntime)));
+    }
+
+    #[test]
+    fn a_log_path_under_a_file_is_a_create_dir_error() {
+        let dir = TempDir::new().unwrap();
+        let file = dir.path().join("plain");
+        std::fs::write(&file, b"x").unwrap();
+        let r = store::open_writer(&file.join("sub/callguard.db"));
+        assert!(matches!(r, Err(CallLogError::CreateDir { .. })));
+    }
+}
