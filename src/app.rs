@@ -162,7 +162,7 @@ impl Running {
             t.abort();
         }
         if let Some(log) = &self.state.log {
-            log.flush().await;
+            let _ = log.flush().await;
         }
     }
 
@@ -174,8 +174,21 @@ impl Running {
 
 /// Opens the decision log named by `log.path` (relative to the config file).
 async fn start_log(
-    _cfg: &LoadedConfig,
-    _metrics: &Arc<Metrics>,
+    cfg: &LoadedConfig,
+    metrics: &Arc<Metrics>,
 ) -> Result<Option<crate::calllog::CallLogHandle>, StartError> {
-    Ok(None)
+    let log = &cfg.raw.log;
+    let path = cfg.resolve(&log.path);
+    let (handle, _writer) = crate::calllog::CallLog::start(
+        &path,
+        log.queue,
+        metrics.log_dropped_total.clone(),
+        log.retention_days,
+        cfg.raw.server.retention_interval,
+    )
+    .map_err(|e| StartError::Log {
+        path: path.display().to_string(),
+        err: e.to_string(),
+    })?;
+    Ok(Some(handle))
 }

@@ -66,18 +66,3 @@ pub struct CallEnd {
     pub hangup_cause: Option<String>,
     pub duration_ms: u64,
 }
-
-/// TEMPORARY stub (replaced by the calllog branch).
-#[derive(Clone, Debug)]
-pub struct CallLogHandle;
-impl CallLogHandle {
-    pub fn record(&self, _r: CallRecord) -> bool {
-        true
-    }
-    pub fn finish(&self, _e: CallEnd) -> bool {
-        true
-    }
-}
-impl CallLogHandle {
-    pub async fn flush(&self) {}
-}

@@ -511,11 +511,13 @@ pub struct ServerConfig {
     /// Debounce for file-change events before a reload.
     #[serde(default = "d200ms", deserialize_with = "duration")]
     pub reload_debounce: Duration,
-    #[serde(default = "d5s", deserialize_with = "duration")]
+    /// How often rows past `log.retention_days` are purged.
+    #[serde(default = "d1h", deserialize_with = "duration")]
     pub retention_interval: Duration,
 }
 
 duration_default!(d200ms, 200);
+duration_default!(d1h, 3_600_000);
 
 impl Default for ServerConfig {
     fn default() -> Self {
