@@ -355,7 +355,6 @@ duration_default!(d2s, 2_000);
 duration_default!(d100ms, 100);
 duration_default!(d10s, 10_000);
 duration_default!(d30s, 30_000);
-duration_default!(d5s, 5_000);
 
 fn d10k() -> usize {
     10_000

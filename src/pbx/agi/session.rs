@@ -1,11 +1,199 @@
-//! TEMPORARY stub.
+//! One FastAGI session: Asterisk connects per call, sends its environment,
+//! callguard decides, sets the CALLGUARD_* variables, drives the call with
+//! EXEC commands and closes — promptly, because Asterisk never times out
+//! waiting for us and a session left open holds the channel.
+
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-pub async fn serve<S>(
-    _stream: TcpStream,
-    _peer: SocketAddr,
-    _state: Arc<crate::state::State>,
-    _settings: Arc<S>,
-) {
+use tokio_util::codec::Framed;
+
+use super::codec::{AgiCodec, AgiCommand, AgiFrame, Reply};
+use super::env::AgiEnv;
+use super::recipe::{self, AgiOp};
+use crate::action::{Pbx, Step};
+use crate::call::{self, CallDriver, CallInfo, DriveError, StepOutcome};
+use crate::config::types::AgiConfig;
+use crate::state::State;
+
+/// Variable values are cut to this many bytes: the dialplan needs a short
+/// reason, and every command must stay far below Asterisk's line buffer.
+const MAX_VALUE: usize = 512;
+
+/// Serves one connection from Asterisk.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>, settings: Arc<AgiConfig>) {
+    let mut framed = Framed::new(stream, AgiCodec::new());
+    let env = match tokio::time::timeout(settings.env_timeout, framed.next()).await {
+        Ok(Some(Ok(AgiFrame::Env(env)))) => env,
+        // A connection closed without a byte: a health check or port probe.
+        Ok(None) => return,
+        Ok(Some(Ok(_))) => return protocol_error(&state, peer, "protocol", "a reply before the environment"),
+        Ok(Some(Err(e))) => return protocol_error(&state, peer, "protocol", &e.to_string()),
+        Err(_) => return protocol_error(&state, peer, "timeout", "no complete environment in time"),
+    };
+    let info = call_info(&env);
+    let mut session = AgiSession {
+        framed,
+        settings: settings.clone(),
+        hung_up: false,
+    };
+    let outcome = call::handle(&mut session, &info, &state, settings.decide_timeout).await;
+    tracing::debug!(%peer, call = %info.unique_id, end = %outcome.end_state, "FastAGI session done");
+    session.close().await;
+}
+
+fn protocol_error(state: &State, peer: SocketAddr, kind: &str, what: &str) {
+    state
+        .metrics
+        .protocol_errors_total
+        .with_label_values(&[Pbx::Asterisk.as_str(), kind])
+        .inc();
+    tracing::warn!(%peer, "FastAGI session refused: {what}");
+}
+
+/// What the environment tells about the call. Caller data comes from the
+/// `agi_callerid*` lines, never from arguments (a comma in a caller name
+/// shifts `agi_arg_N`).
+pub fn call_info(env: &AgiEnv) -> CallInfo {
+    let trunk_hint = env.query_param("trunk").map(str::to_string).or_else(|| {
+        env.args()
+            .into_iter()
+            .find_map(|a| a.trim().strip_prefix("trunk=").map(str::to_string))
+    });
+    CallInfo {
+        unique_id: env.uniqueid().unwrap_or("").to_string(),
+        caller: env.callerid().unwrap_or("").trim().to_string(),
+        caller_name: env.calleridname().unwrap_or("").to_string(),
+        presentation_restricted: env.presentation_restricted(),
+        dids: [env.dnid(), env.extension()]
+            .into_iter()
+            .flatten()
+            .map(str::to_string)
+            .collect(),
+        trunk_hint: trunk_hint.filter(|t| !t.trim().is_empty()),
+    }
+}
+
+struct AgiSession {
+    framed: Framed<TcpStream, AgiCodec>,
+    settings: Arc<AgiConfig>,
+    /// Asterisk sent `HANGUP` while the session was running: the caller left.
+    hung_up: bool,
+}
+
+fn cut(value: &str) -> &str {
+    if value.len() <= MAX_VALUE {
+        return value;
+    }
+    let mut end = MAX_VALUE;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
+
+impl AgiSession {
+    /// Sends one command and returns its reply; `HANGUP` notices that arrive
+    /// meanwhile (even before the reply) are noted, never taken as the reply.
+    async fn command(&mut self, cmd: AgiCommand, lasts_the_call: bool) -> Result<Reply, DriveError> {
+        self.framed
+            .send(cmd)
+            .await
+            .map_err(|e| DriveError::Protocol(e.to_string()))?;
+        loop {
+            let next = self.framed.next();
+            let frame = if lasts_the_call {
+                next.await
+            } else {
+                tokio::time::timeout(self.settings.reply_timeout, next)
+                    .await
+                    .map_err(|_| DriveError::Timeout("a reply from Asterisk"))?
+            };
+            match frame {
+                Some(Ok(AgiFrame::Hangup)) => self.hung_up = true,
+                Some(Ok(AgiFrame::Reply(r))) => {
+                    if r.is_hangup() {
+                        self.hung_up = true;
+                    }
+                    return Ok(r);
+                }
+                Some(Ok(AgiFrame::Env(_))) => return Err(DriveError::Protocol("a second environment block".into())),
+                Some(Err(e)) => return Err(DriveError::Protocol(e.to_string())),
+                None if self.hung_up => return Err(DriveError::Hangup { cause: None }),
+                None => return Err(DriveError::Closed),
+            }
+        }
+    }
+
+    /// Closes our side and reads Asterisk's closing `HANGUP` (briefly), so
+    /// the connection ends with a FIN rather than a reset.
+    async fn close(self) {
+        let mut stream = self.framed.into_inner();
+        let _ = stream.shutdown().await;
+        let mut sink = [0u8; 256];
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Ok(n) = stream.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+impl CallDriver for AgiSession {
+    fn pbx(&self) -> Pbx {
+        Pbx::Asterisk
+    }
+
+    async fn set_vars(&mut self, vars: &[(&'static str, &str)]) -> Result<(), DriveError> {
+        for (name, value) in vars {
+            let cmd = AgiCommand::set_variable(format!("CALLGUARD_{name}"), cut(value));
+            self.command(cmd, false).await?;
+        }
+        if self.hung_up {
+            return Err(DriveError::Hangup { cause: None });
+        }
+        Ok(())
+    }
+
+    async fn execute(&mut self, step: &Step) -> Result<StepOutcome, DriveError> {
+        // Rejecting ends the call anyway: a caller gone meanwhile is no error,
+        // and the Hangup still runs (511 / -1 on a dead channel is normal).
+        let ending = matches!(step, Step::Reject { .. });
+        let mut status = None;
+        for op in recipe::commands(step) {
+            let lasts = recipe::lasts_the_call(&op);
+            let reply = match &op {
+                AgiOp::Exec { app, data } => self.command(AgiCommand::exec(*app, data.as_str()), lasts).await?,
+                AgiOp::GetVar { name } => {
+                    let r = self.command(AgiCommand::get_variable(*name), false).await?;
+                    status = Some(r.variable().unwrap_or("").to_string());
+                    continue;
+                }
+            };
+            if let (AgiOp::Exec { app, .. }, Some(-2)) = (&op, reply.result()) {
+                return Err(DriveError::Protocol(format!("Asterisk has no application {app}")));
+            }
+            // Playback, Progress, Goto… return -1 only when the channel is gone
+            // (a missing sound returns 0); the HANGUP notice may come after.
+            if reply.result() == Some(-1) && !ending && !lasts {
+                self.hung_up = true;
+            }
+            if self.hung_up && !ending && !lasts {
+                return Err(DriveError::Hangup { cause: None });
+            }
+        }
+        match status {
+            Some(s) if s == "ANSWER" => Ok(StepOutcome::Answered { status: s }),
+            Some(s) if self.hung_up => Err(DriveError::Hangup { cause: Some(s) }),
+            Some(s) => Ok(StepOutcome::NotAnswered { status: s }),
+            None => Ok(StepOutcome::Completed),
+        }
+    }
 }
