@@ -13,8 +13,16 @@ use server::SCREEN_YAML;
 
 /// The commands after the five `SET VARIABLE CALLGUARD_*`.
 fn after_vars(r: &SimResult) -> Vec<String> {
-    for (cmd, name) in r.commands.iter().zip(["VERDICT", "ACTION", "RULE", "LIST", "REASON"]) {
-        assert!(cmd.starts_with(&format!("SET VARIABLE CALLGUARD_{name} \"")), "{:?}", r.commands);
+    for (cmd, name) in r
+        .commands
+        .iter()
+        .zip(["VERDICT", "ACTION", "RULE", "LIST", "REASON"])
+    {
+        assert!(
+            cmd.starts_with(&format!("SET VARIABLE CALLGUARD_{name} \"")),
+            "{:?}",
+            r.commands
+        );
     }
     r.commands.iter().skip(5).cloned().collect()
 }
@@ -30,8 +38,18 @@ async fn each_action_has_its_exact_command_sequence() {
         ("+15550000001", &["EXEC Busy 5", "EXEC Hangup 17"]),
         ("+15550000002", &["EXEC Congestion 3", "EXEC Hangup 34"]),
         ("+15550000003", &["EXEC Hangup 21"]),
-        ("+15550000004", &["EXEC Playback custom/blocked", "EXEC Hangup 16"]),
-        ("+15550000005", &["EXEC Progress \"\"", "EXEC Playback custom/blocked,noanswer", "EXEC Hangup 16"]),
+        (
+            "+15550000004",
+            &["EXEC Playback custom/blocked", "EXEC Hangup 16"],
+        ),
+        (
+            "+15550000005",
+            &[
+                "EXEC Progress \"\"",
+                "EXEC Playback custom/blocked,noanswer",
+                "EXEC Hangup 16",
+            ],
+        ),
         ("+15550000006", &["EXEC Playback custom/notice"]),
         ("+15550000007", &["EXEC VoiceMail 100@default,u"]),
         ("+15550000008", &["EXEC Goto ivr-main,s,1"]),
@@ -45,27 +63,61 @@ async fn each_action_has_its_exact_command_sequence() {
         assert!(r.saw_eof, "{caller}: the server must close");
     }
     let r = call("+15550000001").run(srv.agi()).await;
-    assert_eq!(r.variables.get("CALLGUARD_VERDICT").map(String::as_str), Some("block"));
-    assert_eq!(r.variables.get("CALLGUARD_ACTION").map(String::as_str), Some("reject"));
-    assert_eq!(r.variables.get("CALLGUARD_RULE").map(String::as_str), Some("Busy"));
-    assert_eq!(r.variables.get("CALLGUARD_LIST").map(String::as_str), Some("blacklist"));
+    assert_eq!(
+        r.variables.get("CALLGUARD_VERDICT").map(String::as_str),
+        Some("block")
+    );
+    assert_eq!(
+        r.variables.get("CALLGUARD_ACTION").map(String::as_str),
+        Some("reject")
+    );
+    assert_eq!(
+        r.variables.get("CALLGUARD_RULE").map(String::as_str),
+        Some("Busy")
+    );
+    assert_eq!(
+        r.variables.get("CALLGUARD_LIST").map(String::as_str),
+        Some("blacklist")
+    );
     assert!(r.variables["CALLGUARD_REASON"].contains("Busy"));
     // Advise mode and allowed callers only get the variables.
     let r = call("+15557654321").run(srv.agi()).await;
-    assert_eq!(r.variables.get("CALLGUARD_VERDICT").map(String::as_str), Some("allow"));
-    assert_eq!(r.variables.get("CALLGUARD_LIST").map(String::as_str), Some("default"));
+    assert_eq!(
+        r.variables.get("CALLGUARD_VERDICT").map(String::as_str),
+        Some("allow")
+    );
+    assert_eq!(
+        r.variables.get("CALLGUARD_LIST").map(String::as_str),
+        Some("default")
+    );
     srv.stop().await;
 }
 
 #[tokio::test]
 async fn vip_bridge_with_whisper_and_voicemail_when_unanswered() {
     let mut srv = server::start(SCREEN_YAML).await;
-    let r = call("+15551234567").variable("DIALSTATUS", "ANSWER").run(srv.agi()).await;
-    assert_eq!(after_vars(&r), ["EXEC Dial PJSIP/vip-team,30,A(beep)", "GET VARIABLE DIALSTATUS"]);
-    let r = call("+15551234567").variable("DIALSTATUS", "NOANSWER").run(srv.agi()).await;
+    let r = call("+15551234567")
+        .variable("DIALSTATUS", "ANSWER")
+        .run(srv.agi())
+        .await;
     assert_eq!(
         after_vars(&r),
-        ["EXEC Dial PJSIP/vip-team,30,A(beep)", "GET VARIABLE DIALSTATUS", "EXEC VoiceMail 100@default,u"]
+        [
+            "EXEC Dial PJSIP/vip-team,30,A(beep)",
+            "GET VARIABLE DIALSTATUS"
+        ]
+    );
+    let r = call("+15551234567")
+        .variable("DIALSTATUS", "NOANSWER")
+        .run(srv.agi())
+        .await;
+    assert_eq!(
+        after_vars(&r),
+        [
+            "EXEC Dial PJSIP/vip-team,30,A(beep)",
+            "GET VARIABLE DIALSTATUS",
+            "EXEC VoiceMail 100@default,u"
+        ]
     );
     srv.stop().await;
 }
@@ -74,7 +126,11 @@ async fn vip_bridge_with_whisper_and_voicemail_when_unanswered() {
 async fn anonymous_and_restricted_callers() {
     let mut srv = server::start(SCREEN_YAML).await;
     // As in asterisk-22-local-unknown-caller: callerid "unknown", callingpres 67.
-    let r = call("unknown").calleridname("unknown").callingpres(67).run(srv.agi()).await;
+    let r = call("unknown")
+        .calleridname("unknown")
+        .callingpres(67)
+        .run(srv.agi())
+        .await;
     assert_eq!(r.variables["CALLGUARD_RULE"], "Hidden");
     // A number with presentation restricted (0x20).
     let r = call("+15557654321").callingpres(0x20).run(srv.agi()).await;
@@ -90,16 +146,35 @@ async fn trunk_by_query_by_argument_and_by_did() {
     let mut srv = server::start(SCREEN_YAML).await;
     let stranger = "+15557654321";
     // The DID of the exclusive VIP line.
-    let r = call(stranger).script("screen").dnid("+18005550199").extension("s").run(srv.agi()).await;
+    let r = call(stranger)
+        .script("screen")
+        .dnid("+18005550199")
+        .extension("s")
+        .run(srv.agi())
+        .await;
     assert_eq!(r.variables["CALLGUARD_LIST"], "exclusive");
     // agi_dnid unknown: the extension is the DID.
-    let r = call(stranger).script("screen").dnid("unknown").extension("+18005550199").run(srv.agi()).await;
+    let r = call(stranger)
+        .script("screen")
+        .dnid("unknown")
+        .extension("+18005550199")
+        .run(srv.agi())
+        .await;
     assert_eq!(r.variables["CALLGUARD_LIST"], "exclusive");
     // Named by the query string: wins over the DID.
-    let r = call(stranger).script("screen?trunk=support").dnid("+18005550199").run(srv.agi()).await;
+    let r = call(stranger)
+        .script("screen?trunk=support")
+        .dnid("+18005550199")
+        .run(srv.agi())
+        .await;
     assert_eq!(r.variables["CALLGUARD_LIST"], "default");
     // Named by an AGI argument.
-    let r = call(stranger).script("screen").dnid("+18005550100").arg("trunk=vip-line").run(srv.agi()).await;
+    let r = call(stranger)
+        .script("screen")
+        .dnid("+18005550100")
+        .arg("trunk=vip-line")
+        .run(srv.agi())
+        .await;
     assert_eq!(r.variables["CALLGUARD_LIST"], "exclusive");
     srv.stop().await;
 }
@@ -107,10 +182,21 @@ async fn trunk_by_query_by_argument_and_by_did() {
 #[tokio::test]
 async fn hangup_during_playback_and_during_dial() {
     let mut srv = server::start(SCREEN_YAML).await;
-    for style in [HangupStyle::AfterReply, HangupStyle::BeforeReply, HangupStyle::Glued] {
-        let r = call("+15550000004").hangup_on(starts_with("EXEC Playback"), style).run(srv.agi()).await;
+    for style in [
+        HangupStyle::AfterReply,
+        HangupStyle::BeforeReply,
+        HangupStyle::Glued,
+    ] {
+        let r = call("+15550000004")
+            .hangup_on(starts_with("EXEC Playback"), style)
+            .run(srv.agi())
+            .await;
         // Nothing follows the hangup: no Hangup command on the dead channel.
-        assert_eq!(after_vars(&r), ["EXEC Playback custom/blocked"], "{style:?}");
+        assert_eq!(
+            after_vars(&r),
+            ["EXEC Playback custom/blocked"],
+            "{style:?}"
+        );
         assert!(r.saw_eof, "{style:?}");
     }
     let r = call("+15551234567")
@@ -119,7 +205,13 @@ async fn hangup_during_playback_and_during_dial() {
         .run(srv.agi())
         .await;
     // DIALSTATUS is still read (it works on a dead channel); no voicemail.
-    assert_eq!(after_vars(&r), ["EXEC Dial PJSIP/vip-team,30,A(beep)", "GET VARIABLE DIALSTATUS"]);
+    assert_eq!(
+        after_vars(&r),
+        [
+            "EXEC Dial PJSIP/vip-team,30,A(beep)",
+            "GET VARIABLE DIALSTATUS"
+        ]
+    );
     assert!(r.saw_eof);
     srv.stop().await;
 }
@@ -128,11 +220,20 @@ async fn hangup_during_playback_and_during_dial() {
 async fn hangup_before_variables_are_set_and_511_after_hangup() {
     let mut srv = server::start(SCREEN_YAML).await;
     // The caller leaves as the first variable is set: the plan is not run.
-    let r = call("+15550000004").hangup_on(starts_with("SET VARIABLE CALLGUARD_VERDICT"), HangupStyle::BeforeReply).run(srv.agi()).await;
+    let r = call("+15550000004")
+        .hangup_on(
+            starts_with("SET VARIABLE CALLGUARD_VERDICT"),
+            HangupStyle::BeforeReply,
+        )
+        .run(srv.agi())
+        .await;
     assert_eq!(r.commands.len(), 5, "{:?}", r.commands);
     assert!(r.saw_eof);
     // Busy on a dead channel returns -1; the Hangup after it gets 511: normal.
-    let r = call("+15550000001").hangup_on(starts_with("EXEC Busy"), HangupStyle::AfterReply).run(srv.agi()).await;
+    let r = call("+15550000001")
+        .hangup_on(starts_with("EXEC Busy"), HangupStyle::AfterReply)
+        .run(srv.agi())
+        .await;
     assert_eq!(after_vars(&r), ["EXEC Busy 5", "EXEC Hangup 17"]);
     srv.stop().await;
 }
@@ -150,10 +251,17 @@ async fn environment_byte_by_byte_and_in_chunks() {
 #[tokio::test]
 async fn broken_peers_are_closed_and_counted_never_a_panic() {
     let mut srv = server::start(&format!("{SCREEN_YAML}\nagi: {{ env_timeout: 1s }}\n")).await;
-    for fault in [Fault::EofMidEnvironment, Fault::OverlongLine(20_000), Fault::Garbage(vec![0xff, 0xfe, b'\n', 0, 1, 2, b'\n', b'\n'])] {
+    for fault in [
+        Fault::EofMidEnvironment,
+        Fault::OverlongLine(20_000),
+        Fault::Garbage(vec![0xff, 0xfe, b'\n', 0, 1, 2, b'\n', b'\n']),
+    ] {
         let r = AsteriskSim::new().fault(fault.clone()).run(srv.agi()).await;
         assert!(r.commands.is_empty(), "{fault:?}: {:?}", r.commands);
-        assert!(r.saw_eof || r.error.is_some(), "{fault:?}: connection not closed");
+        assert!(
+            r.saw_eof || r.error.is_some(),
+            "{fault:?}: connection not closed"
+        );
     }
     // One byte a second: closed by the environment timeout, not held open.
     let r = AsteriskSim::new()
@@ -164,8 +272,14 @@ async fn broken_peers_are_closed_and_counted_never_a_panic() {
     assert!(!r.timed_out, "the server must give up first");
     assert!(r.commands.is_empty());
     let m = srv.running().state.metrics.render();
-    assert!(m.contains("callguard_protocol_errors_total{kind=\"timeout\",pbx=\"asterisk\"} 1"), "{m}");
-    assert!(m.contains("callguard_protocol_errors_total{kind=\"protocol\",pbx=\"asterisk\"}"), "{m}");
+    assert!(
+        m.contains("callguard_protocol_errors_total{kind=\"timeout\",pbx=\"asterisk\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("callguard_protocol_errors_total{kind=\"protocol\",pbx=\"asterisk\"}"),
+        "{m}"
+    );
     // The server is still serving.
     let r = call("+15550000001").run(srv.agi()).await;
     assert_eq!(after_vars(&r), ["EXEC Busy 5", "EXEC Hangup 17"]);
@@ -177,12 +291,24 @@ async fn caller_name_injection_cannot_add_a_command() {
     let mut srv = server::start(SCREEN_YAML).await;
     // Blocked callers get their reason echoed; make the caller ID itself hostile.
     let evil = "+44\"\nEXEC Dial PJSIP/premium\n\\";
-    let r = AsteriskSim::new().callerid(evil).calleridname("x\"\nEXEC Dial evil").run(srv.agi()).await;
-    assert!(r.commands.iter().all(|c| !c.starts_with("EXEC Dial")), "{:?}", r.commands);
+    let r = AsteriskSim::new()
+        .callerid(evil)
+        .calleridname("x\"\nEXEC Dial evil")
+        .run(srv.agi())
+        .await;
+    assert!(
+        r.commands.iter().all(|c| !c.starts_with("EXEC Dial")),
+        "{:?}",
+        r.commands
+    );
     for c in &r.commands {
         let args = parse_args(c);
         if c.starts_with("SET VARIABLE") {
-            assert_eq!(args.len(), 4, "SET VARIABLE must stay one name and one value: {c:?}");
+            assert_eq!(
+                args.len(),
+                4,
+                "SET VARIABLE must stay one name and one value: {c:?}"
+            );
         }
     }
     srv.stop().await;
@@ -219,7 +345,9 @@ trunks:
 async fn decision_timeout_fails_open() {
     let mut slow = String::from("rule_name,pattern,match_type,action,enabled\n");
     for i in 0..20_000 {
-        slow.push_str(&format!("slow-{i},^(?!\\+1)\\+99{i:05}[0-9]*$,regex,,true\n"));
+        slow.push_str(&format!(
+            "slow-{i},^(?!\\+1)\\+99{i:05}[0-9]*$,regex,,true\n"
+        ));
     }
     let yaml = "trunks:\n  support:\n    lists: [ { path: slow.csv, as: blacklist } ]\nagi: { decide_timeout: 1ms }\n";
     let mut srv = server::start_with(yaml, &[("slow.csv", &slow)]).await;
@@ -232,7 +360,10 @@ async fn decision_timeout_fails_open() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_thousand_concurrent_calls() {
-    let srv = server::spawn_binary(&format!("{SCREEN_YAML}\nagi: {{ env_timeout: 30s, decide_timeout: 10s }}\n"), &[]);
+    let srv = server::spawn_binary(
+        &format!("{SCREEN_YAML}\nagi: {{ env_timeout: 30s, decide_timeout: 10s }}\n"),
+        &[],
+    );
     let addr = srv.agi.unwrap();
     let mut set = tokio::task::JoinSet::new();
     for i in 0..5000u32 {
@@ -240,8 +371,16 @@ async fn five_thousand_concurrent_calls() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         set.spawn(async move {
-            let caller = if i % 2 == 0 { "+15550000001".to_string() } else { format!("+1555{:07}", 1_000_000 + i) };
-            call(&caller).uniqueid(&format!("1795432537.{i}")).timeout(Duration::from_secs(120)).run(addr).await
+            let caller = if i % 2 == 0 {
+                "+15550000001".to_string()
+            } else {
+                format!("+1555{:07}", 1_000_000 + i)
+            };
+            call(&caller)
+                .uniqueid(&format!("1795432537.{i}"))
+                .timeout(Duration::from_secs(120))
+                .run(addr)
+                .await
         });
     }
     let mut ok = 0;
@@ -253,17 +392,30 @@ async fn five_thousand_concurrent_calls() {
     }
     assert_eq!(ok, 5000);
     let http = srv.http.unwrap();
-    assert_eq!(server::scrape_sum(http, "callguard_calls_total", &["pbx=\"asterisk\""]).await, 5000.0);
-    assert_eq!(server::scrape_sum(http, "callguard_calls_total", &["verdict=\"block\""]).await, 2500.0);
+    assert_eq!(
+        server::scrape_sum(http, "callguard_calls_total", &["pbx=\"asterisk\""]).await,
+        5000.0
+    );
+    assert_eq!(
+        server::scrape_sum(http, "callguard_calls_total", &["verdict=\"block\""]).await,
+        2500.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_calls_finish_within_the_grace_period_then_closes() {
-    let mut srv = server::spawn_binary(&format!("{SCREEN_YAML}\nserver: {{ grace_period: 1s }}\n"), &[]);
+    let mut srv = server::spawn_binary(
+        &format!("{SCREEN_YAML}\nserver: {{ grace_period: 1s }}\n"),
+        &[],
+    );
     let addr = srv.agi.unwrap();
     // A VIP call ringing the team: EXEC Dial lasts the call.
     let ringing = tokio::spawn(async move {
-        call("+15551234567").stall_on(starts_with("EXEC Dial")).timeout(Duration::from_secs(20)).run(addr).await
+        call("+15551234567")
+            .stall_on(starts_with("EXEC Dial"))
+            .timeout(Duration::from_secs(20))
+            .run(addr)
+            .await
     });
     // Wait until the call is in progress (its Dial has been sent).
     let http = srv.http.unwrap();
@@ -282,10 +434,21 @@ async fn sigterm_lets_calls_finish_within_the_grace_period_then_closes() {
     })
     .await
     .unwrap();
-    assert!(status.0.is_some_and(|s| s.success()), "exit: {:?}", status.0);
+    assert!(
+        status.0.is_some_and(|s| s.success()),
+        "exit: {:?}",
+        status.0
+    );
     let r = ringing.await.unwrap();
-    assert!(r.commands.iter().any(|c| c.starts_with("EXEC Dial")), "{:?}", r.commands);
+    assert!(
+        r.commands.iter().any(|c| c.starts_with("EXEC Dial")),
+        "{:?}",
+        r.commands
+    );
     assert!(r.saw_eof, "the session must be closed, not left hanging");
     assert!(!r.timed_out);
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer accepting");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
 }

@@ -5,7 +5,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod block;
 mod check;
+mod export;
+mod import;
+mod log;
+mod rollback;
 mod serve;
 mod test;
 
@@ -38,6 +43,16 @@ pub enum Command {
     /// Decide test callers against a configuration and explain why; or, with
     /// --pattern, test numbers against one pattern.
     Test(test::TestArgs),
+    /// Show logged calls: which rule decided them and how they ended.
+    Log(log::LogArgs),
+    /// Add the caller of a logged call to a list ("block the last caller").
+    Block(block::BlockArgs),
+    /// Import rules into a list file, with a preview.
+    Import(import::ImportArgs),
+    /// Export a list as CSV, JSON or XML.
+    Export(export::ExportArgs),
+    /// Restore a list to an earlier version from its history.
+    Rollback(rollback::RollbackArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -45,5 +60,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve { config } => serve::run(&config),
         Command::Check { config } => check::run(&config),
         Command::Test(args) => test::run(args),
+        Command::Log(args) => log::run(args),
+        Command::Block(args) => block::run(args),
+        Command::Import(args) => import::run(args),
+        Command::Export(args) => export::run(args),
+        Command::Rollback(args) => rollback::run(args),
     }
 }

@@ -25,15 +25,24 @@ use crate::state::State;
 const MAX_VALUE: usize = 512;
 
 /// Serves one connection from Asterisk.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<State>, settings: Arc<AgiConfig>) {
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: Arc<State>,
+    settings: Arc<AgiConfig>,
+) {
     let mut framed = Framed::new(stream, AgiCodec::new());
     let env = match tokio::time::timeout(settings.env_timeout, framed.next()).await {
         Ok(Some(Ok(AgiFrame::Env(env)))) => env,
         // A connection closed without a byte: a health check or port probe.
         Ok(None) => return,
-        Ok(Some(Ok(_))) => return protocol_error(&state, peer, "protocol", "a reply before the environment"),
+        Ok(Some(Ok(_))) => {
+            return protocol_error(&state, peer, "protocol", "a reply before the environment");
+        }
         Ok(Some(Err(e))) => return protocol_error(&state, peer, "protocol", &e.to_string()),
-        Err(_) => return protocol_error(&state, peer, "timeout", "no complete environment in time"),
+        Err(_) => {
+            return protocol_error(&state, peer, "timeout", "no complete environment in time");
+        }
     };
     let info = call_info(&env);
     let mut session = AgiSession {
@@ -99,7 +108,11 @@ fn cut(value: &str) -> &str {
 impl AgiSession {
     /// Sends one command and returns its reply; `HANGUP` notices that arrive
     /// meanwhile (even before the reply) are noted, never taken as the reply.
-    async fn command(&mut self, cmd: AgiCommand, lasts_the_call: bool) -> Result<Reply, DriveError> {
+    async fn command(
+        &mut self,
+        cmd: AgiCommand,
+        lasts_the_call: bool,
+    ) -> Result<Reply, DriveError> {
         self.framed
             .send(cmd)
             .await
@@ -121,7 +134,9 @@ impl AgiSession {
                     }
                     return Ok(r);
                 }
-                Some(Ok(AgiFrame::Env(_))) => return Err(DriveError::Protocol("a second environment block".into())),
+                Some(Ok(AgiFrame::Env(_))) => {
+                    return Err(DriveError::Protocol("a second environment block".into()));
+                }
                 Some(Err(e)) => return Err(DriveError::Protocol(e.to_string())),
                 None if self.hung_up => return Err(DriveError::Hangup { cause: None }),
                 None => return Err(DriveError::Closed),
@@ -170,7 +185,10 @@ impl CallDriver for AgiSession {
         for op in recipe::commands(step) {
             let lasts = recipe::lasts_the_call(&op);
             let reply = match &op {
-                AgiOp::Exec { app, data } => self.command(AgiCommand::exec(*app, data.as_str()), lasts).await?,
+                AgiOp::Exec { app, data } => {
+                    self.command(AgiCommand::exec(*app, data.as_str()), lasts)
+                        .await?
+                }
                 AgiOp::GetVar { name } => {
                     let r = self.command(AgiCommand::get_variable(*name), false).await?;
                     status = Some(r.variable().unwrap_or("").to_string());
@@ -178,7 +196,9 @@ impl CallDriver for AgiSession {
                 }
             };
             if let (AgiOp::Exec { app, .. }, Some(-2)) = (&op, reply.result()) {
-                return Err(DriveError::Protocol(format!("Asterisk has no application {app}")));
+                return Err(DriveError::Protocol(format!(
+                    "Asterisk has no application {app}"
+                )));
             }
             // Playback, Progress, Goto… return -1 only when the channel is gone
             // (a missing sound returns 0); the HANGUP notice may come after.

@@ -10,6 +10,9 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use crate::reload::Reloader;
+
+pub mod calls;
+pub mod lists;
 use crate::state::State;
 
 #[derive(Clone)]
@@ -23,6 +26,8 @@ pub fn router(api: Api) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/status", get(status))
         .route("/api/v1/reload", post(reload))
+        .merge(lists::routes())
+        .merge(calls::routes())
         .with_state(api)
 }
 
