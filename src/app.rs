@@ -78,7 +78,20 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
     let raw = &cfg.raw;
     let metrics = Arc::new(Metrics::new());
     let log = start_log(&cfg, &metrics).await?;
-    let state = State::new(rules, metrics, log);
+    let log_path = cfg.resolve(&raw.log.path);
+    let history = match crate::history::History::open(&log_path) {
+        Ok(h) => Some(Arc::new(h)),
+        Err(e) => {
+            tracing::warn!("list history unavailable ({e}); rollback is off");
+            None
+        }
+    };
+    let extras = crate::state::Extras {
+        config_path: config_path.to_path_buf(),
+        log_path: Some(log_path),
+        history,
+    };
+    let state = State::with_extras(rules, metrics, log, extras);
     let reloader = Reloader::new(config_path.to_path_buf(), state.clone());
     let shutdown = Shutdown::new();
     let mut tasks = Vec::new();
@@ -138,6 +151,11 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
                 .await;
         }));
     }
+    tasks.extend(crate::source::spawn(
+        &cfg,
+        reloader.clone(),
+        shutdown.stop.clone(),
+    ));
     match reloader.watch(raw.server.reload_debounce) {
         Ok(t) => tasks.push(t),
         Err(e) => tracing::warn!("file watching unavailable ({e}); reload with SIGHUP or the API"),

@@ -22,4 +22,5 @@ pub mod pbx;
 pub mod policy;
 pub mod reload;
 pub mod server;
+pub mod source;
 pub mod state;

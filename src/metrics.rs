@@ -25,6 +25,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "callguard_rules",
     "callguard_build_info",
     "callguard_log_dropped_total",
+    "callguard_rules_source_info",
 ];
 
 pub struct Metrics {
@@ -42,6 +43,7 @@ pub struct Metrics {
     pub rules: IntGaugeVec,
     pub build_info: IntGaugeVec,
     pub log_dropped_total: IntCounter,
+    pub rules_source_info: IntGaugeVec,
 }
 
 impl Metrics {
@@ -150,7 +152,13 @@ impl Metrics {
         registry
             .register(Box::new(log_dropped_total.clone()))
             .expect("unique metric");
+        let rules_source_info = gauge_vec(
+            "callguard_rules_source_info",
+            "Always 1; the commit label names the git commit the running rules came from.",
+            &["commit"],
+        );
         Metrics {
+            rules_source_info,
             registry,
             calls_total,
             rule_hits_total,

@@ -97,25 +97,51 @@ impl MetricHandles {
     }
 }
 
+/// Where the running service keeps things, and its optional stores.
+#[derive(Default)]
+pub struct Extras {
+    /// The config file the rules are loaded from.
+    pub config_path: std::path::PathBuf,
+    /// The decision log's SQLite file (for queries by the API).
+    pub log_path: Option<std::path::PathBuf>,
+    /// List versions, for history and rollback.
+    pub history: Option<Arc<crate::history::History>>,
+}
+
 /// State shared by every listener and the admin API.
 pub struct State {
     current: ArcSwap<Snapshot>,
     pub metrics: Arc<Metrics>,
     pub log: Option<CallLogHandle>,
+    pub extras: Extras,
     next_version: AtomicU64,
     /// The last reload error, for `GET /api/v1/status`.
     pub last_error: Mutex<Option<(DateTime<Utc>, Vec<String>)>>,
+    /// Where the next installed rules come from (a git commit id), set by
+    /// the rule source before it triggers a reload.
+    pub source_label: Mutex<Option<String>>,
 }
 
 impl State {
     pub fn new(rules: RuleSet, metrics: Arc<Metrics>, log: Option<CallLogHandle>) -> Arc<State> {
+        State::with_extras(rules, metrics, log, Extras::default())
+    }
+
+    pub fn with_extras(
+        rules: RuleSet,
+        metrics: Arc<Metrics>,
+        log: Option<CallLogHandle>,
+        extras: Extras,
+    ) -> Arc<State> {
         let snap = Snapshot::new(rules, 1, None);
         let state = State {
             current: ArcSwap::from_pointee(snap),
             metrics,
             log,
+            extras,
             next_version: AtomicU64::new(2),
             last_error: Mutex::new(None),
+            source_label: Mutex::new(None),
         };
         state.publish_gauges();
         state
@@ -132,6 +158,14 @@ impl State {
 
     /// Swaps in a new rule set; calls in progress keep theirs.
     pub fn install(&self, rules: RuleSet, source: Option<String>) -> u64 {
+        let source = source.or_else(|| self.source_label.lock().ok().and_then(|s| s.clone()));
+        if let Some(label) = &source {
+            self.metrics.rules_source_info.reset();
+            self.metrics
+                .rules_source_info
+                .with_label_values(&[label.as_str()])
+                .set(1);
+        }
         let version = self.next_version.fetch_add(1, Ordering::Relaxed);
         self.current
             .store(Arc::new(Snapshot::new(rules, version, source)));

@@ -64,6 +64,32 @@ pub struct RawConfig {
     pub server: ServerConfig,
     #[serde(default)]
     pub policy: PolicyTuning,
+    /// Rules managed in a git repository.
+    #[serde(default)]
+    pub source: Option<SourceConfig>,
+}
+
+fn default_branch() -> String {
+    "main".into()
+}
+fn default_source_path() -> String {
+    ".".into()
+}
+duration_default!(d30s_poll, 30_000);
+
+/// `source: { git: PATH_OR_URL, branch: main, path: rules/, poll: 30s }`:
+/// the list files under `path` in the repository replace the local ones of
+/// the same relative path, commit by commit, when the commit validates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub git: String,
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    #[serde(default = "default_source_path")]
+    pub path: String,
+    #[serde(default = "d30s_poll", deserialize_with = "duration")]
+    pub poll: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
