@@ -75,7 +75,9 @@ fn default_branch() -> String {
 fn default_source_path() -> String {
     ".".into()
 }
-duration_default!(d30s_poll, 30_000);
+fn d30s_poll() -> Duration {
+    Duration::from_secs(30)
+}
 
 /// `source: { git: PATH_OR_URL, branch: main, path: rules/, poll: 30s }`:
 /// the list files under `path` in the repository replace the local ones of
