@@ -94,15 +94,24 @@ impl Reloader {
         let me = self.clone();
         let mut watched = me.watch_dirs(&mut watcher, &HashSet::new());
         Ok(tokio::spawn(async move {
+            // Recomputed after each reload, not per event: the decision log
+            // may live in a watched directory and changes on every call.
+            let mut files = me.watched_files();
             while let Some(first) = rx.recv().await {
-                let mut files = me.watched_files();
                 if !is_ours(&files, &first) {
                     continue;
                 }
-                // Coalesce the burst an editor makes (write, rename, chmod…).
+                // Coalesce the burst an editor makes (write, rename, chmod…):
+                // only our own files extend the quiet period, and a burst
+                // never delays the reload by more than a second.
+                let burst_end = tokio::time::Instant::now() + Duration::from_secs(1);
+                let mut quiet_until = tokio::time::Instant::now() + debounce;
                 loop {
-                    match tokio::time::timeout(debounce, rx.recv()).await {
-                        Ok(Some(_)) => continue,
+                    match tokio::time::timeout_at(quiet_until.min(burst_end), rx.recv()).await {
+                        Ok(Some(p)) if is_ours(&files, &p) => {
+                            quiet_until = tokio::time::Instant::now() + debounce;
+                        }
+                        Ok(Some(_)) => {}
                         Ok(None) => return,
                         Err(_) => break,
                     }
@@ -111,7 +120,6 @@ impl Reloader {
                     .reload(&format!("file change: {}", first.display()))
                     .await;
                 files = me.watched_files();
-                let _ = files;
                 watched = me.watch_dirs(&mut watcher, &watched);
             }
         }))
