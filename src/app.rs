@@ -64,6 +64,43 @@ fn limits(max: usize, allow: &[String], file: &str) -> Result<Limits, StartError
     })
 }
 
+/// Binds a PBX listener and runs its accept loop. The loop runs
+/// `unconstrained` so that it drains the kernel's accept queue at once
+/// under a burst of calls (see `server::accept_loop`).
+async fn pbx_listener<H, F>(
+    addr: &str,
+    pbx: Pbx,
+    limits: Limits,
+    state: &Arc<State>,
+    shutdown: &Shutdown,
+    session: H,
+) -> Result<(SocketAddr, JoinHandle<()>), StartError>
+where
+    H: Fn(tokio::net::TcpStream, SocketAddr, Arc<State>) -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let what = match pbx {
+        Pbx::Asterisk => "FastAGI",
+        Pbx::FreeSwitch => "outbound ESL",
+    };
+    let listener = bind(what, addr).await?;
+    let local = listener.local_addr().map_err(|err| StartError::Bind {
+        what,
+        addr: addr.to_string(),
+        err,
+    })?;
+    let st = state.clone();
+    let task = tokio::spawn(tokio::task::unconstrained(server::accept_loop(
+        listener,
+        pbx,
+        limits,
+        state.clone(),
+        shutdown.clone(),
+        move |stream, peer| session(stream, peer, st.clone()),
+    )));
+    Ok((local, task))
+}
+
 /// Loads `config_path` and starts the service.
 pub async fn start(config_path: &Path) -> Result<Running, StartError> {
     let path: PathBuf = config_path.to_path_buf();
@@ -100,42 +137,34 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
     let mut running_http = None;
 
     if let Some(addr) = raw.listen.agi.as_deref() {
-        let l = bind("FastAGI", addr).await?;
-        running_agi = l.local_addr().ok();
         let settings = Arc::new(raw.agi.clone());
         let lim = limits(raw.agi.max_connections, &raw.agi.allow, &cfg.file)?;
-        let st = state.clone();
-        tasks.push(tokio::spawn(tokio::task::unconstrained(
-            server::accept_loop(
-                l,
-                Pbx::Asterisk,
-                lim,
-                state.clone(),
-                shutdown.clone(),
-                move |stream, peer| {
-                    pbx::agi::session::serve(stream, peer, st.clone(), settings.clone())
-                },
-            ),
-        )));
+        let (a, t) = pbx_listener(
+            addr,
+            Pbx::Asterisk,
+            lim,
+            &state,
+            &shutdown,
+            move |stream, peer, st| pbx::agi::session::serve(stream, peer, st, settings.clone()),
+        )
+        .await?;
+        running_agi = Some(a);
+        tasks.push(t);
     }
     if let Some(addr) = raw.listen.esl.as_deref() {
-        let l = bind("outbound ESL", addr).await?;
-        running_esl = l.local_addr().ok();
         let settings = Arc::new(raw.esl.clone());
         let lim = limits(raw.esl.max_connections, &raw.esl.allow, &cfg.file)?;
-        let st = state.clone();
-        tasks.push(tokio::spawn(tokio::task::unconstrained(
-            server::accept_loop(
-                l,
-                Pbx::FreeSwitch,
-                lim,
-                state.clone(),
-                shutdown.clone(),
-                move |stream, peer| {
-                    pbx::esl::session::serve(stream, peer, st.clone(), settings.clone())
-                },
-            ),
-        )));
+        let (a, t) = pbx_listener(
+            addr,
+            Pbx::FreeSwitch,
+            lim,
+            &state,
+            &shutdown,
+            move |stream, peer, st| pbx::esl::session::serve(stream, peer, st, settings.clone()),
+        )
+        .await?;
+        running_esl = Some(a);
+        tasks.push(t);
     }
     if let Some(addr) = raw.listen.http.as_deref() {
         let l = bind("HTTP", addr).await?;

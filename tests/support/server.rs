@@ -89,7 +89,9 @@ pub async fn start(yaml: &str) -> TestServer {
     start_with(yaml, &[]).await
 }
 
-pub async fn start_with(yaml: &str, files: &[(&str, &str)]) -> TestServer {
+/// Writes `yaml` into a new temp dir with `files` beside it, adding loopback
+/// listeners on port 0 and a log file in the dir unless it sets its own.
+pub fn write_config(yaml: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     for (name, body) in files {
         let p = dir.path().join(name);
@@ -105,6 +107,11 @@ pub async fn start_with(yaml: &str, files: &[(&str, &str)]) -> TestServer {
     }
     let config = dir.path().join("callguard.yaml");
     std::fs::write(&config, text).unwrap();
+    (dir, config)
+}
+
+pub async fn start_with(yaml: &str, files: &[(&str, &str)]) -> TestServer {
+    let (dir, config) = write_config(yaml, files);
     let running = app::start(&config)
         .await
         .unwrap_or_else(|e| panic!("start: {e}"));
@@ -160,21 +167,7 @@ impl Drop for ServeProcess {
 /// reads the bound addresses from its first line of output.
 pub fn spawn_binary(yaml: &str, files: &[(&str, &str)]) -> ServeProcess {
     use std::io::BufRead;
-    let dir = tempfile::tempdir().unwrap();
-    for (name, body) in files {
-        let p = dir.path().join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, body).unwrap();
-    }
-    let mut text = yaml.to_string();
-    if !text.contains("\nlisten:") {
-        text.push_str("\nlisten: { agi: 127.0.0.1:0, esl: 127.0.0.1:0, http: 127.0.0.1:0 }\n");
-    }
-    if !text.contains("\nlog:") {
-        text.push_str("\nlog: { path: calls.db }\n");
-    }
-    let config = dir.path().join("callguard.yaml");
-    std::fs::write(&config, text).unwrap();
+    let (dir, config) = write_config(yaml, files);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_callguard"))
         .args(["serve", "--config"])
         .arg(&config)
@@ -222,4 +215,27 @@ pub async fn scrape_sum(http: std::net::SocketAddr, family: &str, with: &[&str])
         .filter(|l| with.iter().all(|w| l.contains(w)))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// Sessions the server has accepted so far (open + finished), from `/metrics`.
+pub async fn accepted(http: std::net::SocketAddr, pbx: &str) -> f64 {
+    let label = format!("pbx=\"{pbx}\"");
+    scrape_sum(http, "callguard_sessions_active", &[&label]).await
+        + scrape_sum(http, "callguard_session_duration_seconds_count", &[&label]).await
+}
+
+/// Waits (bounded) until fewer than `max_pending` of the `started` calls are
+/// still waiting to be accepted, so a load test never overflows the kernel's
+/// listen queue however slow the machine is: handshakes beyond it are
+/// dropped silently, and a PBX that waits for the server to speak first (as
+/// FreeSWITCH does) would then wait forever.
+pub async fn pace(http: std::net::SocketAddr, pbx: &str, started: usize, max_pending: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while (started as f64) - accepted(http, pbx).await > max_pending as f64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server stopped accepting"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
