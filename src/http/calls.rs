@@ -53,7 +53,7 @@ async fn list(
 ) -> Response {
     let q = match to_query(params) {
         Ok(q) => q,
-        Err(resp) => return resp,
+        Err(msg) => return error(StatusCode::BAD_REQUEST, msg, vec![]),
     };
     run(&api, move |r| r.query(&q)).await
 }
@@ -64,35 +64,35 @@ async fn stats(
 ) -> Response {
     let q = match to_query(params) {
         Ok(q) => q,
-        Err(resp) => return resp,
+        Err(msg) => return error(StatusCode::BAD_REQUEST, msg, vec![]),
     };
     run(&api, move |r| r.stats(&q)).await
 }
 
-fn to_query(params: Result<Query<Params>, QueryRejection>) -> Result<LogQuery, Response> {
-    let bad = |msg: String| error(StatusCode::BAD_REQUEST, msg, vec![]);
-    let Query(p) = params.map_err(|e| bad(format!("bad query string: {e}")))?;
+/// The filters, or what is wrong with them (answered as 400).
+fn to_query(params: Result<Query<Params>, QueryRejection>) -> Result<LogQuery, String> {
+    let Query(p) = params.map_err(|e| format!("bad query string: {e}"))?;
     let now = Utc::now();
     let time = |name: &str, v: &Option<String>| {
         v.as_deref()
             .filter(|s| !s.is_empty())
-            .map(|s| parse_time_arg(s, now).map_err(|e| bad(format!("{name}: {e}"))))
+            .map(|s| parse_time_arg(s, now).map_err(|e| format!("{name}: {e}")))
             .transpose()
     };
     if let Some(v) = &p.verdict
         && v != "block"
         && v != "allow"
     {
-        return Err(bad(format!("verdict: {v:?} is neither block nor allow")));
+        return Err(format!("verdict: {v:?} is neither block nor allow"));
     }
     let limit = match p.limit.as_deref() {
         None | Some("") => DEFAULT_LIMIT,
         Some(s) => match s.parse::<usize>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
             _ => {
-                return Err(bad(format!(
+                return Err(format!(
                     "limit: {s:?} is not a number from 1 to {MAX_LIMIT}"
-                )));
+                ));
             }
         },
     };
