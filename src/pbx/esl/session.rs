@@ -134,12 +134,12 @@ impl EslSession {
     /// Notes hangups and disconnects in events that are not the one awaited.
     fn observe(&mut self, m: &EslMessage) {
         match m {
+            // A cause already known is kept; a bare disconnect's `None` is not.
             EslMessage::Event(e)
-                if matches!(e.name(), Some("CHANNEL_HANGUP" | "CHANNEL_HANGUP_COMPLETE")) =>
+                if matches!(e.name(), Some("CHANNEL_HANGUP" | "CHANNEL_HANGUP_COMPLETE"))
+                    && matches!(self.hangup, None | Some(None)) =>
             {
-                if self.hangup.is_none() || matches!(self.hangup, Some(None)) {
-                    self.hangup = Some(e.hangup_cause().map(str::to_string));
-                }
+                self.hangup = Some(e.hangup_cause().map(str::to_string));
             }
             EslMessage::Disconnect { .. } if self.hangup.is_none() => self.hangup = Some(None),
             _ => {}
