@@ -5,6 +5,7 @@
 //! resolved once (when a rule set is installed, or once per listener) and the
 //! call path only increments them. See `call::MetricHandles`.
 
+use crate::call::FailReason;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -157,6 +158,17 @@ impl Metrics {
             "Always 1; the commit label names the git commit the running rules came from.",
             &["commit"],
         );
+        // Dashboards and alerts compare these series over time (`increase`,
+        // `unless … offset`); a series born at its first event has no earlier
+        // sample, so the first failure would go unseen. They start at 0.
+        for result in ["success", "failure"] {
+            config_reloads_total.with_label_values(&[result]);
+        }
+        for pbx in crate::action::Pbx::ALL {
+            for reason in [FailReason::NoTrunk, FailReason::Timeout, FailReason::Error] {
+                fail_open_total.with_label_values(&[pbx.as_str(), reason.as_str()]);
+            }
+        }
         Metrics {
             rules_source_info,
             registry,

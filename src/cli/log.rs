@@ -1,13 +1,144 @@
-//! `callguard log`. STUB.
+//! `callguard log`: support's answer to "I could not get through" — which rule
+//! decided a caller's calls and how they ended — and the period's block report
+//! (`--stats`).
+//!
+//! It opens the service's decision log read-only, so it can run beside a live
+//! service without ever taking the writer's lock.
+//!
+//! Exit codes: 0 done, 1 the log cannot be read (missing, not a log, SQLite
+//! error), 2 the arguments or the configuration are wrong.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use chrono::Utc;
 use clap::Args;
 
-#[derive(Args, Debug)]
-pub struct LogArgs {}
+use crate::calllog::{
+    CallLogError, LogQuery, LogReader, parse_time_arg, render_stats, render_table,
+};
+use crate::config;
 
-pub fn run(_args: LogArgs) -> ExitCode {
-    eprintln!("not implemented yet");
-    ExitCode::from(1)
+#[derive(Args, Debug)]
+pub struct LogArgs {
+    /// The service's config; its `log.path` (relative to the config file) names the log.
+    #[arg(long, short, default_value = super::DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// Read this log file instead of the one the config names.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Calls at or after: a duration before now (1h, 7d), a date (2026-11-01) or RFC 3339.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Calls before: same forms as --since.
+    #[arg(long)]
+    pub until: Option<String>,
+    #[arg(long, value_parser = ["block", "allow"])]
+    pub verdict: Option<String>,
+    #[arg(long)]
+    pub trunk: Option<String>,
+    /// The rule's name as configured (e.g. `Busy`).
+    #[arg(long)]
+    pub rule: Option<String>,
+    /// A caller number in any spelling: `+1 555-123-4567` finds `5551234567`.
+    #[arg(long)]
+    pub caller: Option<String>,
+    /// Most calls shown, newest first; 0 shows all.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// One JSON object per line (with --stats: one object for the report).
+    #[arg(long)]
+    pub json: bool,
+    /// Totals and blocked calls per rule, list and trunk for the period.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+pub fn run(args: LogArgs) -> ExitCode {
+    let query = match build_query(&args) {
+        Ok(q) => q,
+        Err(msg) => {
+            eprintln!("callguard log: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let path = match db_path(&args) {
+        Ok(p) => p,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+    };
+    match print(&path, &query, &args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CallLogError::NotFound(p)) => {
+            eprintln!(
+                "callguard log: no call log at {} — the service has not run with this log.path \
+                 yet (use --config or --db to point elsewhere)",
+                p.display()
+            );
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("callguard log: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The filters as typed; times are relative to now.
+fn build_query(args: &LogArgs) -> Result<LogQuery, String> {
+    let now = Utc::now();
+    let time = |flag: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|s| parse_time_arg(s, now).map_err(|e| format!("--{flag} {e}")))
+            .transpose()
+    };
+    Ok(LogQuery {
+        since: time("since", &args.since)?,
+        until: time("until", &args.until)?,
+        verdict: args.verdict.clone(),
+        trunk: args.trunk.clone(),
+        rule: args.rule.clone(),
+        caller: args.caller.clone(),
+        limit: args.limit,
+    })
+}
+
+/// `--db`, else the config's `log.path` resolved against the config's directory.
+fn db_path(args: &LogArgs) -> Result<PathBuf, String> {
+    if let Some(db) = &args.db {
+        return Ok(db.clone());
+    }
+    let cfg = config::load(&args.config).map_err(|problems| {
+        let mut msg: Vec<String> = problems.0.iter().map(ToString::to_string).collect();
+        msg.push(format!(
+            "callguard log: cannot read {} to find the call log (use --db FILE)",
+            args.config.display()
+        ));
+        msg.join("\n")
+    })?;
+    Ok(cfg.resolve(&cfg.raw.log.path))
+}
+
+fn print(path: &Path, query: &LogQuery, args: &LogArgs) -> Result<(), CallLogError> {
+    let reader = LogReader::open(path)?;
+    if args.stats {
+        let stats = reader.stats(query)?;
+        if args.json {
+            println!("{}", serde_json::to_string(&stats).unwrap_or_default());
+        } else {
+            print!("{}", render_stats(&stats));
+        }
+        return Ok(());
+    }
+    let calls = reader.query(query)?;
+    if args.json {
+        for call in &calls {
+            println!("{}", serde_json::to_string(call).unwrap_or_default());
+        }
+    } else {
+        print!("{}", render_table(&calls));
+    }
+    Ok(())
 }

@@ -1,9 +1,137 @@
-//! The decision log over HTTP: `GET /api/v1/calls`. STUB.
+//! The decision log over HTTP, for support tools and dashboards that cannot
+//! run the CLI on the host:
+//!
+//! - `GET /api/v1/calls?since=&until=&verdict=&trunk=&rule=&caller=&limit=`:
+//!   a JSON array of calls, newest first.
+//! - `GET /api/v1/calls/stats?since=&until=&verdict=&trunk=&rule=&caller=`:
+//!   totals and blocked calls per rule, list and trunk.
+//!
+//! `since`/`until` take the CLI's forms (`1h`, `2026-11-01`, RFC 3339). Each
+//! request opens its own read-only connection on a blocking thread, so a slow
+//! query neither stalls the runtime nor takes the service writer's lock.
 
 use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State as AxState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::Utc;
+use serde::Deserialize;
 
-use super::Api;
+use super::{Api, error};
+use crate::calllog::{CallLogError, LogQuery, LogReader, parse_time_arg};
+
+/// Rows returned when `limit` is absent: a screenful, as in the CLI.
+const DEFAULT_LIMIT: usize = 50;
+/// The most rows one request may ask for, so a request cannot make the
+/// service build an unbounded response.
+const MAX_LIMIT: usize = 10_000;
 
 pub fn routes() -> Router<Api> {
     Router::new()
+        .route("/api/v1/calls", get(list))
+        .route("/api/v1/calls/stats", get(stats))
+}
+
+/// The query string as typed; everything is parsed here so that every
+/// mistake gets the API's JSON error shape.
+#[derive(Debug, Default, Deserialize)]
+struct Params {
+    since: Option<String>,
+    until: Option<String>,
+    verdict: Option<String>,
+    trunk: Option<String>,
+    rule: Option<String>,
+    caller: Option<String>,
+    limit: Option<String>,
+}
+
+async fn list(
+    AxState(api): AxState<Api>,
+    params: Result<Query<Params>, QueryRejection>,
+) -> Response {
+    let q = match to_query(params) {
+        Ok(q) => q,
+        Err(msg) => return error(StatusCode::BAD_REQUEST, msg, vec![]),
+    };
+    run(&api, move |r| r.query(&q)).await
+}
+
+async fn stats(
+    AxState(api): AxState<Api>,
+    params: Result<Query<Params>, QueryRejection>,
+) -> Response {
+    let q = match to_query(params) {
+        Ok(q) => q,
+        Err(msg) => return error(StatusCode::BAD_REQUEST, msg, vec![]),
+    };
+    run(&api, move |r| r.stats(&q)).await
+}
+
+/// The filters, or what is wrong with them (answered as 400).
+fn to_query(params: Result<Query<Params>, QueryRejection>) -> Result<LogQuery, String> {
+    let Query(p) = params.map_err(|e| format!("bad query string: {e}"))?;
+    let now = Utc::now();
+    let time = |name: &str, v: &Option<String>| {
+        v.as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_time_arg(s, now).map_err(|e| format!("{name}: {e}")))
+            .transpose()
+    };
+    if let Some(v) = &p.verdict
+        && v != "block"
+        && v != "allow"
+    {
+        return Err(format!("verdict: {v:?} is neither block nor allow"));
+    }
+    let limit = match p.limit.as_deref() {
+        None | Some("") => DEFAULT_LIMIT,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(format!(
+                    "limit: {s:?} is not a number from 1 to {MAX_LIMIT}"
+                ));
+            }
+        },
+    };
+    let text = |v: Option<String>| v.filter(|s| !s.is_empty());
+    Ok(LogQuery {
+        since: time("since", &p.since)?,
+        until: time("until", &p.until)?,
+        verdict: text(p.verdict),
+        trunk: text(p.trunk),
+        rule: text(p.rule),
+        caller: text(p.caller),
+        limit,
+    })
+}
+
+/// Opens the log read-only and runs `f` on a blocking thread.
+async fn run<T, F>(api: &Api, f: F) -> Response
+where
+    T: serde::Serialize + Send + 'static,
+    F: FnOnce(&LogReader) -> Result<T, CallLogError> + Send + 'static,
+{
+    let Some(path) = api.state.extras.log_path.clone() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "this service keeps no call log",
+            vec![],
+        );
+    };
+    let job = tokio::task::spawn_blocking(move || f(&LogReader::open(&path)?));
+    match job.await {
+        Ok(Ok(v)) => axum::Json(v).into_response(),
+        Ok(Err(e @ (CallLogError::NotFound(_) | CallLogError::NoSchema(_)))) => {
+            error(StatusCode::NOT_FOUND, e.to_string(), vec![])
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), vec![]),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("call log query failed: {e}"),
+            vec![],
+        ),
+    }
 }
