@@ -185,7 +185,7 @@ pub fn decide_explained(
             let _ = index.for_each_match(
                 &subjects[..n],
                 caller.anonymous,
-                |_| false,
+                |_, _| true,
                 |id, _| {
                     if Some(id) != d.rule && !skipped.iter().any(|x| x.rule == id) {
                         let why = if !rs.rules.enabled(id) {
@@ -330,7 +330,13 @@ fn best_match(
     index.for_each_match(
         subjects,
         anonymous,
-        |id| best.get().is_some_and(|(b, _)| key(b) < key(id)),
+        // A group can win only if its best possible key is below the best's.
+        |max_priority, spec| {
+            best.get().is_none_or(|(b, _)| {
+                (-(max_priority as i64), spec)
+                    <= (-(rules.priority(b) as i64), rules.specificity(b))
+            })
+        },
         |id, on| {
             if !rules.enabled(id) {
                 on_skip(Skipped {

@@ -90,12 +90,29 @@ pub struct ListIndexBuilder {
     suffixes: HashMap<Box<str>, Vec<RuleId>>,
     contains: Vec<(String, RuleId)>,
     set: Vec<(String, RuleId)>,
-    fancy: Vec<(String, RuleId)>,
+    fancy: Vec<(String, RuleId, i32)>,
     anonymous: Vec<RuleId>,
+    contains_max_priority: i32,
+    set_max_priority: i32,
 }
 
+/// The specificity (see `RuleTable`) of the most specific rule each group
+/// can hold: substrings rank 2, wildcards 3, regexes 4.
+const CONTAINS_SPEC: u16 = 2 << 8;
+const SET_SPEC: u16 = 3 << 8;
+const FANCY_SPEC: u16 = 4 << 8;
+
 impl ListIndexBuilder {
-    pub fn add(&mut self, id: RuleId, pattern: &CompiledPattern) {
+    /// Files a rule's pattern into the index that answers it fastest;
+    /// `priority` lets a decision skip automata that cannot beat a match.
+    pub fn add(&mut self, id: RuleId, pattern: &CompiledPattern, priority: i32) {
+        match &pattern.matcher {
+            Matcher::Contains(_) => {
+                self.contains_max_priority = self.contains_max_priority.max(priority)
+            }
+            Matcher::Regex(_) => self.set_max_priority = self.set_max_priority.max(priority),
+            _ => {}
+        }
         match &pattern.matcher {
             Matcher::Exact(s) => match number_key(s) {
                 Some(k) => self.exact_num.push((k, id)),
@@ -109,7 +126,7 @@ impl ListIndexBuilder {
             Matcher::Suffix(s) => self.suffixes.entry(s.as_str().into()).or_default().push(id),
             Matcher::Contains(s) => self.contains.push((s.clone(), id)),
             Matcher::Regex(r) => self.set.push((r.clone(), id)),
-            Matcher::Fancy(r) => self.fancy.push((r.clone(), id)),
+            Matcher::Fancy(r) => self.fancy.push((r.clone(), id, priority)),
         }
     }
 
@@ -156,12 +173,12 @@ impl ListIndexBuilder {
             })
         };
         let mut fancy = Vec::with_capacity(self.fancy.len());
-        for (r, id) in self.fancy {
+        for (r, id, priority) in self.fancy {
             let re = fancy_regex::RegexBuilder::new(&r)
                 .backtrack_limit(backtrack_limit)
                 .build()
                 .map_err(|e| e.to_string())?;
-            fancy.push((id, re));
+            fancy.push((id, priority, re));
         }
         Ok(ListIndex {
             exact_keys,
@@ -175,6 +192,8 @@ impl ListIndexBuilder {
             set,
             fancy,
             anonymous: self.anonymous,
+            contains_max_priority: self.contains_max_priority,
+            set_max_priority: self.set_max_priority,
         })
     }
 }
@@ -198,8 +217,10 @@ pub struct ListIndex {
     suffix_lens: Vec<usize>,
     contains: Option<(AhoCorasick, Vec<RuleId>)>,
     set: Option<SetIndex>,
-    fancy: Vec<(RuleId, fancy_regex::Regex)>,
+    fancy: Vec<(RuleId, i32, fancy_regex::Regex)>,
     anonymous: Vec<RuleId>,
+    contains_max_priority: i32,
+    set_max_priority: i32,
 }
 
 impl std::fmt::Debug for ListIndex {
@@ -228,13 +249,15 @@ impl ListIndex {
 
     /// Calls `visit(rule, matched_on)` for every rule of this list that
     /// matches one of `subjects` (or is an anonymous rule, when `anonymous`).
-    /// `skip_fancy(rule)` lets the caller avoid running a look-around regex
-    /// that could not beat the best match found so far.
+    /// `could_beat(max_priority, best_specificity)` tells whether a group of
+    /// rules with at most that priority and at best that specificity could
+    /// still beat the best match found so far; groups that cannot are not run
+    /// (the cheap exact and prefix indexes come first, the automata last).
     pub fn for_each_match(
         &self,
         subjects: &[Subject<'_>],
         anonymous: bool,
-        mut skip_fancy: impl FnMut(RuleId) -> bool,
+        mut could_beat: impl FnMut(i32, u16) -> bool,
         mut visit: impl FnMut(RuleId, MatchedOn),
     ) -> Result<(), MatchError> {
         if anonymous {
@@ -270,18 +293,22 @@ impl ListIndex {
                     ids.iter().for_each(|&id| visit(id, s.on));
                 }
             }
-            if let Some((ac, ids)) = &self.contains {
+            if let Some((ac, ids)) = &self.contains
+                && could_beat(self.contains_max_priority, CONTAINS_SPEC)
+            {
                 for m in ac.find_overlapping_iter(text) {
                     visit(ids[m.pattern().as_usize()], s.on);
                 }
             }
-            if let Some(set) = &self.set {
+            if let Some(set) = &self.set
+                && could_beat(self.set_max_priority, SET_SPEC)
+            {
                 for i in set.set.matches(text).iter() {
                     visit(set.ids[i], s.on);
                 }
             }
-            for (id, re) in &self.fancy {
-                if skip_fancy(*id) {
+            for (id, priority, re) in &self.fancy {
+                if !could_beat(*priority, FANCY_SPEC) {
                     continue;
                 }
                 match re.is_match(text) {
@@ -322,7 +349,7 @@ impl ListIndex {
                 });
             }
         }
-        if let Some((_, re)) = self.fancy.iter().find(|(id, _)| *id == rule)
+        if let Some((_, _, re)) = self.fancy.iter().find(|(id, _, _)| *id == rule)
             && let Ok(Some(c)) = re.captures(text)
         {
             return named(re.capture_names().collect(), &|i| {

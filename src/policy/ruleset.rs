@@ -362,7 +362,7 @@ impl<'a> Builder<'a> {
                     let id = self
                         .rules
                         .push(&p.value, 0, NO_ACTION, true, Some(&c), origin);
-                    protected.add(id, &c);
+                    protected.add(id, &c, 0);
                 }
                 Err(e) => self.problem(&p.referenced, format!("protected {:?}: {e}", p.value)),
             }
@@ -835,7 +835,7 @@ impl<'a> Builder<'a> {
                 list.add_anonymous(id);
             }
             if let Some(c) = &compiled {
-                list.add(id, c);
+                list.add(id, c, priority);
             }
         }
     }
@@ -916,7 +916,7 @@ impl<'a> Builder<'a> {
                     Some(&compiled),
                     origin,
                 );
-                list.add(id, &compiled);
+                list.add(id, &compiled, 0);
             }
             infos.push(ListInfo {
                 name: lf.name.clone(),

@@ -25,7 +25,7 @@ impl PatternTester {
     ) -> Result<PatternTester, PatternError> {
         let compiled = pattern::compile(pattern, match_type, case_insensitive)?;
         let mut b = ListIndexBuilder::default();
-        b.add(0, &compiled);
+        b.add(0, &compiled, 0);
         let index = b.build(backtrack_limit).map_err(|e| PatternError {
             message: e,
             column: None,
@@ -40,7 +40,7 @@ impl PatternTester {
         self.index.for_each_match(
             &[Subject::new(subject, MatchedOn::Raw)],
             false,
-            |_| false,
+            |_, _| true,
             |_, _| matched = true,
         )?;
         let captures = if matched {
