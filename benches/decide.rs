@@ -128,15 +128,6 @@ fn load(cfg: &Path) -> RuleSet {
     RuleSet::compile(&loaded).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn rss_bytes() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    s.split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 4096
-}
-
 fn bench(c: &mut Criterion) {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-rules");
     let cfg = generate(&dir);
