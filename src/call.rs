@@ -186,11 +186,6 @@ pub async fn handle<D: CallDriver>(
         }
         Err((why, detail)) => {
             tracing::warn!(pbx = pbx.as_str(), call = %info.unique_id, reason = why.as_str(), "cannot decide: {detail}");
-            state
-                .metrics
-                .fail_open_total
-                .with_label_values(&[pbx.as_str(), why.as_str()])
-                .inc();
             let closed = rs.fail == FailMode::Closed;
             let (verdict, plan) = if closed {
                 let action = trunk.map_or(rs.system_blocked_action, |t| rs.trunk(t).blocked_action);
@@ -201,6 +196,27 @@ pub async fn handle<D: CallDriver>(
             let action_name = plan
                 .as_ref()
                 .map_or("pass".to_string(), |p| p.action.to_string());
+            // Rare path: resolving the label sets here is fine. Every call
+            // counts in calls_total; fail_open_total only those let through.
+            let trunk_name = trunk.map_or("", |t| &*rs.trunk(t).name);
+            state
+                .metrics
+                .calls_total
+                .with_label_values(&[
+                    pbx.as_str(),
+                    trunk_name,
+                    verdict,
+                    "fail",
+                    action_name.as_str(),
+                ])
+                .inc();
+            if !closed {
+                state
+                    .metrics
+                    .fail_open_total
+                    .with_label_values(&[pbx.as_str(), why.as_str()])
+                    .inc();
+            }
             record.verdict = verdict.into();
             record.list = "fail".into();
             record.action = action_name.clone();
