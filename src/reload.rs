@@ -14,6 +14,8 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::config::{self, Problems};
+use crate::lists::RuleRow;
+use crate::lists::store::record_if_changed;
 use crate::policy::RuleSet;
 use crate::state::State;
 
@@ -39,7 +41,8 @@ impl Reloader {
         let path = self.config_path.clone();
         let built = tokio::task::spawn_blocking(move || {
             let cfg = config::load(&path)?;
-            RuleSet::compile(&cfg)
+            let rules = RuleSet::compile(&cfg)?;
+            Ok::<_, Problems>((rules, file_lists(cfg)))
         })
         .await
         .unwrap_or_else(|e| {
@@ -47,8 +50,9 @@ impl Reloader {
         });
         let metrics = &self.state.metrics;
         match built {
-            Ok(rules) => {
+            Ok((rules, lists)) => {
                 let version = self.state.install(rules, None);
+                self.record_history(lists, why).await;
                 metrics
                     .config_reloads_total
                     .with_label_values(&["success"])
@@ -72,6 +76,33 @@ impl Reloader {
                 }
                 Err(problems)
             }
+        }
+    }
+
+    /// Records a version of every file-backed list whose content is not its
+    /// latest recorded one: an operator's edit in an editor gets the same
+    /// history (and rollback) as a change made through the API. A change the
+    /// store already recorded is identical and skipped.
+    async fn record_history(&self, lists: Vec<(String, Vec<RuleRow>)>, why: &str) {
+        let Some(history) = self.state.extras.history.clone() else {
+            return;
+        };
+        // Changes seen by a rule source are its own; everything else is a file edit.
+        let author = if why.starts_with("source") {
+            why.to_string()
+        } else {
+            "file".to_string()
+        };
+        let done = tokio::task::spawn_blocking(move || {
+            for (name, rows) in lists {
+                if let Err(e) = record_if_changed(&history, &name, &rows, &author) {
+                    tracing::warn!(list = %name, "cannot record list history: {e}");
+                }
+            }
+        })
+        .await;
+        if let Err(e) = done {
+            tracing::warn!("list history task failed: {e}");
         }
     }
 
@@ -147,6 +178,15 @@ impl Reloader {
         }
         dirs.union(already).cloned().collect()
     }
+}
+
+/// The rows of each list file that read cleanly (a file with problems
+/// cannot be part of a successful reload anyway).
+fn file_lists(cfg: config::LoadedConfig) -> Vec<(String, Vec<RuleRow>)> {
+    cfg.lists
+        .into_iter()
+        .map(|l| (l.name, l.rows.into_iter().map(|(_, r)| r).collect()))
+        .collect()
 }
 
 fn canonical(p: &Path) -> PathBuf {
