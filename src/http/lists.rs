@@ -349,7 +349,7 @@ fn store_error(e: StoreError) -> Response {
         StoreError::Duplicate { .. } | StoreError::Broken(_) => StatusCode::CONFLICT,
         StoreError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
         StoreError::NoHistory => StatusCode::SERVICE_UNAVAILABLE,
-        StoreError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        StoreError::Io(_) | StoreError::Aborted => StatusCode::INTERNAL_SERVER_ERROR,
     };
     error(code, e.to_string(), e.details())
 }

@@ -45,6 +45,10 @@ pub enum StoreError {
     NoHistory,
     #[error("{0}")]
     Io(String),
+    /// The caller's change function stopped before anything was written
+    /// (a dry run, a preview the operator declined).
+    #[error("stopped before writing; nothing was changed")]
+    Aborted,
 }
 
 impl StoreError {
