@@ -14,8 +14,9 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::config::{self, Problems};
-use crate::lists::RuleRow;
-use crate::lists::store::record_if_changed;
+use crate::history::History;
+use crate::lists::store;
+use crate::lists::{Format, RuleRow, read_rows};
 use crate::policy::RuleSet;
 use crate::state::State;
 
@@ -83,7 +84,7 @@ impl Reloader {
     /// latest recorded one: an operator's edit in an editor gets the same
     /// history (and rollback) as a change made through the API. A change the
     /// store already recorded is identical and skipped.
-    async fn record_history(&self, lists: Vec<(String, Vec<RuleRow>)>, why: &str) {
+    async fn record_history(&self, lists: Vec<FileList>, why: &str) {
         let Some(history) = self.state.extras.history.clone() else {
             return;
         };
@@ -94,9 +95,10 @@ impl Reloader {
             "file".to_string()
         };
         let done = tokio::task::spawn_blocking(move || {
-            for (name, rows) in lists {
-                if let Err(e) = record_if_changed(&history, &name, &rows, &author) {
-                    tracing::warn!(list = %name, "cannot record list history: {e}");
+            let _guard = store::write_lock();
+            for l in lists {
+                if let Err(e) = record_file(&history, &l, &author) {
+                    tracing::warn!(list = %l.name, "cannot record list history: {e}");
                 }
             }
         })
@@ -180,13 +182,42 @@ impl Reloader {
     }
 }
 
-/// The rows of each list file that read cleanly (a file with problems
-/// cannot be part of a successful reload anyway).
-fn file_lists(cfg: config::LoadedConfig) -> Vec<(String, Vec<RuleRow>)> {
+/// A list file's content as a reload read it.
+struct FileList {
+    name: String,
+    path: PathBuf,
+    format: Format,
+    rows: Vec<RuleRow>,
+}
+
+fn file_lists(cfg: config::LoadedConfig) -> Vec<FileList> {
     cfg.lists
         .into_iter()
-        .map(|l| (l.name, l.rows.into_iter().map(|(_, r)| r).collect()))
+        .map(|l| FileList {
+            name: l.name,
+            path: l.path,
+            format: l.format,
+            rows: l.rows.into_iter().map(|(_, r)| r).collect(),
+        })
         .collect()
+}
+
+/// Records a list whose content is not its latest version. The store may
+/// have written it since the reload read it, so the file is read again
+/// (under the store's lock) and that content is what gets recorded.
+fn record_file(history: &History, l: &FileList, author: &str) -> Result<(), String> {
+    if store::is_latest(history, &l.name, &l.rows).map_err(|e| e.to_string())? {
+        return Ok(());
+    }
+    let display = l.path.display().to_string();
+    let bytes = config::load::read_bounded(&l.path, 1 << 30, &display).map_err(|p| p.to_string())?;
+    let parsed = read_rows(&bytes, l.format, &display);
+    if let Some(e) = parsed.errors.first() {
+        return Err(format!("changed again while recording: {e}"));
+    }
+    let rows: Vec<RuleRow> = parsed.rows.into_iter().map(|(_, r)| r).collect();
+    store::record_if_changed(history, &l.name, &rows, author).map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 fn canonical(p: &Path) -> PathBuf {

@@ -14,7 +14,7 @@ use crate::history::History;
 use crate::policy::{RuleSet, pattern};
 
 mod versions;
-pub use versions::record_if_changed;
+pub use versions::{is_latest, record_if_changed};
 
 /// Why a change was refused; each maps to one HTTP status and one CLI message.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +78,12 @@ pub struct Applied {
 /// Serialises read-modify-write cycles within the process: two API requests
 /// adding to one list must not both start from the same old content.
 static WRITE_LOCK: Mutex<()> = Mutex::new(());
+
+/// Held while a list file is written and its version recorded; the reloader
+/// takes it too, so it never records a file between those two steps.
+pub fn write_lock() -> std::sync::MutexGuard<'static, ()> {
+    WRITE_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A handle on the configuration's list files.
 #[derive(Clone)]
@@ -183,7 +189,7 @@ impl ListStore {
         merge: bool,
         change: impl FnOnce(&[RuleRow]) -> Result<Vec<RuleRow>, StoreError>,
     ) -> Result<Applied, StoreError> {
-        let _guard = WRITE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = write_lock();
         let mut cfg = load(&self.config_path)?;
         let i = find(&cfg, name)?;
         let own = list_problems(&cfg, &cfg.lists[i]);

@@ -59,6 +59,20 @@ fn cached(v: &VersionInfo) -> Option<u64> {
     guard.as_ref()?.get(&key(v)).copied()
 }
 
+/// Whether `rows` are the latest recorded content of `list`.
+pub fn is_latest(history: &History, list: &str, rows: &[RuleRow]) -> Result<bool> {
+    let Some(v) = history.latest(list)? else {
+        return Ok(false);
+    };
+    let hash = hash_rows(rows);
+    if cached(&v) == Some(hash) {
+        return Ok(true);
+    }
+    let old = history.content(list, v.version)?.unwrap_or_default();
+    remember(&v, hash_rows(&old));
+    Ok(old == rows)
+}
+
 /// Records `rows` as the next version of `list` by `author`, unless they are
 /// the latest recorded content already. Returns the new version, if any.
 pub fn record_if_changed(
