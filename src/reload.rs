@@ -210,7 +210,8 @@ fn record_file(history: &History, l: &FileList, author: &str) -> Result<(), Stri
         return Ok(());
     }
     let display = l.path.display().to_string();
-    let bytes = config::load::read_bounded(&l.path, 1 << 30, &display).map_err(|p| p.to_string())?;
+    let bytes =
+        config::load::read_bounded(&l.path, 1 << 30, &display).map_err(|p| p.to_string())?;
     let parsed = read_rows(&bytes, l.format, &display);
     if let Some(e) = parsed.errors.first() {
         return Err(format!("changed again while recording: {e}"));

@@ -231,7 +231,10 @@ async fn replace_takes_effect_at_once_and_is_recorded() {
         std::fs::read_to_string(s.dir.path().join("lists/spam.csv")).unwrap(),
         csv
     );
-    assert_eq!(entries(&s.dir.path().join("lists")), ["spam.csv", "vip.json"]);
+    assert_eq!(
+        entries(&s.dir.path().join("lists")),
+        ["spam.csv", "vip.json"]
+    );
 
     // History: the file's state before (so it can be restored), then ours.
     let (_, _, body) = c.get("/api/v1/history?list=spam&limit=10").await;
@@ -321,7 +324,10 @@ async fn refused_writes_change_nothing() {
     let (code, v) = c.put_csv("support.whitelist", SPAM).await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
     assert!(
-        v["error"].as_str().unwrap().contains("move the rules to a list file"),
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("move the rules to a list file"),
         "{v}"
     );
 
@@ -336,7 +342,10 @@ async fn refused_writes_change_nothing() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), SPAM);
     assert_eq!(s.running().state.snapshot().version, version);
     assert_eq!(c.decide("+15550000001").await["verdict"], "block");
-    assert_eq!(entries(&s.dir.path().join("lists")), ["spam.csv", "vip.json"]);
+    assert_eq!(
+        entries(&s.dir.path().join("lists")),
+        ["spam.csv", "vip.json"]
+    );
     let (_, _, body) = c.get("/api/v1/history?list=spam").await;
     assert_eq!(body, r#"{"versions":[]}"#);
 }

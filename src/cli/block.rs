@@ -42,8 +42,7 @@ pub fn run(args: BlockArgs) -> ExitCode {
         Err(p) => return fail(p),
     };
     let log_path = cfg.resolve(&cfg.raw.log.path);
-    let call = match LogReader::open(&log_path).and_then(|r| r.find_by_unique_id(&args.from_call))
-    {
+    let call = match LogReader::open(&log_path).and_then(|r| r.find_by_unique_id(&args.from_call)) {
         Ok(Some(c)) => c,
         Ok(None) => {
             return fail(format!(
@@ -66,7 +65,10 @@ pub fn run(args: BlockArgs) -> ExitCode {
         ));
     }
     let row = RuleRow {
-        rule_name: args.name.clone().unwrap_or_else(|| format!("Block-{number}")),
+        rule_name: args
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("Block-{number}")),
         pattern: number.clone(),
         match_type: "exact".into(),
         action: args.action.clone().unwrap_or_default(),

@@ -47,8 +47,9 @@ pub fn run(args: ExportArgs) -> ExitCode {
     let rows: Vec<RuleRow> = cur.list.rows.into_iter().map(|(_, r)| r).collect();
     let bytes = write_rows(&rows, args.format);
     let written = match &args.output {
-        Some(path) => write_atomic(path, &bytes)
-            .map_err(|e| format!("{}: cannot write: {e}", path.display())),
+        Some(path) => {
+            write_atomic(path, &bytes).map_err(|e| format!("{}: cannot write: {e}", path.display()))
+        }
         None => std::io::stdout()
             .lock()
             .write_all(&bytes)

@@ -163,7 +163,10 @@ fn parse_body(bytes: &[u8], format: Format) -> Result<Vec<RuleRow>, Response> {
     if !parsed.errors.is_empty() {
         return Err(error(
             StatusCode::BAD_REQUEST,
-            format!("{} invalid row(s); nothing was changed", parsed.errors.len()),
+            format!(
+                "{} invalid row(s); nothing was changed",
+                parsed.errors.len()
+            ),
             parsed
                 .errors
                 .iter()
@@ -197,7 +200,11 @@ async fn add(
     };
     let rows = match parse_body(json, Format::Json) {
         Ok(rows) if rows.is_empty() => {
-            return error(StatusCode::BAD_REQUEST, "no rules in the request", Vec::new());
+            return error(
+                StatusCode::BAD_REQUEST,
+                "no rules in the request",
+                Vec::new(),
+            );
         }
         Ok(rows) => rows,
         Err(r) => return r,
@@ -224,7 +231,12 @@ async fn remove(
     let who = author.clone();
     let n = name.clone();
     let result = blocking(move || st.delete(&n, &rule, &who)).await;
-    finish(&api, result, &format!("api: {author} deleted from list {name}")).await
+    finish(
+        &api,
+        result,
+        &format!("api: {author} deleted from list {name}"),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -259,7 +271,10 @@ async fn rollback(
     finish(
         &api,
         result,
-        &format!("api: {author} rolled back list {name} to version {}", req.version),
+        &format!(
+            "api: {author} rolled back list {name} to version {}",
+            req.version
+        ),
     )
     .await
 }

@@ -55,9 +55,7 @@ impl StoreError {
     /// The located problems behind the error, if any.
     pub fn details(&self) -> Vec<String> {
         match self {
-            StoreError::Invalid(d)
-            | StoreError::Refused(d)
-            | StoreError::Broken(d) => d.clone(),
+            StoreError::Invalid(d) | StoreError::Refused(d) | StoreError::Broken(d) => d.clone(),
             _ => Vec::new(),
         }
     }
@@ -111,7 +109,9 @@ impl ListStore {
     /// (`log.path`, relative to the config file), if it can be opened.
     pub fn open(config_path: &Path) -> Result<ListStore, StoreError> {
         let cfg = load(config_path)?;
-        let history = History::open(cfg.resolve(&cfg.raw.log.path)).ok().map(Arc::new);
+        let history = History::open(cfg.resolve(&cfg.raw.log.path))
+            .ok()
+            .map(Arc::new);
         Ok(ListStore::new(config_path, history))
     }
 
@@ -162,21 +162,27 @@ impl ListStore {
                     rule: rule.to_string(),
                 });
             }
-            Ok(cur.iter().filter(|r| r.rule_name != rule).cloned().collect())
+            Ok(cur
+                .iter()
+                .filter(|r| r.rule_name != rule)
+                .cloned()
+                .collect())
         })
     }
 
     /// Restores the content of history version `version`.
     pub fn restore(&self, name: &str, version: u64, author: &str) -> Result<Applied, StoreError> {
         let history = self.history.as_ref().ok_or(StoreError::NoHistory)?;
-        let rows = history
-            .content(name, version)
-            .map_err(|e| StoreError::Io(e.to_string()))?
-            .ok_or_else(|| StoreError::NoSuchVersion {
-                list: name.to_string(),
-                version,
-            })?;
-        self.replace(name, rows, author)
+        // Inside the change, so an unknown or inline list is reported as such.
+        self.apply(name, author, false, |_| {
+            history
+                .content(name, version)
+                .map_err(|e| StoreError::Io(e.to_string()))?
+                .ok_or_else(|| StoreError::NoSuchVersion {
+                    list: name.to_string(),
+                    version,
+                })
+        })
     }
 
     /// The general change: `change` maps the current rows to the new ones.
@@ -244,7 +250,8 @@ impl ListStore {
 }
 
 fn load(path: &Path) -> Result<LoadedConfig, StoreError> {
-    config::load(path).map_err(|p| StoreError::Refused(p.0.iter().map(ToString::to_string).collect()))
+    config::load(path)
+        .map_err(|p| StoreError::Refused(p.0.iter().map(ToString::to_string).collect()))
 }
 
 fn unknown(name: &str) -> StoreError {
@@ -258,9 +265,9 @@ pub fn find(cfg: &LoadedConfig, name: &str) -> Result<usize, StoreError> {
     }
     let inline = name == "protected"
         || name == "system_blacklist"
-        || name
-            .rsplit_once('.')
-            .is_some_and(|(t, k)| cfg.raw.trunks.contains_key(t) && matches!(k, "whitelist" | "blacklist"));
+        || name.rsplit_once('.').is_some_and(|(t, k)| {
+            cfg.raw.trunks.contains_key(t) && matches!(k, "whitelist" | "blacklist")
+        });
     Err(if inline {
         StoreError::ReadOnly(name.to_string())
     } else {
@@ -283,7 +290,14 @@ fn with_lines(rows: &[RuleRow], format: Format) -> Vec<(u32, RuleRow)> {
     let base = if format == Format::Csv { 2 } else { 1 };
     rows.iter()
         .enumerate()
-        .map(|(i, r)| (u32::try_from(i).unwrap_or(u32::MAX - 2).saturating_add(base), r.clone()))
+        .map(|(i, r)| {
+            (
+                u32::try_from(i)
+                    .unwrap_or(u32::MAX - 2)
+                    .saturating_add(base),
+                r.clone(),
+            )
+        })
         .collect()
 }
 

@@ -75,9 +75,11 @@ pub fn pattern_json(tester: &PatternTester, pattern: &str, number: &str, runs: u
     }
     let per_match_ns = start.elapsed().as_nanos() as f64 / f64::from(runs);
     match result {
-        Ok(r) => json!({"number": number, "pattern": pattern, "match_type": tester.compiled.match_type.as_str(), "matched": r.matched,
+        Ok(r) => {
+            json!({"number": number, "pattern": pattern, "match_type": tester.compiled.match_type.as_str(), "matched": r.matched,
                "captures": r.captures.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
-               "eval_ns": per_match_ns.round() as u64}),
+               "eval_ns": per_match_ns.round() as u64})
+        }
         Err(e) => json!({"number": number, "pattern": pattern, "error": e.to_string()}),
     }
 }

@@ -100,7 +100,10 @@ fn pattern(p: &str, req: &TestRequest, backtrack_limit: usize) -> Response {
     let tester = match PatternTester::new(p, mt, req.case_insensitive, backtrack_limit) {
         Ok(t) => t,
         Err(e) => {
-            let at = e.column.map(|c| format!(", column {c}")).unwrap_or_default();
+            let at = e
+                .column
+                .map(|c| format!(", column {c}"))
+                .unwrap_or_default();
             return error(
                 StatusCode::BAD_REQUEST,
                 "invalid pattern",

@@ -38,7 +38,9 @@ fn row(name: &str, pattern: &str, mt: &str) -> RuleRow {
 #[test]
 fn add_delete_restore_with_history() {
     let (dir, store) = setup();
-    let a = store.add("spam", vec![row("S2", "+1900*", "")], "ops").unwrap();
+    let a = store
+        .add("spam", vec![row("S2", "+1900*", "")], "ops")
+        .unwrap();
     assert_eq!(a.summary.added, ["S2"]);
     assert_eq!(a.history_version, Some(2), "baseline 1 (file), then ours");
     let text = std::fs::read_to_string(dir.path().join("spam.csv")).unwrap();
