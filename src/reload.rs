@@ -14,6 +14,9 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::config::{self, Problems};
+use crate::history::History;
+use crate::lists::store;
+use crate::lists::{Format, RuleRow, read_rows};
 use crate::policy::RuleSet;
 use crate::state::State;
 
@@ -39,7 +42,8 @@ impl Reloader {
         let path = self.config_path.clone();
         let built = tokio::task::spawn_blocking(move || {
             let cfg = config::load(&path)?;
-            RuleSet::compile(&cfg)
+            let rules = RuleSet::compile(&cfg)?;
+            Ok::<_, Problems>((rules, file_lists(cfg)))
         })
         .await
         .unwrap_or_else(|e| {
@@ -47,8 +51,9 @@ impl Reloader {
         });
         let metrics = &self.state.metrics;
         match built {
-            Ok(rules) => {
+            Ok((rules, lists)) => {
                 let version = self.state.install(rules, None);
+                self.record_history(lists, why).await;
                 metrics
                     .config_reloads_total
                     .with_label_values(&["success"])
@@ -72,6 +77,34 @@ impl Reloader {
                 }
                 Err(problems)
             }
+        }
+    }
+
+    /// Records a version of every file-backed list whose content is not its
+    /// latest recorded one: an operator's edit in an editor gets the same
+    /// history (and rollback) as a change made through the API. A change the
+    /// store already recorded is identical and skipped.
+    async fn record_history(&self, lists: Vec<FileList>, why: &str) {
+        let Some(history) = self.state.extras.history.clone() else {
+            return;
+        };
+        // Changes seen by a rule source are its own; everything else is a file edit.
+        let author = if why.starts_with("source") {
+            why.to_string()
+        } else {
+            "file".to_string()
+        };
+        let done = tokio::task::spawn_blocking(move || {
+            let _guard = store::write_lock();
+            for l in lists {
+                if let Err(e) = record_file(&history, &l, &author) {
+                    tracing::warn!(list = %l.name, "cannot record list history: {e}");
+                }
+            }
+        })
+        .await;
+        if let Err(e) = done {
+            tracing::warn!("list history task failed: {e}");
         }
     }
 
@@ -155,6 +188,45 @@ impl Reloader {
         }
         dirs.union(already).cloned().collect()
     }
+}
+
+/// A list file's content as a reload read it.
+struct FileList {
+    name: String,
+    path: PathBuf,
+    format: Format,
+    rows: Vec<RuleRow>,
+}
+
+fn file_lists(cfg: config::LoadedConfig) -> Vec<FileList> {
+    cfg.lists
+        .into_iter()
+        .map(|l| FileList {
+            name: l.name,
+            path: l.path,
+            format: l.format,
+            rows: l.rows.into_iter().map(|(_, r)| r).collect(),
+        })
+        .collect()
+}
+
+/// Records a list whose content is not its latest version. The store may
+/// have written it since the reload read it, so the file is read again
+/// (under the store's lock) and that content is what gets recorded.
+fn record_file(history: &History, l: &FileList, author: &str) -> Result<(), String> {
+    if store::is_latest(history, &l.name, &l.rows).map_err(|e| e.to_string())? {
+        return Ok(());
+    }
+    let display = l.path.display().to_string();
+    let bytes =
+        config::load::read_bounded(&l.path, 1 << 30, &display).map_err(|p| p.to_string())?;
+    let parsed = read_rows(&bytes, l.format, &display);
+    if let Some(e) = parsed.errors.first() {
+        return Err(format!("changed again while recording: {e}"));
+    }
+    let rows: Vec<RuleRow> = parsed.rows.into_iter().map(|(_, r)| r).collect();
+    store::record_if_changed(history, &l.name, &rows, author).map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 fn canonical(p: &Path) -> PathBuf {

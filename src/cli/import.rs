@@ -1,13 +1,137 @@
-//! `callguard import`. STUB.
+//! `callguard import`: read a CSV / JSON / XML file, show the reference's
+//! preview (rows read, to add, duplicates and their fate, invalid rows), and
+//! unless `--dry-run` write the list through the list store.
 
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::config::load::read_bounded;
+use crate::lists::store::{ListStore, StoreError, check_row};
+use crate::lists::{Format, OnDuplicate, plan_import, read_rows};
+
+/// Import files larger than this are refused before reading.
+const MAX_IMPORT_BYTES: u64 = 1 << 30;
 
 #[derive(Args, Debug)]
-pub struct ImportArgs {}
+pub struct ImportArgs {
+    #[arg(long, short, default_value = super::DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// The list file to import into (its name in the config).
+    #[arg(long)]
+    pub list: String,
+    /// csv, json or xml (default: from FILE's extension).
+    #[arg(long, value_parser = parse_format)]
+    pub format: Option<Format>,
+    /// What to do with a rule whose name is taken: skip, overwrite, or rename (keep both).
+    #[arg(long, default_value = "skip", value_parser = parse_on_duplicate)]
+    pub on_duplicate: OnDuplicate,
+    /// Show the preview; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Import the valid rows even if some are invalid (they are listed).
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// The file to import.
+    pub file: PathBuf,
+}
 
-pub fn run(_args: ImportArgs) -> ExitCode {
-    eprintln!("not implemented yet");
-    ExitCode::from(1)
+pub(super) fn parse_format(s: &str) -> Result<Format, String> {
+    Format::from_name(s).ok_or_else(|| format!("unknown format {s:?} (csv, json or xml)"))
+}
+
+fn parse_on_duplicate(s: &str) -> Result<OnDuplicate, String> {
+    OnDuplicate::from_name(s)
+        .ok_or_else(|| format!("unknown mode {s:?} (skip, overwrite or rename)"))
+}
+
+/// A spinner naming the phase, only when a person watches stderr.
+fn progress() -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+    }
+    let pb = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} [{elapsed}]") {
+        pb.set_style(style);
+    }
+    pb.enable_steady_tick(Duration::from_millis(100));
+    pb
+}
+
+pub fn run(args: ImportArgs) -> ExitCode {
+    let display = args.file.display().to_string();
+    let Some(format) = args.format.or_else(|| Format::from_path(&args.file)) else {
+        eprintln!("{display}: unknown format; pass --format csv|json|xml");
+        return ExitCode::from(2);
+    };
+    let pb = progress();
+    pb.set_message(format!("reading {display}"));
+    let bytes = match read_bounded(&args.file, MAX_IMPORT_BYTES, &display) {
+        Ok(b) => b,
+        Err(p) => {
+            pb.finish_and_clear();
+            eprintln!("{p}");
+            return ExitCode::from(2);
+        }
+    };
+    let parsed = read_rows(&bytes, format, &display);
+    drop(bytes);
+    let store = match ListStore::open(&args.config) {
+        Ok(s) => s,
+        Err(e) => return refused(&pb, e),
+    };
+    pb.set_message("validating");
+    let mode = args.on_duplicate;
+    let mut preview = String::new();
+    let mut invalid = 0;
+    let plan_step = |current: &[crate::lists::RuleRow]| {
+        let plan = plan_import(current, parsed, mode, &check_row);
+        preview = plan.render_preview();
+        invalid = plan.errors.len();
+        if args.dry_run || (invalid > 0 && !args.skip_invalid) {
+            return Err(StoreError::Aborted);
+        }
+        Ok(plan.result)
+    };
+    let result = store.apply(&args.list, "cli", true, plan_step);
+    pb.finish_and_clear();
+    if !preview.is_empty() {
+        println!("{preview}");
+    }
+    match result {
+        Ok(applied) => {
+            println!(
+                "imported into {} ({}): {}",
+                applied.list,
+                applied.path.display(),
+                applied.summary
+            );
+            ExitCode::SUCCESS
+        }
+        Err(StoreError::Aborted) if invalid > 0 && !args.skip_invalid => {
+            eprintln!(
+                "{invalid} invalid row(s): nothing was imported (fix them, or pass --skip-invalid)"
+            );
+            ExitCode::from(2)
+        }
+        Err(StoreError::Aborted) => {
+            println!("dry run: nothing was written");
+            ExitCode::SUCCESS
+        }
+        Err(e) => refused(&pb, e),
+    }
+}
+
+/// Prints a refusal and its located problems; exit 2.
+pub(super) fn refused(pb: &ProgressBar, e: StoreError) -> ExitCode {
+    pb.finish_and_clear();
+    eprintln!("{e}");
+    for d in e.details() {
+        eprintln!("  {d}");
+    }
+    ExitCode::from(2)
 }

@@ -1,13 +1,47 @@
-//! `callguard rollback`. STUB.
+//! `callguard rollback`: restore a list to a version from its history. The
+//! restored content is validated like any change and recorded as a new
+//! version, so a rollback can itself be rolled back.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 
-#[derive(Args, Debug)]
-pub struct RollbackArgs {}
+use crate::lists::store::ListStore;
 
-pub fn run(_args: RollbackArgs) -> ExitCode {
-    eprintln!("not implemented yet");
-    ExitCode::from(1)
+#[derive(Args, Debug)]
+pub struct RollbackArgs {
+    #[arg(long, short, default_value = super::DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    #[arg(long)]
+    pub list: String,
+    /// The history version to restore (see GET /api/v1/history).
+    #[arg(long)]
+    pub to: u64,
+}
+
+pub fn run(args: RollbackArgs) -> ExitCode {
+    let result = ListStore::open(&args.config).and_then(|s| s.restore(&args.list, args.to, "cli"));
+    match result {
+        Ok(a) => {
+            println!(
+                "{} restored to version {} ({}): {}{}",
+                a.list,
+                args.to,
+                a.path.display(),
+                a.summary,
+                a.history_version
+                    .map(|v| format!("; recorded as version {v}"))
+                    .unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            for d in e.details() {
+                eprintln!("  {d}");
+            }
+            ExitCode::from(2)
+        }
+    }
 }

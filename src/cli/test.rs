@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use clap::Args;
-use serde_json::json;
 
 use crate::config::types::MatchType;
 use crate::policy::RuleSet;
-use crate::policy::decide::{SkipReason, decide_explained};
+use crate::policy::decide::decide_explained;
+use crate::policy::explain::{self, why};
 use crate::policy::ruleset::Exclusive;
 use crate::policy::tester::PatternTester;
 
@@ -84,68 +84,34 @@ pub fn run(args: TestArgs) -> ExitCode {
     };
     let mut code = ExitCode::SUCCESS;
     for caller in &args.callers {
+        if args.json {
+            match explain::caller_json(&rs, trunk, caller, args.anonymous, at) {
+                Ok(line) => println!("{line}"),
+                Err(line) => {
+                    code = ExitCode::from(1);
+                    println!("{line}");
+                }
+            }
+            continue;
+        }
         let start = Instant::now();
         let result = decide_explained(&rs, trunk, caller, args.anonymous, at);
         let eval_ns = start.elapsed().as_nanos() as u64;
         match result {
-            Ok((d, skipped)) => {
-                if args.json {
-                    let skipped: Vec<_> = skipped
-                        .iter()
-                        .map(|s| json!({"rule": rs.rules.name(s.rule), "list": s.list.as_str(), "why": why(&s.why)}))
-                        .collect();
-                    let line = json!({
-                        "caller": caller,
-                        "normalized": d.caller.e164,
-                        "anonymous": d.caller.anonymous,
-                        "trunk": &*rs.trunk(trunk).name,
-                        "verdict": d.verdict.as_str(),
-                        "list": d.list.as_str(),
-                        "rule": d.rule_name(&rs),
-                        "action": d.action_name(&rs),
-                        "reason": d.reason(&rs),
-                        "matched_on": d.matched_on.map(|m| m.as_str()),
-                        "pattern": d.pattern(&rs).map(|(p, _)| p),
-                        "match_type": d.pattern(&rs).map(|(_, m)| m),
-                        "captures": d.captures.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
-                        "exclusive_active": d.exclusive_active,
-                        "skipped": skipped,
-                        "at": at.to_rfc3339(),
-                        "eval_ns": eval_ns,
-                    });
-                    println!("{line}");
-                } else {
-                    print_human(&rs, trunk, caller, &d, &skipped, at, eval_ns);
-                }
-            }
+            Ok((d, skipped)) => print_human(&rs, trunk, caller, &d, &skipped, at, eval_ns),
             Err(e) => {
                 code = ExitCode::from(1);
-                if args.json {
-                    println!(
-                        "{}",
-                        json!({"caller": caller, "error": e.to_string(), "eval_ns": eval_ns})
-                    );
-                } else {
-                    println!(
-                        "{caller}: cannot decide ({e}); a live call would fail {}",
-                        match rs.fail {
-                            crate::config::types::FailMode::Open => "open (allowed)",
-                            crate::config::types::FailMode::Closed => "closed (blocked)",
-                        }
-                    );
-                }
+                println!(
+                    "{caller}: cannot decide ({e}); a live call would fail {}",
+                    match rs.fail {
+                        crate::config::types::FailMode::Open => "open (allowed)",
+                        crate::config::types::FailMode::Closed => "closed (blocked)",
+                    }
+                );
             }
         }
     }
     code
-}
-
-fn why(w: &SkipReason) -> &'static str {
-    match w {
-        SkipReason::Disabled => "disabled",
-        SkipReason::ScheduleInactive => "schedule inactive",
-        SkipReason::Shadowed => "matched, but an earlier list or rule decided",
-    }
 }
 
 fn print_human(
@@ -228,6 +194,10 @@ fn pattern(p: &str, args: &TestArgs) -> ExitCode {
         );
     }
     for n in &args.callers {
+        if args.json {
+            println!("{}", explain::pattern_json(&tester, p, n, 1000));
+            continue;
+        }
         // Time many evaluations for a stable per-match figure.
         const RUNS: u32 = 1000;
         let start = Instant::now();
@@ -237,12 +207,6 @@ fn pattern(p: &str, args: &TestArgs) -> ExitCode {
         }
         let per_match_ns = start.elapsed().as_nanos() as f64 / f64::from(RUNS);
         match result {
-            Ok(r) if args.json => println!(
-                "{}",
-                json!({"number": n, "pattern": p, "match_type": tester.compiled.match_type.as_str(), "matched": r.matched,
-                       "captures": r.captures.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
-                       "eval_ns": per_match_ns.round() as u64})
-            ),
             Ok(r) => {
                 let caps = if r.captures.is_empty() {
                     String::new()

@@ -1,9 +1,374 @@
-//! List management endpoints (issue: live rule management). STUB.
+//! The list management API: read, export, replace, add, delete, roll back,
+//! history, and the decision explainer. Every change goes through the list
+//! store (validated against the whole configuration, written atomically,
+//! recorded) and then reloads at once, so the very next call sees it.
+
+// A refusal is the HTTP answer itself; it is built once per refused request,
+// so its size on the stack does not matter.
+#![allow(clippy::result_large_err)]
 
 use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde::Deserialize;
+use serde_json::json;
 
-use super::Api;
+use super::{Api, auth, error};
+use crate::lists::store::{Applied, ListStore, StoreError};
+use crate::lists::{Format, RuleRow, read_rows, write_rows};
+
+mod test;
 
 pub fn routes() -> Router<Api> {
     Router::new()
+        .route("/api/v1/lists", get(list_all))
+        .route("/api/v1/lists/{name}", get(export).put(replace))
+        .route("/api/v1/lists/{name}/entries", post(add))
+        .route("/api/v1/lists/{name}/entries/{rule}", delete(remove))
+        .route("/api/v1/lists/{name}/rollback", post(rollback))
+        .route("/api/v1/history", get(history))
+        .route("/api/v1/test", post(test::explain))
+}
+
+fn store(api: &Api) -> ListStore {
+    ListStore::new(
+        api.reloader.config_path.clone(),
+        api.state.extras.history.clone(),
+    )
+}
+
+async fn list_all(AxState(api): AxState<Api>) -> Response {
+    let snap = api.state.snapshot();
+    let lists: Vec<_> = snap
+        .rules
+        .lists
+        .iter()
+        .map(|l| {
+            json!({
+                "name": l.name, "kind": l.kind, "trunk": l.trunk, "path": l.path,
+                "rules": l.rules, "editable": l.path.is_some(),
+            })
+        })
+        .collect();
+    axum::Json(json!({ "version": snap.version, "lists": lists })).into_response()
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    format: Option<String>,
+}
+
+async fn export(
+    AxState(api): AxState<Api>,
+    Path(name): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> Response {
+    let format = match q.format.as_deref() {
+        None => Format::Json,
+        Some(f) => match Format::from_name(f) {
+            Some(f) => f,
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown format {f:?} (csv, json or xml)"),
+                    Vec::new(),
+                );
+            }
+        },
+    };
+    let st = store(&api);
+    let cur = match blocking(move || st.current(&name)).await {
+        Ok(c) => c,
+        Err(e) => return store_error(e),
+    };
+    if !cur.problems.is_empty() {
+        return error(
+            StatusCode::CONFLICT,
+            "the list file has problems; fix it before exporting",
+            cur.problems,
+        );
+    }
+    let rows: Vec<RuleRow> = cur.list.rows.into_iter().map(|(_, r)| r).collect();
+    (
+        [(header::CONTENT_TYPE, format.content_type())],
+        write_rows(&rows, format),
+    )
+        .into_response()
+}
+
+/// Authorises, then reads the body within `http.max_body_bytes`: an
+/// unauthenticated client never gets to make us buffer anything.
+async fn authorized_body(
+    api: &Api,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(String, Bytes), Response> {
+    let http = auth::settings(&api.reloader.config_path)?;
+    let author = auth::authorize(&http, headers)?;
+    let limit = http.max_body_bytes;
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {limit} bytes (http.max_body_bytes)"),
+            Vec::new(),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())?;
+    Ok((author, bytes))
+}
+
+async fn replace(
+    AxState(api): AxState<Api>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (author, bytes) = match authorized_body(&api, &headers, body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(format) = Format::from_content_type(ct) else {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Content-Type {ct:?}: send text/csv, application/json or application/xml"),
+            Vec::new(),
+        );
+    };
+    let rows = match parse_body(&bytes, format) {
+        Ok(rows) => rows,
+        Err(r) => return r,
+    };
+    let st = store(&api);
+    let who = author.clone();
+    let n = name.clone();
+    let result = blocking(move || st.replace(&n, rows, &who)).await;
+    finish(&api, result, &format!("api: {author} replaced list {name}")).await
+}
+
+/// The body's rows, or 400 with every bad row as `request body:LINE: reason`.
+fn parse_body(bytes: &[u8], format: Format) -> Result<Vec<RuleRow>, Response> {
+    let parsed = read_rows(bytes, format, "request body");
+    if !parsed.errors.is_empty() {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} invalid row(s); nothing was changed",
+                parsed.errors.len()
+            ),
+            parsed
+                .errors
+                .iter()
+                .take(1000)
+                .map(ToString::to_string)
+                .collect(),
+        ));
+    }
+    Ok(parsed.rows.into_iter().map(|(_, r)| r).collect())
+}
+
+async fn add(
+    AxState(api): AxState<Api>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (author, bytes) = match authorized_body(&api, &headers, body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    // One object or an array of them; the JSON list reader applies the same
+    // row rules (trimming, match type spellings, enabled words) as a file.
+    let trimmed = bytes.trim_ascii_start();
+    let wrapped;
+    let json: &[u8] = if trimmed.first() == Some(&b'{') {
+        wrapped = [b"[".as_slice(), trimmed, b"]"].concat();
+        &wrapped
+    } else {
+        trimmed
+    };
+    let rows = match parse_body(json, Format::Json) {
+        Ok(rows) if rows.is_empty() => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "no rules in the request",
+                Vec::new(),
+            );
+        }
+        Ok(rows) => rows,
+        Err(r) => return r,
+    };
+    let st = store(&api);
+    let who = author.clone();
+    let n = name.clone();
+    let result = blocking(move || st.add(&n, rows, &who)).await;
+    finish(&api, result, &format!("api: {author} added to list {name}")).await
+}
+
+async fn remove(
+    AxState(api): AxState<Api>,
+    Path((name, rule)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let author = match auth::settings(&api.reloader.config_path)
+        .and_then(|h| auth::authorize(&h, &headers))
+    {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let st = store(&api);
+    let who = author.clone();
+    let n = name.clone();
+    let result = blocking(move || st.delete(&n, &rule, &who)).await;
+    finish(
+        &api,
+        result,
+        &format!("api: {author} deleted from list {name}"),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct RollbackBody {
+    version: u64,
+}
+
+async fn rollback(
+    AxState(api): AxState<Api>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (author, bytes) = match authorized_body(&api, &headers, body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let req: RollbackBody = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"version\": N}}: {e}"),
+                Vec::new(),
+            );
+        }
+    };
+    let st = store(&api);
+    let who = author.clone();
+    let n = name.clone();
+    let result = blocking(move || st.restore(&n, req.version, &who)).await;
+    finish(
+        &api,
+        result,
+        &format!(
+            "api: {author} rolled back list {name} to version {}",
+            req.version
+        ),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    list: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Versions answered at most per request.
+const MAX_HISTORY: usize = 1000;
+
+async fn history(AxState(api): AxState<Api>, Query(q): Query<HistoryQuery>) -> Response {
+    let Some(h) = api.state.extras.history.clone() else {
+        return store_error(StoreError::NoHistory);
+    };
+    let limit = q.limit.unwrap_or(50).clamp(1, MAX_HISTORY);
+    let result = blocking(move || {
+        h.versions(q.list.as_deref(), limit)
+            .map_err(|e| StoreError::Io(e.to_string()))
+    })
+    .await;
+    match result {
+        Ok(versions) => {
+            let versions: Vec<_> = versions
+                .iter()
+                .map(|v| {
+                    json!({
+                        "list": v.list, "version": v.version, "time": v.time.to_rfc3339(),
+                        "author": v.author, "summary": v.summary,
+                    })
+                })
+                .collect();
+            axum::Json(json!({ "versions": versions })).into_response()
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+/// Runs a store operation off the async workers (it reads and writes files).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Io(format!("store task failed: {e}"))))
+}
+
+/// After a successful write: reload now (not when the watcher notices), and
+/// answer with the rule-set version now in force and what changed.
+async fn finish(api: &Api, result: Result<Applied, StoreError>, why: &str) -> Response {
+    let applied = match result {
+        Ok(a) => a,
+        Err(e) => return store_error(e),
+    };
+    let version = if applied.summary.is_empty() {
+        Ok(api.state.snapshot().version)
+    } else {
+        api.reloader.reload(why).await
+    };
+    match version {
+        Ok(version) => axum::Json(json!({
+            "list": applied.list,
+            "version": version,
+            "history_version": applied.history_version,
+            "summary": applied.summary.to_string(),
+            "added": applied.summary.added,
+            "removed": applied.summary.removed,
+            "changed": applied.summary.changed,
+            "rules": applied.rules,
+        }))
+        .into_response(),
+        Err(p) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the list was written but the reload was refused; the previous rules stay in force",
+            p.0.iter().map(ToString::to_string).collect(),
+        ),
+    }
+}
+
+fn store_error(e: StoreError) -> Response {
+    let code = match &e {
+        StoreError::UnknownList(_) | StoreError::NoSuchRule { .. } => StatusCode::NOT_FOUND,
+        StoreError::NoSuchVersion { .. } => StatusCode::NOT_FOUND,
+        StoreError::ReadOnly(_) | StoreError::Invalid(_) => StatusCode::BAD_REQUEST,
+        StoreError::Duplicate { .. } | StoreError::Broken(_) => StatusCode::CONFLICT,
+        StoreError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        StoreError::NoHistory => StatusCode::SERVICE_UNAVAILABLE,
+        StoreError::Io(_) | StoreError::Aborted => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(code, e.to_string(), e.details())
 }

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::reload::Reloader;
 
+pub mod auth;
 pub mod calls;
 pub mod lists;
 use crate::state::State;

@@ -10,6 +10,7 @@ pub mod atomic;
 pub mod diff;
 pub mod format;
 pub mod import;
+pub mod store;
 
 pub use atomic::write_atomic;
 pub use diff::{ChangeSummary, diff_rows};

@@ -2,6 +2,7 @@
 //! No sockets, no files, no clock: the time of a decision is a parameter.
 
 pub mod decide;
+pub mod explain;
 pub mod index;
 pub mod number;
 pub mod pattern;

@@ -1,0 +1,91 @@
+//! Who may change lists: `Authorization: Bearer <token>` against the tokens
+//! of `http.tokens`, whose secrets live in environment variables (never in
+//! the YAML, which is often in git).
+//!
+//! The `http:` section is re-read from the config file per request, so
+//! adding or revoking a token takes effect at once, like every other edit;
+//! the secret is read from the environment at the same time.
+
+// A refusal is the HTTP answer itself; it is built once per refused request,
+// so its size on the stack does not matter.
+#![allow(clippy::result_large_err)]
+
+use std::path::Path;
+
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use subtle::ConstantTimeEq;
+
+use super::error;
+use crate::config::load::{parse, read_bounded};
+use crate::config::types::HttpConfig;
+
+/// The config file is small; anything larger is not ours to parse per request.
+const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// The `http:` section of the config file as it is now.
+pub fn settings(config_path: &Path) -> Result<HttpConfig, Response> {
+    let file = config_path.display().to_string();
+    let unreadable = |msg: String| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cannot read the http settings from the configuration",
+            vec![msg],
+        )
+    };
+    let bytes = read_bounded(config_path, MAX_CONFIG_BYTES, &file)
+        .map_err(|p| unreadable(p.to_string()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    parse(&text, &file)
+        .map(|raw| raw.http)
+        .map_err(|p| unreadable(p.to_string()))
+}
+
+/// The name of the token presented, or the answer refusing the request.
+pub fn authorize(http: &HttpConfig, headers: &HeaderMap) -> Result<String, Response> {
+    if http.tokens.is_empty() {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "changes through the API are disabled: no API tokens are configured. Add \
+             `http: { tokens: [{ name: ops, token_env: CALLGUARD_TOKEN_OPS }] }` to the \
+             configuration and set that environment variable for callguard",
+            Vec::new(),
+        ));
+    }
+    let unauthorized = |msg: &str| {
+        let mut r = error(StatusCode::UNAUTHORIZED, msg, Vec::new());
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        r
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| unauthorized("missing `Authorization: Bearer <token>`"))?;
+    let mut found: Option<&str> = None;
+    // Compare against every token, without stopping at the first match, so
+    // the time taken says nothing about which token (or how much of it) matched.
+    for t in &http.tokens {
+        let Ok(secret) = std::env::var(&t.token_env) else {
+            continue;
+        };
+        if secret.is_empty() {
+            continue;
+        }
+        let equal: bool = secret.as_bytes().ct_eq(presented.as_bytes()).into();
+        if equal && found.is_none() {
+            found = Some(&t.name);
+        }
+    }
+    found
+        .map(str::to_string)
+        .ok_or_else(|| unauthorized("invalid API token"))
+}

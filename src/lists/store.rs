@@ -1,0 +1,348 @@
+//! The one way to change a list file, shared by the admin API, the CLI
+//! (`import`, `rollback`, `block`) and nothing else: validate the candidate
+//! rows *and* the whole configuration with them, write atomically, record a
+//! history version. A refused change writes nothing, so the running rules
+//! (and the file the next reload reads) stay as they were.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::{ChangeSummary, Format, RuleRow, diff_rows, write_atomic, write_rows};
+use crate::config::types::MatchType;
+use crate::config::{self, LoadedConfig, LoadedList};
+use crate::history::History;
+use crate::policy::{RuleSet, pattern};
+
+mod versions;
+pub use versions::{is_latest, record_if_changed};
+
+/// Why a change was refused; each maps to one HTTP status and one CLI message.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no list named {0:?} (see GET /api/v1/lists or `callguard check`)")]
+    UnknownList(String),
+    #[error(
+        "list {0:?} is defined inline in the configuration and is read-only here: edit callguard.yaml, or move the rules to a list file"
+    )]
+    ReadOnly(String),
+    /// Rows that cannot be stored, each `FILE:LINE: reason`.
+    #[error("invalid rules")]
+    Invalid(Vec<String>),
+    #[error("list {list:?} already has a rule named {rule:?}")]
+    Duplicate { list: String, rule: String },
+    #[error("list {list:?} has no rule named {rule:?}")]
+    NoSuchRule { list: String, rule: String },
+    #[error("list {list:?} has no history version {version}")]
+    NoSuchVersion { list: String, version: u64 },
+    /// The configuration would not load with the new content.
+    #[error("the configuration would be refused with this change; nothing was written")]
+    Refused(Vec<String>),
+    #[error(
+        "the list file has problems; fix it or replace the whole list (PUT / import with a complete file)"
+    )]
+    Broken(Vec<String>),
+    #[error("list history is not available (log.path database could not be opened)")]
+    NoHistory,
+    #[error("{0}")]
+    Io(String),
+    /// The caller's change function stopped before anything was written
+    /// (a dry run, a preview the operator declined).
+    #[error("stopped before writing; nothing was changed")]
+    Aborted,
+}
+
+impl StoreError {
+    /// The located problems behind the error, if any.
+    pub fn details(&self) -> Vec<String> {
+        match self {
+            StoreError::Invalid(d) | StoreError::Refused(d) | StoreError::Broken(d) => d.clone(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// What a successful change did.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub list: String,
+    pub path: PathBuf,
+    pub summary: ChangeSummary,
+    /// The history version recorded (`None` without history or when nothing changed).
+    pub history_version: Option<u64>,
+    /// Rules in the list now.
+    pub rules: usize,
+}
+
+/// Serialises read-modify-write cycles within the process: two API requests
+/// adding to one list must not both start from the same old content.
+static WRITE_LOCK: Mutex<()> = Mutex::new(());
+
+/// Held while a list file is written and its version recorded; the reloader
+/// takes it too, so it never records a file between those two steps.
+pub fn write_lock() -> std::sync::MutexGuard<'static, ()> {
+    WRITE_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A handle on the configuration's list files.
+#[derive(Clone)]
+pub struct ListStore {
+    pub config_path: PathBuf,
+    pub history: Option<Arc<History>>,
+}
+
+/// A file-backed list with its current rows.
+pub struct CurrentList {
+    pub list: LoadedList,
+    /// Problems reading the file (the rows are then partial or empty).
+    pub problems: Vec<String>,
+}
+
+impl ListStore {
+    pub fn new(config_path: impl Into<PathBuf>, history: Option<Arc<History>>) -> ListStore {
+        ListStore {
+            config_path: config_path.into(),
+            history,
+        }
+    }
+
+    /// For the CLI: opens the history kept beside the decision log
+    /// (`log.path`, relative to the config file), if it can be opened.
+    pub fn open(config_path: &Path) -> Result<ListStore, StoreError> {
+        let cfg = load(config_path)?;
+        let history = History::open(cfg.resolve(&cfg.raw.log.path))
+            .ok()
+            .map(Arc::new);
+        Ok(ListStore::new(config_path, history))
+    }
+
+    /// The list named `name` as it is on disk now.
+    pub fn current(&self, name: &str) -> Result<CurrentList, StoreError> {
+        let cfg = load(&self.config_path)?;
+        let i = find(&cfg, name)?;
+        let problems = list_problems(&cfg, &cfg.lists[i]);
+        let list = cfg.lists.into_iter().nth(i).ok_or_else(|| unknown(name))?;
+        Ok(CurrentList { list, problems })
+    }
+
+    /// Replaces the whole list.
+    pub fn replace(
+        &self,
+        name: &str,
+        rows: Vec<RuleRow>,
+        author: &str,
+    ) -> Result<Applied, StoreError> {
+        self.apply(name, author, false, |_| Ok(rows))
+    }
+
+    /// Appends `rows`; any name already in the list refuses the whole change.
+    pub fn add(&self, name: &str, rows: Vec<RuleRow>, author: &str) -> Result<Applied, StoreError> {
+        self.apply(name, author, true, |cur| {
+            let mut seen: std::collections::HashSet<&str> =
+                cur.iter().map(|r| r.rule_name.as_str()).collect();
+            for r in &rows {
+                if !seen.insert(r.rule_name.as_str()) {
+                    return Err(StoreError::Duplicate {
+                        list: name.to_string(),
+                        rule: r.rule_name.clone(),
+                    });
+                }
+            }
+            let mut out = cur.to_vec();
+            out.extend(rows.iter().cloned());
+            Ok(out)
+        })
+    }
+
+    /// Deletes the rule named `rule`.
+    pub fn delete(&self, name: &str, rule: &str, author: &str) -> Result<Applied, StoreError> {
+        self.apply(name, author, true, |cur| {
+            if !cur.iter().any(|r| r.rule_name == rule) {
+                return Err(StoreError::NoSuchRule {
+                    list: name.to_string(),
+                    rule: rule.to_string(),
+                });
+            }
+            Ok(cur
+                .iter()
+                .filter(|r| r.rule_name != rule)
+                .cloned()
+                .collect())
+        })
+    }
+
+    /// Restores the content of history version `version`.
+    pub fn restore(&self, name: &str, version: u64, author: &str) -> Result<Applied, StoreError> {
+        let history = self.history.as_ref().ok_or(StoreError::NoHistory)?;
+        // Inside the change, so an unknown or inline list is reported as such.
+        self.apply(name, author, false, |_| {
+            history
+                .content(name, version)
+                .map_err(|e| StoreError::Io(e.to_string()))?
+                .ok_or_else(|| StoreError::NoSuchVersion {
+                    list: name.to_string(),
+                    version,
+                })
+        })
+    }
+
+    /// The general change: `change` maps the current rows to the new ones.
+    /// `merge` changes (add, delete, import) need a readable current file;
+    /// a whole replacement may repair a broken one.
+    pub fn apply(
+        &self,
+        name: &str,
+        author: &str,
+        merge: bool,
+        change: impl FnOnce(&[RuleRow]) -> Result<Vec<RuleRow>, StoreError>,
+    ) -> Result<Applied, StoreError> {
+        let _guard = write_lock();
+        let mut cfg = load(&self.config_path)?;
+        let i = find(&cfg, name)?;
+        let own = list_problems(&cfg, &cfg.lists[i]);
+        if merge && !own.is_empty() {
+            return Err(StoreError::Broken(own));
+        }
+        let old: Vec<RuleRow> = cfg.lists[i].rows.iter().map(|(_, r)| r.clone()).collect();
+        let new = change(&old)?;
+        let list = &cfg.lists[i];
+        let (path, format, display) = (list.path.clone(), list.format, list.display.clone());
+        let errors = check_rows(&new, &display, format);
+        if !errors.is_empty() {
+            return Err(StoreError::Invalid(errors));
+        }
+        let summary = diff_rows(&old, &new);
+        let rules = new.len();
+        // The old file's own problems are replaced along with its rows.
+        let file = path.display().to_string();
+        cfg.problems.retain(|p| p.file != file);
+        cfg.lists[i].rows = with_lines(&new, format);
+        RuleSet::compile(&cfg)
+            .map_err(|p| StoreError::Refused(p.0.iter().map(ToString::to_string).collect()))?;
+        if summary.is_empty() && own.is_empty() {
+            return Ok(Applied {
+                list: name.to_string(),
+                path,
+                summary,
+                history_version: None,
+                rules,
+            });
+        }
+        let mut history_version = None;
+        if let Some(h) = &self.history {
+            // The file may have been edited since the last recorded version:
+            // keep that state too, so this change can be rolled back to it.
+            record_if_changed(h, name, &old, "file").map_err(|e| StoreError::Io(e.to_string()))?;
+        }
+        write_atomic(&path, &write_rows(&new, format))
+            .map_err(|e| StoreError::Io(format!("{}: cannot write: {e}", path.display())))?;
+        if let Some(h) = &self.history {
+            history_version = record_if_changed(h, name, &new, author)
+                .map_err(|e| StoreError::Io(format!("written, but history failed: {e}")))?;
+        }
+        Ok(Applied {
+            list: name.to_string(),
+            path,
+            summary,
+            history_version,
+            rules,
+        })
+    }
+}
+
+fn load(path: &Path) -> Result<LoadedConfig, StoreError> {
+    config::load(path)
+        .map_err(|p| StoreError::Refused(p.0.iter().map(ToString::to_string).collect()))
+}
+
+fn unknown(name: &str) -> StoreError {
+    StoreError::UnknownList(name.to_string())
+}
+
+/// The index of the file-backed list `name`, or why there is none.
+pub fn find(cfg: &LoadedConfig, name: &str) -> Result<usize, StoreError> {
+    if let Some(i) = cfg.lists.iter().position(|l| l.name == name) {
+        return Ok(i);
+    }
+    let inline = name == "protected"
+        || name == "system_blacklist"
+        || name.rsplit_once('.').is_some_and(|(t, k)| {
+            cfg.raw.trunks.contains_key(t) && matches!(k, "whitelist" | "blacklist")
+        });
+    Err(if inline {
+        StoreError::ReadOnly(name.to_string())
+    } else {
+        unknown(name)
+    })
+}
+
+fn list_problems(cfg: &LoadedConfig, list: &LoadedList) -> Vec<String> {
+    let file = list.path.display().to_string();
+    cfg.problems
+        .iter()
+        .filter(|p| p.file == file || p.message.starts_with(&format!("{}:", list.display)))
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// The line each row will have in the written file (CSV: after the header;
+/// other formats: the row's position), for messages that point into it.
+fn with_lines(rows: &[RuleRow], format: Format) -> Vec<(u32, RuleRow)> {
+    let base = if format == Format::Csv { 2 } else { 1 };
+    rows.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            (
+                u32::try_from(i)
+                    .unwrap_or(u32::MAX - 2)
+                    .saturating_add(base),
+                r.clone(),
+            )
+        })
+        .collect()
+}
+
+/// One row on its own: a name, a known match type, a pattern that compiles.
+/// The pattern compiler of the policy core is the judge, so what passes here
+/// also loads.
+pub fn check_row(row: &RuleRow) -> Result<(), String> {
+    if row.rule_name.trim().is_empty() {
+        return Err("missing rule_name".into());
+    }
+    let mt = match row.match_type.trim() {
+        "" => None,
+        m => Some(MatchType::parse(m).ok_or_else(|| {
+            format!(
+                "unknown match_type {m:?} (expected exact, starts_with, contains, ends_with, wildcard, regex or empty)"
+            )
+        })?),
+    };
+    pattern::compile(&row.pattern, mt, false)
+        .map(|_| ())
+        .map_err(|e| format!("pattern {:?}: {e}", row.pattern))
+}
+
+/// Every problem of a candidate list: bad rows and repeated names, as
+/// `FILE:LINE: reason` against the file as it would be written.
+pub fn check_rows(rows: &[RuleRow], source: &str, format: Format) -> Vec<String> {
+    let mut seen = std::collections::HashSet::with_capacity(rows.len());
+    let mut errors = Vec::new();
+    for (line, row) in with_lines_iter(rows, format) {
+        if let Err(e) = check_row(row) {
+            errors.push(format!("{source}:{line}: {}: {e}", row.rule_name));
+        } else if !seen.insert(row.rule_name.as_str()) {
+            errors.push(format!(
+                "{source}:{line}: duplicate rule name {:?}",
+                row.rule_name
+            ));
+        }
+    }
+    errors
+}
+
+fn with_lines_iter(rows: &[RuleRow], format: Format) -> impl Iterator<Item = (usize, &RuleRow)> {
+    let base = if format == Format::Csv { 2 } else { 1 };
+    rows.iter().enumerate().map(move |(i, r)| (i + base, r))
+}
+
+#[cfg(test)]
+mod tests;
