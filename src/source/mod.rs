@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::LoadedConfig;
 use crate::reload::Reloader;
 
+pub mod git;
 pub mod url;
 pub mod validate;
 
@@ -29,6 +30,15 @@ pub fn spawn(
     install_tls_provider();
     let config_path = reloader.config_path.clone();
     let mut tasks = Vec::new();
+    if let Some(spec) = &cfg.raw.source {
+        tracing::info!(source = %spec.git, branch = %spec.branch, "git rule source");
+        tasks.push(tokio::spawn(git::run(
+            spec.clone(),
+            config_path.clone(),
+            reloader.clone(),
+            stop.clone(),
+        )));
+    }
     let entries = cfg
         .raw
         .lists
