@@ -108,6 +108,21 @@ impl Reloader {
         }
     }
 
+    /// The shared state, so a rule source can label the rules it is about
+    /// to install (`State::source_label`).
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// Records a change refused before it reached the loader (a rule
+    /// source's candidate files, a failed fetch): the running rules are
+    /// untouched, and `GET /api/v1/status` must still say why.
+    pub fn record_refusal(&self, problems: Vec<String>) {
+        if let Ok(mut e) = self.state.last_error.lock() {
+            *e = Some((Utc::now(), problems));
+        }
+    }
+
     /// Watches the files the current rules came from, reloading after a
     /// quiet `debounce` period following any change.
     pub fn watch(

@@ -1,5 +1,12 @@
-//! Rule sources beyond local files: a git repository and remote list
-//! subscriptions. STUB.
+//! Rule sources beyond local files: a git repository (`source:`) and remote
+//! list subscriptions (`lists: [{ url: … }]`).
+//!
+//! A source never installs rules itself. It materialises checked files into
+//! the config's own directory and then asks the [`Reloader`] to load them like
+//! any local edit, so every change is validated twice (here, on a private
+//! copy, and by the reload) and a refused change leaves the running rules
+//! untouched. Failures are logged with the source's URL and recorded in
+//! `state.last_error`; the service keeps running whatever a source does.
 
 use std::sync::Arc;
 
@@ -9,11 +16,58 @@ use tokio_util::sync::CancellationToken;
 use crate::config::LoadedConfig;
 use crate::reload::Reloader;
 
-/// Starts the pollers the config asks for.
+pub mod git;
+pub mod url;
+pub mod validate;
+
+/// Starts one task per source the config names; each ends when `stop` is
+/// cancelled.
 pub fn spawn(
-    _cfg: &LoadedConfig,
-    _reloader: Arc<Reloader>,
-    _stop: CancellationToken,
+    cfg: &LoadedConfig,
+    reloader: Arc<Reloader>,
+    stop: CancellationToken,
 ) -> Vec<JoinHandle<()>> {
-    Vec::new()
+    install_tls_provider();
+    let config_path = reloader.config_path.clone();
+    let mut tasks = Vec::new();
+    if let Some(spec) = &cfg.raw.source {
+        tracing::info!(source = %spec.git, branch = %spec.branch, "git rule source");
+        tasks.push(tokio::spawn(git::run(
+            spec.clone(),
+            config_path.clone(),
+            reloader.clone(),
+            stop.clone(),
+        )));
+    }
+    let entries = cfg
+        .raw
+        .lists
+        .iter()
+        .chain(cfg.raw.trunks.values().flat_map(|t| t.value.lists.iter()));
+    for entry in entries {
+        let l = &entry.value;
+        let (Some(url), Some(path)) = (&l.url, &l.path) else {
+            continue;
+        };
+        // The loader has already reported a list without a known format.
+        let Some(sub) = url::Subscription::new(url.clone(), path.clone(), l.refresh) else {
+            continue;
+        };
+        tracing::info!(url = %sub.url, copy = %sub.rel, "list subscription");
+        tasks.push(tokio::spawn(url::run(
+            sub,
+            config_path.clone(),
+            reloader.clone(),
+            stop.clone(),
+        )));
+    }
+    tasks
+}
+
+/// reqwest is built without a crypto provider so that rustls uses ring (no
+/// aws-lc build); the process-wide default must then be installed once
+/// before any HTTPS client is built, ours or gix's.
+pub fn install_tls_provider() {
+    // Err only means a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
