@@ -29,6 +29,16 @@ pub fn run(config: &Path) -> ExitCode {
 }
 
 async fn serve(config: &Path) -> ExitCode {
+    // Before any listener exists: a SIGTERM during start-up must stop us
+    // gracefully, not kill us with calls in progress.
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        eprintln!("cannot install signal handlers");
+        return ExitCode::from(1);
+    };
     let running = match app::start(config).await {
         Ok(r) => r,
         Err(StartError::Config(problems)) => {
@@ -51,14 +61,6 @@ async fn serve(config: &Path) -> ExitCode {
         show(running.http)
     );
     tracing::info!(config = %config.display(), "callguard started");
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        eprintln!("cannot install signal handlers");
-        return ExitCode::from(1);
-    };
     loop {
         tokio::select! {
             _ = term.recv() => break,

@@ -82,6 +82,41 @@ pub struct MatchError {
     pub message: String,
 }
 
+#[cfg(test)]
+mod tests {
+    use super::relax_lookaround;
+
+    #[test]
+    fn relaxing_drops_only_the_assertions() {
+        assert_eq!(
+            relax_lookaround(r"^(?!\+1)[+][0-9]+$").as_deref(),
+            Some(r"^[+][0-9]+$")
+        );
+        assert_eq!(
+            relax_lookaround(r"^(?=(\d)+x)a(?<!b)c(?<=[(])").as_deref(),
+            Some("^ac")
+        );
+        assert_eq!(relax_lookaround(r"[(?!]x(?=y)").as_deref(), Some("[(?!]x"));
+        assert_eq!(
+            relax_lookaround(r"(a)\1"),
+            None,
+            "backreferences cannot be relaxed"
+        );
+        assert_eq!(relax_lookaround(r"^(?!unclosed"), None);
+    }
+
+    #[test]
+    fn relaxed_pattern_matches_a_superset() {
+        let fancy = fancy_regex::Regex::new(r"^(?!\+1)[+][0-9]+$").unwrap();
+        let relaxed = regex::Regex::new(&relax_lookaround(fancy.as_str()).unwrap()).unwrap();
+        for s in ["+15551234567", "+442071234567", "5551234567", "+", "+4420x"] {
+            if fancy.is_match(s).unwrap() {
+                assert!(relaxed.is_match(s), "{s}");
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct ListIndexBuilder {
     exact_num: Vec<(u64, RuleId)>,
@@ -180,7 +215,32 @@ impl ListIndexBuilder {
                 .map_err(|e| e.to_string())?;
             fancy.push((id, priority, re));
         }
+        // Prefilter: the relaxed forms of every look-around regex that has one.
+        let mut relaxed = Vec::new();
+        let mut fancy_relaxed = Vec::with_capacity(fancy.len());
+        for (_, _, re) in &fancy {
+            match relax_lookaround(re.as_str()).filter(|r| regex::Regex::new(r).is_ok()) {
+                Some(r) => {
+                    fancy_relaxed.push(Some(relaxed.len()));
+                    relaxed.push(r);
+                }
+                None => fancy_relaxed.push(None),
+            }
+        }
+        let fancy_prefilter = if relaxed.is_empty() {
+            None
+        } else {
+            match RegexSetBuilder::new(&relaxed).size_limit(256 << 20).build() {
+                Ok(set) => Some(set),
+                Err(_) => {
+                    fancy_relaxed.iter_mut().for_each(|r| *r = None);
+                    None
+                }
+            }
+        };
         Ok(ListIndex {
+            fancy_prefilter,
+            fancy_relaxed,
             exact_keys,
             exact_ids,
             exact_str: self.exact_str,
@@ -218,9 +278,81 @@ pub struct ListIndex {
     contains: Option<(AhoCorasick, Vec<RuleId>)>,
     set: Option<SetIndex>,
     fancy: Vec<(RuleId, i32, fancy_regex::Regex)>,
+    /// The look-around regexes with their assertions removed: a superset
+    /// each, run as one set so a caller none of them can match skips the
+    /// backtracking engine entirely. `None` where a regex cannot be relaxed.
+    fancy_prefilter: Option<RegexSet>,
+    /// For each look-around regex, its pattern index in `fancy_prefilter`.
+    fancy_relaxed: Vec<Option<usize>>,
     anonymous: Vec<RuleId>,
     contains_max_priority: i32,
     set_max_priority: i32,
+}
+
+/// Removes look-around assertions (`(?=…)`, `(?!…)`, `(?<=…)`, `(?<!…)`)
+/// from a regex. An assertion always either holds or not, so dropping it can
+/// only widen what the pattern matches: the result is a superset. Returns
+/// `None` for patterns it cannot relax safely (backreferences).
+pub fn relax_lookaround(re: &str) -> Option<String> {
+    let b = re.as_bytes();
+    let mut out = String::with_capacity(re.len());
+    let mut i = 0;
+    let mut in_class = false;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'\\' {
+            let next = *b.get(i + 1)?;
+            if !in_class && (next.is_ascii_digit() && next != b'0' || next == b'k') {
+                return None;
+            }
+            out.push_str(&re[i..i + 2]);
+            i += 2;
+            continue;
+        }
+        if in_class {
+            if c == b']' {
+                in_class = false;
+            }
+        } else if c == b'[' {
+            in_class = true;
+        } else if c == b'('
+            && (re[i..].starts_with("(?=")
+                || re[i..].starts_with("(?!")
+                || re[i..].starts_with("(?<=")
+                || re[i..].starts_with("(?<!"))
+        {
+            // Skip the whole balanced group.
+            let mut depth = 0;
+            let mut j = i;
+            let mut cls = false;
+            while j < b.len() {
+                match b[j] {
+                    b'\\' => j += 1,
+                    b'[' if !cls => cls = true,
+                    b']' if cls => cls = false,
+                    b'(' if !cls => depth += 1,
+                    b')' if !cls => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            if j >= b.len() {
+                return None;
+            }
+            i = j + 1;
+            continue;
+        }
+        // Copy the whole UTF-8 character.
+        let len = re[i..].chars().next().map_or(1, char::len_utf8);
+        out.push_str(&re[i..i + len]);
+        i += len;
+    }
+    Some(out)
 }
 
 impl std::fmt::Debug for ListIndex {
@@ -307,7 +439,17 @@ impl ListIndex {
                     visit(set.ids[i], s.on);
                 }
             }
-            for (id, priority, re) in &self.fancy {
+            // Which look-around regexes could match at all (see `relax_lookaround`).
+            let possible = match &self.fancy_prefilter {
+                Some(set) if !self.fancy.is_empty() => Some(set.matches(text)),
+                _ => None,
+            };
+            for (i, (id, priority, re)) in self.fancy.iter().enumerate() {
+                if let (Some(hits), Some(k)) = (&possible, self.fancy_relaxed[i])
+                    && !hits.matched(k)
+                {
+                    continue;
+                }
                 if !could_beat(*priority, FANCY_SPEC) {
                     continue;
                 }
