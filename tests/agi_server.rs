@@ -408,3 +408,61 @@ async fn sigterm_lets_calls_finish_within_the_grace_period_then_closes() {
         "no longer accepting"
     );
 }
+
+#[tokio::test]
+async fn peers_outside_the_allow_list_and_excess_connections_are_refused_and_counted() {
+    // Loopback is not in the allow list: refused before a byte is read.
+    let mut srv = server::start(&format!(
+        "{SCREEN_YAML}\nagi: {{ allow: [\"10.0.0.0/8\", \"192.0.2.7\"] }}\n"
+    ))
+    .await;
+    let r = call("+15550000001").run(srv.agi()).await;
+    assert!(r.commands.is_empty(), "{:?}", r.commands);
+    assert!(r.saw_eof || r.error.is_some());
+    let m = srv.running().state.metrics.render();
+    assert!(
+        m.contains(
+            "callguard_connections_refused_total{pbx=\"asterisk\",reason=\"not_allowed\"} 1"
+        ),
+        "{m}"
+    );
+    srv.stop().await;
+
+    // One connection at a time: a second caller while a VIP call rings is refused.
+    let mut srv = server::start(&format!("{SCREEN_YAML}\nagi: {{ max_connections: 1 }}\n")).await;
+    let addr = srv.agi();
+    let ringing = tokio::spawn(async move {
+        call("+15551234567")
+            .stall_on(starts_with("EXEC Dial"))
+            .timeout(Duration::from_secs(3))
+            .run(addr)
+            .await
+    });
+    let http = srv.http();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server::scrape_sum(http, "callguard_sessions_active", &["pbx=\"asterisk\""]).await < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first call never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let r = call("+15550000001").run(addr).await;
+    assert!(
+        r.commands.is_empty(),
+        "second call must be refused: {:?}",
+        r.commands
+    );
+    assert_eq!(
+        server::scrape_sum(
+            http,
+            "callguard_connections_refused_total",
+            &["reason=\"too_many\""]
+        )
+        .await,
+        1.0
+    );
+    let first = ringing.await.unwrap();
+    assert!(first.commands.iter().any(|c| c.starts_with("EXEC Dial")));
+    srv.stop().await;
+}
