@@ -174,6 +174,28 @@ fn bench(c: &mut Criterion) {
     let state = State::new(load(&cfg), Arc::new(Metrics::new()), None);
     let snap = state.snapshot();
 
+    // The goal is a median decision time: time each caller of the mix on its
+    // own and take the median (and 99th percentile) over callers.
+    let mut per_caller: Vec<f64> = callers
+        .iter()
+        .map(|caller| {
+            const RUNS: u32 = 200;
+            let start = Instant::now();
+            for _ in 0..RUNS {
+                black_box(decide(&rs, trunk, black_box(caller), false, now).unwrap());
+            }
+            start.elapsed().as_nanos() as f64 / f64::from(RUNS)
+        })
+        .collect();
+    per_caller.sort_by(f64::total_cmp);
+    let pct = |p: f64| per_caller[((per_caller.len() - 1) as f64 * p) as usize];
+    eprintln!(
+        "decision per caller over the mix: median {:.0} ns, p90 {:.0} ns, p99 {:.0} ns",
+        pct(0.5),
+        pct(0.9),
+        pct(0.99)
+    );
+
     let mut g = c.benchmark_group("decide");
     let mut i = 0usize;
     g.bench_function("mixed_callers_1m_rules", |b| {

@@ -84,11 +84,11 @@ impl Server {
             return self.backlog.remove(at);
         }
         loop {
-            if let EslMessage::Event(event) = self.expect().await {
-                if event.name() == Some(name) && event.application_uuid() == Some(application_uuid)
-                {
-                    return event;
-                }
+            if let EslMessage::Event(event) = self.expect().await
+                && event.name() == Some(name)
+                && event.application_uuid() == Some(application_uuid)
+            {
+                return event;
             }
         }
     }

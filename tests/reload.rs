@@ -64,7 +64,7 @@ async fn edits_under_load_are_seen_at_once_and_never_half_loaded() {
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
                 // Half the calls are in the range every generation blocks.
-                let (caller, expect_block) = if i % 2 == 0 {
+                let (caller, expect_block) = if i.is_multiple_of(2) {
                     (format!("+1555999{:04}", (w * 100 + i) % 10_000), true)
                 } else {
                     (format!("+1444{:07}", w * 100_000 + i), false)

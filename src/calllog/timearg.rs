@@ -22,13 +22,13 @@ pub fn parse_time_arg(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Stri
             .ok_or_else(|| format!("{s:?}: not a valid date"));
     }
     // A leading digit tells a duration from a typo'd date or time word.
-    if s.starts_with(|c: char| c.is_ascii_digit()) {
-        if let Ok(d) = humantime::parse_duration(s) {
-            return TimeDelta::from_std(d)
-                .ok()
-                .and_then(|d| now.checked_sub_signed(d))
-                .ok_or_else(|| format!("{s:?}: too far in the past"));
-        }
+    if s.starts_with(|c: char| c.is_ascii_digit())
+        && let Ok(d) = humantime::parse_duration(s)
+    {
+        return TimeDelta::from_std(d)
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
+            .ok_or_else(|| format!("{s:?}: too far in the past"));
     }
     Err(format!(
         "{s:?}: not a time; use a duration before now (1h, 30m, 7d), \

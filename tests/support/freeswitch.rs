@@ -389,17 +389,17 @@ impl<'r> Session<'r> {
             nth: at_nth,
             cause,
         }) = self.config.hangup_at.clone()
+            && at_app == app
+            && at_nth == nth
         {
-            if at_app == app && at_nth == nth {
-                let response = if app == "playback" {
-                    "PLAYBACK ERROR"
-                } else {
-                    cause.as_str()
-                };
-                let interrupted = (app.clone(), arg.clone(), uuid.clone(), response.to_owned());
-                frames.extend(self.hangup_sequence(&cause, Some(interrupted)));
-                return frames;
-            }
+            let response = if app == "playback" {
+                "PLAYBACK ERROR"
+            } else {
+                cause.as_str()
+            };
+            let interrupted = (app.clone(), arg.clone(), uuid.clone(), response.to_owned());
+            frames.extend(self.hangup_sequence(&cause, Some(interrupted)));
+            return frames;
         }
         let response = match app.as_str() {
             "set" | "export" => {

@@ -498,12 +498,13 @@ pub fn url_decode(value: &[u8]) -> String {
     let mut index = 0;
     while index < value.len() {
         let byte = value[index];
-        if byte == b'%' && index + 2 < value.len() {
-            if let (Some(high), Some(low)) = (hex(value[index + 1]), hex(value[index + 2])) {
-                decoded.push(high << 4 | low);
-                index += 3;
-                continue;
-            }
+        if byte == b'%'
+            && index + 2 < value.len()
+            && let (Some(high), Some(low)) = (hex(value[index + 1]), hex(value[index + 2]))
+        {
+            decoded.push(high << 4 | low);
+            index += 3;
+            continue;
         }
         decoded.push(byte);
         index += 1;
