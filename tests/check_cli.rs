@@ -258,3 +258,17 @@ fn bare_pattern_tester() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("column 6"), "{}", text(&o));
 }
+
+#[test]
+fn every_unknown_key_is_reported_at_once() {
+    let yaml = "trunks:\n  main:\n    blacklsit: []\n    whitelist:\n      - { name: a, patern: '+1' }\nlog: { paht: x }\n";
+    let (code, out, cfg) = check(yaml, &[]);
+    assert_eq!(code, 2, "{out}");
+    for (line, key) in [(3, "blacklsit"), (5, "patern"), (6, "paht")] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(&format!("{cfg}:{line}:")) && l.contains(key)),
+            "missing {key} at line {line} in:\n{out}"
+        );
+    }
+}

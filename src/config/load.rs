@@ -96,9 +96,26 @@ pub fn parse(text: &str, file: &str) -> Result<RawConfig, Problems> {
             .lines()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("invalid YAML")
-            .trim()
-            .to_string();
-        Problems(vec![Problem::new(file, line, col, msg)])
+            .trim();
+        // The position is already in FILE:LINE:COL; drop the parser's copy.
+        let msg = msg.strip_prefix("error: ").unwrap_or(msg);
+        let msg = match msg.split_once(": ") {
+            Some((pos, rest)) if pos.starts_with("line ") && pos.contains(" column ") => rest,
+            _ => msg,
+        }
+        .to_string();
+        let mut problems = vec![Problem::new(file, line, col, msg)];
+        // Serde stops at the first unknown key: report all of them at once.
+        for p in super::unknown::unknown_keys(text, file) {
+            if !problems
+                .iter()
+                .any(|q| q.line == p.line && q.column == p.column)
+            {
+                problems.push(p);
+            }
+        }
+        problems.sort_by_key(|p| (p.line, p.column));
+        Problems(problems)
     })
 }
 

@@ -3,6 +3,7 @@
 pub mod load;
 pub mod problem;
 pub mod types;
+pub mod unknown;
 
 pub use load::{LoadedConfig, LoadedList, load, load_str};
 pub use problem::{Problem, Problems};
