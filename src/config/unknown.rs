@@ -346,8 +346,7 @@ mod tests {
     fn schema_matches_the_serde_types() {
         fn serde_fields(yaml: &str) -> Vec<String> {
             let err = serde_saphyr::from_str::<crate::config::types::RawConfig>(yaml)
-                .err()
-                .expect("unknown key must fail")
+                .expect_err("unknown key must fail")
                 .to_string();
             let tail = err
                 .split("expected one of")
