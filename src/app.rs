@@ -45,14 +45,33 @@ pub struct Running {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// Pending connections the kernel may queue before we accept them. A PBX
+/// can burst thousands of calls at once (a busy hour, a trunk coming back);
+/// past this queue the kernel drops handshakes, and a PBX that waits for the
+/// server to speak first (FreeSWITCH) then waits on a connection we never saw.
+/// The kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 8192;
+
 async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
+    let fail = |err| StartError::Bind {
+        what,
+        addr: addr.to_string(),
+        err,
+    };
+    let resolved = tokio::net::lookup_host(addr)
         .await
-        .map_err(|err| StartError::Bind {
-            what,
-            addr: addr.to_string(),
-            err,
-        })
+        .map_err(fail)?
+        .next()
+        .ok_or_else(|| fail(std::io::Error::other("the address resolves to nothing")))?;
+    let socket = if resolved.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(fail)?;
+    socket.set_reuseaddr(true).map_err(fail)?;
+    socket.bind(resolved).map_err(fail)?;
+    socket.listen(LISTEN_BACKLOG).map_err(fail)
 }
 
 fn limits(max: usize, allow: &[String], file: &str) -> Result<Limits, StartError> {
