@@ -521,37 +521,8 @@ fn upper_words(argv: &[String]) -> Vec<String> {
     argv.iter().map(|w| w.to_ascii_uppercase()).collect()
 }
 
-/// res_agi.c `parse_args()`: space/tab split outside quotes, `"` toggles quoting (starting
-/// an argument when it comes off whitespace, so `""` is an empty argument), `\` makes the
-/// next character literal.
-pub fn parse_args(line: &str) -> Vec<String> {
-    let mut argv: Vec<String> = Vec::new();
-    let (mut quoted, mut escaped, mut whitespace) = (false, false, true);
-    for c in line.chars() {
-        match c {
-            '"' if !escaped => {
-                quoted = !quoted;
-                if quoted && whitespace {
-                    argv.push(String::new());
-                    whitespace = false;
-                }
-            }
-            ' ' | '\t' if !quoted && !escaped => whitespace = true,
-            '\\' if !escaped => escaped = true,
-            _ => {
-                if whitespace {
-                    argv.push(String::new());
-                    whitespace = false;
-                }
-                if let Some(last) = argv.last_mut() {
-                    last.push(c);
-                }
-                escaped = false;
-            }
-        }
-    }
-    argv
-}
+/// How Asterisk splits a command line (res_agi.c `parse_args()`).
+pub use callguard::pbx::agi::command::parse_args;
 
 /// The wire bytes of a transcript's lines with `marker` (`"< "` or `"> "`), unescaped.
 pub fn transcript_lines(transcript: &str, marker: &str) -> Vec<Vec<u8>> {
