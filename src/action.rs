@@ -155,20 +155,3 @@ pub struct Plan {
     pub advise: bool,
     pub step: Step,
 }
-
-impl Plan {
-    /// The plan that changes nothing: used when failing open.
-    pub fn pass() -> Plan {
-        Plan {
-            action: Arc::from("pass"),
-            advise: false,
-            step: Step::Continue,
-        }
-    }
-
-    /// Whether executing this plan keeps the socket for the length of the call
-    /// (Dial / bridge / voicemail), so reads must not time out meanwhile.
-    pub fn lasts_the_call(&self) -> bool {
-        matches!(self.step, Step::Bridge { .. } | Step::Voicemail { .. })
-    }
-}

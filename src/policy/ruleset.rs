@@ -224,13 +224,6 @@ impl RuleSet {
         &self.actions[id as usize]
     }
 
-    pub fn action_by_name(&self, name: &str) -> Option<ActionId> {
-        self.actions
-            .iter()
-            .position(|a| &*a.name == name)
-            .map(|i| i as ActionId)
-    }
-
     pub fn trunk(&self, id: TrunkId) -> &Trunk {
         &self.trunks[id]
     }
