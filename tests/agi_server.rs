@@ -316,14 +316,7 @@ async fn caller_name_injection_cannot_add_a_command() {
 
 #[tokio::test]
 async fn decision_error_fails_open_and_fail_closed_blocks() {
-    let broken = r#"
-policy: { regex_backtrack_limit: 0 }
-trunks:
-  support:
-    blacklist:
-      - { name: Intl, pattern: '^(?!\+1)[+][0-9]+$', match: regex }
-"#;
-    let mut srv = server::start(broken).await;
+    let mut srv = server::start(server::BROKEN_REGEX).await;
     let r = call("+442071234567").run(srv.agi()).await;
     assert_eq!(
         r.commands,
@@ -334,7 +327,7 @@ trunks:
         ]
     );
     srv.stop().await;
-    let mut srv = server::start(&format!("{broken}\nfail: closed\n")).await;
+    let mut srv = server::start(&format!("{}\nfail: closed\n", server::BROKEN_REGEX)).await;
     let r = call("+442071234567").run(srv.agi()).await;
     assert_eq!(r.variables["CALLGUARD_VERDICT"], "block");
     assert_eq!(r.commands[3..], ["EXEC Busy 5", "EXEC Hangup 17"]);
@@ -343,14 +336,7 @@ trunks:
 
 #[tokio::test]
 async fn decision_timeout_fails_open() {
-    let mut slow = String::from("rule_name,pattern,match_type,action,enabled\n");
-    for i in 0..20_000 {
-        slow.push_str(&format!(
-            "slow-{i},^(?!\\+1)\\+99{i:05}[0-9]*$,regex,,true\n"
-        ));
-    }
-    let yaml = "trunks:\n  support:\n    lists: [ { path: slow.csv, as: blacklist } ]\nagi: { decide_timeout: 1ms }\n";
-    let mut srv = server::start_with(yaml, &[("slow.csv", &slow)]).await;
+    let mut srv = server::start_slow_decisions("agi: { decide_timeout: 1ms }").await;
     let r = call("+15550000001").run(srv.agi()).await;
     assert_eq!(r.variables["CALLGUARD_VERDICT"], "allow");
     assert_eq!(r.variables["CALLGUARD_ERROR"], "timeout");

@@ -302,15 +302,7 @@ async fn a_peer_that_never_answers_connect_is_closed_by_the_timeout() {
     srv.stop().await;
 }
 
-/// A config whose look-around rule cannot be evaluated: with a backtracking
-/// budget of 0 every evaluation errors, as a pathological pattern would.
-const BROKEN_REGEX: &str = r#"
-policy: { regex_backtrack_limit: 0 }
-trunks:
-  support:
-    blacklist:
-      - { name: Intl, pattern: '^(?!\+1)[+][0-9]+$', match: regex }
-"#;
+use server::BROKEN_REGEX;
 
 #[tokio::test]
 async fn decision_error_or_timeout_fails_open() {
@@ -327,16 +319,7 @@ async fn decision_error_or_timeout_fails_open() {
     );
     srv.stop().await;
 
-    // 20,000 look-around rules that do not match take far longer than the
-    // 1 ms the decision is given.
-    let mut slow = String::from("rule_name,pattern,match_type,action,enabled\n");
-    for i in 0..20_000 {
-        slow.push_str(&format!(
-            "slow-{i},^(?!\\+1)\\+99{i:05}[0-9]*$,regex,,true\n"
-        ));
-    }
-    let yaml = "trunks:\n  support:\n    lists: [ { path: slow.csv, as: blacklist } ]\nesl: { decide_timeout: 1ms }\n";
-    let mut srv = server::start_with(yaml, &[("slow.csv", &slow)]).await;
+    let mut srv = server::start_slow_decisions("esl: { decide_timeout: 1ms }").await;
     let r = sim("+15550000001").run(srv.esl()).await;
     assert_eq!(r.variable("callguard_verdict"), Some("allow"));
     assert_eq!(r.variable("callguard_error"), Some("timeout"));

@@ -48,6 +48,33 @@ trunks:
       - { name: CFO, pattern: "+15551111111" }
 "#;
 
+/// A config whose look-around rule cannot be evaluated: with a backtracking
+/// budget of 0 every evaluation errors, as a pathological pattern would.
+pub const BROKEN_REGEX: &str = r#"
+policy: { regex_backtrack_limit: 0 }
+trunks:
+  support:
+    blacklist:
+      - { name: Intl, pattern: '^(?!\+1)[+][0-9]+$', match: regex }
+"#;
+
+/// Starts a service whose decisions cannot finish in time: 20,000
+/// look-around rules that do not match take far longer than the 1 ms the
+/// decision is given. `decide_timeout` is the YAML of the PBX's settings,
+/// e.g. `agi: { decide_timeout: 1ms }`.
+pub async fn start_slow_decisions(decide_timeout: &str) -> TestServer {
+    let mut slow = String::from("rule_name,pattern,match_type,action,enabled\n");
+    for i in 0..20_000 {
+        slow.push_str(&format!(
+            "slow-{i},^(?!\\+1)\\+99{i:05}[0-9]*$,regex,,true\n"
+        ));
+    }
+    let yaml = format!(
+        "trunks:\n  support:\n    lists: [ {{ path: slow.csv, as: blacklist }} ]\n{decide_timeout}\n"
+    );
+    start_with(&yaml, &[("slow.csv", &slow)]).await
+}
+
 pub struct TestServer {
     pub running: Option<Running>,
     pub dir: tempfile::TempDir,
