@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use super::index::{ListIndex, MatchError, MatchedOn, RuleId, Subject};
 use super::number::{Caller, normalize};
 use super::ruleset::{ActionId, RuleSet, TrunkId};
+use crate::config::types::MatchType;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -292,7 +293,8 @@ fn decide_observed(
             decision.rule = Some(rule);
             decision.action = action;
             decision.matched_on = Some(on);
-            if rs.rules.pattern(rule).is_some() {
+            // Only regexes and wildcards have capture groups to report.
+            if let Some((_, MatchType::Regex | MatchType::Wildcard)) = rs.rules.pattern(rule) {
                 let text = match on {
                     MatchedOn::Raw => caller.raw.as_str(),
                     MatchedOn::E164 => caller.e164.as_deref().unwrap_or(""),
