@@ -222,9 +222,15 @@ pub async fn handle<D: CallDriver>(
             record.action = action_name.clone();
             record.reason = format!("fail {}: {detail}", if closed { "closed" } else { "open" });
             record.fail_open = !closed;
+            // The same variables as a decided call, so a dialplan can rely on
+            // every one being set: no rule and no list decided, the reason
+            // says why, and ERROR names the cause.
             let vars = [
                 ("VERDICT", verdict),
                 ("ACTION", action_name.as_str()),
+                ("RULE", ""),
+                ("LIST", ""),
+                ("REASON", record.reason.as_str()),
                 ("ERROR", why.as_str()),
             ];
             let res = driver.set_vars(&vars).await;

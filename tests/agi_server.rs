@@ -318,19 +318,33 @@ async fn caller_name_injection_cannot_add_a_command() {
 async fn decision_error_fails_open_and_fail_closed_blocks() {
     let mut srv = server::start(server::BROKEN_REGEX).await;
     let r = call("+442071234567").run(srv.agi()).await;
+    // Every variable a decided call gets, in the same order, plus ERROR.
     assert_eq!(
-        r.commands,
+        r.commands[..4],
         [
             "SET VARIABLE CALLGUARD_VERDICT \"allow\"",
             "SET VARIABLE CALLGUARD_ACTION \"pass\"",
-            "SET VARIABLE CALLGUARD_ERROR \"error\""
+            "SET VARIABLE CALLGUARD_RULE \"\"",
+            "SET VARIABLE CALLGUARD_LIST \"\"",
         ]
     );
+    assert!(
+        r.commands[4].starts_with("SET VARIABLE CALLGUARD_REASON \"fail open: "),
+        "{:?}",
+        r.commands
+    );
+    assert_eq!(r.commands[5], "SET VARIABLE CALLGUARD_ERROR \"error\"");
+    assert_eq!(r.commands.len(), 6, "{:?}", r.commands);
     srv.stop().await;
     let mut srv = server::start(&format!("{}\nfail: closed\n", server::BROKEN_REGEX)).await;
     let r = call("+442071234567").run(srv.agi()).await;
     assert_eq!(r.variables["CALLGUARD_VERDICT"], "block");
-    assert_eq!(r.commands[3..], ["EXEC Busy 5", "EXEC Hangup 17"]);
+    assert_eq!(r.variables["CALLGUARD_ACTION"], "reject");
+    assert_eq!(r.variables["CALLGUARD_RULE"], "");
+    assert_eq!(r.variables["CALLGUARD_LIST"], "");
+    assert!(r.variables["CALLGUARD_REASON"].starts_with("fail closed: "));
+    assert_eq!(r.variables["CALLGUARD_ERROR"], "error");
+    assert_eq!(r.commands[6..], ["EXEC Busy 5", "EXEC Hangup 17"]);
     srv.stop().await;
 }
 
@@ -340,7 +354,13 @@ async fn decision_timeout_fails_open() {
     let r = call("+15550000001").run(srv.agi()).await;
     assert_eq!(r.variables["CALLGUARD_VERDICT"], "allow");
     assert_eq!(r.variables["CALLGUARD_ERROR"], "timeout");
-    assert_eq!(r.commands.len(), 3);
+    assert_eq!(r.variables["CALLGUARD_RULE"], "");
+    assert_eq!(r.variables["CALLGUARD_LIST"], "");
+    assert_eq!(
+        r.variables["CALLGUARD_REASON"],
+        "fail open: no decision within 1ms"
+    );
+    assert_eq!(r.commands.len(), 6);
     srv.stop().await;
 }
 

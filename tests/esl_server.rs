@@ -308,22 +308,35 @@ use server::BROKEN_REGEX;
 async fn decision_error_or_timeout_fails_open() {
     let mut srv = server::start(BROKEN_REGEX).await;
     let r = sim("+442071234567").run(srv.esl()).await;
+    // Every variable a decided call gets, in the same order, plus error.
+    let o = ops(&r);
     assert_eq!(
-        ops(&r)[2..],
+        o[2..6],
         [
             "set callguard_verdict=allow",
             "set callguard_action=pass",
-            "set callguard_error=error",
-            "exit"
+            "set callguard_rule=",
+            "set callguard_list=",
         ]
     );
+    assert!(
+        o[6].starts_with("set callguard_reason=fail open: "),
+        "{o:?}"
+    );
+    assert_eq!(o[7..], ["set callguard_error=error", "exit"]);
     srv.stop().await;
 
     let mut srv = server::start_slow_decisions("esl: { decide_timeout: 1ms }").await;
     let r = sim("+15550000001").run(srv.esl()).await;
     assert_eq!(r.variable("callguard_verdict"), Some("allow"));
     assert_eq!(r.variable("callguard_error"), Some("timeout"));
-    assert_eq!(actions_after_vars(&r, 3), ["exit"]);
+    assert_eq!(r.variable("callguard_rule"), Some(""));
+    assert_eq!(r.variable("callguard_list"), Some(""));
+    assert_eq!(
+        r.variable("callguard_reason"),
+        Some("fail open: no decision within 1ms")
+    );
+    assert_eq!(actions_after_vars(&r, 6), ["exit"]);
     let m = srv.running().state.metrics.render();
     assert!(
         m.contains("callguard_fail_open_total{pbx=\"freeswitch\",reason=\"timeout\"} 1"),
@@ -338,7 +351,13 @@ async fn fail_closed_applies_the_blocked_action() {
     let r = sim("+442071234567").run(srv.esl()).await;
     assert_eq!(r.variable("callguard_verdict"), Some("block"));
     assert_eq!(r.variable("callguard_error"), Some("error"));
-    assert_eq!(actions_after_vars(&r, 3), ["respond 486 Busy Here", "exit"]);
+    assert_eq!(r.variable("callguard_rule"), Some(""));
+    assert_eq!(r.variable("callguard_list"), Some(""));
+    assert!(
+        r.variable("callguard_reason")
+            .is_some_and(|v| v.starts_with("fail closed: "))
+    );
+    assert_eq!(actions_after_vars(&r, 6), ["respond 486 Busy Here", "exit"]);
     srv.stop().await;
 }
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_saphyr::{Location, Spanned};
 
 use super::index::{ListIndex, ListIndexBuilder, RuleId};
-use super::number::Region;
+use super::number::{Dialing, Region};
 use super::pattern::{self, CompiledPattern};
 use super::schedule::Schedule;
 use crate::action::{Cause, Pbx, Plan, Step, Tone};
@@ -56,7 +56,9 @@ impl ActionDef {
 #[derive(Debug)]
 pub struct Trunk {
     pub name: Arc<str>,
-    pub region: Region,
+    /// The dialling rules of the trunk's region, compiled with the rule set
+    /// (shared by every trunk of that region) so that no call waits for them.
+    pub dialing: Arc<Dialing>,
     pub whitelist: ListIndex,
     pub blacklist: ListIndex,
     pub exclusive: Exclusive,
@@ -293,6 +295,7 @@ struct Builder<'a> {
     action_ids: HashMap<String, ActionId>,
     schedule_ids: HashMap<String, usize>,
     list_names: HashSet<String>,
+    dialing: HashMap<Region, Arc<Dialing>>,
 }
 
 const BUILTIN_ACTIONS: &[(&str, ActionKind)] = &[
@@ -311,7 +314,25 @@ impl<'a> Builder<'a> {
             action_ids: HashMap::new(),
             schedule_ids: HashMap::new(),
             list_names: HashSet::new(),
+            dialing: HashMap::new(),
         }
+    }
+
+    /// The compiled dialling rules of `region`, built once per rule set.
+    fn dialing(&mut self, region: Region) -> Arc<Dialing> {
+        if let Some(d) = self.dialing.get(&region) {
+            return d.clone();
+        }
+        let d = match Dialing::new(region) {
+            Ok(d) => d,
+            Err(e) => {
+                self.problems.push(Problem::new(self.file, 0, 0, e));
+                Dialing::plus_only(region)
+            }
+        };
+        let d = Arc::new(d);
+        self.dialing.insert(region, d.clone());
+        d
     }
 
     fn problem(&mut self, loc: &Location, msg: impl Into<String>) {
@@ -336,6 +357,8 @@ impl<'a> Builder<'a> {
                 Region::default()
             }
         };
+        // Ready before any call, whether or not a trunk uses it.
+        self.dialing(default_region);
         let schedules = self.schedules();
         let actions = self.actions();
         let action_ref = |b: &mut Self, r: &Option<Spanned<String>>, fallback: ActionId| match r {
@@ -396,9 +419,10 @@ impl<'a> Builder<'a> {
             let id = trunks.len();
             trunk_by_name.insert(name.clone(), id);
             let Some(t) = t else {
+                let dialing = self.dialing(default_region);
                 trunks.push(Trunk {
                     name: name.as_str().into(),
-                    region: default_region,
+                    dialing,
                     whitelist: ListIndex::default(),
                     blacklist: ListIndex::default(),
                     exclusive: Exclusive::Never,
@@ -463,9 +487,10 @@ impl<'a> Builder<'a> {
             };
             let blocked_action = action_ref(&mut self, &tc.blocked_action, system_blocked_action);
             let allowed_action = action_ref(&mut self, &tc.allowed_action, pass);
+            let dialing = self.dialing(region);
             trunks.push(Trunk {
                 name: name.as_str().into(),
-                region,
+                dialing,
                 whitelist: self.index(wl, limit, &name),
                 blacklist: self.index(bl, limit, &name),
                 exclusive,
