@@ -132,6 +132,9 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
     .map_err(|e| StartError::Config(config::Problem::new("start", 0, 0, e.to_string()).into()))?
     .map_err(StartError::Config)?;
     let raw = &cfg.raw;
+    for w in raw.http.unset_token_warnings() {
+        tracing::warn!("{w}");
+    }
     let metrics = Arc::new(Metrics::new());
     let log = start_log(&cfg, &metrics).await?;
     let log_path = cfg.resolve(&raw.log.path);

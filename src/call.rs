@@ -185,7 +185,7 @@ pub async fn handle<D: CallDriver>(
             }
         }
         Err((why, detail)) => {
-            tracing::warn!(pbx = pbx.as_str(), call = %info.unique_id, reason = why.as_str(), "cannot decide: {detail}");
+            tracing::warn!(pbx = pbx.as_str(), call = ?info.unique_id, reason = why.as_str(), "cannot decide: {detail}");
             let closed = rs.fail == FailMode::Closed;
             let (verdict, plan) = if closed {
                 let action = trunk.map_or(rs.system_blocked_action, |t| rs.trunk(t).blocked_action);
@@ -299,7 +299,7 @@ fn finish(
                 .protocol_errors_total
                 .with_label_values(&[pbx.as_str(), kind])
                 .inc();
-            tracing::info!(pbx = pbx.as_str(), call = %info.unique_id, "session ended: {e}");
+            tracing::info!(pbx = pbx.as_str(), call = ?info.unique_id, "session ended: {e}");
             (format!("{kind}_error"), None)
         }
     };

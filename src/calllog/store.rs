@@ -67,6 +67,10 @@ pub fn open_writer(path: &Path) -> Result<Connection, CallLogError> {
             source,
         })?;
     }
+    create_private(path).map_err(|source| CallLogError::Create {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // journal_mode answers with a row, so it is read rather than executed.
@@ -74,6 +78,25 @@ pub fn open_writer(path: &Path) -> Result<Connection, CallLogError> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     migrate(&mut conn)?;
     Ok(conn)
+}
+
+/// Creates `path` readable and writable by its owner only (0600) when it
+/// does not exist yet: the log holds every caller's number. SQLite gives its
+/// `-wal` and `-shm` files the database file's permissions. An existing file
+/// keeps the permissions its operator gave it.
+pub fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Opens an existing log read-only, for the CLI and the HTTP API. Refuses a

@@ -465,6 +465,11 @@ pub struct HttpConfig {
     pub tokens: Vec<TokenConfig>,
     #[serde(default = "d32m")]
     pub max_body_bytes: usize,
+    /// Reads that hold phone numbers (list exports, history, the call log,
+    /// the tester) need a token too. Off by default: `listen.http` is on
+    /// loopback unless the operator moves it.
+    #[serde(default)]
+    pub protect_reads: bool,
 }
 
 impl Default for HttpConfig {
@@ -472,7 +477,27 @@ impl Default for HttpConfig {
         Self {
             tokens: Vec::new(),
             max_body_bytes: d32m(),
+            protect_reads: false,
         }
+    }
+}
+
+impl HttpConfig {
+    /// One warning per configured token whose secret is missing from the
+    /// environment: such a token can never authorise anything, which an
+    /// operator who just deployed it should hear about at start, not when
+    /// the first change is refused. Names only the variable, never a value.
+    pub fn unset_token_warnings(&self) -> Vec<String> {
+        self.tokens
+            .iter()
+            .filter(|t| std::env::var(&t.token_env).map_or(true, |v| v.is_empty()))
+            .map(|t| {
+                format!(
+                    "http.tokens: token {:?} cannot authorise anything: environment variable {} is not set",
+                    t.name, t.token_env
+                )
+            })
+            .collect()
     }
 }
 

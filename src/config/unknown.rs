@@ -222,7 +222,11 @@ const ROOT: Shape = Struct(&[
     ),
     (
         "http",
-        Struct(&[("tokens", List(&TOKEN)), ("max_body_bytes", Any)]),
+        Struct(&[
+            ("tokens", List(&TOKEN)),
+            ("max_body_bytes", Any),
+            ("protect_reads", Any),
+        ]),
     ),
     (
         "log",

@@ -202,6 +202,9 @@ pub struct RuleSet {
     trunk_by_did: HashMap<String, TrunkId>,
     pub default_trunk: Option<TrunkId>,
     pub fail: FailMode,
+    /// The admin API's settings as installed with these rules (who may read
+    /// and change), so a request never re-reads the file.
+    pub http: crate::config::types::HttpConfig,
     pub system_blocked_action: ActionId,
     pub lists: Vec<ListInfo>,
     /// Files this set was built from (config and lists), for the watcher.
@@ -528,6 +531,7 @@ impl<'a> Builder<'a> {
             trunk_by_did,
             default_trunk,
             fail: raw.fail,
+            http: raw.http.clone(),
             system_blocked_action,
             lists,
             files: self.cfg.files.clone(),
