@@ -197,9 +197,13 @@ async fn lists_and_exports() {
 
     let (code, _, body) = c.get("/api/v1/lists/nope").await;
     assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
-    let (code, _, body) = c.get("/api/v1/lists/support.whitelist").await;
-    assert_eq!(code, StatusCode::BAD_REQUEST);
-    assert!(body.contains("edit callguard.yaml"), "{body}");
+    // A list defined inline in the config exports too: reading is not editing.
+    let (code, _, body) = c.get("/api/v1/lists/support.whitelist?format=csv").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        "rule_name,pattern,match_type,action,enabled,notes\nVIP,+15551234567,,,true,\n"
+    );
     let (code, _, _) = c.get("/api/v1/lists/spam?format=pdf").await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
 }
@@ -293,21 +297,45 @@ async fn refused_writes_change_nothing() {
     let d = v["details"][0].as_str().unwrap();
     assert!(d.contains(":3: Bad: pattern"), "{d}");
 
-    // Valid rows, but the configuration would not load (no such action).
+    // A row naming an action the configuration does not define is a bad
+    // row of the upload, located like the others.
     let (code, v) = c
         .put_csv(
             "spam",
             "rule_name,pattern,match_type,action,enabled\nA,+1,exact,nope,true\n",
         )
         .await;
-    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{v}");
+    let d = v["details"][0].as_str().unwrap();
     assert!(
-        v["details"][0]
-            .as_str()
-            .unwrap()
-            .contains("no action named \"nope\""),
+        d.starts_with("request body:2: A: no action named \"nope\""),
         "{v}"
     );
+
+    // Issue 10.2: every bad row of a file in one answer, a bad regex
+    // included even when the reader refused other rows.
+    let (code, v) = c
+        .put_csv(
+            "spam",
+            "rule_name,pattern,match_type,action,enabled\n\
+             Ok,+1,exact,,true\n\
+             Bad-Enabled,+2,exact,,maybe\n\
+             Bad-Regex,+1(,regex,,true\n\
+             Bad-Action,+4,exact,nope,true\n",
+        )
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{v}");
+    let details: Vec<&str> = v["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert_eq!(details.len(), 3, "{details:#?}");
+    assert!(details[0].starts_with("request body:3:") && details[0].contains("enabled"));
+    assert!(details[1].starts_with("request body:4: Bad-Regex: pattern"));
+    assert!(details[2].starts_with("request body:5: Bad-Action: no action named"));
+    assert_eq!(v["error"], "3 invalid row(s); nothing was changed");
 
     // Wrong or missing content type.
     let r = c

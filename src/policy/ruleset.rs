@@ -279,6 +279,9 @@ impl RuleSet {
         &self.schedules[cond.schedule].0
     }
 
+    /// Actions every configuration has unless it defines its own of that name.
+    pub const BUILTIN_ACTIONS: [&'static str; 3] = ["reject", "pass", "allow"];
+
     /// Compiles a loaded configuration, or reports every problem in it.
     pub fn compile(cfg: &LoadedConfig) -> Result<RuleSet, Problems> {
         Builder::new(cfg).build()
