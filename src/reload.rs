@@ -41,7 +41,7 @@ impl Reloader {
         let _guard = self.lock.lock().await;
         let path = self.config_path.clone();
         let built = tokio::task::spawn_blocking(move || {
-            let cfg = config::load(&path)?;
+            let cfg = config::load_all(&path)?;
             let rules = RuleSet::compile(&cfg)?;
             Ok::<_, Problems>((rules, file_lists(cfg)))
         })

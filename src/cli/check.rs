@@ -8,7 +8,7 @@ use crate::policy::RuleSet;
 
 /// Loads and compiles the config; the summary or every problem.
 pub fn load(path: &Path) -> Result<RuleSet, config::Problems> {
-    let cfg = config::load(path)?;
+    let cfg = config::load_all(path)?;
     RuleSet::compile(&cfg)
 }
 

@@ -544,7 +544,7 @@ impl<'a> Builder<'a> {
                 Err(errs) => {
                     for e in errs {
                         self.problem(
-                            &s.referenced,
+                            &e.at.unwrap_or(s.referenced),
                             format!("schedule {name}: {}: {}", e.field, e.message),
                         );
                     }
@@ -860,10 +860,7 @@ impl<'a> Builder<'a> {
             }
             let origin = self.origin(&lf.name, true);
             let file = lf.path.display().to_string();
-            let default_action = lf.default_action.as_ref().map(|a| {
-                let s = Spanned::new(a.clone(), Location::UNKNOWN, Location::UNKNOWN);
-                self.action_id(&s)
-            });
+            let default_action = lf.default_action.as_ref().map(|a| self.action_id(a));
             let mut seen = HashSet::new();
             for (line, row) in &lf.rows {
                 let at = |msg: String| Problem::new(&file, u64::from(*line), 0, msg);
