@@ -162,6 +162,7 @@ pub async fn handle<D: CallDriver>(
         anonymous: info.presentation_restricted,
         verdict: String::new(),
         list: String::new(),
+        list_name: String::new(),
         rule: None,
         action: String::new(),
         reason: String::new(),
@@ -186,6 +187,10 @@ pub async fn handle<D: CallDriver>(
             record.verdict = d.verdict.as_str().into();
             record.list = d.list.as_str().into();
             record.rule = d.rule_name(rs).map(str::to_string);
+            record.list_name = d
+                .rule
+                .map(|r| rs.rules.origin(r).list_name.to_string())
+                .unwrap_or_default();
             record.action = action.name.to_string();
             record.reason = reason.clone();
             record.decision_ns = elapsed.as_nanos() as u64;

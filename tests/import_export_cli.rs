@@ -305,6 +305,7 @@ async fn log_calls(db: &Path) {
         anonymous,
         verdict: "allow".into(),
         list: "default".into(),
+        list_name: String::new(),
         rule: None,
         action: "pass".into(),
         reason: "no rule matched".into(),
