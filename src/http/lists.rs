@@ -19,6 +19,7 @@ use serde_json::json;
 use super::{Api, auth, error};
 use crate::lists::store::{Applied, ListStore, RowChecker, StoreError};
 use crate::lists::{Format, RuleRow, read_rows, write_rows};
+use crate::reload::Trigger;
 
 mod test;
 
@@ -364,7 +365,9 @@ async fn finish(api: &Api, result: Result<Applied, StoreError>, why: &str) -> Re
     let version = if applied.summary.is_empty() {
         Ok(api.state.snapshot().version)
     } else {
-        api.reloader.reload(why).await
+        api.reloader
+            .reload(Trigger::ApiWrite(why.to_string()))
+            .await
     };
     match version {
         Ok(version) => axum::Json(json!({
