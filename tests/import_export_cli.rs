@@ -272,9 +272,41 @@ fn rollback_restores_an_earlier_version() {
     let out = ok(&env.run(&["import", "--list", "spam", &up]));
     assert!(out.contains("+2 −0 ~0 (added: C, D)"), "{out}");
     // Version 1 is the file as it was, recorded before the import.
+    // Issue 10.11: `history` lists the versions `rollback --to` takes.
+    let out = ok(&env.run(&["history", "--list", "spam"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("VERSION")
+            && lines[0].contains("AUTHOR")
+            && lines[0].ends_with("SUMMARY"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("2 ") && lines[1].contains(" spam ") && lines[1].contains(" cli "),
+        "{out}"
+    );
+    assert!(lines[1].ends_with("+2 −0 ~0 (added: C, D)"), "{out}");
+    assert!(
+        lines[2].starts_with("1 ") && lines[2].contains(" file "),
+        "{out}"
+    );
+    assert!(
+        out.contains("callguard rollback --list spam --to VERSION"),
+        "{out}"
+    );
     let out = ok(&env.run(&["rollback", "--list", "spam", "--to", "1"]));
     assert!(out.contains("removed: C, D"), "{out}");
     assert_eq!(env.read("lists/spam.csv"), EXISTING);
+    let json = ok(&env.run(&["history", "--json", "--limit", "1"]));
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(
+        (v["list"].as_str(), v["version"].as_u64()),
+        (Some("spam"), Some(3))
+    );
+    assert_eq!(v["author"], "cli");
+    let o = env.run(&["history", "--list", "support.whitelist"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("defined inline"), "{o:?}");
     let o = env.run(&["rollback", "--list", "spam", "--to", "42"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("no history version 42"));

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod block;
 mod check;
 mod export;
+mod history;
 mod import;
 mod log;
 mod rollback;
@@ -53,6 +54,8 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Restore a list to an earlier version from its history.
     Rollback(rollback::RollbackArgs),
+    /// List the versions of the list files (time, author, summary): what `rollback --to` takes.
+    History(history::HistoryArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -65,5 +68,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Import(args) => import::run(args),
         Command::Export(args) => export::run(args),
         Command::Rollback(args) => rollback::run(args),
+        Command::History(args) => history::run(args),
     }
 }

@@ -15,7 +15,7 @@ pub struct RollbackArgs {
     pub config: PathBuf,
     #[arg(long)]
     pub list: String,
-    /// The history version to restore (see GET /api/v1/history).
+    /// The history version to restore (see `callguard history --list NAME`).
     #[arg(long)]
     pub to: u64,
 }
