@@ -11,11 +11,12 @@ fn callguard(args: &[&str]) -> Output {
         .expect("run callguard")
 }
 
+/// stderr (where problems go) then stdout (the summary).
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
     )
 }
 
@@ -332,7 +333,8 @@ fn a_value_of_the_wrong_type_names_its_key() {
 /// at its place.
 #[test]
 fn bad_allow_entries_are_refused_by_check_with_their_place() {
-    let yaml = "agi:\n  allow: [\"10.0.0.0/8\", \"10.0.0.0/33\"]\nesl:\n  allow:\n    - pbx.example.org\n";
+    let yaml =
+        "agi:\n  allow: [\"10.0.0.0/8\", \"10.0.0.0/33\"]\nesl:\n  allow:\n    - pbx.example.org\n";
     let (code, out, cfg) = check(yaml, &[]);
     assert_eq!(code, 2, "{out}");
     assert!(
@@ -341,8 +343,9 @@ fn bad_allow_entries_are_refused_by_check_with_their_place() {
         "{out}"
     );
     assert!(
-        out.lines().any(|l| l.starts_with(&format!("{cfg}:5:"))
-            && l.contains("esl.allow: \"pbx.example.org\"")),
+        out.lines()
+            .any(|l| l.starts_with(&format!("{cfg}:5:"))
+                && l.contains("esl.allow: \"pbx.example.org\"")),
         "{out}"
     );
 }
@@ -369,7 +372,14 @@ trunks:
     let cfg = write(dir.path(), "callguard.yaml", yaml);
     let test_at = |at: &str| {
         callguard(&[
-            "test", "--config", &cfg, "--trunk", "main", "--at", at, "+15552222222",
+            "test",
+            "--config",
+            &cfg,
+            "--trunk",
+            "main",
+            "--at",
+            at,
+            "+15552222222",
         ])
     };
     // Saturday 2026-11-28 20:00 UTC: open, so exclusive, so blocked.
@@ -384,5 +394,36 @@ trunks:
         text(&o).contains("use RFC 3339") && text(&o).contains("2026-11-24T02:00:00Z"),
         "{}",
         text(&o)
+    );
+}
+
+/// Issue 10.12: problems on stderr, the summary on stdout.
+#[test]
+fn check_writes_problems_to_stderr_and_the_summary_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "callguard.yaml",
+        "trunks:\n  main:\n    blacklsit: []\n    blacklist:\n      - { name: A, pattern: '+1', action: nope }\n",
+    );
+    let o = callguard(&["check", "--config", &cfg]);
+    assert_eq!(o.status.code(), Some(2));
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    );
+    assert_eq!(out, format!("{cfg}: 2 problem(s); nothing was loaded\n"));
+    let problems: Vec<&str> = err.lines().collect();
+    assert_eq!(problems.len(), 2, "{err}");
+    assert!(
+        problems.iter().all(|l| l.starts_with(&format!("{cfg}:"))),
+        "{err}"
+    );
+    let o = callguard(&["check", "--config", "config/callguard.yaml"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains(": OK — "));
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
     );
 }

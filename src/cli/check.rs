@@ -18,11 +18,12 @@ pub fn run(path: &Path) -> ExitCode {
             println!("{}: OK — {}", path.display(), summary(&rs));
             ExitCode::SUCCESS
         }
+        // Like every subcommand: the problems on stderr, the summary on stdout.
         Err(problems) => {
             for p in &problems.0 {
-                println!("{p}");
+                eprintln!("{p}");
             }
-            eprintln!(
+            println!(
                 "{}: {} problem(s); nothing was loaded",
                 path.display(),
                 problems.0.len()

@@ -12,6 +12,7 @@ use crate::lists::{Format, RuleRow, write_atomic, write_rows};
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
+    /// The configuration file (list paths and log.path are relative to it).
     #[arg(long, short, default_value = super::DEFAULT_CONFIG)]
     pub config: PathBuf,
     /// The list to export (its name in the config).

@@ -20,6 +20,7 @@ const MAX_IMPORT_BYTES: u64 = 1 << 30;
 
 #[derive(Args, Debug)]
 pub struct ImportArgs {
+    /// The configuration file (list paths and log.path are relative to it).
     #[arg(long, short, default_value = super::DEFAULT_CONFIG)]
     pub config: PathBuf,
     /// The list file to import into (its name in the config).

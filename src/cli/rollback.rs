@@ -11,8 +11,10 @@ use crate::lists::store::ListStore;
 
 #[derive(Args, Debug)]
 pub struct RollbackArgs {
+    /// The configuration file (list paths and log.path are relative to it).
     #[arg(long, short, default_value = super::DEFAULT_CONFIG)]
     pub config: PathBuf,
+    /// The list to restore (its name in the config, e.g. `spam`).
     #[arg(long)]
     pub list: String,
     /// The history version to restore (see `callguard history --list NAME`).

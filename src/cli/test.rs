@@ -16,6 +16,7 @@ use crate::policy::tester::PatternTester;
 
 #[derive(Args, Debug)]
 pub struct TestArgs {
+    /// The configuration file (list paths and log.path are relative to it).
     #[arg(long, short, default_value = super::DEFAULT_CONFIG)]
     pub config: PathBuf,
     /// The trunk the call arrives on.
