@@ -453,7 +453,10 @@ mod tests {
         let raw: crate::config::types::RawConfig = serde_saphyr::from_str(&blanked).unwrap();
         let rule = &raw.trunks["main"].value.blacklist[0];
         assert_eq!(rule.value.pattern.as_ref().unwrap().referenced.line(), 7);
-        assert_eq!(key_at(yaml, 7, 50).as_deref(), Some("trunks.main.blacklist[0].pattern"));
+        assert_eq!(
+            key_at(yaml, 7, 50).as_deref(),
+            Some("trunks.main.blacklist[0].pattern")
+        );
     }
 
     #[test]
