@@ -115,14 +115,30 @@ pub async fn handle<D: CallDriver>(
     let pbx = driver.pbx();
     let snap: Arc<Snapshot> = state.snapshot();
     let rs = &snap.rules;
-    let trunk = rs.select_trunk(
+    let choice = rs.choose_trunk(
         info.trunk_hint.as_deref(),
         info.dids.iter().map(String::as_str),
     );
+    let trunk = choice.trunk;
+    // A trunk the dialplan names but the config lacks: warned, counted, and
+    // said in the call's reason (the call goes on with the trunk chosen instead).
+    let trunk_note = choice.note(rs);
+    if let Some(note) = &trunk_note {
+        tracing::warn!(pbx = pbx.as_str(), call = %info.unique_id, "{note}");
+        state
+            .metrics
+            .unknown_trunk_total
+            .with_label_values(&[pbx.as_str()])
+            .inc();
+    }
     let decided = match trunk {
         None => Err((
             FailReason::NoTrunk,
-            "no trunk selected (no trunk named, no DID matched, no default_trunk)".to_string(),
+            match &trunk_note {
+                Some(note) => format!("no trunk selected ({note})"),
+                None => "no trunk selected (no trunk named, no DID matched, no default_trunk)"
+                    .to_string(),
+            },
         )),
         Some(t) => decide_with_deadline(&snap, t, info, decide_timeout).await,
     };
@@ -146,6 +162,7 @@ pub async fn handle<D: CallDriver>(
         anonymous: info.presentation_restricted,
         verdict: String::new(),
         list: String::new(),
+        list_name: String::new(),
         rule: None,
         action: String::new(),
         reason: String::new(),
@@ -159,7 +176,10 @@ pub async fn handle<D: CallDriver>(
                 .decision_duration
                 .observe(elapsed.as_secs_f64());
             state.count_call(&snap, pbx, &d);
-            let reason = d.reason(rs);
+            let reason = match &trunk_note {
+                Some(note) => format!("{}; {note}", d.reason(rs)),
+                None => d.reason(rs),
+            };
             let action = rs.action(d.action);
             let plan = action.plan(pbx).clone();
             record.caller_e164 = d.caller.e164.clone();
@@ -167,6 +187,10 @@ pub async fn handle<D: CallDriver>(
             record.verdict = d.verdict.as_str().into();
             record.list = d.list.as_str().into();
             record.rule = d.rule_name(rs).map(str::to_string);
+            record.list_name = d
+                .rule
+                .map(|r| rs.rules.origin(r).list_name.to_string())
+                .unwrap_or_default();
             record.action = action.name.to_string();
             record.reason = reason.clone();
             record.decision_ns = elapsed.as_nanos() as u64;

@@ -472,3 +472,52 @@ async fn peers_outside_the_allow_list_and_excess_connections_are_refused_and_cou
     assert!(first.commands.iter().any(|c| c.starts_with("EXEC Dial")));
     srv.stop().await;
 }
+
+/// Issue 10.7: a trunk the dialplan names but the config lacks is counted,
+/// and the call's reason says which trunk was chosen instead and why.
+#[tokio::test]
+async fn unknown_trunk_name_is_counted_and_explained() {
+    let mut srv = server::start(SCREEN_YAML).await;
+    let r = call("+15557654321")
+        .script("screen?trunk=nosuch")
+        .dnid("+18005550199")
+        .run(srv.agi())
+        .await;
+    assert_eq!(r.variables["CALLGUARD_LIST"], "exclusive");
+    let reason = &r.variables["CALLGUARD_REASON"];
+    assert!(
+        reason.starts_with("trunk vip-line is in exclusive mode")
+            && reason.contains("nosuch")
+            && reason.ends_with(
+                "named by the dialplan does not exist; trunk vip-line chosen by DID +18005550199"
+            ),
+        "{reason:?}"
+    );
+    // No DID selects a trunk: default_trunk, and the reason says so.
+    let r = call("+15557654321")
+        .script("screen")
+        .arg("trunk=nosuch")
+        .dnid("+18005550000")
+        .extension("s")
+        .run(srv.agi())
+        .await;
+    assert_eq!(r.variables["CALLGUARD_LIST"], "default");
+    assert!(
+        r.variables["CALLGUARD_REASON"].contains("trunk support chosen as default_trunk"),
+        "{:?}",
+        r.variables["CALLGUARD_REASON"]
+    );
+    // A known trunk is not counted.
+    call("+15557654321")
+        .script("screen?trunk=support")
+        .run(srv.agi())
+        .await;
+    let n = server::scrape_sum(
+        srv.http(),
+        "callguard_unknown_trunk_total",
+        &["pbx=\"asterisk\""],
+    )
+    .await;
+    assert_eq!(n, 2.0);
+    srv.stop().await;
+}

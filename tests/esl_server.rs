@@ -364,3 +364,36 @@ async fn fail_closed_applies_the_blocked_action() {
 fn actions_after_vars(r: &SimResult, vars: usize) -> Vec<String> {
     ops(r)[2 + vars..].to_vec()
 }
+
+/// Issue 10.7: `callguard_trunk=nosuch` is counted and explained.
+#[tokio::test]
+async fn unknown_trunk_variable_is_counted_and_explained() {
+    let mut srv = server::start(SCREEN_YAML).await;
+    let r = SimConfig {
+        caller_number: "+15557654321".into(),
+        destination_number: "+18005550100".into(),
+        variables: vec![("callguard_trunk".into(), "nosuch".into())],
+        ..SimConfig::default()
+    }
+    .run(srv.esl())
+    .await;
+    assert_eq!(r.variable("callguard_list"), Some("default"));
+    let reason = r
+        .variable("callguard_reason")
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.contains(
+            "named by the dialplan does not exist; trunk support chosen by DID +18005550100"
+        ),
+        "{reason}"
+    );
+    let n = server::scrape_sum(
+        srv.http(),
+        "callguard_unknown_trunk_total",
+        &["pbx=\"freeswitch\""],
+    )
+    .await;
+    assert_eq!(n, 1.0);
+    srv.stop().await;
+}

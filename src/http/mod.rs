@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use crate::reload::Reloader;
+use crate::reload::{Reloader, Trigger};
 
 pub mod auth;
 pub mod calls;
@@ -98,7 +98,7 @@ async fn status(AxState(api): AxState<Api>) -> Response {
 }
 
 async fn reload(AxState(api): AxState<Api>) -> Response {
-    match api.reloader.reload("api").await {
+    match api.reloader.reload(Trigger::ApiReload).await {
         Ok(version) => axum::Json(json!({ "version": version })).into_response(),
         Err(p) => error(
             StatusCode::UNPROCESSABLE_ENTITY,

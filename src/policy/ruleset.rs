@@ -189,6 +189,49 @@ pub struct ListInfo {
     pub rules: usize,
 }
 
+/// How [`RuleSet::choose_trunk`] chose a call's trunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrunkBy {
+    /// The dialplan named it.
+    Named,
+    /// This dialled number selects it.
+    Did(String),
+    /// `default_trunk`.
+    Default,
+    /// No trunk at all.
+    Nothing,
+}
+
+/// The trunk of a call, how it was chosen, and the trunk name the dialplan
+/// gave that matches no configured trunk, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkChoice {
+    pub trunk: Option<TrunkId>,
+    pub by: TrunkBy,
+    pub unknown: Option<String>,
+}
+
+impl TrunkChoice {
+    /// For an unknown trunk name: which trunk was chosen instead and why,
+    /// e.g. `trunk "nosuch" named by the dialplan does not exist; trunk
+    /// support chosen by DID +18005550100`. `None` otherwise.
+    pub fn note(&self, rs: &RuleSet) -> Option<String> {
+        let name = self.unknown.as_deref()?;
+        let instead = match (&self.by, self.trunk) {
+            (TrunkBy::Did(did), Some(t)) => {
+                format!("trunk {} chosen by DID {did}", rs.trunk(t).name)
+            }
+            (TrunkBy::Default, Some(t)) => {
+                format!("trunk {} chosen as default_trunk", rs.trunk(t).name)
+            }
+            _ => "no DID matched and there is no default_trunk".to_string(),
+        };
+        Some(format!(
+            "trunk {name:?} named by the dialplan does not exist; {instead}"
+        ))
+    }
+}
+
 /// Everything a decision needs, immutable once built.
 #[derive(Debug)]
 pub struct RuleSet {
@@ -263,9 +306,49 @@ impl RuleSet {
         hint: Option<&str>,
         dids: impl IntoIterator<Item = &'a str>,
     ) -> Option<TrunkId> {
-        hint.and_then(|h| self.trunk_by_name(h.trim()))
-            .or_else(|| dids.into_iter().find_map(|d| self.trunk_by_did(d)))
-            .or(self.default_trunk)
+        self.choose_trunk(hint, dids).trunk
+    }
+
+    /// [`RuleSet::select_trunk`] with how the trunk was chosen, so that a
+    /// trunk name the dialplan gives but the config lacks (`?trunk=nosuch`)
+    /// is logged, counted and explained in the call's reason instead of
+    /// passing unnoticed.
+    pub fn choose_trunk<'a>(
+        &self,
+        hint: Option<&str>,
+        dids: impl IntoIterator<Item = &'a str>,
+    ) -> TrunkChoice {
+        let hint = hint.map(str::trim).filter(|h| !h.is_empty());
+        if let Some(t) = hint.and_then(|h| self.trunk_by_name(h)) {
+            return TrunkChoice {
+                trunk: Some(t),
+                by: TrunkBy::Named,
+                unknown: None,
+            };
+        }
+        let unknown = hint.map(str::to_string);
+        if let Some((t, did)) = dids
+            .into_iter()
+            .find_map(|d| self.trunk_by_did(d).map(|t| (t, d)))
+        {
+            return TrunkChoice {
+                trunk: Some(t),
+                by: TrunkBy::Did(did.to_string()),
+                unknown,
+            };
+        }
+        match self.default_trunk {
+            Some(t) => TrunkChoice {
+                trunk: Some(t),
+                by: TrunkBy::Default,
+                unknown,
+            },
+            None => TrunkChoice {
+                trunk: None,
+                by: TrunkBy::Nothing,
+                unknown,
+            },
+        }
     }
 
     pub fn cond_active(&self, cond: ScheduleCond, at: DateTime<Utc>) -> bool {
@@ -283,6 +366,9 @@ impl RuleSet {
     pub fn schedule_name(&self, cond: ScheduleCond) -> &str {
         &self.schedules[cond.schedule].0
     }
+
+    /// Actions every configuration has unless it defines its own of that name.
+    pub const BUILTIN_ACTIONS: [&'static str; 3] = ["reject", "pass", "allow"];
 
     /// Compiles a loaded configuration, or reports every problem in it.
     pub fn compile(cfg: &LoadedConfig) -> Result<RuleSet, Problems> {
@@ -570,7 +656,7 @@ impl<'a> Builder<'a> {
                 Err(errs) => {
                     for e in errs {
                         self.problem(
-                            &s.referenced,
+                            &e.at.unwrap_or(s.referenced),
                             format!("schedule {name}: {}: {}", e.field, e.message),
                         );
                     }
@@ -886,10 +972,7 @@ impl<'a> Builder<'a> {
             }
             let origin = self.origin(&lf.name, true);
             let file = lf.path.display().to_string();
-            let default_action = lf.default_action.as_ref().map(|a| {
-                let s = Spanned::new(a.clone(), Location::UNKNOWN, Location::UNKNOWN);
-                self.action_id(&s)
-            });
+            let default_action = lf.default_action.as_ref().map(|a| self.action_id(a));
             let mut seen = HashSet::new();
             for (line, row) in &lf.rows {
                 let at = |msg: String| Problem::new(&file, u64::from(*line), 0, msg);
