@@ -11,17 +11,20 @@
 #
 #   bench/soak.sh                 # 10 minutes
 #   bench/soak.sh --minutes 1     # or SOAK_MINUTES=1 bench/soak.sh
-#   bench/soak.sh --lanes 8       # concurrent callers per protocol (default 4)
+#   bench/soak.sh --lanes 8       # concurrent callers per protocol (default 8)
+#   bench/soak.sh --rate 100      # at most this many calls/s per protocol (default 100)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 minutes=${SOAK_MINUTES:-10}
-lanes=${SOAK_LANES:-4}
+lanes=${SOAK_LANES:-8}
+rate=${SOAK_RATE:-100}
 while [ $# -gt 0 ]; do
     case $1 in
         --minutes) minutes=$2; shift 2 ;;
         --lanes) lanes=$2; shift 2 ;;
-        *) echo "usage: $0 [--minutes N] [--lanes N]" >&2; exit 2 ;;
+        --rate) rate=$2; shift 2 ;;
+        *) echo "usage: $0 [--minutes N] [--lanes N] [--rate CALLS_PER_S]" >&2; exit 2 ;;
     esac
 done
 
@@ -48,12 +51,12 @@ line=$(head -n1 "$dir/out")
 addr() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
 agi=$(addr agi) esl=$(addr esl) http=$(addr http)
 
-echo "# bench/soak.sh --minutes $minutes --lanes $lanes — started $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "# bench/soak.sh --minutes $minutes --lanes $lanes --rate $rate — started $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "# callguard pid $pid ($agi FastAGI, $esl ESL), $(nproc) cores, list PUT every 1 s, config edit every 10 s"
 echo
 status=0
 target/release/examples/soak run --agi "$agi" --esl "$esl" --http "$http" \
-    --config "$config" --pid "$pid" --minutes "$minutes" --lanes "$lanes" || status=1
+    --config "$config" --pid "$pid" --minutes "$minutes" --lanes "$lanes" --rate "$rate" || status=1
 echo
 target/release/examples/soak sigterm --agi "$agi" --esl "$esl" --http "$http" --pid "$pid" --lanes "$lanes" || status=1
 rc=0

@@ -46,6 +46,10 @@ struct Cli {
     /// Peers per listener that send their block and then never read.
     #[arg(long, default_value_t = 200)]
     deaf: usize,
+    /// Times the phases are repeated: a second round that does not grow
+    /// RSS or fds shows the first round's growth is allocator reuse, not a leak.
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
     /// How long never-reading peers hold their socket (past `reply_timeout`).
     #[arg(long, default_value_t = 5000)]
     hold_ms: u64,
@@ -149,7 +153,7 @@ async fn until_closed(mut s: TcpStream) {
 
 /// Runs one phase: `attack` spawns peers per listener; samples are taken
 /// before, once every peer is connected (during), and after the server drained.
-async fn phase<F, Fut>(cli: &Cli, name: &str, peers: usize, attack: F) -> Row
+async fn phase<F, Fut>(cli: &Cli, name: String, peers: usize, attack: F) -> Row
 where
     F: Fn(Pbx, SocketAddr, usize) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -197,88 +201,111 @@ async fn main() -> std::process::ExitCode {
     let slow = cli.slow.clamp(1, 2_000);
     let half = cli.half_open.clamp(1, 2_000);
     let deaf = cli.deaf.clamp(1, 2_000);
+    let rounds = cli.rounds.clamp(1, 10);
     let hold = Duration::from_millis(cli.hold_ms.clamp(100, 60_000));
     let start = soak::sample_proc(cli.pid).unwrap_or_default();
     let mut rows = Vec::new();
 
-    // Storm: every connection opened at once and held until the server closes it.
-    rows.push(
-        phase(&cli, "connection storm", storm, |_, addr, _| async move {
-            if let Ok(s) = TcpStream::connect(addr).await {
-                until_closed(s).await;
-            }
-        })
-        .await,
-    );
-    // Slowloris: the first block one byte every 100 ms.
-    rows.push(
-        phase(&cli, "slowloris (1 byte / 100 ms)", slow, |pbx, addr, _| {
-            let block = greeting(pbx);
-            async move {
-                let Ok(s) = TcpStream::connect(addr).await else {
-                    return;
-                };
-                let (rd, mut wr) = s.into_split();
-                let reader = tokio::spawn(async move {
-                    let mut rd = rd;
-                    let mut buf = [0u8; 256];
-                    let _ = tokio::time::timeout(GUARD, async {
-                        while let Ok(n) = rd.read(&mut buf).await {
-                            if n == 0 {
+    for round in 1..=rounds {
+        let tag = if rounds > 1 {
+            format!(", round {round}")
+        } else {
+            String::new()
+        };
+        // Storm: every connection opened at once and held until the server closes it.
+        rows.push(
+            phase(
+                &cli,
+                format!("connection storm{tag}"),
+                storm,
+                |_, addr, _| async move {
+                    if let Ok(s) = TcpStream::connect(addr).await {
+                        until_closed(s).await;
+                    }
+                },
+            )
+            .await,
+        );
+        // Slowloris: the first block one byte every 100 ms.
+        rows.push(
+            phase(
+                &cli,
+                format!("slowloris (1 byte / 100 ms){tag}"),
+                slow,
+                |pbx, addr, _| {
+                    let block = greeting(pbx);
+                    async move {
+                        let Ok(s) = TcpStream::connect(addr).await else {
+                            return;
+                        };
+                        let (rd, mut wr) = s.into_split();
+                        let reader = tokio::spawn(async move {
+                            let mut rd = rd;
+                            let mut buf = [0u8; 256];
+                            let _ = tokio::time::timeout(GUARD, async {
+                                while let Ok(n) = rd.read(&mut buf).await {
+                                    if n == 0 {
+                                        break;
+                                    }
+                                }
+                            })
+                            .await;
+                        });
+                        for b in block {
+                            if reader.is_finished() || wr.write_all(&[b]).await.is_err() {
                                 break;
                             }
+                            tokio::time::sleep(Duration::from_millis(100)).await;
                         }
-                    })
-                    .await;
-                });
-                for b in block {
-                    if reader.is_finished() || wr.write_all(&[b]).await.is_err() {
-                        break;
+                        let _ = reader.await;
                     }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                },
+            )
+            .await,
+        );
+        // Half-open: silent after connect, or half the block then the write side shut.
+        rows.push(
+            phase(&cli, format!("half-open{tag}"), half, |pbx, addr, i| {
+                let block = greeting(pbx);
+                async move {
+                    let Ok(mut s) = TcpStream::connect(addr).await else {
+                        return;
+                    };
+                    if i % 2 == 1 {
+                        let _ = s.write_all(&block[..block.len() / 2]).await;
+                        let _ = s.shutdown().await;
+                    }
+                    until_closed(s).await;
                 }
-                let _ = reader.await;
-            }
-        })
-        .await,
-    );
-    // Half-open: silent after connect, or half the block then the write side shut.
-    rows.push(
-        phase(&cli, "half-open", half, |pbx, addr, i| {
-            let block = greeting(pbx);
-            async move {
-                let Ok(mut s) = TcpStream::connect(addr).await else {
-                    return;
-                };
-                if i % 2 == 1 {
-                    let _ = s.write_all(&block[..block.len() / 2]).await;
-                    let _ = s.shutdown().await;
-                }
-                until_closed(s).await;
-            }
-        })
-        .await,
-    );
-    // Never reading: the whole block, a tiny receive window, no reads, no replies.
-    rows.push(
-        phase(&cli, "never-reading peers", deaf, move |pbx, addr, _| {
-            let block = greeting(pbx);
-            async move {
-                let Ok(socket) = TcpSocket::new_v4() else {
-                    return;
-                };
-                let _ = socket.set_recv_buffer_size(1024);
-                let Ok(mut s) = socket.connect(addr).await else {
-                    return;
-                };
-                let _ = s.write_all(&block).await;
-                // Hold the socket unread past the server's reply timeout.
-                tokio::time::sleep(hold).await;
-                drop(s);
-            }
-        })
-        .await,
-    );
+            })
+            .await,
+        );
+        // Never reading: the whole block, a tiny receive window, no reads, no replies.
+        rows.push(
+            phase(
+                &cli,
+                format!("never-reading peers{tag}"),
+                deaf,
+                move |pbx, addr, _| {
+                    let block = greeting(pbx);
+                    async move {
+                        let Ok(socket) = TcpSocket::new_v4() else {
+                            return;
+                        };
+                        let _ = socket.set_recv_buffer_size(1024);
+                        let Ok(mut s) = socket.connect(addr).await else {
+                            return;
+                        };
+                        let _ = s.write_all(&block).await;
+                        // Hold the socket unread past the server's reply timeout.
+                        tokio::time::sleep(hold).await;
+                        drop(s);
+                    }
+                },
+            )
+            .await,
+        );
+    }
     let end = soak::sample_proc(cli.pid).unwrap_or_default();
 
     let mib = |kb: u64| kb as f64 / 1024.0;

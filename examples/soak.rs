@@ -53,8 +53,11 @@ enum Command {
         #[arg(long, default_value_t = 10.0)]
         minutes: f64,
         /// Concurrent callers per protocol.
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, default_value_t = 8)]
         lanes: usize,
+        /// Calls per second per protocol, at most.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
         /// Milliseconds between list replacements.
         #[arg(long, default_value_t = 1000)]
         put_ms: u64,
@@ -99,6 +102,7 @@ async fn main() -> std::process::ExitCode {
             pid,
             minutes,
             lanes,
+            rate,
             put_ms,
             edit_ms,
         } => {
@@ -117,6 +121,7 @@ async fn main() -> std::process::ExitCode {
                 )),
                 calls: None,
                 lanes: lanes.clamp(1, 64),
+                rate: Some(rate.clamp(0.1, 100_000.0)),
                 put_every: Duration::from_millis(put_ms.max(10)),
                 edit_every: Duration::from_millis(edit_ms.max(100)),
                 pid,

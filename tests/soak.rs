@@ -41,6 +41,7 @@ async fn calls_stay_decided_while_lists_are_replaced_and_the_config_is_edited() 
         duration: None,
         calls: Some(200),
         lanes: 4,
+        rate: None,
         put_every: Duration::from_millis(100),
         edit_every: Duration::from_millis(300),
         pid: None,

@@ -135,6 +135,9 @@ pub struct Plan {
     pub calls: Option<u64>,
     /// Concurrent callers per protocol.
     pub lanes: usize,
+    /// At most this many calls per second per protocol (None: as fast as
+    /// the lanes go). A soak is steady load, not a saturation test.
+    pub rate: Option<f64>,
     pub put_every: Duration,
     pub edit_every: Duration,
     /// The server's pid, for RSS and open-fd samples (None: no samples).
@@ -357,7 +360,15 @@ async fn one_call(proto: Proto, plan: &Plan, caller: &str, id: u64) -> Result<St
 
 async fn lane(proto: Proto, index: u64, plan: Arc<Plan>, shared: Arc<Shared>) {
     let mut n = 0u64;
+    let mut pace = plan.rate.map(|r| {
+        let mut t = tokio::time::interval(Duration::from_secs_f64(plan.lanes as f64 / r.max(0.1)));
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
     while shared.claim(&plan, proto) {
+        if let Some(t) = pace.as_mut() {
+            t.tick().await;
+        }
         n += 1;
         // Unique per call: the decision log keys calls by their id.
         let id = (n * 64 + index) * 2 + proto as u64;
