@@ -113,18 +113,23 @@ impl AgiSession {
         cmd: AgiCommand,
         lasts_the_call: bool,
     ) -> Result<Reply, DriveError> {
-        self.framed
-            .send(cmd)
+        // A peer that stops reading must not hold the task: the write is
+        // bounded like a reply, even for commands that last the call.
+        tokio::time::timeout(self.settings.reply_timeout, self.framed.send(cmd))
             .await
+            .map_err(|_| DriveError::Timeout("Asterisk to read a command"))?
             .map_err(|e| DriveError::Protocol(e.to_string()))?;
+        // One deadline for the reply, not one per frame: a peer trickling
+        // `HANGUP` lines cannot keep the session open past it.
+        let deadline =
+            (!lasts_the_call).then(|| tokio::time::Instant::now() + self.settings.reply_timeout);
         loop {
             let next = self.framed.next();
-            let frame = if lasts_the_call {
-                next.await
-            } else {
-                tokio::time::timeout(self.settings.reply_timeout, next)
+            let frame = match deadline {
+                None => next.await,
+                Some(d) => tokio::time::timeout_at(d, next)
                     .await
-                    .map_err(|_| DriveError::Timeout("a reply from Asterisk"))?
+                    .map_err(|_| DriveError::Timeout("a reply from Asterisk"))?,
             };
             match frame {
                 Some(Ok(AgiFrame::Hangup)) => self.hung_up = true,
