@@ -124,7 +124,7 @@ pub async fn handle<D: CallDriver>(
     // said in the call's reason (the call goes on with the trunk chosen instead).
     let trunk_note = choice.note(rs);
     if let Some(note) = &trunk_note {
-        tracing::warn!(pbx = pbx.as_str(), call = %info.unique_id, "{note}");
+        warn_unknown_trunk(pbx, &info.unique_id, note);
         state
             .metrics
             .unknown_trunk_total
@@ -276,6 +276,31 @@ pub async fn handle<D: CallDriver>(
         None => Ok("fail_open".to_string()),
     };
     finish(state, info, started, pbx, result, verdict)
+}
+
+/// Warns of a trunk the dialplan names but the config lacks, at most once a
+/// minute: a dialplan with that typo names it on every call, and
+/// `callguard_unknown_trunk_total` counts them all (a warning per call would
+/// flood the log, thousands of lines a minute on a busy line).
+fn warn_unknown_trunk(pbx: crate::action::Pbx, unique_id: &str, note: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_WARNED: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST_WARNED.load(Ordering::Relaxed);
+    let due = last == 0 || now >= last.saturating_add(60);
+    if due
+        && LAST_WARNED
+            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            pbx = pbx.as_str(),
+            call = ?unique_id,
+            "{note} (said at most once a minute; callguard_unknown_trunk_total counts every call)"
+        );
+    }
 }
 
 /// Runs the plan; a bridge nobody answered falls back to `on_no_answer`.
