@@ -3,9 +3,9 @@
 //! Metric vectors resolve a label set through a lock inside the `prometheus`
 //! crate, so the call path never asks for a label set by value: handles are
 //! resolved once (when a rule set is installed, or once per listener) and the
-//! call path only increments them. See `call::MetricHandles`.
+//! call path only increments them. See `state::MetricHandles`.
 
-use crate::call::FailReason;
+use crate::outcome::{ErrorKind, FailReason};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -195,6 +195,36 @@ impl Metrics {
             log_dropped_total,
             unknown_trunk_total,
         }
+    }
+
+    /// Counts a call that was not decided (no trunk, an error, the deadline):
+    /// in `calls_total` under `list="fail"` like every call, and in
+    /// `fail_open_total` when it was let through. A rare path, so the label
+    /// sets are resolved here rather than pre-resolved.
+    pub fn count_undecided(
+        &self,
+        pbx: crate::action::Pbx,
+        trunk: &str,
+        verdict: &str,
+        action: &str,
+        why: FailReason,
+        closed: bool,
+    ) {
+        self.calls_total
+            .with_label_values(&[pbx.as_str(), trunk, verdict, "fail", action])
+            .inc();
+        if !closed {
+            self.fail_open_total
+                .with_label_values(&[pbx.as_str(), why.as_str()])
+                .inc();
+        }
+    }
+
+    /// Counts a session that broke off.
+    pub fn count_session_error(&self, pbx: crate::action::Pbx, kind: ErrorKind) {
+        self.protocol_errors_total
+            .with_label_values(&[pbx.as_str(), kind.as_str()])
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.

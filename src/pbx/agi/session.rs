@@ -16,7 +16,7 @@ use super::codec::{AgiCodec, AgiCommand, AgiFrame, Reply};
 use super::env::AgiEnv;
 use super::recipe::{self, AgiOp};
 use crate::action::{Pbx, Step};
-use crate::call::{self, CallDriver, CallInfo, DriveError, StepOutcome};
+use crate::call::{self, CallDriver, CallInfo, DriveError, ErrorKind, StepOutcome};
 use crate::config::types::AgiConfig;
 use crate::state::State;
 
@@ -37,11 +37,23 @@ pub async fn serve(
         // A connection closed without a byte: a health check or port probe.
         Ok(None) => return,
         Ok(Some(Ok(_))) => {
-            return protocol_error(&state, peer, "protocol", "a reply before the environment");
+            return protocol_error(
+                &state,
+                peer,
+                ErrorKind::Protocol,
+                "a reply before the environment",
+            );
         }
-        Ok(Some(Err(e))) => return protocol_error(&state, peer, "protocol", &e.to_string()),
+        Ok(Some(Err(e))) => {
+            return protocol_error(&state, peer, ErrorKind::Protocol, &e.to_string());
+        }
         Err(_) => {
-            return protocol_error(&state, peer, "timeout", "no complete environment in time");
+            return protocol_error(
+                &state,
+                peer,
+                ErrorKind::Timeout,
+                "no complete environment in time",
+            );
         }
     };
     let info = call_info(&env);
@@ -55,12 +67,8 @@ pub async fn serve(
     session.close().await;
 }
 
-fn protocol_error(state: &State, peer: SocketAddr, kind: &str, what: &str) {
-    state
-        .metrics
-        .protocol_errors_total
-        .with_label_values(&[Pbx::Asterisk.as_str(), kind])
-        .inc();
+fn protocol_error(state: &State, peer: SocketAddr, kind: ErrorKind, what: &str) {
+    state.metrics.count_session_error(Pbx::Asterisk, kind);
     tracing::warn!(%peer, "FastAGI session refused: {what}");
 }
 

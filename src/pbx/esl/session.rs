@@ -15,7 +15,7 @@ use tokio_util::codec::Framed;
 use super::codec::{EslCodec, EslCommand, EslMessage, Event, Headers};
 use super::recipe::{self, EslOp};
 use crate::action::{Pbx, Step};
-use crate::call::{self, CallDriver, CallInfo, DriveError, StepOutcome};
+use crate::call::{self, CallDriver, CallInfo, DriveError, EndState, ErrorKind, StepOutcome};
 use crate::config::types::EslConfig;
 use crate::state::State;
 
@@ -36,22 +36,21 @@ pub async fn serve(
     let info = match session.start().await {
         Ok(info) => info,
         Err(e) => {
-            let kind = match &e {
-                DriveError::Timeout(_) => "timeout",
-                DriveError::Closed | DriveError::Hangup { .. } => "closed",
-                _ => "protocol",
+            // Before the session has started there is no call to hang up
+            // (a hangup is the peer closing), and a failed write of
+            // `connect` means a peer that speaks no ESL.
+            let kind = match e.kind() {
+                ErrorKind::Hangup => ErrorKind::Closed,
+                ErrorKind::Io => ErrorKind::Protocol,
+                k => k,
             };
-            state
-                .metrics
-                .protocol_errors_total
-                .with_label_values(&[Pbx::FreeSwitch.as_str(), kind])
-                .inc();
+            state.metrics.count_session_error(Pbx::FreeSwitch, kind);
             tracing::warn!(%peer, "ESL session not started: {e}");
             return;
         }
     };
     let outcome = call::handle(&mut session, &info, &state, settings.decide_timeout).await;
-    if session.hangup.is_none() && outcome.end_state != "caller_hangup" {
+    if session.hangup.is_none() && outcome.end_state != EndState::CallerHangup {
         // Hand the call back: the dialplan runs its next action.
         let _ = session.exit().await;
     }
