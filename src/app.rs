@@ -150,7 +150,6 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
         }
     };
     let extras = crate::state::Extras {
-        config_path: config_path.to_path_buf(),
         log_path: Some(log_path),
         history,
     };

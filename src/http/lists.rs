@@ -106,8 +106,9 @@ async fn authorized_body(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(String, Bytes), Response> {
-    let http = auth::settings(&api.reloader.config_path)?;
-    let author = auth::authorize(&http, headers)?;
+    let snap = api.state.snapshot();
+    let http = &snap.rules.http;
+    let author = auth::authorize(http, headers)?;
     let limit = http.max_body_bytes;
     let too_large = || {
         error(
@@ -252,9 +253,7 @@ async fn remove(
     Path((name, rule)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let author = match auth::settings(&api.reloader.config_path)
-        .and_then(|h| auth::authorize(&h, &headers))
-    {
+    let author = match auth::authorize(&api.state.snapshot().rules.http, &headers) {
         Ok(a) => a,
         Err(r) => return r,
     };
