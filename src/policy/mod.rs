@@ -1,6 +1,7 @@
 //! The policy core: pure functions over an immutable compiled rule set.
 //! No sockets, no files, no clock: the time of a decision is a parameter.
 
+pub mod compile;
 pub mod decide;
 pub mod explain;
 pub mod index;

@@ -155,3 +155,6 @@ pub struct Plan {
     pub advise: bool,
     pub step: Step,
 }
+
+mod resolve;
+pub use resolve::{builtin_plans, resolve};
