@@ -11,7 +11,7 @@ use crate::lists::RuleRow;
 use crate::lists::format::{Format, read_rows};
 
 /// Larger config files are refused rather than read into memory.
-const MAX_CONFIG_BYTES: u64 = 16 << 20;
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 /// A list file of several million rows still fits well below this.
 const MAX_LIST_BYTES: u64 = 1 << 30;
 

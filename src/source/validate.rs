@@ -12,8 +12,6 @@ use std::path::{Component, Path, PathBuf};
 use crate::config::{self, load::read_bounded};
 use crate::policy::RuleSet;
 
-/// Larger config files are refused (the loader's own bound).
-const MAX_CONFIG_BYTES: u64 = 16 << 20;
 /// Bound on a list file copied into the temp dir (the loader's own bound).
 const MAX_LIST_BYTES: u64 = 1 << 30;
 
@@ -40,8 +38,8 @@ pub fn list_paths(config_path: &Path) -> Result<Vec<String>, Vec<String>> {
 
 fn read_config(config_path: &Path) -> Result<config::types::RawConfig, Vec<String>> {
     let file = config_path.display().to_string();
-    let bytes =
-        read_bounded(config_path, MAX_CONFIG_BYTES, &file).map_err(|p| vec![p.to_string()])?;
+    let bytes = read_bounded(config_path, crate::config::load::MAX_CONFIG_BYTES, &file)
+        .map_err(|p| vec![p.to_string()])?;
     let text = String::from_utf8(bytes).map_err(|e| vec![format!("{file}: not UTF-8: {e}")])?;
     config::load::parse(&text, &file).map_err(|p| p.0.iter().map(ToString::to_string).collect())
 }
@@ -57,7 +55,7 @@ pub fn validate(config_path: &Path, candidates: &Candidates) -> Result<(), Vec<S
         .ok_or_else(|| vec![format!("{}: not a file", config_path.display())])?;
     let text = read_bounded(
         config_path,
-        MAX_CONFIG_BYTES,
+        crate::config::load::MAX_CONFIG_BYTES,
         &config_path.display().to_string(),
     )
     .map_err(|p| vec![p.to_string()])?;
