@@ -6,7 +6,7 @@
 //! The rule set: 1,000,000 exact numbers + 10,000 prefixes + 1,000 wildcards +
 //! 100 regexes (20 with look-around), decided against a mix of matching and
 //! non-matching callers. Each decided call also increments its metrics
-//! through the pre-resolved handles (`State::count_call`), as a live call does.
+//! through the pre-resolved handles (`Metrics::count_call`), as a live call does.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
@@ -216,7 +216,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             j = (j + 1) % callers.len();
             let d = decide(&snap.rules, trunk, &callers[j], false, now).unwrap();
-            state.count_call(&snap, Pbx::Asterisk, &d);
+            state
+                .metrics
+                .count_call(&snap.handles, &snap.rules, Pbx::Asterisk, &d);
             black_box(d)
         })
     });

@@ -223,7 +223,7 @@ async fn screen(info: &CallInfo, state: &State, pbx: Pbx, decide_timeout: Durati
                 .metrics
                 .decision_duration
                 .observe(elapsed.as_secs_f64());
-            state.count_call(&snap, pbx, &d);
+            state.metrics.count_call(&snap.handles, rs, pbx, &d);
             let action = rs.action(d.action);
             record.reason = match &trunk_note {
                 Some(note) => format!("{}; {note}", d.reason(rs)),

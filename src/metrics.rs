@@ -3,9 +3,16 @@
 //! Metric vectors resolve a label set through a lock inside the `prometheus`
 //! crate, so the call path never asks for a label set by value: handles are
 //! resolved once (when a rule set is installed, or once per listener) and the
-//! call path only increments them. See `state::MetricHandles`.
+//! call path only increments them. See [`MetricHandles`].
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use crate::action::Pbx;
 use crate::outcome::{ErrorKind, FailReason};
+use crate::policy::RuleSet;
+use crate::policy::decide::{DecidedBy, Decision};
+use crate::policy::index::RuleId;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -197,6 +204,45 @@ impl Metrics {
         }
     }
 
+    /// Counts a decided call without taking a lock shared by all calls.
+    pub fn count_call(&self, h: &MetricHandles, rs: &RuleSet, pbx: Pbx, d: &Decision) {
+        let list_ix = LISTS.iter().position(|l| *l == d.list).unwrap_or(0);
+        let ix = ((pbx.index() * rs.trunks.len() + d.trunk) * LISTS.len() + list_ix) * h.actions
+            + d.action as usize;
+        if let Some(cell) = h.calls.get(ix) {
+            cell.get_or_init(|| {
+                self.calls_total.with_label_values(&[
+                    pbx.as_str(),
+                    &rs.trunk(d.trunk).name,
+                    d.verdict.as_str(),
+                    d.list.as_str(),
+                    d.action_name(rs),
+                ])
+            })
+            .inc();
+        }
+        if let Some(rule) = d.rule {
+            let origin = rs.rules.origin(rule);
+            let slot = if origin.bulk {
+                h.bulk_slot.get(&*origin.list_name).copied()
+            } else {
+                h.hit_slot.get(&rule).copied()
+            };
+            if let Some(slot) = slot
+                && let Some(cell) = h.hits.get(d.trunk * h.slots + slot)
+            {
+                cell.get_or_init(|| {
+                    self.rule_hits_total.with_label_values(&[
+                        &rs.trunk(d.trunk).name,
+                        d.list.as_str(),
+                        rs.rules.metric_label(rule),
+                    ])
+                })
+                .inc();
+            }
+        }
+    }
+
     /// Counts a call that was not decided (no trunk, an error, the deadline):
     /// in `calls_total` under `list="fail"` like every call, and in
     /// `fail_open_total` when it was let through. A rare path, so the label
@@ -240,5 +286,59 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+const LISTS: [DecidedBy; 6] = [
+    DecidedBy::Protected,
+    DecidedBy::SystemBlacklist,
+    DecidedBy::Whitelist,
+    DecidedBy::Blacklist,
+    DecidedBy::Exclusive,
+    DecidedBy::Default,
+];
+
+/// Counter handles resolved on first use and then reused without touching the
+/// metric vector's lock: one cell per (pbx, trunk, list, action) for
+/// `callguard_calls_total` and per (trunk, rule label) for rule hits.
+pub struct MetricHandles {
+    actions: usize,
+    calls: Vec<OnceLock<IntCounter>>,
+    /// Inline rules have a cell each; bulk list entries share their list's.
+    hit_slot: HashMap<RuleId, usize>,
+    bulk_slot: HashMap<String, usize>,
+    slots: usize,
+    hits: Vec<OnceLock<IntCounter>>,
+}
+
+impl MetricHandles {
+    pub fn new(rs: &RuleSet) -> MetricHandles {
+        let actions = rs.actions.len();
+        let trunks = rs.trunks.len();
+        let mut hit_slot = HashMap::new();
+        let mut bulk_slot = HashMap::new();
+        let mut slots = 0;
+        for id in 0..rs.rules.len() as RuleId {
+            let o = rs.rules.origin(id);
+            if o.bulk {
+                if !bulk_slot.contains_key(&*o.list_name) {
+                    bulk_slot.insert(o.list_name.to_string(), slots);
+                    slots += 1;
+                }
+            } else {
+                hit_slot.insert(id, slots);
+                slots += 1;
+            }
+        }
+        MetricHandles {
+            actions,
+            calls: (0..2 * trunks * LISTS.len() * actions)
+                .map(|_| OnceLock::new())
+                .collect(),
+            hit_slot,
+            bulk_slot,
+            slots,
+            hits: (0..trunks * slots).map(|_| OnceLock::new()).collect(),
+        }
     }
 }

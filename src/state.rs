@@ -4,20 +4,15 @@
 //! A call takes one snapshot when it starts and decides with it even if a
 //! reload swaps a new one in meanwhile: no call ever sees half a rule set.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
-use prometheus::IntCounter;
 
-use crate::action::Pbx;
 use crate::calllog::CallLogHandle;
-use crate::metrics::Metrics;
+use crate::metrics::{MetricHandles, Metrics};
 use crate::policy::RuleSet;
-use crate::policy::decide::{DecidedBy, Decision};
-use crate::policy::index::RuleId;
 
 /// A rule set plus what was derived from it for the call path.
 pub struct Snapshot {
@@ -27,7 +22,8 @@ pub struct Snapshot {
     pub loaded_at: DateTime<Utc>,
     /// Where the rules came from (a git commit, when the source is git).
     pub source: Option<String>,
-    handles: MetricHandles,
+    /// Counter handles for this rule set's label sets.
+    pub handles: MetricHandles,
 }
 
 impl Snapshot {
@@ -39,60 +35,6 @@ impl Snapshot {
             loaded_at: Utc::now(),
             source,
             handles,
-        }
-    }
-}
-
-const LISTS: [DecidedBy; 6] = [
-    DecidedBy::Protected,
-    DecidedBy::SystemBlacklist,
-    DecidedBy::Whitelist,
-    DecidedBy::Blacklist,
-    DecidedBy::Exclusive,
-    DecidedBy::Default,
-];
-
-/// Counter handles resolved on first use and then reused without touching the
-/// metric vector's lock: one cell per (pbx, trunk, list, action) for
-/// `callguard_calls_total` and per (trunk, rule label) for rule hits.
-struct MetricHandles {
-    actions: usize,
-    calls: Vec<OnceLock<IntCounter>>,
-    /// Inline rules have a cell each; bulk list entries share their list's.
-    hit_slot: HashMap<RuleId, usize>,
-    bulk_slot: HashMap<String, usize>,
-    slots: usize,
-    hits: Vec<OnceLock<IntCounter>>,
-}
-
-impl MetricHandles {
-    fn new(rs: &RuleSet) -> MetricHandles {
-        let actions = rs.actions.len();
-        let trunks = rs.trunks.len();
-        let mut hit_slot = HashMap::new();
-        let mut bulk_slot = HashMap::new();
-        let mut slots = 0;
-        for id in 0..rs.rules.len() as RuleId {
-            let o = rs.rules.origin(id);
-            if o.bulk {
-                if !bulk_slot.contains_key(&*o.list_name) {
-                    bulk_slot.insert(o.list_name.to_string(), slots);
-                    slots += 1;
-                }
-            } else {
-                hit_slot.insert(id, slots);
-                slots += 1;
-            }
-        }
-        MetricHandles {
-            actions,
-            calls: (0..2 * trunks * LISTS.len() * actions)
-                .map(|_| OnceLock::new())
-                .collect(),
-            hit_slot,
-            bulk_slot,
-            slots,
-            hits: (0..trunks * slots).map(|_| OnceLock::new()).collect(),
         }
     }
 }
@@ -185,47 +127,6 @@ impl State {
                 .rules
                 .with_label_values(&[l.name.as_str()])
                 .set(l.rules as i64);
-        }
-    }
-
-    /// Counts a decided call without taking a lock shared by all calls.
-    pub fn count_call(&self, snap: &Snapshot, pbx: Pbx, d: &Decision) {
-        let h = &snap.handles;
-        let rs = &snap.rules;
-        let list_ix = LISTS.iter().position(|l| *l == d.list).unwrap_or(0);
-        let ix = ((pbx.index() * rs.trunks.len() + d.trunk) * LISTS.len() + list_ix) * h.actions
-            + d.action as usize;
-        if let Some(cell) = h.calls.get(ix) {
-            cell.get_or_init(|| {
-                self.metrics.calls_total.with_label_values(&[
-                    pbx.as_str(),
-                    &rs.trunk(d.trunk).name,
-                    d.verdict.as_str(),
-                    d.list.as_str(),
-                    d.action_name(rs),
-                ])
-            })
-            .inc();
-        }
-        if let Some(rule) = d.rule {
-            let origin = rs.rules.origin(rule);
-            let slot = if origin.bulk {
-                h.bulk_slot.get(&*origin.list_name).copied()
-            } else {
-                h.hit_slot.get(&rule).copied()
-            };
-            if let Some(slot) = slot
-                && let Some(cell) = h.hits.get(d.trunk * h.slots + slot)
-            {
-                cell.get_or_init(|| {
-                    self.metrics.rule_hits_total.with_label_values(&[
-                        &rs.trunk(d.trunk).name,
-                        d.list.as_str(),
-                        rs.rules.metric_label(rule),
-                    ])
-                })
-                .inc();
-            }
         }
     }
 }
