@@ -33,18 +33,55 @@ pub enum Trigger {
     /// A write through the admin API, described (`api: ops replaced list spam`);
     /// the store has recorded it with the token's name already.
     ApiWrite(String),
-    /// A commit of the git rule source (abbreviated id).
-    Git { commit: String },
+    /// A commit of the git rule source: the repository, the full commit id
+    /// (the rules' `source` label once installed) and its abbreviation.
+    Git {
+        url: String,
+        id: String,
+        commit: String,
+    },
     /// A remote list subscription that fetched a new copy.
     Subscription { url: String },
 }
 
+/// Where a change comes from, for the per-source status: `files` (the
+/// config and its lists on disk, SIGHUP, the API), `git URL`, or
+/// `subscription URL`. A source's error stays until that source succeeds.
+pub type SourceName = String;
+
+/// One source's last outcome, for `GET /api/v1/status`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SourceStatus {
+    /// When the source last brought a change that was installed.
+    pub last_ok: Option<chrono::DateTime<Utc>>,
+    /// Its last refused change, until it brings one that is installed.
+    pub last_error: Option<SourceError>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceError {
+    pub at: chrono::DateTime<Utc>,
+    pub problems: Vec<String>,
+}
+
+/// The name under which the file-backed configuration reports.
+pub const FILES: &str = "files";
+
 impl Trigger {
+    /// The source this trigger reports under.
+    pub fn source(&self) -> SourceName {
+        match self {
+            Trigger::Git { url, .. } => format!("git {url}"),
+            Trigger::Subscription { url } => format!("subscription {url}"),
+            _ => FILES.to_string(),
+        }
+    }
+
     /// The author of list versions this reload records: the rule source for
     /// changes it brought, `file` for everything else (an edit on disk).
     pub fn author(&self) -> String {
         match self {
-            Trigger::Git { commit } => format!("git {commit}"),
+            Trigger::Git { commit, .. } => format!("git {commit}"),
             Trigger::Subscription { url } => format!("subscription {url}"),
             _ => "file".to_string(),
         }
@@ -58,7 +95,7 @@ impl std::fmt::Display for Trigger {
             Trigger::Signal => f.write_str("SIGHUP"),
             Trigger::ApiReload => f.write_str("api"),
             Trigger::ApiWrite(what) => f.write_str(what),
-            Trigger::Git { commit } => write!(f, "git {commit}"),
+            Trigger::Git { commit, .. } => write!(f, "git {commit}"),
             Trigger::Subscription { url } => write!(f, "subscription {url}"),
         }
     }
@@ -99,6 +136,11 @@ pub struct Reloader {
     loaded: std::sync::Mutex<std::collections::HashMap<PathBuf, Fingerprint>>,
     /// Watcher bursts skipped because every changed file was already applied.
     skipped: std::sync::atomic::AtomicU64,
+    /// Each source's last outcome.
+    status: std::sync::Mutex<std::collections::BTreeMap<SourceName, SourceStatus>>,
+    /// The git commit the running rules came from: kept across reloads of
+    /// other sources, since those rules still come from that commit.
+    commit: std::sync::Mutex<Option<String>>,
 }
 
 impl Reloader {
@@ -109,6 +151,8 @@ impl Reloader {
             lock: Mutex::new(()),
             loaded: Default::default(),
             skipped: Default::default(),
+            status: Default::default(),
+            commit: Default::default(),
         });
         // The rules running now were read from the files as they are.
         let prints = me.fingerprints();
@@ -167,7 +211,16 @@ impl Reloader {
         let metrics = &self.state.metrics;
         match built {
             Ok((rules, lists)) => {
-                let version = self.state.install(rules, None);
+                let label = match &why {
+                    Trigger::Git { id, .. } => {
+                        let mut c = self.commit.lock().unwrap_or_else(|e| e.into_inner());
+                        *c = Some(id.clone());
+                        Some(id.clone())
+                    }
+                    _ => self.commit.lock().ok().and_then(|c| c.clone()),
+                };
+                let version = self.state.install(rules, label);
+                self.set_status(&why.source(), None);
                 self.set_loaded(prints);
                 self.record_history(lists, &why).await;
                 metrics
@@ -185,12 +238,8 @@ impl Reloader {
                 for p in &problems.0 {
                     tracing::error!(trigger = %why, "reload refused, previous rules stay: {p}");
                 }
-                if let Ok(mut e) = self.state.last_error.lock() {
-                    *e = Some((
-                        Utc::now(),
-                        problems.0.iter().map(ToString::to_string).collect(),
-                    ));
-                }
+                let text = problems.0.iter().map(ToString::to_string).collect();
+                self.set_status(&why.source(), Some(text));
                 Err(problems)
             }
         }
@@ -220,18 +269,45 @@ impl Reloader {
         }
     }
 
-    /// The shared state, so a rule source can label the rules it is about
-    /// to install (`State::source_label`).
+    /// The shared state.
     pub fn state(&self) -> &Arc<State> {
         &self.state
     }
 
-    /// Records a change refused before it reached the loader (a rule
-    /// source's candidate files, a failed fetch): the running rules are
+    /// Records a change of `source` refused before it reached the loader (a
+    /// rule source's candidate files, a failed fetch): the running rules are
     /// untouched, and `GET /api/v1/status` must still say why.
-    pub fn record_refusal(&self, problems: Vec<String>) {
-        if let Ok(mut e) = self.state.last_error.lock() {
-            *e = Some((Utc::now(), problems));
+    pub fn record_refusal(&self, source: SourceName, problems: Vec<String>) {
+        self.set_status(&source, Some(problems));
+    }
+
+    /// Each source's last outcome, by name.
+    pub fn status(&self) -> std::collections::BTreeMap<SourceName, SourceStatus> {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The newest error of a source that has not succeeded since.
+    pub fn last_error(&self) -> Option<SourceError> {
+        self.status()
+            .into_values()
+            .filter_map(|s| s.last_error)
+            .max_by_key(|e| e.at)
+    }
+
+    fn set_status(&self, source: &str, problems: Option<Vec<String>>) {
+        let mut all = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        let s = all.entry(source.to_string()).or_default();
+        match problems {
+            None => {
+                s.last_ok = Some(Utc::now());
+                s.last_error = None;
+            }
+            Some(problems) => {
+                s.last_error = Some(SourceError {
+                    at: Utc::now(),
+                    problems,
+                });
+            }
         }
     }
 

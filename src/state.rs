@@ -4,8 +4,8 @@
 //! A call takes one snapshot when it starts and decides with it even if a
 //! reload swaps a new one in meanwhile: no call ever sees half a rule set.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
@@ -55,11 +55,6 @@ pub struct State {
     pub log: Option<CallLogHandle>,
     pub extras: Extras,
     next_version: AtomicU64,
-    /// The last reload error, for `GET /api/v1/status`.
-    pub last_error: Mutex<Option<(DateTime<Utc>, Vec<String>)>>,
-    /// Where the next installed rules come from (a git commit id), set by
-    /// the rule source before it triggers a reload.
-    pub source_label: Mutex<Option<String>>,
 }
 
 impl State {
@@ -80,8 +75,6 @@ impl State {
             log,
             extras,
             next_version: AtomicU64::new(2),
-            last_error: Mutex::new(None),
-            source_label: Mutex::new(None),
         };
         state.publish_gauges();
         state
@@ -96,9 +89,9 @@ impl State {
         self.current.load_full()
     }
 
-    /// Swaps in a new rule set; calls in progress keep theirs.
+    /// Swaps in a new rule set, labelled with where it came from (a git
+    /// commit); calls in progress keep theirs.
     pub fn install(&self, rules: RuleSet, source: Option<String>) -> u64 {
-        let source = source.or_else(|| self.source_label.lock().ok().and_then(|s| s.clone()));
         if let Some(label) = &source {
             self.metrics.rules_source_info.reset();
             self.metrics
@@ -113,9 +106,6 @@ impl State {
         self.metrics
             .config_last_reload_success
             .set(Utc::now().timestamp());
-        if let Ok(mut e) = self.last_error.lock() {
-            *e = None;
-        }
         version
     }
 

@@ -219,3 +219,37 @@ async fn sighup_style_and_api_reload() {
     );
     srv.stop().await;
 }
+
+/// Each source keeps its own status: a git source's refusal is not cleared
+/// by a successful reload of the files, only by that source succeeding.
+#[tokio::test]
+async fn a_source_error_stays_until_that_source_succeeds() {
+    use callguard::reload::Trigger;
+    let mut srv = server::start_with(YAML, &[("lists/spam.csv", &spam_list(1))]).await;
+    let reloader = srv.running().reloader.clone();
+    reloader.record_refusal(
+        "git https://example.invalid/rules.git".into(),
+        vec!["rules/vip.csv:3: bad pattern".into()],
+    );
+    reloader.reload(Trigger::Signal).await.unwrap();
+    let status = reloader.status();
+    assert!(status["files"].last_ok.is_some());
+    assert!(status["files"].last_error.is_none());
+    let git = &status["git https://example.invalid/rules.git"];
+    assert!(git.last_error.is_some(), "{status:?}");
+    let e = reloader.last_error().expect("the git error is still there");
+    assert_eq!(e.problems, ["rules/vip.csv:3: bad pattern"]);
+    // The same through the API.
+    let s: serde_json::Value = reqwest::get(format!("http://{}/api/v1/status", srv.http()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        s["last_error"]["problems"][0],
+        "rules/vip.csv:3: bad pattern"
+    );
+    assert!(s["sources"]["files"]["last_error"].is_null(), "{s}");
+    srv.stop().await;
+}

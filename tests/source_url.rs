@@ -90,12 +90,9 @@ fn blocked(srv: &TestServer, caller: &str) -> bool {
 
 fn last_error(srv: &TestServer) -> Vec<String> {
     srv.running()
-        .state
-        .last_error
-        .lock()
-        .unwrap()
-        .clone()
-        .map(|(_, p)| p)
+        .reloader
+        .last_error()
+        .map(|e| e.problems)
         .unwrap_or_default()
 }
 

@@ -83,7 +83,7 @@ async fn metrics(AxState(api): AxState<Api>) -> Response {
 
 async fn status(AxState(api): AxState<Api>) -> Response {
     let snap = api.state.snapshot();
-    let last_error = api.state.last_error.lock().ok().and_then(|e| e.clone());
+    let last_error = api.reloader.last_error();
     axum::Json(json!({
         "version": snap.version,
         "loaded_at": snap.loaded_at.to_rfc3339(),
@@ -91,7 +91,8 @@ async fn status(AxState(api): AxState<Api>) -> Response {
         "config": api.reloader.config_path.display().to_string(),
         "rules": snap.rules.rules.len(),
         "lists": snap.rules.lists,
-        "last_error": last_error.map(|(at, problems)| json!({ "at": at.to_rfc3339(), "problems": problems })),
+        "last_error": last_error.map(|e| json!({ "at": e.at.to_rfc3339(), "problems": e.problems })),
+        "sources": api.reloader.status(),
         "build": env!("CARGO_PKG_VERSION"),
     }))
     .into_response()

@@ -151,7 +151,7 @@ async fn poll_once(
             }
             let mut all = vec![head];
             all.extend(problems);
-            reloader.record_refusal(all);
+            reloader.record_refusal(format!("git {}", spec.git), all);
             return Some(id);
         }
     };
@@ -164,25 +164,15 @@ async fn poll_once(
         Err(e) => return fail(reloader, &spec.git, format!("write task failed: {e}")),
     };
     tracing::info!(source = %spec.git, commit = %short, files = ?written, "git commit applied");
-    let previous = set_label(reloader, Some(id.to_string()));
-    if reloader
+    // A refused reload keeps the running rules and their commit label.
+    let _ = reloader
         .reload(Trigger::Git {
+            url: spec.git.clone(),
+            id: id.to_string(),
             commit: short.to_string(),
         })
-        .await
-        .is_err()
-    {
-        // The rules did not change: neither does where they came from.
-        set_label(reloader, previous);
-    }
+        .await;
     Some(id)
-}
-
-fn set_label(reloader: &Reloader, label: Option<String>) -> Option<String> {
-    match reloader.state().source_label.lock() {
-        Ok(mut l) => std::mem::replace(&mut *l, label),
-        Err(_) => None,
-    }
 }
 
 /// Logs and records a failure to reach or read the repository; nothing is
@@ -190,7 +180,7 @@ fn set_label(reloader: &Reloader, label: Option<String>) -> Option<String> {
 fn fail(reloader: &Reloader, url: &str, e: String) -> Option<ObjectId> {
     let msg = format!("git {url}: {e}");
     tracing::warn!("{msg}");
-    reloader.record_refusal(vec![msg]);
+    reloader.record_refusal(format!("git {url}"), vec![msg]);
     None
 }
 

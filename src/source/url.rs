@@ -97,7 +97,7 @@ pub async fn run(
         Err(e) => {
             let msg = format!("subscription {}: cannot build HTTP client: {e}", sub.url);
             tracing::error!("{msg}");
-            reloader.record_refusal(vec![msg]);
+            reloader.record_refusal(format!("subscription {}", sub.url), vec![msg]);
             return;
         }
     };
@@ -117,7 +117,7 @@ pub async fn run(
                 for p in &problems {
                     tracing::warn!(url = %sub.url, "subscription refused, last good copy stays: {p}");
                 }
-                reloader.record_refusal(problems);
+                reloader.record_refusal(format!("subscription {}", sub.url), problems);
             }
         }
         tokio::select! {
