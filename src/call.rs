@@ -115,14 +115,30 @@ pub async fn handle<D: CallDriver>(
     let pbx = driver.pbx();
     let snap: Arc<Snapshot> = state.snapshot();
     let rs = &snap.rules;
-    let trunk = rs.select_trunk(
+    let choice = rs.choose_trunk(
         info.trunk_hint.as_deref(),
         info.dids.iter().map(String::as_str),
     );
+    let trunk = choice.trunk;
+    // A trunk the dialplan names but the config lacks: warned, counted, and
+    // said in the call's reason (the call goes on with the trunk chosen instead).
+    let trunk_note = choice.note(rs);
+    if let Some(note) = &trunk_note {
+        warn_unknown_trunk(pbx, &info.unique_id, note);
+        state
+            .metrics
+            .unknown_trunk_total
+            .with_label_values(&[pbx.as_str()])
+            .inc();
+    }
     let decided = match trunk {
         None => Err((
             FailReason::NoTrunk,
-            "no trunk selected (no trunk named, no DID matched, no default_trunk)".to_string(),
+            match &trunk_note {
+                Some(note) => format!("no trunk selected ({note})"),
+                None => "no trunk selected (no trunk named, no DID matched, no default_trunk)"
+                    .to_string(),
+            },
         )),
         Some(t) => decide_with_deadline(&snap, t, info, decide_timeout).await,
     };
@@ -146,6 +162,7 @@ pub async fn handle<D: CallDriver>(
         anonymous: info.presentation_restricted,
         verdict: String::new(),
         list: String::new(),
+        list_name: String::new(),
         rule: None,
         action: String::new(),
         reason: String::new(),
@@ -159,7 +176,10 @@ pub async fn handle<D: CallDriver>(
                 .decision_duration
                 .observe(elapsed.as_secs_f64());
             state.count_call(&snap, pbx, &d);
-            let reason = d.reason(rs);
+            let reason = match &trunk_note {
+                Some(note) => format!("{}; {note}", d.reason(rs)),
+                None => d.reason(rs),
+            };
             let action = rs.action(d.action);
             let plan = action.plan(pbx).clone();
             record.caller_e164 = d.caller.e164.clone();
@@ -167,6 +187,10 @@ pub async fn handle<D: CallDriver>(
             record.verdict = d.verdict.as_str().into();
             record.list = d.list.as_str().into();
             record.rule = d.rule_name(rs).map(str::to_string);
+            record.list_name = d
+                .rule
+                .map(|r| rs.rules.origin(r).list_name.to_string())
+                .unwrap_or_default();
             record.action = action.name.to_string();
             record.reason = reason.clone();
             record.decision_ns = elapsed.as_nanos() as u64;
@@ -185,7 +209,7 @@ pub async fn handle<D: CallDriver>(
             }
         }
         Err((why, detail)) => {
-            tracing::warn!(pbx = pbx.as_str(), call = %info.unique_id, reason = why.as_str(), "cannot decide: {detail}");
+            tracing::warn!(pbx = pbx.as_str(), call = ?info.unique_id, reason = why.as_str(), "cannot decide: {detail}");
             let closed = rs.fail == FailMode::Closed;
             let (verdict, plan) = if closed {
                 let action = trunk.map_or(rs.system_blocked_action, |t| rs.trunk(t).blocked_action);
@@ -222,9 +246,15 @@ pub async fn handle<D: CallDriver>(
             record.action = action_name.clone();
             record.reason = format!("fail {}: {detail}", if closed { "closed" } else { "open" });
             record.fail_open = !closed;
+            // The same variables as a decided call, so a dialplan can rely on
+            // every one being set: no rule and no list decided, the reason
+            // says why, and ERROR names the cause.
             let vars = [
                 ("VERDICT", verdict),
                 ("ACTION", action_name.as_str()),
+                ("RULE", ""),
+                ("LIST", ""),
+                ("REASON", record.reason.as_str()),
                 ("ERROR", why.as_str()),
             ];
             let res = driver.set_vars(&vars).await;
@@ -246,6 +276,31 @@ pub async fn handle<D: CallDriver>(
         None => Ok("fail_open".to_string()),
     };
     finish(state, info, started, pbx, result, verdict)
+}
+
+/// Warns of a trunk the dialplan names but the config lacks, at most once a
+/// minute: a dialplan with that typo names it on every call, and
+/// `callguard_unknown_trunk_total` counts them all (a warning per call would
+/// flood the log, thousands of lines a minute on a busy line).
+fn warn_unknown_trunk(pbx: crate::action::Pbx, unique_id: &str, note: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_WARNED: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST_WARNED.load(Ordering::Relaxed);
+    let due = last == 0 || now >= last.saturating_add(60);
+    if due
+        && LAST_WARNED
+            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            pbx = pbx.as_str(),
+            call = ?unique_id,
+            "{note} (said at most once a minute; callguard_unknown_trunk_total counts every call)"
+        );
+    }
 }
 
 /// Runs the plan; a bridge nobody answered falls back to `on_no_answer`.
@@ -293,7 +348,7 @@ fn finish(
                 .protocol_errors_total
                 .with_label_values(&[pbx.as_str(), kind])
                 .inc();
-            tracing::info!(pbx = pbx.as_str(), call = %info.unique_id, "session ended: {e}");
+            tracing::info!(pbx = pbx.as_str(), call = ?info.unique_id, "session ended: {e}");
             (format!("{kind}_error"), None)
         }
     };

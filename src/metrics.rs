@@ -27,6 +27,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "callguard_build_info",
     "callguard_log_dropped_total",
     "callguard_rules_source_info",
+    "callguard_unknown_trunk_total",
 ];
 
 pub struct Metrics {
@@ -45,6 +46,7 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     pub log_dropped_total: IntCounter,
     pub rules_source_info: IntGaugeVec,
+    pub unknown_trunk_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -158,6 +160,11 @@ impl Metrics {
             "Always 1; the commit label names the git commit the running rules came from.",
             &["commit"],
         );
+        let unknown_trunk_total = counter_vec(
+            "callguard_unknown_trunk_total",
+            "Calls whose dialplan named a trunk the configuration does not have (another trunk was chosen).",
+            &["pbx"],
+        );
         // Dashboards and alerts compare these series over time (`increase`,
         // `unless … offset`); a series born at its first event has no earlier
         // sample, so the first failure would go unseen. They start at 0.
@@ -168,6 +175,7 @@ impl Metrics {
             for reason in [FailReason::NoTrunk, FailReason::Timeout, FailReason::Error] {
                 fail_open_total.with_label_values(&[pbx.as_str(), reason.as_str()]);
             }
+            unknown_trunk_total.with_label_values(&[pbx.as_str()]);
         }
         Metrics {
             rules_source_info,
@@ -185,6 +193,7 @@ impl Metrics {
             rules,
             build_info,
             log_dropped_total,
+            unknown_trunk_total,
         }
     }
 

@@ -7,6 +7,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
 use crate::app::{self, StartError};
+use crate::reload::Trigger;
 
 pub fn run(config: &Path) -> ExitCode {
     tracing_subscriber::fmt()
@@ -66,7 +67,7 @@ async fn serve(config: &Path) -> ExitCode {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                let _ = running.reloader.reload("SIGHUP").await;
+                let _ = running.reloader.reload(Trigger::Signal).await;
             }
         }
     }
