@@ -67,6 +67,7 @@ enum Pbx {
 fn greeting(pbx: Pbx) -> Vec<u8> {
     match pbx {
         Pbx::Agi => asterisk::AsteriskSim::new()
+            .script("callguard?trunk=support")
             .callerid("+15550000001")
             .env_bytes(),
         Pbx::Esl => {
@@ -119,6 +120,7 @@ async fn calls_ok(cli: &Cli) -> usize {
         };
         let want = if i % 2 == 0 { "block" } else { "allow" };
         let r = asterisk::AsteriskSim::new()
+            .script("callguard?trunk=support")
             .callerid(caller)
             .run(cli.agi)
             .await;

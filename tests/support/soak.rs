@@ -314,6 +314,7 @@ async fn one_call(proto: Proto, plan: &Plan, caller: &str, id: u64) -> Result<St
     match proto {
         Proto::Agi => {
             let r = AsteriskSim::new()
+                .script("callguard?trunk=support")
                 .callerid(caller)
                 .uniqueid(&format!("1795432537.{id}"))
                 .timeout(Duration::from_secs(30))
@@ -594,6 +595,7 @@ pub async fn sigterm_under_load(
                     let (decided, untouched, what) = match proto {
                         Proto::Agi => {
                             let r = AsteriskSim::new()
+                                .script("callguard?trunk=support")
                                 .callerid(&caller)
                                 .reply_delay(pace)
                                 .timeout(Duration::from_secs(60))
