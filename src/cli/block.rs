@@ -15,7 +15,7 @@ use crate::lists::store::ListStore;
 
 #[derive(Args, Debug)]
 pub struct BlockArgs {
-    #[arg(long, short, default_value = super::DEFAULT_CONFIG)]
+    #[arg(long, short, env = super::CONFIG_ENV, default_value_os_t = super::default_config())]
     pub config: PathBuf,
     /// The PBX's unique id of the logged call (see `callguard log`).
     #[arg(long = "from-call")]

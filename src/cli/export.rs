@@ -12,7 +12,7 @@ use crate::lists::{Format, RuleRow, write_atomic, write_rows};
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    #[arg(long, short, default_value = super::DEFAULT_CONFIG)]
+    #[arg(long, short, env = super::CONFIG_ENV, default_value_os_t = super::default_config())]
     pub config: PathBuf,
     /// The list to export (its name in the config).
     #[arg(long)]

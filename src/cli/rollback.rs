@@ -11,7 +11,7 @@ use crate::lists::store::ListStore;
 
 #[derive(Args, Debug)]
 pub struct RollbackArgs {
-    #[arg(long, short, default_value = super::DEFAULT_CONFIG)]
+    #[arg(long, short, env = super::CONFIG_ENV, default_value_os_t = super::default_config())]
     pub config: PathBuf,
     #[arg(long)]
     pub list: String,
