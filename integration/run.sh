@@ -143,13 +143,20 @@ sed 's/^fail: open$/fail: closed/' "$HERE/lab.yaml" > "$CG_DIR/lab-closed.yaml"
 grep -q '^fail: closed$' "$CG_DIR/lab-closed.yaml" || die "lab.yaml has no 'fail: open' line"
 CG_CONFIG="$CG_DIR/lab.yaml"
 
+# GET /api/v1/status answers 200 (bash's /dev/tcp: no HTTP client needed).
+status_ok() {
+    (exec 3<>/dev/tcp/127.0.0.1/9464 \
+        && printf 'GET /api/v1/status HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3 \
+        && head -n 1 <&3 | grep -q ' 200 ') 2>/dev/null
+}
+
 start_callguard() { # config
     CG_CONFIG="$1"
     "$CALLGUARD" serve --config "$CG_CONFIG" >>"$LAB/callguard.out" 2>>"$LAB/callguard.err" &
     CG_PID=$!
     local _
     for _ in $(seq 100); do
-        curl -sf http://127.0.0.1:9464/api/v1/status >/dev/null 2>&1 && return 0
+        status_ok && return 0
         kill -0 "$CG_PID" 2>/dev/null || { tail "$LAB/callguard.err" >&2; die "callguard exited"; }
         sleep 0.1
     done
