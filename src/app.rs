@@ -74,8 +74,12 @@ async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, StartError>
     socket.listen(LISTEN_BACKLOG).map_err(fail)
 }
 
-fn limits(max: usize, allow: &[String], file: &str) -> Result<Limits, StartError> {
-    let allow = server::parse_allow(allow)
+fn limits(
+    max: usize,
+    allow: &[serde_saphyr::Spanned<String>],
+    file: &str,
+) -> Result<Limits, StartError> {
+    let allow = server::parse_allow(allow.iter().map(|a| a.value.as_str()))
         .map_err(|m| StartError::Config(config::Problem::new(file, 0, 0, m).into()))?;
     Ok(Limits {
         max_connections: max.max(1),
@@ -124,7 +128,7 @@ where
 pub async fn start(config_path: &Path) -> Result<Running, StartError> {
     let path: PathBuf = config_path.to_path_buf();
     let (cfg, rules): (LoadedConfig, RuleSet) = tokio::task::spawn_blocking(move || {
-        let cfg = config::load(&path)?;
+        let cfg = config::load_all(&path)?;
         let rules = RuleSet::compile(&cfg)?;
         Ok::<_, Problems>((cfg, rules))
     })
@@ -132,6 +136,9 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
     .map_err(|e| StartError::Config(config::Problem::new("start", 0, 0, e.to_string()).into()))?
     .map_err(StartError::Config)?;
     let raw = &cfg.raw;
+    for w in raw.http.unset_token_warnings() {
+        tracing::warn!("{w}");
+    }
     let metrics = Arc::new(Metrics::new());
     let log = start_log(&cfg, &metrics).await?;
     let log_path = cfg.resolve(&raw.log.path);
@@ -143,7 +150,6 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
         }
     };
     let extras = crate::state::Extras {
-        config_path: config_path.to_path_buf(),
         log_path: Some(log_path),
         history,
     };

@@ -73,38 +73,62 @@ use chrono::Utc;
 use crate::action::Plan;
 use crate::calllog::{CallEnd, CallRecord};
 use crate::config::types::FailMode;
+pub use crate::outcome::{EndState, ErrorKind, FailReason};
 use crate::policy::decide::decide;
 use crate::state::{Snapshot, State};
 
 /// How a call's session ended, for the log and metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallOutcome {
-    /// `completed`, `advised`, `fail_open`, `fail_closed`, `caller_hangup`,
-    /// `no_answer_fallback`, `protocol_error`, `timeout`, `closed`, `io_error`.
-    pub end_state: String,
+    pub end_state: EndState,
     pub hangup_cause: Option<String>,
     pub verdict: &'static str,
 }
 
-/// Why no decision was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailReason {
-    NoTrunk,
-    Timeout,
-    Error,
-}
-
-impl FailReason {
-    pub fn as_str(self) -> &'static str {
+impl DriveError {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            FailReason::NoTrunk => "no_trunk",
-            FailReason::Timeout => "timeout",
-            FailReason::Error => "error",
+            DriveError::Timeout(_) => ErrorKind::Timeout,
+            DriveError::Protocol(_) => ErrorKind::Protocol,
+            DriveError::Closed => ErrorKind::Closed,
+            DriveError::Io(_) => ErrorKind::Io,
+            DriveError::Hangup { .. } => ErrorKind::Hangup,
         }
     }
 }
 
-/// Screens one call: the flow both PBX drivers share.
+/// What screening decided for one call, before anything is sent: the plan
+/// to drive and the log row, whose fields are also the channel variables.
+struct Screened {
+    record: CallRecord,
+    /// `None`: fail open, nothing to drive.
+    plan: Option<Arc<Plan>>,
+    verdict: &'static str,
+    /// Set when no decision was made.
+    error: Option<FailReason>,
+}
+
+impl Screened {
+    /// The variables every call gets, decided or not: VERDICT, ACTION, RULE,
+    /// LIST, REASON, and ERROR when no decision was made (RULE and LIST then
+    /// empty), so a dialplan can rely on each being set.
+    fn vars(&self) -> ([(&'static str, &str); 6], usize) {
+        let r = &self.record;
+        let list = if self.error.is_some() { "" } else { &r.list };
+        let vars = [
+            ("VERDICT", r.verdict.as_str()),
+            ("ACTION", r.action.as_str()),
+            ("RULE", r.rule.as_deref().unwrap_or("")),
+            ("LIST", list),
+            ("REASON", r.reason.as_str()),
+            ("ERROR", self.error.map_or("", FailReason::as_str)),
+        ];
+        (vars, if self.error.is_some() { 6 } else { 5 })
+    }
+}
+
+/// Screens one call: the flow both PBX drivers share. Decides, sets the
+/// variables, logs the decision, then drives the plan.
 pub async fn handle<D: CallDriver>(
     driver: &mut D,
     info: &CallInfo,
@@ -113,16 +137,56 @@ pub async fn handle<D: CallDriver>(
 ) -> CallOutcome {
     let started = Instant::now();
     let pbx = driver.pbx();
+    let screened = screen(info, state, pbx, decide_timeout).await;
+    let (vars, n) = screened.vars();
+    let res = driver.set_vars(&vars[..n]).await;
+    let Screened {
+        record,
+        plan,
+        verdict,
+        error,
+    } = screened;
+    log_record(state, record);
+    let result = match (res, plan) {
+        (Err(e), _) => Err(e),
+        (Ok(()), None) => Ok(EndState::FailOpen),
+        (Ok(()), Some(plan)) => run_plan(driver, &plan).await.map(|end| match end {
+            EndState::Completed if error.is_some() => EndState::FailClosed,
+            end => end,
+        }),
+    };
+    finish(state, info, started, pbx, result, verdict)
+}
+
+/// Chooses the trunk and decides within the deadline; on failure applies
+/// `fail:`. Counts the call and fills its log row.
+async fn screen(info: &CallInfo, state: &State, pbx: Pbx, decide_timeout: Duration) -> Screened {
     let snap: Arc<Snapshot> = state.snapshot();
     let rs = &snap.rules;
-    let trunk = rs.select_trunk(
+    let choice = rs.choose_trunk(
         info.trunk_hint.as_deref(),
         info.dids.iter().map(String::as_str),
     );
+    let trunk = choice.trunk;
+    // A trunk the dialplan names but the config lacks: warned, counted, and
+    // said in the call's reason (the call goes on with the trunk chosen instead).
+    let trunk_note = choice.note(rs);
+    if let Some(note) = &trunk_note {
+        warn_unknown_trunk(pbx, &info.unique_id, note);
+        state
+            .metrics
+            .unknown_trunk_total
+            .with_label_values(&[pbx.as_str()])
+            .inc();
+    }
     let decided = match trunk {
         None => Err((
             FailReason::NoTrunk,
-            "no trunk selected (no trunk named, no DID matched, no default_trunk)".to_string(),
+            match &trunk_note {
+                Some(note) => format!("no trunk selected ({note})"),
+                None => "no trunk selected (no trunk named, no DID matched, no default_trunk)"
+                    .to_string(),
+            },
         )),
         Some(t) => decide_with_deadline(&snap, t, info, decide_timeout).await,
     };
@@ -146,46 +210,45 @@ pub async fn handle<D: CallDriver>(
         anonymous: info.presentation_restricted,
         verdict: String::new(),
         list: String::new(),
+        list_name: String::new(),
         rule: None,
         action: String::new(),
         reason: String::new(),
         decision_ns: 0,
         fail_open: false,
     };
-    let (plan, vars_ok, verdict): (Option<Arc<Plan>>, bool, &'static str) = match decided {
+    match decided {
         Ok((d, elapsed)) => {
             state
                 .metrics
                 .decision_duration
                 .observe(elapsed.as_secs_f64());
             state.count_call(&snap, pbx, &d);
-            let reason = d.reason(rs);
             let action = rs.action(d.action);
-            let plan = action.plan(pbx).clone();
+            record.reason = match &trunk_note {
+                Some(note) => format!("{}; {note}", d.reason(rs)),
+                None => d.reason(rs),
+            };
             record.caller_e164 = d.caller.e164.clone();
             record.anonymous = d.caller.anonymous;
             record.verdict = d.verdict.as_str().into();
             record.list = d.list.as_str().into();
             record.rule = d.rule_name(rs).map(str::to_string);
+            record.list_name = d
+                .rule
+                .map(|r| rs.rules.origin(r).list_name.to_string())
+                .unwrap_or_default();
             record.action = action.name.to_string();
-            record.reason = reason.clone();
             record.decision_ns = elapsed.as_nanos() as u64;
-            let vars = [
-                ("VERDICT", d.verdict.as_str()),
-                ("ACTION", &*action.name),
-                ("RULE", d.rule_name(rs).unwrap_or("")),
-                ("LIST", d.list.as_str()),
-                ("REASON", reason.as_str()),
-            ];
-            let res = driver.set_vars(&vars).await;
-            log_record(state, record);
-            match res {
-                Ok(()) => (Some(plan), true, d.verdict.as_str()),
-                Err(e) => return finish(state, info, started, pbx, Err(e), d.verdict.as_str()),
+            Screened {
+                record,
+                plan: Some(action.plan(pbx).clone()),
+                verdict: d.verdict.as_str(),
+                error: None,
             }
         }
         Err((why, detail)) => {
-            tracing::warn!(pbx = pbx.as_str(), call = %info.unique_id, reason = why.as_str(), "cannot decide: {detail}");
+            tracing::warn!(pbx = pbx.as_str(), call = ?info.unique_id, reason = why.as_str(), "cannot decide: {detail}");
             let closed = rs.fail == FailMode::Closed;
             let (verdict, plan) = if closed {
                 let action = trunk.map_or(rs.system_blocked_action, |t| rs.trunk(t).blocked_action);
@@ -196,75 +259,70 @@ pub async fn handle<D: CallDriver>(
             let action_name = plan
                 .as_ref()
                 .map_or("pass".to_string(), |p| p.action.to_string());
-            // Rare path: resolving the label sets here is fine. Every call
-            // counts in calls_total; fail_open_total only those let through.
             let trunk_name = trunk.map_or("", |t| &*rs.trunk(t).name);
             state
                 .metrics
-                .calls_total
-                .with_label_values(&[
-                    pbx.as_str(),
-                    trunk_name,
-                    verdict,
-                    "fail",
-                    action_name.as_str(),
-                ])
-                .inc();
-            if !closed {
-                state
-                    .metrics
-                    .fail_open_total
-                    .with_label_values(&[pbx.as_str(), why.as_str()])
-                    .inc();
-            }
+                .count_undecided(pbx, trunk_name, verdict, &action_name, why, closed);
             record.verdict = verdict.into();
             record.list = "fail".into();
-            record.action = action_name.clone();
+            record.action = action_name;
             record.reason = format!("fail {}: {detail}", if closed { "closed" } else { "open" });
             record.fail_open = !closed;
-            let vars = [
-                ("VERDICT", verdict),
-                ("ACTION", action_name.as_str()),
-                ("ERROR", why.as_str()),
-            ];
-            let res = driver.set_vars(&vars).await;
-            log_record(state, record);
-            match res {
-                Ok(()) => (plan, false, verdict),
-                Err(e) => return finish(state, info, started, pbx, Err(e), verdict),
+            Screened {
+                record,
+                plan,
+                verdict,
+                error: Some(why),
             }
         }
-    };
-    let result = match plan {
-        Some(plan) => run_plan(driver, &plan).await.map(|end| {
-            if !vars_ok && end == "completed" {
-                "fail_closed".to_string()
-            } else {
-                end
-            }
-        }),
-        None => Ok("fail_open".to_string()),
-    };
-    finish(state, info, started, pbx, result, verdict)
+    }
+}
+
+/// Warns of a trunk the dialplan names but the config lacks, at most once a
+/// minute: a dialplan with that typo names it on every call, and
+/// `callguard_unknown_trunk_total` counts them all (a warning per call would
+/// flood the log, thousands of lines a minute on a busy line).
+fn warn_unknown_trunk(pbx: crate::action::Pbx, unique_id: &str, note: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_WARNED: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST_WARNED.load(Ordering::Relaxed);
+    let due = last == 0 || now >= last.saturating_add(60);
+    if due
+        && LAST_WARNED
+            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            pbx = pbx.as_str(),
+            call = ?unique_id,
+            "{note} (said at most once a minute; callguard_unknown_trunk_total counts every call)"
+        );
+    }
 }
 
 /// Runs the plan; a bridge nobody answered falls back to `on_no_answer`.
-async fn run_plan<D: CallDriver>(driver: &mut D, plan: &Plan) -> Result<String, DriveError> {
+async fn run_plan<D: CallDriver>(driver: &mut D, plan: &Plan) -> Result<EndState, DriveError> {
     if plan.advise {
-        return Ok("advised".into());
+        return Ok(EndState::Advised);
     }
     match driver.execute(&plan.step).await? {
-        StepOutcome::Completed => Ok("completed".into()),
-        StepOutcome::Answered { status } => Ok(format!("dial:{status}")),
+        StepOutcome::Completed => Ok(EndState::Completed),
+        StepOutcome::Answered { status } => Ok(EndState::Dial { status, then: None }),
         StepOutcome::NotAnswered { status } => match &plan.step {
             Step::Bridge {
                 on_no_answer: Some(next),
                 ..
             } => {
                 driver.execute(&next.step).await?;
-                Ok(format!("dial:{status}:{}", next.action))
+                Ok(EndState::Dial {
+                    status,
+                    then: Some(next.action.clone()),
+                })
             }
-            _ => Ok(format!("dial:{status}")),
+            _ => Ok(EndState::Dial { status, then: None }),
         },
     }
 }
@@ -274,33 +332,23 @@ fn finish(
     info: &CallInfo,
     started: Instant,
     pbx: Pbx,
-    result: Result<String, DriveError>,
+    result: Result<EndState, DriveError>,
     verdict: &'static str,
 ) -> CallOutcome {
     let (end_state, hangup_cause) = match result {
         Ok(s) => (s, None),
-        Err(DriveError::Hangup { cause }) => ("caller_hangup".to_string(), cause),
+        Err(DriveError::Hangup { cause }) => (EndState::CallerHangup, cause),
         Err(e) => {
-            let kind = match &e {
-                DriveError::Timeout(_) => "timeout",
-                DriveError::Protocol(_) => "protocol",
-                DriveError::Closed => "closed",
-                DriveError::Io(_) => "io",
-                DriveError::Hangup { .. } => "hangup",
-            };
-            state
-                .metrics
-                .protocol_errors_total
-                .with_label_values(&[pbx.as_str(), kind])
-                .inc();
-            tracing::info!(pbx = pbx.as_str(), call = %info.unique_id, "session ended: {e}");
-            (format!("{kind}_error"), None)
+            let kind = e.kind();
+            state.metrics.count_session_error(pbx, kind);
+            tracing::info!(pbx = pbx.as_str(), call = ?info.unique_id, "session ended: {e}");
+            (EndState::Error(kind), None)
         }
     };
     if let Some(log) = &state.log {
         log.finish(CallEnd {
             unique_id: info.unique_id.clone(),
-            end_state: end_state.clone(),
+            end_state: end_state.as_str().into_owned(),
             hangup_cause: hangup_cause.clone(),
             duration_ms: started.elapsed().as_millis() as u64,
         });

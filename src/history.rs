@@ -60,6 +60,12 @@ const INFO_COLUMNS: &str = "version, list, time_ms, author, summary";
 impl History {
     /// Opens (and creates if needed) the history in the SQLite file `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<History> {
+        let path = path.as_ref();
+        // List versions hold phone numbers: owner-only, like the decision log.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = crate::calllog::store::create_private(path);
         let conn = Connection::open(path)?;
         // Another connection (the decision log) may hold the write lock briefly.
         conn.busy_timeout(Duration::from_secs(5))?;

@@ -18,6 +18,7 @@ pub mod history;
 pub mod http;
 pub mod lists;
 pub mod metrics;
+pub mod outcome;
 pub mod pbx;
 pub mod policy;
 pub mod reload;

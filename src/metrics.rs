@@ -3,9 +3,9 @@
 //! Metric vectors resolve a label set through a lock inside the `prometheus`
 //! crate, so the call path never asks for a label set by value: handles are
 //! resolved once (when a rule set is installed, or once per listener) and the
-//! call path only increments them. See `call::MetricHandles`.
+//! call path only increments them. See `state::MetricHandles`.
 
-use crate::call::FailReason;
+use crate::outcome::{ErrorKind, FailReason};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -27,6 +27,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "callguard_build_info",
     "callguard_log_dropped_total",
     "callguard_rules_source_info",
+    "callguard_unknown_trunk_total",
 ];
 
 pub struct Metrics {
@@ -45,6 +46,7 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     pub log_dropped_total: IntCounter,
     pub rules_source_info: IntGaugeVec,
+    pub unknown_trunk_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -158,6 +160,11 @@ impl Metrics {
             "Always 1; the commit label names the git commit the running rules came from.",
             &["commit"],
         );
+        let unknown_trunk_total = counter_vec(
+            "callguard_unknown_trunk_total",
+            "Calls whose dialplan named a trunk the configuration does not have (another trunk was chosen).",
+            &["pbx"],
+        );
         // Dashboards and alerts compare these series over time (`increase`,
         // `unless … offset`); a series born at its first event has no earlier
         // sample, so the first failure would go unseen. They start at 0.
@@ -168,6 +175,7 @@ impl Metrics {
             for reason in [FailReason::NoTrunk, FailReason::Timeout, FailReason::Error] {
                 fail_open_total.with_label_values(&[pbx.as_str(), reason.as_str()]);
             }
+            unknown_trunk_total.with_label_values(&[pbx.as_str()]);
         }
         Metrics {
             rules_source_info,
@@ -185,7 +193,38 @@ impl Metrics {
             rules,
             build_info,
             log_dropped_total,
+            unknown_trunk_total,
         }
+    }
+
+    /// Counts a call that was not decided (no trunk, an error, the deadline):
+    /// in `calls_total` under `list="fail"` like every call, and in
+    /// `fail_open_total` when it was let through. A rare path, so the label
+    /// sets are resolved here rather than pre-resolved.
+    pub fn count_undecided(
+        &self,
+        pbx: crate::action::Pbx,
+        trunk: &str,
+        verdict: &str,
+        action: &str,
+        why: FailReason,
+        closed: bool,
+    ) {
+        self.calls_total
+            .with_label_values(&[pbx.as_str(), trunk, verdict, "fail", action])
+            .inc();
+        if !closed {
+            self.fail_open_total
+                .with_label_values(&[pbx.as_str(), why.as_str()])
+                .inc();
+        }
+    }
+
+    /// Counts a session that broke off.
+    pub fn count_session_error(&self, pbx: crate::action::Pbx, kind: ErrorKind) {
+        self.protocol_errors_total
+            .with_label_values(&[pbx.as_str(), kind.as_str()])
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.

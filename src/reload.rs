@@ -20,28 +20,143 @@ use crate::lists::{Format, RuleRow, read_rows};
 use crate::policy::RuleSet;
 use crate::state::State;
 
+/// What caused a reload: for the log, and for who a list change recorded by
+/// the reload is attributed to in the history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// The watcher saw this file change (an operator's edit).
+    FileChange(PathBuf),
+    /// SIGHUP.
+    Signal,
+    /// `POST /api/v1/reload`.
+    ApiReload,
+    /// A write through the admin API, described (`api: ops replaced list spam`);
+    /// the store has recorded it with the token's name already.
+    ApiWrite(String),
+    /// A commit of the git rule source (abbreviated id).
+    Git { commit: String },
+    /// A remote list subscription that fetched a new copy.
+    Subscription { url: String },
+}
+
+impl Trigger {
+    /// The author of list versions this reload records: the rule source for
+    /// changes it brought, `file` for everything else (an edit on disk).
+    pub fn author(&self) -> String {
+        match self {
+            Trigger::Git { commit } => format!("git {commit}"),
+            Trigger::Subscription { url } => format!("subscription {url}"),
+            _ => "file".to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Trigger::FileChange(p) => write!(f, "file change: {}", p.display()),
+            Trigger::Signal => f.write_str("SIGHUP"),
+            Trigger::ApiReload => f.write_str("api"),
+            Trigger::ApiWrite(what) => f.write_str(what),
+            Trigger::Git { commit } => write!(f, "git {commit}"),
+            Trigger::Subscription { url } => write!(f, "subscription {url}"),
+        }
+    }
+}
+
+/// What identifies one version of a file on disk without reading it: a write
+/// through `write_atomic` is a new inode, an edit in place a new size or
+/// modification time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fingerprint {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+fn fingerprint(p: &Path) -> Option<Fingerprint> {
+    let m = std::fs::metadata(p).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(Fingerprint {
+        len: m.len(),
+        modified: m.modified().ok(),
+        inode,
+    })
+}
+
 /// Serialises reloads: two triggers at once must not race to install.
 pub struct Reloader {
     pub config_path: PathBuf,
     state: Arc<State>,
     lock: Mutex<()>,
+    /// The watched files as they were just before the running rules were
+    /// read (canonical path → fingerprint). A file event whose file still
+    /// matches was already applied (typically: the API wrote the file and
+    /// reloaded at once), so the watcher does not reload it a second time.
+    loaded: std::sync::Mutex<std::collections::HashMap<PathBuf, Fingerprint>>,
+    /// Watcher bursts skipped because every changed file was already applied.
+    skipped: std::sync::atomic::AtomicU64,
 }
 
 impl Reloader {
     pub fn new(config_path: PathBuf, state: Arc<State>) -> Arc<Reloader> {
-        Arc::new(Reloader {
+        let me = Arc::new(Reloader {
             config_path,
             state,
             lock: Mutex::new(()),
-        })
+            loaded: Default::default(),
+            skipped: Default::default(),
+        });
+        // The rules running now were read from the files as they are.
+        let prints = me.fingerprints();
+        me.set_loaded(prints);
+        me
+    }
+
+    /// Watcher bursts that did not reload because every changed file was
+    /// already applied (a write through the API reloads by itself).
+    pub fn skipped_bursts(&self) -> u64 {
+        self.skipped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The watched files' fingerprints now.
+    fn fingerprints(&self) -> std::collections::HashMap<PathBuf, Fingerprint> {
+        self.watched_files()
+            .into_iter()
+            .filter_map(|p| fingerprint(&p).map(|f| (p, f)))
+            .collect()
+    }
+
+    fn set_loaded(&self, prints: std::collections::HashMap<PathBuf, Fingerprint>) {
+        if let Ok(mut l) = self.loaded.lock() {
+            *l = prints;
+        }
+    }
+
+    /// Whether `p` is still exactly the file the running rules were read from.
+    fn already_applied(&self, p: &Path) -> bool {
+        let p = canonical(p);
+        let Some(now) = fingerprint(&p) else {
+            return false;
+        };
+        self.loaded
+            .lock()
+            .map(|l| l.get(&p) == Some(&now))
+            .unwrap_or(false)
     }
 
     /// Loads, validates and installs; returns the new version or every problem.
-    pub async fn reload(&self, why: &str) -> Result<u64, Problems> {
+    pub async fn reload(&self, why: Trigger) -> Result<u64, Problems> {
         let _guard = self.lock.lock().await;
         let path = self.config_path.clone();
+        // Taken before reading, so a change made while loading differs from
+        // it and is reloaded again rather than taken as applied.
+        let prints = self.fingerprints();
         let built = tokio::task::spawn_blocking(move || {
-            let cfg = config::load(&path)?;
+            let cfg = config::load_all(&path)?;
             let rules = RuleSet::compile(&cfg)?;
             Ok::<_, Problems>((rules, file_lists(cfg)))
         })
@@ -53,12 +168,13 @@ impl Reloader {
         match built {
             Ok((rules, lists)) => {
                 let version = self.state.install(rules, None);
-                self.record_history(lists, why).await;
+                self.set_loaded(prints);
+                self.record_history(lists, &why).await;
                 metrics
                     .config_reloads_total
                     .with_label_values(&["success"])
                     .inc();
-                tracing::info!(version, trigger = why, "rules reloaded");
+                tracing::info!(version, trigger = %why, "rules reloaded");
                 Ok(version)
             }
             Err(problems) => {
@@ -67,7 +183,7 @@ impl Reloader {
                     .with_label_values(&["failure"])
                     .inc();
                 for p in &problems.0 {
-                    tracing::error!(trigger = why, "reload refused, previous rules stay: {p}");
+                    tracing::error!(trigger = %why, "reload refused, previous rules stay: {p}");
                 }
                 if let Ok(mut e) = self.state.last_error.lock() {
                     *e = Some((
@@ -84,16 +200,12 @@ impl Reloader {
     /// latest recorded one: an operator's edit in an editor gets the same
     /// history (and rollback) as a change made through the API. A change the
     /// store already recorded is identical and skipped.
-    async fn record_history(&self, lists: Vec<FileList>, why: &str) {
+    async fn record_history(&self, lists: Vec<FileList>, why: &Trigger) {
         let Some(history) = self.state.extras.history.clone() else {
             return;
         };
-        // Changes seen by a rule source are its own; everything else is a file edit.
-        let author = if why.starts_with("source") {
-            why.to_string()
-        } else {
-            "file".to_string()
-        };
+        // Changes a rule source brought are its own; everything else is a file edit.
+        let author = why.author();
         let done = tokio::task::spawn_blocking(move || {
             let _guard = store::write_lock();
             for l in lists {
@@ -149,6 +261,7 @@ impl Reloader {
                 if !is_ours(&files, &first) {
                     continue;
                 }
+                let mut changed = vec![first.clone()];
                 // Coalesce the burst an editor makes (write, rename, chmod…):
                 // only our own files extend the quiet period, and a burst
                 // never delays the reload by more than a second.
@@ -158,15 +271,22 @@ impl Reloader {
                     match tokio::time::timeout_at(quiet_until.min(burst_end), rx.recv()).await {
                         Ok(Some(p)) if is_ours(&files, &p) => {
                             quiet_until = tokio::time::Instant::now() + debounce;
+                            changed.push(p);
                         }
                         Ok(Some(_)) => {}
                         Ok(None) => return,
                         Err(_) => break,
                     }
                 }
-                let _ = me
-                    .reload(&format!("file change: {}", first.display()))
-                    .await;
+                // The API (and the rule sources) reload right after writing;
+                // the events of that write must not apply it a second time.
+                if changed.iter().all(|p| me.already_applied(p)) {
+                    me.skipped
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::debug!(file = %first.display(), "file change already applied");
+                    continue;
+                }
+                let _ = me.reload(Trigger::FileChange(first)).await;
                 files = me.watched_files();
                 watched = me.watch_dirs(&mut watcher, &watched);
             }

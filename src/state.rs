@@ -100,8 +100,6 @@ impl MetricHandles {
 /// Where the running service keeps things, and its optional stores.
 #[derive(Default)]
 pub struct Extras {
-    /// The config file the rules are loaded from.
-    pub config_path: std::path::PathBuf,
     /// The decision log's SQLite file (for queries by the API).
     pub log_path: Option<std::path::PathBuf>,
     /// List versions, for history and rollback.

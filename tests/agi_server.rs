@@ -326,19 +326,33 @@ async fn caller_name_injection_cannot_add_a_command() {
 async fn decision_error_fails_open_and_fail_closed_blocks() {
     let mut srv = server::start(server::BROKEN_REGEX).await;
     let r = call("+442071234567").run(srv.agi()).await;
+    // Every variable a decided call gets, in the same order, plus ERROR.
     assert_eq!(
-        r.commands,
+        r.commands[..4],
         [
             "SET VARIABLE CALLGUARD_VERDICT \"allow\"",
             "SET VARIABLE CALLGUARD_ACTION \"pass\"",
-            "SET VARIABLE CALLGUARD_ERROR \"error\""
+            "SET VARIABLE CALLGUARD_RULE \"\"",
+            "SET VARIABLE CALLGUARD_LIST \"\"",
         ]
     );
+    assert!(
+        r.commands[4].starts_with("SET VARIABLE CALLGUARD_REASON \"fail open: "),
+        "{:?}",
+        r.commands
+    );
+    assert_eq!(r.commands[5], "SET VARIABLE CALLGUARD_ERROR \"error\"");
+    assert_eq!(r.commands.len(), 6, "{:?}", r.commands);
     srv.stop().await;
     let mut srv = server::start(&format!("{}\nfail: closed\n", server::BROKEN_REGEX)).await;
     let r = call("+442071234567").run(srv.agi()).await;
     assert_eq!(r.variables["CALLGUARD_VERDICT"], "block");
-    assert_eq!(r.commands[3..], ["EXEC Busy 5", "EXEC Hangup 17"]);
+    assert_eq!(r.variables["CALLGUARD_ACTION"], "reject");
+    assert_eq!(r.variables["CALLGUARD_RULE"], "");
+    assert_eq!(r.variables["CALLGUARD_LIST"], "");
+    assert!(r.variables["CALLGUARD_REASON"].starts_with("fail closed: "));
+    assert_eq!(r.variables["CALLGUARD_ERROR"], "error");
+    assert_eq!(r.commands[6..], ["EXEC Busy 5", "EXEC Hangup 17"]);
     srv.stop().await;
 }
 
@@ -348,7 +362,13 @@ async fn decision_timeout_fails_open() {
     let r = call("+15550000001").run(srv.agi()).await;
     assert_eq!(r.variables["CALLGUARD_VERDICT"], "allow");
     assert_eq!(r.variables["CALLGUARD_ERROR"], "timeout");
-    assert_eq!(r.commands.len(), 3);
+    assert_eq!(r.variables["CALLGUARD_RULE"], "");
+    assert_eq!(r.variables["CALLGUARD_LIST"], "");
+    assert_eq!(
+        r.variables["CALLGUARD_REASON"],
+        "fail open: no decision within 1ms"
+    );
+    assert_eq!(r.commands.len(), 6);
     srv.stop().await;
 }
 
@@ -458,5 +478,54 @@ async fn peers_outside_the_allow_list_and_excess_connections_are_refused_and_cou
     );
     let first = ringing.await.unwrap();
     assert!(first.commands.iter().any(|c| c.starts_with("EXEC Dial")));
+    srv.stop().await;
+}
+
+/// Issue 10.7: a trunk the dialplan names but the config lacks is counted,
+/// and the call's reason says which trunk was chosen instead and why.
+#[tokio::test]
+async fn unknown_trunk_name_is_counted_and_explained() {
+    let mut srv = server::start(SCREEN_YAML).await;
+    let r = call("+15557654321")
+        .script("screen?trunk=nosuch")
+        .dnid("+18005550199")
+        .run(srv.agi())
+        .await;
+    assert_eq!(r.variables["CALLGUARD_LIST"], "exclusive");
+    let reason = &r.variables["CALLGUARD_REASON"];
+    assert!(
+        reason.starts_with("trunk vip-line is in exclusive mode")
+            && reason.contains("nosuch")
+            && reason.ends_with(
+                "named by the dialplan does not exist; trunk vip-line chosen by DID +18005550199"
+            ),
+        "{reason:?}"
+    );
+    // No DID selects a trunk: default_trunk, and the reason says so.
+    let r = call("+15557654321")
+        .script("screen")
+        .arg("trunk=nosuch")
+        .dnid("+18005550000")
+        .extension("s")
+        .run(srv.agi())
+        .await;
+    assert_eq!(r.variables["CALLGUARD_LIST"], "default");
+    assert!(
+        r.variables["CALLGUARD_REASON"].contains("trunk support chosen as default_trunk"),
+        "{:?}",
+        r.variables["CALLGUARD_REASON"]
+    );
+    // A known trunk is not counted.
+    call("+15557654321")
+        .script("screen?trunk=support")
+        .run(srv.agi())
+        .await;
+    let n = server::scrape_sum(
+        srv.http(),
+        "callguard_unknown_trunk_total",
+        &["pbx=\"asterisk\""],
+    )
+    .await;
+    assert_eq!(n, 2.0);
     srv.stop().await;
 }

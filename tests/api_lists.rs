@@ -9,6 +9,7 @@ mod server;
 use std::path::Path;
 use std::sync::Once;
 
+use callguard::reload::Trigger;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -197,9 +198,13 @@ async fn lists_and_exports() {
 
     let (code, _, body) = c.get("/api/v1/lists/nope").await;
     assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
-    let (code, _, body) = c.get("/api/v1/lists/support.whitelist").await;
-    assert_eq!(code, StatusCode::BAD_REQUEST);
-    assert!(body.contains("edit callguard.yaml"), "{body}");
+    // A list defined inline in the config exports too: reading is not editing.
+    let (code, _, body) = c.get("/api/v1/lists/support.whitelist?format=csv").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        "rule_name,pattern,match_type,action,enabled,notes\nVIP,+15551234567,,,true,\n"
+    );
     let (code, _, _) = c.get("/api/v1/lists/spam?format=pdf").await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
 }
@@ -293,21 +298,45 @@ async fn refused_writes_change_nothing() {
     let d = v["details"][0].as_str().unwrap();
     assert!(d.contains(":3: Bad: pattern"), "{d}");
 
-    // Valid rows, but the configuration would not load (no such action).
+    // A row naming an action the configuration does not define is a bad
+    // row of the upload, located like the others.
     let (code, v) = c
         .put_csv(
             "spam",
             "rule_name,pattern,match_type,action,enabled\nA,+1,exact,nope,true\n",
         )
         .await;
-    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{v}");
+    let d = v["details"][0].as_str().unwrap();
     assert!(
-        v["details"][0]
-            .as_str()
-            .unwrap()
-            .contains("no action named \"nope\""),
+        d.starts_with("request body:2: A: no action named \"nope\""),
         "{v}"
     );
+
+    // Issue 10.2: every bad row of a file in one answer, a bad regex
+    // included even when the reader refused other rows.
+    let (code, v) = c
+        .put_csv(
+            "spam",
+            "rule_name,pattern,match_type,action,enabled\n\
+             Ok,+1,exact,,true\n\
+             Bad-Enabled,+2,exact,,maybe\n\
+             Bad-Regex,+1(,regex,,true\n\
+             Bad-Action,+4,exact,nope,true\n",
+        )
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{v}");
+    let details: Vec<&str> = v["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert_eq!(details.len(), 3, "{details:#?}");
+    assert!(details[0].starts_with("request body:3:") && details[0].contains("enabled"));
+    assert!(details[1].starts_with("request body:4: Bad-Regex: pattern"));
+    assert!(details[2].starts_with("request body:5: Bad-Action: no action named"));
+    assert_eq!(v["error"], "3 invalid row(s); nothing was changed");
 
     // Wrong or missing content type.
     let r = c
@@ -423,11 +452,11 @@ async fn file_edits_are_recorded_once() {
     std::fs::write(&path, format!("{SPAM}Spam-9,+15550000009,exact,,true,\n")).unwrap();
     s.running()
         .reloader
-        .reload("file change: spam.csv")
+        .reload(Trigger::FileChange(path.clone()))
         .await
         .unwrap();
     // Reloading again with nothing changed records nothing more.
-    s.running().reloader.reload("sighup").await.unwrap();
+    s.running().reloader.reload(Trigger::Signal).await.unwrap();
     let h = s.running().state.extras.history.clone().unwrap();
     let v = h.versions(Some("spam"), 10).unwrap();
     assert_eq!(v.len(), 1, "{v:?}");
@@ -478,4 +507,53 @@ async fn explainer_over_http() {
     assert_eq!(code, StatusCode::NOT_FOUND);
     let (code, _) = c.post_json("/api/v1/test", json!({ "bogus": 1 })).await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
+}
+
+/// Issue 10.9: a write through the API is applied once. The API reloads
+/// right after writing; the watcher then sees the file change, finds the file
+/// exactly as the running rules read it, and does not reload it again.
+#[tokio::test]
+async fn an_api_write_is_applied_once() {
+    let s = start().await;
+    let c = Client::new(&s);
+    let reloader = s.running().reloader.clone();
+    let reloads = || async {
+        server::scrape_sum(
+            s.http(),
+            "callguard_config_reloads_total",
+            &["result=\"success\""],
+        )
+        .await
+    };
+    let before = reloads().await;
+    let version = s.running().state.snapshot().version;
+    let skipped = reloader.skipped_bursts();
+    let (code, v) = c
+        .put_csv(
+            "spam",
+            "rule_name,pattern,match_type,action,enabled,notes\nSpam-7,+15550000007,exact,,true,\n",
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    // The watcher's turn: it has looked at the write and let it be.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while reloader.skipped_bursts() == skipped {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the watcher never looked at the written file"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(reloads().await, before + 1.0);
+    assert_eq!(s.running().state.snapshot().version, version + 1);
+
+    // An edit on disk is still picked up by the watcher.
+    let path = s.dir.path().join("lists/spam.csv");
+    std::fs::write(&path, format!("{SPAM}Spam-8,+15550000008,exact,,true,\n")).unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while s.running().state.snapshot().version == version + 1 {
+        assert!(tokio::time::Instant::now() < deadline, "edit not reloaded");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(c.decide("+15550000008").await["verdict"], "block");
 }

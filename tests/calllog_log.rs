@@ -33,6 +33,7 @@ mod calllog {
             anonymous: false,
             verdict: "allow".into(),
             list: "default".into(),
+            list_name: String::new(),
             rule: None,
             action: "continue".into(),
             reason: "no rule matched".into(),
@@ -593,6 +594,44 @@ mod calllog {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    /// A log written by the previous schema (no `list_name`) is still read,
+    /// and the writer upgrades it in place, keeping its rows.
+    #[test]
+    fn a_schema_1_log_is_read_and_upgraded() {
+        let dir = TempDir::new().unwrap();
+        let path = db(&dir);
+        {
+            let conn = store::open_writer(&path).unwrap();
+            store::insert_record(&conn, &rec("old", base())).unwrap();
+            // Back to schema 1: the column this build added is dropped.
+            conn.execute_batch("ALTER TABLE calls DROP COLUMN list_name; PRAGMA user_version = 1;")
+                .unwrap();
+        }
+        let rows = LogReader::open(&path)
+            .unwrap()
+            .query(&LogQuery::default())
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].list_name, "");
+        let conn = store::open_writer(&path).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, store::SCHEMA_VERSION);
+        let mut blocked = rec("new", base());
+        blocked.list_name = "spam".into();
+        store::insert_record(&conn, &blocked).unwrap();
+        let rows = LogReader::open(&path)
+            .unwrap()
+            .query(&LogQuery::default())
+            .unwrap();
+        let names: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r.unique_id.as_str(), r.list_name.as_str()))
+            .collect();
+        assert_eq!(names, [("new", "spam"), ("old", "")]);
     }
 
     #[test]

@@ -11,11 +11,12 @@ fn callguard(args: &[&str]) -> Output {
         .expect("run callguard")
 }
 
+/// stderr (where problems go) then stdout (the summary).
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
     )
 }
 
@@ -271,4 +272,158 @@ fn every_unknown_key_is_reported_at_once() {
             "missing {key} at line {line} in:\n{out}"
         );
     }
+}
+
+/// Issue 10.3: unknown keys do not hide the other problems; each problem
+/// points at its value; a wrong type names its key.
+#[test]
+fn unknown_keys_and_every_other_problem_in_one_run() {
+    let yaml = r#"trunks:
+  main:
+    blacklsit: []
+    blacklist:
+      - { name: Bad-Regex, pattern: '^(\+1', match: regex, colour: red }
+    lists:
+      - { path: lists/spam.csv, as: blacklist, action: nope }
+schedules:
+  hours:
+    timezone: America/New_York
+    open:
+      - days: mon-fri
+        from: "08:00"
+        to: "25:00"
+log: { paht: x }
+"#;
+    let (code, out, cfg) = check(
+        yaml,
+        &[(
+            "lists/spam.csv",
+            "rule_name,pattern,match_type,action,enabled\nS,+1,exact,,true\n",
+        )],
+    );
+    assert_eq!(code, 2, "{out}");
+    let at = |line: u32, needle: &str| {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(&format!("{cfg}:{line}:")) && l.contains(needle)),
+            "missing {needle:?} at line {line} in:\n{out}"
+        );
+    };
+    // Every unknown key, in one format.
+    at(3, "unknown key `trunks.main.blacklsit`");
+    at(5, "unknown key `trunks.main.blacklist[0].colour`");
+    at(15, "unknown key `log.paht`");
+    assert!(!out.contains("unknown field"), "{out}");
+    // ...and the rule, list and schedule problems of the same file.
+    at(5, "Bad-Regex: pattern");
+    at(7, "no action named \"nope\"");
+    at(14, "schedule hours: open[0].to: bad time \"25:00\"");
+}
+
+#[test]
+fn a_value_of_the_wrong_type_names_its_key() {
+    let (code, out, cfg) = check("agi:\n  max_connections: lots\n", &[]);
+    assert_eq!(code, 2, "{out}");
+    let first = out.lines().next().unwrap();
+    assert!(first.starts_with(&format!("{cfg}:2:")), "{out}");
+    assert!(first.contains("`agi.max_connections`"), "{out}");
+}
+
+/// Issue 10.4: `check` refuses an `allow:` entry that `serve` would refuse,
+/// at its place.
+#[test]
+fn bad_allow_entries_are_refused_by_check_with_their_place() {
+    let yaml =
+        "agi:\n  allow: [\"10.0.0.0/8\", \"10.0.0.0/33\"]\nesl:\n  allow:\n    - pbx.example.org\n";
+    let (code, out, cfg) = check(yaml, &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with(&format!("{cfg}:2:"))
+            && l.contains("agi.allow: \"10.0.0.0/33\" is not an address or CIDR")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&format!("{cfg}:5:"))
+                && l.contains("esl.allow: \"pbx.example.org\"")),
+        "{out}"
+    );
+}
+
+/// Issue 10.5: `days:` as a YAML sequence; `--at` says what it wants.
+#[test]
+fn days_as_a_sequence_and_the_at_format() {
+    let yaml = r#"
+schedules:
+  weekend:
+    timezone: UTC
+    open:
+      - { days: [fri, sat], from: "18:00", to: "23:00" }
+      - { days: [mon-tue, sun], from: "08:00", to: "09:00" }
+trunks:
+  main:
+    exclusive: { inside: weekend }
+    whitelist:
+      - { name: Friend, pattern: "+15551111111" }
+"#;
+    let (code, out, _) = check(yaml, &[]);
+    assert_eq!(code, 0, "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "callguard.yaml", yaml);
+    let test_at = |at: &str| {
+        callguard(&[
+            "test",
+            "--config",
+            &cfg,
+            "--trunk",
+            "main",
+            "--at",
+            at,
+            "+15552222222",
+        ])
+    };
+    // Saturday 2026-11-28 20:00 UTC: open, so exclusive, so blocked.
+    let o = test_at("2026-11-28T20:00:00Z");
+    assert!(text(&o).contains("BLOCK (exclusive)"), "{}", text(&o));
+    // Thursday: not in the list, allowed.
+    let o = test_at("2026-11-26T20:00:00Z");
+    assert!(text(&o).contains("ALLOW"), "{}", text(&o));
+    let o = test_at("25:00");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("use RFC 3339") && text(&o).contains("2026-11-24T02:00:00Z"),
+        "{}",
+        text(&o)
+    );
+}
+
+/// Issue 10.12: problems on stderr, the summary on stdout.
+#[test]
+fn check_writes_problems_to_stderr_and_the_summary_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "callguard.yaml",
+        "trunks:\n  main:\n    blacklsit: []\n    blacklist:\n      - { name: A, pattern: '+1', action: nope }\n",
+    );
+    let o = callguard(&["check", "--config", &cfg]);
+    assert_eq!(o.status.code(), Some(2));
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    );
+    assert_eq!(out, format!("{cfg}: 2 problem(s); nothing was loaded\n"));
+    let problems: Vec<&str> = err.lines().collect();
+    assert_eq!(problems.len(), 2, "{err}");
+    assert!(
+        problems.iter().all(|l| l.starts_with(&format!("{cfg}:"))),
+        "{err}"
+    );
+    let o = callguard(&["check", "--config", "config/callguard.yaml"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains(": OK — "));
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

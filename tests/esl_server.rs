@@ -380,22 +380,35 @@ use server::BROKEN_REGEX;
 async fn decision_error_or_timeout_fails_open() {
     let mut srv = server::start(BROKEN_REGEX).await;
     let r = sim("+442071234567").run(srv.esl()).await;
+    // Every variable a decided call gets, in the same order, plus error.
+    let o = ops(&r);
     assert_eq!(
-        ops(&r)[2..],
+        o[2..6],
         [
             "set callguard_verdict=allow",
             "set callguard_action=pass",
-            "set callguard_error=error",
-            "exit"
+            "set callguard_rule=",
+            "set callguard_list=",
         ]
     );
+    assert!(
+        o[6].starts_with("set callguard_reason=fail open: "),
+        "{o:?}"
+    );
+    assert_eq!(o[7..], ["set callguard_error=error", "exit"]);
     srv.stop().await;
 
     let mut srv = server::start_slow_decisions("esl: { decide_timeout: 1ms }").await;
     let r = sim("+15550000001").run(srv.esl()).await;
     assert_eq!(r.variable("callguard_verdict"), Some("allow"));
     assert_eq!(r.variable("callguard_error"), Some("timeout"));
-    assert_eq!(actions_after_vars(&r, 3), ["exit"]);
+    assert_eq!(r.variable("callguard_rule"), Some(""));
+    assert_eq!(r.variable("callguard_list"), Some(""));
+    assert_eq!(
+        r.variable("callguard_reason"),
+        Some("fail open: no decision within 1ms")
+    );
+    assert_eq!(actions_after_vars(&r, 6), ["exit"]);
     let m = srv.running().state.metrics.render();
     assert!(
         m.contains("callguard_fail_open_total{pbx=\"freeswitch\",reason=\"timeout\"} 1"),
@@ -410,10 +423,49 @@ async fn fail_closed_applies_the_blocked_action() {
     let r = sim("+442071234567").run(srv.esl()).await;
     assert_eq!(r.variable("callguard_verdict"), Some("block"));
     assert_eq!(r.variable("callguard_error"), Some("error"));
-    assert_eq!(actions_after_vars(&r, 3), ["respond 486 Busy Here"]);
+    assert_eq!(r.variable("callguard_rule"), Some(""));
+    assert_eq!(r.variable("callguard_list"), Some(""));
+    assert!(
+        r.variable("callguard_reason")
+            .is_some_and(|v| v.starts_with("fail closed: "))
+    );
+    assert_eq!(actions_after_vars(&r, 6), ["respond 486 Busy Here"]);
     srv.stop().await;
 }
 
 fn actions_after_vars(r: &SimResult, vars: usize) -> Vec<String> {
     ops(r)[2 + vars..].to_vec()
+}
+
+/// Issue 10.7: `callguard_trunk=nosuch` is counted and explained.
+#[tokio::test]
+async fn unknown_trunk_variable_is_counted_and_explained() {
+    let mut srv = server::start(SCREEN_YAML).await;
+    let r = SimConfig {
+        caller_number: "+15557654321".into(),
+        destination_number: "+18005550100".into(),
+        variables: vec![("callguard_trunk".into(), "nosuch".into())],
+        ..SimConfig::default()
+    }
+    .run(srv.esl())
+    .await;
+    assert_eq!(r.variable("callguard_list"), Some("default"));
+    let reason = r
+        .variable("callguard_reason")
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.contains(
+            "named by the dialplan does not exist; trunk support chosen by DID +18005550100"
+        ),
+        "{reason}"
+    );
+    let n = server::scrape_sum(
+        srv.http(),
+        "callguard_unknown_trunk_total",
+        &["pbx=\"freeswitch\""],
+    )
+    .await;
+    assert_eq!(n, 1.0);
+    srv.stop().await;
 }

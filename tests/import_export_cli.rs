@@ -225,16 +225,37 @@ fn invalid_rows_are_located_and_refused() {
     assert!(err.contains("nothing was imported"), "{err}");
     assert_eq!(env.read("lists/spam.csv"), EXISTING);
 
-    // Valid rows that the configuration refuses (unknown action): exit 2, nothing written.
+    // A row naming an action the configuration does not define is an
+    // invalid row of the preview (issue 10.2), not "to add".
     let up2 = env.write(
         "act.csv",
-        "rule_name,pattern,match_type,action,enabled\nX,+3009,,nope,true\n",
+        "rule_name,pattern,match_type,action,enabled\nX,+3009,,nope,true\nY,+3010,,vm,true\n",
     );
     let o = env.run(&["import", "--list", "spam", &up2]);
-    let (_, err) = text(&o);
+    let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(2));
-    assert!(err.contains("no action named \"nope\""), "{err}");
+    assert!(out.contains("to add: 1 (Y)"), "{out}");
+    assert!(out.contains("invalid rows: 1"), "{out}");
+    assert!(
+        out.contains(&format!("{up2}:2: X: no action named \"nope\"")),
+        "{out}"
+    );
+    // Nothing is imported, so the preview does not announce a new size.
+    assert!(!out.contains("list after import"), "{out}");
+    assert!(out.contains("nothing will be imported"), "{out}");
+    assert!(
+        err.contains("1 invalid row(s): nothing was imported"),
+        "{err}"
+    );
     assert_eq!(env.read("lists/spam.csv"), EXISTING);
+    // --skip-invalid skips exactly that row and imports the rest.
+    let out = ok(&env.run(&["import", "--list", "spam", &up2, "--skip-invalid"]));
+    assert!(out.contains("list after import: 3 rules"), "{out}");
+    assert_eq!(
+        rows(&env.read("lists/spam.csv")),
+        ["A,+1001", "B,+1002", "Y,+3010"]
+    );
+    std::fs::write(env.path("lists/spam.csv"), EXISTING).unwrap();
 
     // The operator may import the good rows and leave the bad ones out.
     ok(&env.run(&["import", "--list", "spam", &up, "--skip-invalid"]));
@@ -251,9 +272,41 @@ fn rollback_restores_an_earlier_version() {
     let out = ok(&env.run(&["import", "--list", "spam", &up]));
     assert!(out.contains("+2 −0 ~0 (added: C, D)"), "{out}");
     // Version 1 is the file as it was, recorded before the import.
+    // Issue 10.11: `history` lists the versions `rollback --to` takes.
+    let out = ok(&env.run(&["history", "--list", "spam"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("VERSION")
+            && lines[0].contains("AUTHOR")
+            && lines[0].ends_with("SUMMARY"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("2 ") && lines[1].contains(" spam ") && lines[1].contains(" cli "),
+        "{out}"
+    );
+    assert!(lines[1].ends_with("+2 −0 ~0 (added: C, D)"), "{out}");
+    assert!(
+        lines[2].starts_with("1 ") && lines[2].contains(" file "),
+        "{out}"
+    );
+    assert!(
+        out.contains("callguard rollback --list spam --to VERSION"),
+        "{out}"
+    );
     let out = ok(&env.run(&["rollback", "--list", "spam", "--to", "1"]));
     assert!(out.contains("removed: C, D"), "{out}");
     assert_eq!(env.read("lists/spam.csv"), EXISTING);
+    let json = ok(&env.run(&["history", "--json", "--limit", "1"]));
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(
+        (v["list"].as_str(), v["version"].as_u64()),
+        (Some("spam"), Some(3))
+    );
+    assert_eq!(v["author"], "cli");
+    let o = env.run(&["history", "--list", "support.whitelist"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("defined inline"), "{o:?}");
     let o = env.run(&["rollback", "--list", "spam", "--to", "42"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("no history version 42"));
@@ -284,6 +337,7 @@ async fn log_calls(db: &Path) {
         anonymous,
         verdict: "allow".into(),
         list: "default".into(),
+        list_name: String::new(),
         rule: None,
         action: "pass".into(),
         reason: "no rule matched".into(),
@@ -313,10 +367,34 @@ async fn block_from_call() {
         csv.contains("Block-+15550001111,+15550001111,exact,,true,blocked from call 1700000000.42"),
         "{csv}"
     );
-    // The same caller again: the name is taken.
+    // The same caller again (issue 10.6): the list already blocks the
+    // number, so no second rule, and the answer says which rule it is.
     let o = env.run(&["block", "--from-call", "1700000000.42", "--list", "spam"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).1.contains("already has a rule named"), "{o:?}");
+    let out = ok(&o);
+    assert!(
+        out.contains("+15550001111 is already matched by rule Block-+15550001111 (exact +15550001111) of spam: nothing was added"),
+        "{out}"
+    );
+    let o = env.run(&[
+        "block",
+        "--from-call",
+        "1700000000.42",
+        "--list",
+        "spam",
+        "--name",
+        "Second",
+    ]);
+    assert!(ok(&o).contains("already matched"), "{o:?}");
+    assert_eq!(env.read("lists/spam.csv"), csv);
+    // A wider rule counts too: a prefix that covers the number.
+    std::fs::write(
+        env.path("lists/spam.csv"),
+        format!("{EXISTING}Range,+1555000*,wildcard,,true,\n"),
+    )
+    .unwrap();
+    let o = env.run(&["block", "--from-call", "1700000000.42", "--list", "spam"]);
+    assert!(ok(&o).contains("already matched by rule Range"), "{o:?}");
+    std::fs::write(env.path("lists/spam.csv"), EXISTING).unwrap();
     let o = env.run(&[
         "block",
         "--from-call",
@@ -333,6 +411,7 @@ async fn block_from_call() {
         env.read("lists/spam.csv")
             .contains("Complaint-7,+15550001111,exact,vm,true")
     );
+    assert!(!env.read("lists/spam.csv").contains("Block-+1555"));
 
     let o = env.run(&["block", "--from-call", "1700000000.43", "--list", "spam"]);
     assert_eq!(o.status.code(), Some(2));
@@ -341,4 +420,30 @@ async fn block_from_call() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("no logged call"), "{o:?}");
     assert!(csv.starts_with(HEADER));
+}
+
+/// Issue 10.6: `--on-duplicate` takes only its three modes, and `export`
+/// reads a list defined inline in the config like a list file.
+#[test]
+fn on_duplicate_modes_and_inline_export() {
+    let env = Env::new(EXISTING);
+    let up = env.write("up.csv", UPLOAD);
+    for bad in ["merge", "keep", ""] {
+        let o = env.run(&["import", "--list", "spam", &up, "--on-duplicate", bad]);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {out}{err}");
+        assert!(err.contains("skip, overwrite or rename"), "{bad}: {err}");
+        assert!(out.is_empty(), "{bad}: {out}");
+    }
+    let o = env.run(&["import", "--list", "spam", &up, "--on-duplicate", "merge"]);
+    assert!(text(&o).1.contains("is `rename`"), "{o:?}");
+    assert_eq!(env.read("lists/spam.csv"), EXISTING);
+
+    let out = ok(&env.run(&["export", "--list", "support.whitelist", "--format", "csv"]));
+    assert_eq!(out, format!("{HEADER}CFO,+15551111111,,,true,\n"));
+    let out = ok(&env.run(&["export", "--list", "support.blacklist", "--format", "json"]));
+    assert_eq!(out.trim(), "[]");
+    let o = env.run(&["export", "--list", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("no list named \"nope\""), "{o:?}");
 }

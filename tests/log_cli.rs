@@ -122,6 +122,7 @@ async fn write_log(path: &Path) {
             anonymous: row.caller.is_empty(),
             verdict: row.verdict.into(),
             list: row.list.into(),
+            list_name: String::new(),
             rule: row.rule.map(Into::into),
             action: row.action.into(),
             reason: format!("{} by {}", row.verdict, row.rule.unwrap_or("default")),
@@ -172,6 +173,120 @@ fn uids(db: &Path, filters: &[&str]) -> Vec<String> {
             v["unique_id"].as_str().unwrap().to_string()
         })
         .collect()
+}
+
+/// Issue 10.8: the table shows the unique id (what `block --from-call`
+/// takes) and the deciding list's name beside its kind; an exclusive-mode
+/// block shows `exclusive` as its rule; `--stats` counts fail-open and
+/// fail-closed calls.
+#[tokio::test]
+async fn log_shows_unique_id_list_name_exclusive_rule_and_fail_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("calls.db");
+    let dropped = IntCounter::new("dropped", "test").unwrap();
+    let (log, writer) = CallLog::start(&db, 100, dropped, 0, Duration::from_secs(3600)).unwrap();
+    let now = Utc::now();
+    let rec = |uid: &str, verdict: &str, list: &str, name: &str, rule: Option<&str>, fail_open| {
+        CallRecord {
+            time: now,
+            unique_id: uid.into(),
+            pbx: "asterisk".into(),
+            trunk: "exec-line".into(),
+            did: "+18005550199".into(),
+            caller_raw: "+15550000001".into(),
+            caller_e164: Some("+15550000001".into()),
+            caller_name: String::new(),
+            anonymous: false,
+            verdict: verdict.into(),
+            list: list.into(),
+            list_name: name.into(),
+            rule: rule.map(Into::into),
+            action: "reject".into(),
+            reason: "r".into(),
+            decision_ns: 1000,
+            fail_open,
+        }
+    };
+    for r in [
+        rec(
+            "1795432537.14",
+            "block",
+            "blacklist",
+            "spam",
+            Some("Spam-42"),
+            false,
+        ),
+        rec("1795432537.15", "block", "exclusive", "", None, false),
+        rec(
+            "1795432537.16",
+            "allow",
+            "whitelist",
+            "exec-vip",
+            Some("CFO"),
+            false,
+        ),
+        rec("1795432537.17", "allow", "fail", "", None, true),
+        rec("1795432537.18", "block", "fail", "", None, false),
+    ] {
+        assert!(log.record(r));
+    }
+    log.close().await.unwrap();
+    writer.await.unwrap();
+    let db_arg = db.to_str().unwrap();
+
+    let out = callguard(&["--db", db_arg], dir.path());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("TIME") && lines[0].contains("UNIQUE-ID"),
+        "{}",
+        out.stdout
+    );
+    let line = |uid: &str| {
+        *lines
+            .iter()
+            .find(|l| l.contains(uid))
+            .unwrap_or_else(|| panic!("{uid} in {}", out.stdout))
+    };
+    assert!(
+        line("1795432537.14").contains("blacklist (spam)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        line("1795432537.16").contains("whitelist (exec-vip)"),
+        "{}",
+        out.stdout
+    );
+    let excl = line("1795432537.15");
+    let rule_col = lines[0].find("RULE").unwrap();
+    assert!(excl[rule_col..].starts_with("exclusive"), "{}", out.stdout);
+
+    let json = callguard(
+        &["--db", db_arg, "--json", "--rule", "exclusive"],
+        dir.path(),
+    );
+    let v: Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(v["unique_id"], "1795432537.15");
+    assert_eq!(v["rule"], "exclusive");
+    let json = callguard(&["--db", db_arg, "--json", "--rule", "Spam-42"], dir.path());
+    let v: Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(v["list_name"], "spam");
+
+    let out = callguard(&["--db", db_arg, "--stats"], dir.path());
+    assert!(
+        out.stdout
+            .starts_with("calls: 5  blocked: 3  allowed: 2  fail-open: 1  fail-closed: 1\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("  exclusive  1\n"), "{}", out.stdout);
+    let out = callguard(&["--db", db_arg, "--stats", "--json"], dir.path());
+    let s: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(
+        (s["fail_open"].as_u64(), s["fail_closed"].as_u64()),
+        (Some(1), Some(1))
+    );
 }
 
 #[tokio::test]
@@ -236,7 +351,8 @@ async fn log_filters_json_stats_and_errors() {
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
-        out.stdout.starts_with("calls: 4  blocked: 3  allowed: 1\n"),
+        out.stdout
+            .starts_with("calls: 4  blocked: 3  allowed: 1  fail-open: 0  fail-closed: 0\n"),
         "{}",
         out.stdout
     );

@@ -123,6 +123,18 @@ async fn commits_are_applied_broken_ones_refused() {
     until(&srv, "second commit", |s| s["source"] == c2.as_str()).await;
     assert!(blocked(&srv, "+15550000002"));
     assert!(!blocked(&srv, "+15550000001"));
+    // Issue 10.10: the list change is recorded with the commit as author.
+    let history = srv.running().state.extras.history.clone().expect("history");
+    let versions = history.versions(Some("vip"), 10).unwrap();
+    let latest = versions
+        .iter()
+        .max_by_key(|v| v.version)
+        .expect("a version");
+    assert_eq!(latest.author, format!("git {}", &c2[..8]), "{versions:?}");
+    assert!(
+        versions.iter().all(|v| v.author.starts_with("git ")),
+        "{versions:?}"
+    );
     let metric = server::scrape_sum(
         srv.http(),
         "callguard_rules_source_info",

@@ -162,6 +162,24 @@ async fn subscription_follows_the_source_and_keeps_the_last_good_copy() {
     }
     until("changed list", || blocked(&srv, "+15550000002")).await;
     assert!(srv.running().state.snapshot().version > version);
+    // Issue 10.10: the change is recorded with the subscription as author.
+    let history = srv.running().state.extras.history.clone().expect("history");
+    let url = format!("http://127.0.0.1:{port}/community.csv");
+    until("the change in the history", || {
+        history
+            .versions(Some("community"), 10)
+            .unwrap()
+            .iter()
+            .any(|v| v.summary.contains("Spam-2"))
+    })
+    .await;
+    let versions = history.versions(Some("community"), 10).unwrap();
+    assert!(
+        versions
+            .iter()
+            .all(|v| v.author == format!("subscription {url}")),
+        "{versions:?}"
+    );
 
     // Broken list: refused, the good copy stays and keeps deciding.
     {

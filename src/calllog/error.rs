@@ -11,6 +11,12 @@ pub enum CallLogError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Creating the database file itself (owner-only) failed.
+    #[error("cannot create the call log {path}: {source}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A reader was pointed at a database that does not exist (yet): the
     /// service has not run with this `log.path`.
     #[error("call log {0} does not exist")]

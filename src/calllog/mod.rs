@@ -49,6 +49,9 @@ pub struct CallRecord {
     pub verdict: String,
     /// `protected`, `system_blacklist`, `whitelist`, `blacklist`, `exclusive`, `default`.
     pub list: String,
+    /// The name of the list whose rule decided (`spam`, `exec-vip`,
+    /// `support.blacklist`); empty when no rule decided.
+    pub list_name: String,
     pub rule: Option<String>,
     pub action: String,
     pub reason: String,

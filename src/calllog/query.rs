@@ -57,6 +57,9 @@ pub struct LoggedCall {
     pub anonymous: bool,
     pub verdict: String,
     pub list: String,
+    /// The deciding list's name (`spam`, `exec-vip`); empty when no rule decided.
+    pub list_name: String,
+    /// The deciding rule; `exclusive` for an exclusive-mode block.
     pub rule: Option<String>,
     pub action: String,
     pub reason: String,
@@ -93,7 +96,12 @@ pub struct Stats {
     pub total: u64,
     pub blocked: u64,
     pub allowed: u64,
-    /// Blocked calls per rule, most first; [`NO_RULE`] for none.
+    /// Calls let through without a decision (callguard failed open).
+    pub fail_open: u64,
+    /// Calls blocked without a decision (`fail: closed`).
+    pub fail_closed: u64,
+    /// Blocked calls per rule, most first; `exclusive` for exclusive-mode
+    /// blocks; [`NO_RULE`] for none.
     pub blocked_by_rule: Vec<StatCount>,
     pub blocked_by_list: Vec<StatCount>,
     pub blocked_by_trunk: Vec<StatCount>,
@@ -125,14 +133,29 @@ impl LogReader {
     }
 }
 
-const COLUMNS: &str = "id, time, unique_id, pbx, trunk, did, caller_raw, caller_e164, \
-    caller_name, anonymous, verdict, list, rule, action, reason, decision_ns, fail_open, \
-    end_state, hangup_cause, duration_ms, ended_at";
+/// The deciding rule as shown and filtered: an exclusive-mode block has no
+/// rule of its own, so `exclusive` (the trunk's mode) is what decided it.
+const RULE: &str = "coalesce(rule, CASE WHEN list = 'exclusive' THEN 'exclusive' END)";
+
+/// The selected columns; a log written before schema 2 has no `list_name`.
+fn columns(conn: &Connection) -> Result<String, CallLogError> {
+    let list_name = if store::schema_version(conn)? >= 2 {
+        "list_name"
+    } else {
+        "''"
+    };
+    Ok(format!(
+        "id, time, unique_id, pbx, trunk, did, caller_raw, caller_e164, \
+         caller_name, anonymous, verdict, list, {RULE}, action, reason, decision_ns, fail_open, \
+         end_state, hangup_cause, duration_ms, ended_at, {list_name}"
+    ))
+}
 
 /// Calls matching `q`, newest first.
 pub fn query(conn: &Connection, q: &LogQuery) -> Result<Vec<LoggedCall>, CallLogError> {
     let (filter, mut args) = where_clause(q);
-    let mut sql = format!("SELECT {COLUMNS} FROM calls{filter} ORDER BY time DESC, id DESC");
+    let columns = columns(conn)?;
+    let mut sql = format!("SELECT {columns} FROM calls{filter} ORDER BY time DESC, id DESC");
     if q.limit > 0 {
         args.push(Value::Integer(i64::try_from(q.limit).unwrap_or(i64::MAX)));
         sql.push_str(&format!(" LIMIT ?{}", args.len()));
@@ -151,7 +174,8 @@ pub fn find_by_unique_id(
     conn: &Connection,
     unique_id: &str,
 ) -> Result<Option<LoggedCall>, CallLogError> {
-    let sql = format!("SELECT {COLUMNS} FROM calls WHERE unique_id = ?1 ORDER BY id DESC LIMIT 1");
+    let columns = columns(conn)?;
+    let sql = format!("SELECT {columns} FROM calls WHERE unique_id = ?1 ORDER BY id DESC LIMIT 1");
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query([unique_id])?;
     match rows.next()? {
@@ -167,16 +191,21 @@ pub fn stats(conn: &Connection, q: &LogQuery) -> Result<Stats, CallLogError> {
     let sql = format!(
         "SELECT count(*), \
                 coalesce(sum(verdict = 'block'), 0), \
-                coalesce(sum(verdict = 'allow'), 0) \
+                coalesce(sum(verdict = 'allow'), 0), \
+                coalesce(sum(fail_open != 0), 0), \
+                coalesce(sum(fail_open = 0 AND list = 'fail'), 0) \
          FROM calls{filter}"
     );
-    let (total, blocked, allowed) = conn.query_row(&sql, params_from_iter(args.iter()), |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })?;
+    let (total, blocked, allowed, fail_open, fail_closed) =
+        conn.query_row(&sql, params_from_iter(args.iter()), |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
     let by = |column: &str| -> Result<Vec<StatCount>, CallLogError> {
         let and = if filter.is_empty() { " WHERE" } else { " AND" };
         let sql = format!(
@@ -199,7 +228,9 @@ pub fn stats(conn: &Connection, q: &LogQuery) -> Result<Stats, CallLogError> {
         total: count(total),
         blocked: count(blocked),
         allowed: count(allowed),
-        blocked_by_rule: by("rule")?,
+        fail_open: count(fail_open),
+        fail_closed: count(fail_closed),
+        blocked_by_rule: by(RULE)?,
         blocked_by_list: by("list")?,
         blocked_by_trunk: by("trunk")?,
     })
@@ -228,7 +259,7 @@ fn where_clause(q: &LogQuery) -> (String, Vec<Value>) {
     for (column, value) in [
         ("verdict", &q.verdict),
         ("trunk", &q.trunk),
-        ("rule", &q.rule),
+        (RULE, &q.rule),
     ] {
         if let Some(v) = value {
             let p = bind(Value::Text(v.clone()), &mut args);
@@ -281,6 +312,7 @@ fn logged_call(r: &Row<'_>) -> Result<LoggedCall, CallLogError> {
         anonymous: r.get(9)?,
         verdict: r.get(10)?,
         list: r.get(11)?,
+        list_name: r.get(21)?,
         rule: r.get(12)?,
         action: r.get(13)?,
         reason: r.get(14)?,

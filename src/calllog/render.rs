@@ -6,16 +6,28 @@
 
 use super::query::{LoggedCall, StatCount, Stats};
 
+/// Columns before the reason.
+const N: usize = 9;
 /// Widest a column grows; the reason, last, is cut at [`REASON_WIDTH`].
-const CAPS: [usize; 8] = [19, 14, 20, 7, 16, 20, 12, 28];
-const HEADERS: [&str; 8] = [
-    "TIME", "TRUNK", "CALLER", "VERDICT", "LIST", "RULE", "ACTION", "END",
+/// The unique id is never cut in practice (Asterisk `1795432537.14`,
+/// FreeSWITCH's 36-character UUID): `block --from-call` takes it.
+const CAPS: [usize; N] = [19, 36, 14, 20, 7, 30, 20, 12, 28];
+const HEADERS: [&str; N] = [
+    "TIME",
+    "UNIQUE-ID",
+    "TRUNK",
+    "CALLER",
+    "VERDICT",
+    "LIST",
+    "RULE",
+    "ACTION",
+    "END",
 ];
 pub const REASON_WIDTH: usize = 48;
 
 /// One line per call under a header, newest first as given.
 pub fn render_table(calls: &[LoggedCall]) -> String {
-    let rows: Vec<[String; 9]> = calls.iter().map(cells).collect();
+    let rows: Vec<[String; N + 1]> = calls.iter().map(cells).collect();
     let mut widths = HEADERS.map(|h| h.chars().count());
     for row in &rows {
         for (i, w) in widths.iter_mut().enumerate() {
@@ -26,7 +38,7 @@ pub fn render_table(calls: &[LoggedCall]) -> String {
     let header: Vec<String> = HEADERS.iter().map(|h| h.to_string()).collect();
     push_line(&mut out, &header, &widths, "REASON");
     for row in &rows {
-        push_line(&mut out, &row[..8], &widths, &fit(&row[8], REASON_WIDTH));
+        push_line(&mut out, &row[..N], &widths, &fit(&row[N], REASON_WIDTH));
     }
     if rows.is_empty() {
         out.push_str("(no calls)\n");
@@ -34,7 +46,7 @@ pub fn render_table(calls: &[LoggedCall]) -> String {
     out
 }
 
-fn push_line(out: &mut String, cols: &[String], widths: &[usize; 8], last: &str) {
+fn push_line(out: &mut String, cols: &[String], widths: &[usize; N], last: &str) {
     for (cell, &w) in cols.iter().zip(widths) {
         let cell = fit(cell, w);
         let pad = w - cell.chars().count();
@@ -48,7 +60,17 @@ fn push_line(out: &mut String, cols: &[String], widths: &[usize; 8], last: &str)
     out.push('\n');
 }
 
-fn cells(c: &LoggedCall) -> [String; 9] {
+/// The deciding list's kind with its name beside it when that says more:
+/// `blacklist (spam)`, `whitelist (exec-vip)`, `system_blacklist`.
+fn list_cell(c: &LoggedCall) -> String {
+    if c.list_name.is_empty() || c.list_name == c.list {
+        c.list.clone()
+    } else {
+        format!("{} ({})", c.list, c.list_name)
+    }
+}
+
+fn cells(c: &LoggedCall) -> [String; N + 1] {
     let caller = if c.caller_raw.is_empty() && c.anonymous {
         "anonymous".to_string()
     } else {
@@ -61,10 +83,11 @@ fn cells(c: &LoggedCall) -> [String; 9] {
     };
     [
         c.time.format("%Y-%m-%d %H:%M:%S").to_string(),
+        c.unique_id.clone(),
         c.trunk.clone(),
         caller,
         c.verdict.clone(),
-        c.list.clone(),
+        list_cell(c),
         c.rule.clone().unwrap_or_else(|| "-".into()),
         c.action.clone(),
         end,
@@ -93,8 +116,8 @@ fn fit(s: &str, width: usize) -> String {
 /// The period's totals, then blocked calls by rule, list and trunk.
 pub fn render_stats(stats: &Stats) -> String {
     let mut out = format!(
-        "calls: {}  blocked: {}  allowed: {}\n",
-        stats.total, stats.blocked, stats.allowed
+        "calls: {}  blocked: {}  allowed: {}  fail-open: {}  fail-closed: {}\n",
+        stats.total, stats.blocked, stats.allowed, stats.fail_open, stats.fail_closed
     );
     for (title, counts) in [
         ("blocked by rule", &stats.blocked_by_rule),
@@ -146,6 +169,7 @@ mod tests {
             anonymous: false,
             verdict: "block".into(),
             list: "blacklist".into(),
+            list_name: "spam".into(),
             rule: Some("spam-555".into()),
             action: "hangup".into(),
             reason: reason.into(),
@@ -165,7 +189,9 @@ mod tests {
         assert_eq!(lines.len(), 3, "{t}");
         assert!(lines[0].starts_with("TIME"));
         assert!(lines[0].ends_with("REASON"));
-        assert!(lines[1].starts_with("2026-11-01 08:05:09  sip-main"));
+        assert!(lines[1].starts_with("2026-11-01 08:05:09  1730448309.42  sip-main"));
+        // The list's name beside its kind (issue 10.8).
+        assert!(lines[1].contains("blacklist (spam)"), "{t}");
         assert!(lines[1].contains("spam-555"));
         assert!(lines[1].contains("completed (NORMAL_CLEARING)"));
         assert!(lines[1].ends_with("matched blacklist \"spam\""));
@@ -195,6 +221,8 @@ mod tests {
             total: 10,
             blocked: 4,
             allowed: 6,
+            fail_open: 2,
+            fail_closed: 1,
             blocked_by_rule: vec![
                 StatCount {
                     key: "spam".into(),
@@ -212,7 +240,9 @@ mod tests {
             blocked_by_trunk: vec![],
         };
         let text = render_stats(&s);
-        assert!(text.starts_with("calls: 10  blocked: 4  allowed: 6\n"));
+        assert!(
+            text.starts_with("calls: 10  blocked: 4  allowed: 6  fail-open: 2  fail-closed: 1\n")
+        );
         assert!(
             text.contains("blocked by rule:\n  spam    3\n  (none)  1\n"),
             "{text}"

@@ -14,7 +14,8 @@ use rusqlite::{Connection, OpenFlags, params};
 use super::{CallEnd, CallLogError, CallRecord};
 
 /// The schema this build writes, kept in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 1;
+/// 2: `list_name` (the deciding list's name beside its kind).
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long a connection waits for a lock before giving up: long enough for a
 /// checkpoint or a long reader, short enough that a wedged file shows in logs.
@@ -58,6 +59,9 @@ CREATE INDEX IF NOT EXISTS calls_caller_digits ON calls(caller_digits);
 CREATE INDEX IF NOT EXISTS calls_e164_digits ON calls(e164_digits);
 ";
 
+/// Version 1 → 2: the deciding list's name. Old rows keep `''`.
+const SCHEMA_V2: &str = "ALTER TABLE calls ADD COLUMN list_name TEXT NOT NULL DEFAULT '';";
+
 /// Opens (creating if needed) the database the writer uses: parent
 /// directories, pragmas and schema. Idempotent.
 pub fn open_writer(path: &Path) -> Result<Connection, CallLogError> {
@@ -67,6 +71,10 @@ pub fn open_writer(path: &Path) -> Result<Connection, CallLogError> {
             source,
         })?;
     }
+    create_private(path).map_err(|source| CallLogError::Create {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // journal_mode answers with a row, so it is read rather than executed.
@@ -74,6 +82,25 @@ pub fn open_writer(path: &Path) -> Result<Connection, CallLogError> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     migrate(&mut conn)?;
     Ok(conn)
+}
+
+/// Creates `path` readable and writable by its owner only (0600) when it
+/// does not exist yet: the log holds every caller's number. SQLite gives its
+/// `-wal` and `-shm` files the database file's permissions. An existing file
+/// keeps the permissions its operator gave it.
+pub fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Opens an existing log read-only, for the CLI and the HTTP API. Refuses a
@@ -95,7 +122,7 @@ pub fn open_reader(path: &Path) -> Result<Connection, CallLogError> {
     }
 }
 
-fn schema_version(conn: &Connection) -> Result<i64, CallLogError> {
+pub(crate) fn schema_version(conn: &Connection) -> Result<i64, CallLogError> {
     Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
 }
 
@@ -109,7 +136,10 @@ fn migrate(conn: &mut Connection) -> Result<(), CallLogError> {
     }
     if found < SCHEMA_VERSION {
         let tx = conn.transaction()?;
-        tx.execute_batch(SCHEMA_V1)?;
+        if found < 1 {
+            tx.execute_batch(SCHEMA_V1)?;
+        }
+        tx.execute_batch(SCHEMA_V2)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
     }
@@ -131,8 +161,8 @@ pub fn insert_record(conn: &Connection, r: &CallRecord) -> rusqlite::Result<()> 
     let mut stmt = conn.prepare_cached(
         "INSERT INTO calls (time, unique_id, pbx, trunk, did, caller_raw, caller_e164,
              caller_name, anonymous, verdict, list, rule, action, reason, decision_ns,
-             fail_open, caller_digits, e164_digits)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+             fail_open, caller_digits, e164_digits, list_name)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
     )?;
     stmt.execute(params![
         r.time.timestamp_millis(),
@@ -153,6 +183,7 @@ pub fn insert_record(conn: &Connection, r: &CallRecord) -> rusqlite::Result<()> 
         r.fail_open,
         digits(&r.caller_raw),
         r.caller_e164.as_deref().map(digits),
+        r.list_name,
     ])?;
     Ok(())
 }

@@ -9,12 +9,16 @@ use clap::Args;
 
 use crate::calllog::LogReader;
 use crate::config;
+use crate::config::types::MatchType;
 use crate::history::History;
 use crate::lists::RuleRow;
 use crate::lists::store::ListStore;
+use crate::policy::pattern::infer_match_type;
+use crate::policy::tester::PatternTester;
 
 #[derive(Args, Debug)]
 pub struct BlockArgs {
+    /// The configuration file (list paths and log.path are relative to it).
     #[arg(long, short, env = super::CONFIG_ENV, default_value_os_t = super::default_config())]
     pub config: PathBuf,
     /// The PBX's unique id of the logged call (see `callguard log`).
@@ -81,6 +85,32 @@ pub fn run(args: BlockArgs) -> ExitCode {
     };
     let history = History::open(&log_path).ok().map(Arc::new);
     let store = ListStore::new(&args.config, history);
+    // A second rule for a caller the list already matches would only clutter
+    // it (and the log would still name the first rule): say so instead.
+    if let Ok(cur) = store.current(&args.list) {
+        let subjects = [number.as_str(), call.caller_raw.trim()];
+        let limit = cfg.raw.policy.regex_backtrack_limit;
+        if let Some(r) = cur
+            .list
+            .rows
+            .iter()
+            .map(|(_, r)| r)
+            .find(|r| row_matches(r, &subjects, limit))
+        {
+            println!(
+                "{number} is already matched by rule {} ({} {}) of {}: nothing was added",
+                r.rule_name,
+                if r.match_type.is_empty() {
+                    "pattern"
+                } else {
+                    r.match_type.as_str()
+                },
+                r.pattern,
+                args.list
+            );
+            return ExitCode::SUCCESS;
+        }
+    }
     match store.add(&args.list, vec![row.clone()], "cli") {
         Ok(a) => {
             println!(
@@ -101,4 +131,32 @@ pub fn run(args: BlockArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Whether an enabled row matches any of `subjects` (the caller as E.164 and
+/// as received), by the same pattern compiler and matcher a call uses.
+fn row_matches(row: &RuleRow, subjects: &[&str], backtrack_limit: usize) -> bool {
+    if !row.enabled {
+        return false;
+    }
+    let mt = match row.match_type.trim() {
+        "" => None,
+        m => match MatchType::parse(m) {
+            Some(m) => Some(m),
+            None => return false,
+        },
+    };
+    // Most list rows are exact numbers: compared directly, so a large list
+    // does not build a matcher per row.
+    if mt.unwrap_or_else(|| infer_match_type(&row.pattern)) == MatchType::Exact {
+        let p = row.pattern.trim();
+        return subjects.iter().any(|s| !s.is_empty() && *s == p);
+    }
+    let Ok(tester) = PatternTester::new(&row.pattern, mt, false, backtrack_limit) else {
+        return false;
+    };
+    subjects
+        .iter()
+        .filter(|s| !s.is_empty())
+        .any(|s| tester.test(s).is_ok_and(|r| r.matched))
 }

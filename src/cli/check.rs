@@ -8,7 +8,7 @@ use crate::policy::RuleSet;
 
 /// Loads and compiles the config; the summary or every problem.
 pub fn load(path: &Path) -> Result<RuleSet, config::Problems> {
-    let cfg = config::load(path)?;
+    let cfg = config::load_all(path)?;
     RuleSet::compile(&cfg)
 }
 
@@ -18,11 +18,12 @@ pub fn run(path: &Path) -> ExitCode {
             println!("{}: OK — {}", path.display(), summary(&rs));
             ExitCode::SUCCESS
         }
+        // Like every subcommand: the problems on stderr, the summary on stdout.
         Err(problems) => {
             for p in &problems.0 {
-                println!("{p}");
+                eprintln!("{p}");
             }
-            eprintln!(
+            println!(
                 "{}: {} problem(s); nothing was loaded",
                 path.display(),
                 problems.0.len()

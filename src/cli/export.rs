@@ -7,11 +7,12 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::lists::store::ListStore;
+use crate::lists::store::{ListStore, StoreError};
 use crate::lists::{Format, RuleRow, write_atomic, write_rows};
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
+    /// The configuration file (list paths and log.path are relative to it).
     #[arg(long, short, env = super::CONFIG_ENV, default_value_os_t = super::default_config())]
     pub config: PathBuf,
     /// The list to export (its name in the config).
@@ -27,24 +28,21 @@ pub struct ExportArgs {
 
 pub fn run(args: ExportArgs) -> ExitCode {
     let store = ListStore::new(&args.config, None);
-    let cur = match store.current(&args.list) {
-        Ok(c) => c,
+    // Reads only: a list defined inline in the config exports like a file.
+    let rows: Vec<RuleRow> = match store.export_rows(&args.list) {
+        Ok(rows) => rows,
         Err(e) => {
-            eprintln!("{e}");
+            if matches!(e, StoreError::Broken(_)) {
+                eprintln!("the list file has problems; fix it before exporting:");
+            } else {
+                eprintln!("{e}");
+            }
             for d in e.details() {
                 eprintln!("  {d}");
             }
             return ExitCode::from(2);
         }
     };
-    if !cur.problems.is_empty() {
-        eprintln!("the list file has problems; fix it before exporting:");
-        for p in &cur.problems {
-            eprintln!("  {p}");
-        }
-        return ExitCode::from(2);
-    }
-    let rows: Vec<RuleRow> = cur.list.rows.into_iter().map(|(_, r)| r).collect();
     let bytes = write_rows(&rows, args.format);
     let written = match &args.output {
         Some(path) => {

@@ -11,7 +11,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::config::load::read_bounded;
-use crate::lists::store::{ListStore, StoreError, check_row};
+use crate::lists::import::PreviewOutcome;
+use crate::lists::store::{ListStore, StoreError};
 use crate::lists::{Format, OnDuplicate, plan_import, read_rows};
 
 /// Import files larger than this are refused before reading.
@@ -19,6 +20,7 @@ const MAX_IMPORT_BYTES: u64 = 1 << 30;
 
 #[derive(Args, Debug)]
 pub struct ImportArgs {
+    /// The configuration file (list paths and log.path are relative to it).
     #[arg(long, short, env = super::CONFIG_ENV, default_value_os_t = super::default_config())]
     pub config: PathBuf,
     /// The list file to import into (its name in the config).
@@ -27,7 +29,7 @@ pub struct ImportArgs {
     /// csv, json or xml (default: from FILE's extension).
     #[arg(long, value_parser = parse_format)]
     pub format: Option<Format>,
-    /// What to do with a rule whose name is taken: skip, overwrite, or rename (keep both).
+    /// What to do with a rule whose name is taken: skip, overwrite, or rename (keep both, the newcomer becomes NAME-2).
     #[arg(long, default_value = "skip", value_parser = parse_on_duplicate)]
     pub on_duplicate: OnDuplicate,
     /// Show the preview; write nothing.
@@ -45,8 +47,7 @@ pub(super) fn parse_format(s: &str) -> Result<Format, String> {
 }
 
 fn parse_on_duplicate(s: &str) -> Result<OnDuplicate, String> {
-    OnDuplicate::from_name(s)
-        .ok_or_else(|| format!("unknown mode {s:?} (skip, overwrite or rename)"))
+    OnDuplicate::from_name(s).ok_or_else(|| OnDuplicate::unknown(s))
 }
 
 /// A spinner naming the phase, only when a person watches stderr.
@@ -85,14 +86,28 @@ pub fn run(args: ImportArgs) -> ExitCode {
         Err(e) => return refused(&pb, e),
     };
     pb.set_message("validating");
+    // Rows are judged as the rule set will judge them (actions included),
+    // so the preview's invalid rows are exactly what --skip-invalid leaves out.
+    let checker = match store.checker(&args.list) {
+        Ok(c) => c,
+        Err(e) => return refused(&pb, e),
+    };
     let mode = args.on_duplicate;
     let mut preview = String::new();
     let mut invalid = 0;
     let plan_step = |current: &[crate::lists::RuleRow]| {
-        let plan = plan_import(current, parsed, mode, &check_row);
-        preview = plan.render_preview();
+        let plan = plan_import(current, parsed, mode, &|r| checker.check(r));
         invalid = plan.errors.len();
-        if args.dry_run || (invalid > 0 && !args.skip_invalid) {
+        let refused = invalid > 0 && !args.skip_invalid;
+        let outcome = if refused {
+            PreviewOutcome::Refused
+        } else if args.dry_run {
+            PreviewOutcome::DryRun
+        } else {
+            PreviewOutcome::Import
+        };
+        preview = plan.render_preview_for(outcome);
+        if args.dry_run || refused {
             return Err(StoreError::Aborted);
         }
         Ok(plan.result)

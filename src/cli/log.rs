@@ -33,8 +33,10 @@ pub struct LogArgs {
     /// Calls before: same forms as --since.
     #[arg(long)]
     pub until: Option<String>,
+    /// Only blocked or only allowed calls.
     #[arg(long, value_parser = ["block", "allow"])]
     pub verdict: Option<String>,
+    /// Only calls on this trunk (its name in the config, e.g. `support`).
     #[arg(long)]
     pub trunk: Option<String>,
     /// The rule's name as configured (e.g. `Busy`).

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod block;
 mod check;
 mod export;
+mod history;
 mod import;
 mod log;
 mod rollback;
@@ -83,11 +84,13 @@ pub enum Command {
     /// The config is --config, else $CALLGUARD_CONFIG, else ./config/callguard.yaml, else
     /// /etc/callguard/callguard.yaml (the same for every command).
     Serve {
+        /// The configuration file (list paths and log.path are relative to it).
         #[arg(long, short, env = CONFIG_ENV, default_value_os_t = default_config())]
         config: PathBuf,
     },
     /// Validate a configuration: exit 0 with a summary, or 2 with one line per problem.
     Check {
+        /// The configuration file (list paths and log.path are relative to it).
         #[arg(long, short, env = CONFIG_ENV, default_value_os_t = default_config())]
         config: PathBuf,
     },
@@ -104,6 +107,8 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Restore a list to an earlier version from its history.
     Rollback(rollback::RollbackArgs),
+    /// List the versions of the list files (time, author, summary): what `rollback --to` takes.
+    History(history::HistoryArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -116,12 +121,40 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Import(args) => import::run(args),
         Command::Export(args) => export::run(args),
         Command::Rollback(args) => rollback::run(args),
+        Command::History(args) => history::run(args),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
+
+    /// Issue 10.12: every option and argument of every subcommand says what
+    /// it is in `--help`.
+    #[test]
+    fn every_option_has_a_description() {
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        for sub in cli.get_subcommands() {
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg
+                    .get_help()
+                    .is_none_or(|h| h.to_string().trim().is_empty())
+                {
+                    missing.push(format!("{} --{id}", sub.get_name()));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "options without a description: {missing:?}"
+        );
+    }
 
     #[test]
     fn the_local_config_wins_then_the_system_one() {

@@ -11,11 +11,13 @@ use crate::lists::store::ListStore;
 
 #[derive(Args, Debug)]
 pub struct RollbackArgs {
+    /// The configuration file (list paths and log.path are relative to it).
     #[arg(long, short, env = super::CONFIG_ENV, default_value_os_t = super::default_config())]
     pub config: PathBuf,
+    /// The list to restore (its name in the config, e.g. `spam`).
     #[arg(long)]
     pub list: String,
-    /// The history version to restore (see GET /api/v1/history).
+    /// The history version to restore (see `callguard history --list NAME`).
     #[arg(long)]
     pub to: u64,
 }

@@ -15,6 +15,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::LogFormat;
 use crate::app::{self, StartError};
+use crate::reload::Trigger;
 
 pub fn run(config: &Path, format: LogFormat) -> ExitCode {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -83,7 +84,7 @@ async fn serve(config: &Path) -> ExitCode {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                let _ = running.reloader.reload("SIGHUP").await;
+                let _ = running.reloader.reload(Trigger::Signal).await;
             }
         }
     }

@@ -16,6 +16,7 @@ use crate::policy::tester::PatternTester;
 
 #[derive(Args, Debug)]
 pub struct TestArgs {
+    /// The configuration file (list paths and log.path are relative to it).
     #[arg(long, short, env = super::CONFIG_ENV, default_value_os_t = super::default_config())]
     pub config: PathBuf,
     /// The trunk the call arrives on.
@@ -25,7 +26,7 @@ pub struct TestArgs {
     #[arg(long)]
     pub did: Option<String>,
     /// Decide as of this instant (RFC 3339), e.g. 2026-11-23T21:00:00-05:00.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_at)]
     pub at: Option<DateTime<Utc>>,
     /// Treat the callers as presentation-restricted by the PBX.
     #[arg(long)]
@@ -45,6 +46,19 @@ pub struct TestArgs {
     /// Callers (or numbers, with --pattern).
     #[arg(required = true)]
     pub callers: Vec<String>,
+}
+
+/// An RFC 3339 instant; anything else is answered with the format wanted
+/// (a bare `25:00` or `21:00` has no date and no offset).
+fn parse_at(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            format!(
+                "{s:?} is not an instant ({e}): use RFC 3339 with a date, a 24-hour time and an \
+                 offset, e.g. 2026-11-23T21:00:00-05:00 or 2026-11-24T02:00:00Z"
+            )
+        })
 }
 
 fn parse_match_type(s: &str) -> Result<MatchType, String> {

@@ -27,7 +27,8 @@ pub struct LoadedList {
     pub role: ListRole,
     /// `None` for the system blacklist.
     pub trunk: Option<String>,
-    pub default_action: Option<String>,
+    /// The entry's `action:`, with its place in the config file.
+    pub default_action: Option<serde_saphyr::Spanned<String>>,
     pub rows: Vec<(u32, RuleRow)>,
 }
 
@@ -83,40 +84,77 @@ pub fn read_bounded(path: &Path, limit: u64, display: &str) -> Result<Vec<u8>, P
     Ok(buf)
 }
 
-/// Parses YAML text into the raw config types.
+/// Parses YAML text into the raw config types. Unknown keys refuse the
+/// file: every one of them is reported (with any other problem of the file).
 pub fn parse(text: &str, file: &str) -> Result<RawConfig, Problems> {
-    serde_saphyr::from_str::<RawConfig>(text).map_err(|e| {
-        let (line, col) = e
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
-        // The library's message may carry a rendered snippet; keep the first line.
-        let msg = e.to_string();
-        let msg = msg
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("invalid YAML")
-            .trim();
-        // The position is already in FILE:LINE:COL; drop the parser's copy.
-        let msg = msg.strip_prefix("error: ").unwrap_or(msg);
-        let msg = match msg.split_once(": ") {
-            Some((pos, rest)) if pos.starts_with("line ") && pos.contains(" column ") => rest,
-            _ => msg,
-        }
-        .to_string();
-        let mut problems = vec![Problem::new(file, line, col, msg)];
-        // Serde stops at the first unknown key: report all of them at once.
-        for p in super::unknown::unknown_keys(text, file) {
-            if !problems
-                .iter()
-                .any(|q| q.line == p.line && q.column == p.column)
+    match parse_lenient(text, file) {
+        (Some(raw), unknown) if unknown.is_empty() => Ok(raw),
+        (_, problems) => Err(Problems(problems)),
+    }
+}
+
+/// Parses YAML text, reading past unknown keys: returns the config as if
+/// they were not there (when the rest parses) and every problem found, unknown
+/// keys first in one message format. `callguard check` and the reload use it
+/// so that a typo in one key does not hide the rule and list problems.
+pub fn parse_lenient(text: &str, file: &str) -> (Option<RawConfig>, Vec<Problem>) {
+    let err = match serde_saphyr::from_str::<RawConfig>(text) {
+        Ok(raw) => return (Some(raw), Vec::new()),
+        Err(e) => e,
+    };
+    let unknown = super::unknown::unknown_keys(text, file);
+    if unknown.is_empty() {
+        return (None, vec![parse_problem(&err, text, file)]);
+    }
+    let blanked = super::unknown::blank_keys(text, &unknown);
+    let mut problems = unknown;
+    match serde_saphyr::from_str::<RawConfig>(&blanked) {
+        Ok(raw) => (Some(raw), problems),
+        Err(e) => {
+            let p = parse_problem(&e, &blanked, file);
+            if !is_unknown_field(&e)
+                && !problems
+                    .iter()
+                    .any(|q| q.line == p.line && q.column == p.column)
             {
                 problems.push(p);
             }
+            problems.sort_by_key(|p| (p.line, p.column));
+            (None, problems)
         }
-        problems.sort_by_key(|p| (p.line, p.column));
-        Problems(problems)
-    })
+    }
+}
+
+fn is_unknown_field(e: &serde_saphyr::Error) -> bool {
+    e.to_string().contains("unknown field")
+}
+
+/// The parser's error at its place; a value of the wrong type names its key
+/// (the parser alone says only `invalid u32`).
+fn parse_problem(e: &serde_saphyr::Error, text: &str, file: &str) -> Problem {
+    let (line, col) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
+    // The library's message may carry a rendered snippet; keep the first line.
+    let msg = e.to_string();
+    let msg = msg
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid YAML")
+        .trim();
+    // The position is already in FILE:LINE:COL; drop the parser's copy.
+    let msg = msg.strip_prefix("error: ").unwrap_or(msg);
+    let msg = match msg.split_once(": ") {
+        Some((pos, rest)) if pos.starts_with("line ") && pos.contains(" column ") => rest,
+        _ => msg,
+    }
+    .to_string();
+    let msg = match super::unknown::key_at(text, line, col) {
+        Some(key) if line > 0 && !msg.contains(&format!("`{key}`")) => format!("`{key}`: {msg}"),
+        _ => msg,
+    };
+    Problem::new(file, line, col, msg)
 }
 
 /// Loads the config file and every local list file it references.
@@ -128,15 +166,45 @@ pub fn load(path: &Path) -> Result<LoadedConfig, Problems> {
     load_str(&text, path)
 }
 
+/// Like [`load`], but unknown keys do not stop it: they are returned in
+/// [`LoadedConfig::problems`] (so compiling still refuses the file) along with
+/// every list problem. What `callguard check` and a reload use.
+pub fn load_all(path: &Path) -> Result<LoadedConfig, Problems> {
+    let file = path.display().to_string();
+    let bytes = read_bounded(path, MAX_CONFIG_BYTES, &file)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| Problem::new(&file, 0, 0, format!("not UTF-8: {e}")))?;
+    match parse_lenient(&text, &file) {
+        (Some(raw), unknown) => load_raw(raw, unknown, path),
+        (None, problems) => Err(Problems(problems)),
+    }
+}
+
 /// Parses config text as if read from `path` (list paths resolve beside it).
 pub fn load_str(text: &str, path: &Path) -> Result<LoadedConfig, Problems> {
     let file = path.display().to_string();
     let raw = parse(text, &file)?;
+    load_raw(raw, Vec::new(), path)
+}
+
+fn load_raw(
+    raw: RawConfig,
+    mut problems: Vec<Problem>,
+    path: &Path,
+) -> Result<LoadedConfig, Problems> {
+    let file = path.display().to_string();
     let base_dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let mut problems = Vec::new();
+    // Checked here, with their place, so `check` refuses what `serve` would.
+    for (section, allow) in [("agi", &raw.agi.allow), ("esl", &raw.esl.allow)] {
+        for a in allow {
+            if let Err(m) = crate::server::parse_allow_entry(&a.value) {
+                problems.push(Problem::at(&file, &a.referenced, format!("{section}.{m}")));
+            }
+        }
+    }
     let mut lists = Vec::new();
     let mut files = vec![path.to_path_buf()];
     let mut entries: Vec<(Option<String>, &serde_saphyr::Spanned<ListFileConfig>)> =

@@ -5,5 +5,5 @@ pub mod problem;
 pub mod types;
 pub mod unknown;
 
-pub use load::{LoadedConfig, LoadedList, load, load_str};
+pub use load::{LoadedConfig, LoadedList, load, load_all, load_str};
 pub use problem::{Problem, Problems};

@@ -196,21 +196,60 @@ pub struct PbxOverride {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleConfig {
-    pub timezone: String,
+    pub timezone: S<String>,
     #[serde(default)]
     pub open: Vec<WindowConfig>,
     #[serde(default)]
-    pub closed_dates: Vec<String>,
+    pub closed_dates: Vec<S<String>>,
 }
 
 /// `{ days: mon-fri, from: "08:00", to: "18:00" }`; `days` takes a day, a range
-/// (`mon-fri`, `fri-mon`), a comma list (`mon,wed,fri`) or `daily`.
+/// (`mon-fri`, `fri-mon`), a comma list (`mon,wed,fri`) or `daily`, or a YAML
+/// sequence of those (`[fri, sat]`). Each value keeps its place so a bad time
+/// is reported on its own line.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WindowConfig {
-    pub days: String,
-    pub from: String,
-    pub to: String,
+    pub days: S<DaysConfig>,
+    pub from: S<String>,
+    pub to: S<String>,
+}
+
+/// The `days:` of a window, as written: `"fri,sat"` or `[fri, sat]` (kept
+/// as the comma list both mean).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaysConfig(pub String);
+
+impl From<&str> for DaysConfig {
+    fn from(s: &str) -> Self {
+        DaysConfig(s.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for DaysConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = DaysConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("days as text (`mon-fri`, `fri,sat`, `daily`) or a list (`[fri, sat]`)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DaysConfig, E> {
+                Ok(DaysConfig(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<DaysConfig, A::Error> {
+                let mut items: Vec<String> = Vec::new();
+                while let Some(item) = seq.next_element::<String>()? {
+                    items.push(item);
+                }
+                Ok(DaysConfig(items.join(",")))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `{ outside: NAME }` or `{ inside: NAME }`.
@@ -329,8 +368,9 @@ pub struct ListFileConfig {
     pub role: ListRole,
     /// The list's name in the API and CLI (default: the file stem).
     pub name: Option<String>,
-    /// Default action for rows that name none.
-    pub action: Option<String>,
+    /// Default action for rows that name none (located, so an unknown one is
+    /// reported on its own line).
+    pub action: Option<S<String>>,
     pub url: Option<String>,
     #[serde(default, deserialize_with = "opt_duration")]
     pub refresh: Option<Duration>,
@@ -368,8 +408,18 @@ impl Default for ListenConfig {
     }
 }
 
-fn loopback() -> Vec<String> {
-    vec!["127.0.0.0/8".into(), "::1/128".into()]
+/// Loopback only, unless the operator lists the PBX hosts.
+fn loopback() -> Vec<S<String>> {
+    ["127.0.0.0/8", "::1/128"]
+        .into_iter()
+        .map(|a| {
+            Spanned::new(
+                a.to_string(),
+                serde_saphyr::Location::UNKNOWN,
+                serde_saphyr::Location::UNKNOWN,
+            )
+        })
+        .collect()
 }
 
 macro_rules! duration_default {
@@ -403,8 +453,10 @@ pub struct AgiConfig {
     pub reply_timeout: Duration,
     #[serde(default = "d10k")]
     pub max_connections: usize,
+    /// Peers allowed to connect: addresses or CIDRs, each with its place
+    /// in the file so a bad one is reported by `check`.
     #[serde(default = "loopback")]
-    pub allow: Vec<String>,
+    pub allow: Vec<S<String>>,
 }
 
 impl Default for AgiConfig {
@@ -437,8 +489,10 @@ pub struct EslConfig {
     pub reply_timeout: Duration,
     #[serde(default = "d10k")]
     pub max_connections: usize,
+    /// Peers allowed to connect: addresses or CIDRs, each with its place
+    /// in the file so a bad one is reported by `check`.
     #[serde(default = "loopback")]
-    pub allow: Vec<String>,
+    pub allow: Vec<S<String>>,
     #[serde(default = "d64k")]
     pub max_header_bytes: usize,
     #[serde(default = "d1m")]
@@ -465,6 +519,11 @@ pub struct HttpConfig {
     pub tokens: Vec<TokenConfig>,
     #[serde(default = "d32m")]
     pub max_body_bytes: usize,
+    /// Reads that hold phone numbers (list exports, history, the call log,
+    /// the tester) need a token too. Off by default: `listen.http` is on
+    /// loopback unless the operator moves it.
+    #[serde(default)]
+    pub protect_reads: bool,
 }
 
 impl Default for HttpConfig {
@@ -472,7 +531,27 @@ impl Default for HttpConfig {
         Self {
             tokens: Vec::new(),
             max_body_bytes: d32m(),
+            protect_reads: false,
         }
+    }
+}
+
+impl HttpConfig {
+    /// One warning per configured token whose secret is missing from the
+    /// environment: such a token can never authorise anything, which an
+    /// operator who just deployed it should hear about at start, not when
+    /// the first change is refused. Names only the variable, never a value.
+    pub fn unset_token_warnings(&self) -> Vec<String> {
+        self.tokens
+            .iter()
+            .filter(|t| std::env::var(&t.token_env).map_or(true, |v| v.is_empty()))
+            .map(|t| {
+                format!(
+                    "http.tokens: token {:?} cannot authorise anything: environment variable {} is not set",
+                    t.name, t.token_env
+                )
+            })
+            .collect()
     }
 }
 

@@ -222,7 +222,11 @@ const ROOT: Shape = Struct(&[
     ),
     (
         "http",
-        Struct(&[("tokens", List(&TOKEN)), ("max_body_bytes", Any)]),
+        Struct(&[
+            ("tokens", List(&TOKEN)),
+            ("max_body_bytes", Any),
+            ("protect_reads", Any),
+        ]),
     ),
     (
         "log",
@@ -253,6 +257,111 @@ pub fn unknown_keys(text: &str, file: &str) -> Vec<Problem> {
     let mut out = Vec::new();
     walk(&root, ROOT, "", file, &mut out);
     out
+}
+
+/// The dotted path of the key whose value holds position `line:column` (the
+/// last key that starts at or before it), so a type error the parser reports
+/// as `invalid u32` can name `agi.max_connections`.
+pub fn key_at(text: &str, line: u64, column: u64) -> Option<String> {
+    let root = serde_saphyr::from_str::<Node>(text).ok()?;
+    let mut keys = Vec::new();
+    collect_keys(&root, "", &mut keys);
+    keys.into_iter()
+        .filter(|(l, c, _)| (*l, *c) <= (line, column))
+        .max_by_key(|(l, c, _)| (*l, *c))
+        .map(|(_, _, path)| path)
+}
+
+fn collect_keys(node: &Node, path: &str, out: &mut Vec<(u64, u64, String)>) {
+    match node {
+        Node::Map(entries) => {
+            for (k, v) in entries {
+                let here = if path.is_empty() {
+                    k.value.0.clone()
+                } else {
+                    format!("{path}.{}", k.value.0)
+                };
+                out.push((k.referenced.line(), k.referenced.column(), here.clone()));
+                collect_keys(v, &here, out);
+            }
+        }
+        Node::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                collect_keys(item, &format!("{path}[{i}]"), out);
+            }
+        }
+        Node::Scalar => {}
+    }
+}
+
+/// `text` with every key of `unknown` and its value replaced by spaces, so
+/// the typed parser can read the rest and report its own problems at their
+/// unchanged lines and columns. Block-style entries are blanked to the end
+/// of the line plus every more-indented line after it; entries inside a
+/// flow mapping (`{ a: 1, b: 2 }`) up to and including their comma.
+pub fn blank_keys(text: &str, unknown: &[Problem]) -> String {
+    let mut lines: Vec<Vec<char>> = text.split('\n').map(|l| l.chars().collect()).collect();
+    for p in unknown {
+        let (Some(l), Some(c)) = (
+            usize::try_from(p.line).ok().and_then(|l| l.checked_sub(1)),
+            usize::try_from(p.column)
+                .ok()
+                .and_then(|c| c.checked_sub(1)),
+        ) else {
+            continue;
+        };
+        if l >= lines.len() || c > lines[l].len() {
+            continue;
+        }
+        let before: String = lines[l][..c].iter().collect();
+        let block = before.trim_start_matches([' ', '-']).trim().is_empty();
+        if block {
+            let indent = c;
+            lines[l][c..].iter_mut().for_each(|ch| *ch = ' ');
+            for line in lines.iter_mut().skip(l + 1) {
+                let first = line.iter().position(|ch| !ch.is_whitespace());
+                match first {
+                    Some(i) if i <= indent && line[i] != '#' => break,
+                    _ => line.iter_mut().for_each(|ch| *ch = ' '),
+                }
+            }
+        } else {
+            blank_flow_entry(&mut lines, l, c);
+        }
+    }
+    lines
+        .into_iter()
+        .map(|l| l.into_iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Blanks a flow-mapping entry from `(l, c)` to the comma that ends it
+/// (included) or the closing brace (kept), skipping nested brackets and quotes.
+fn blank_flow_entry(lines: &mut [Vec<char>], mut l: usize, mut c: usize) {
+    let (mut depth, mut quote) = (0i32, None::<char>);
+    while l < lines.len() {
+        while c < lines[l].len() {
+            let ch = lines[l][c];
+            match (quote, ch) {
+                (Some(q), _) if ch == q => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') => quote = Some(ch),
+                (None, '{' | '[') => depth += 1,
+                (None, '}' | ']') if depth == 0 => return,
+                (None, '}' | ']') => depth -= 1,
+                (None, ',') if depth == 0 => {
+                    lines[l][c] = ' ';
+                    return;
+                }
+                _ => {}
+            }
+            lines[l][c] = ' ';
+            c += 1;
+        }
+        l += 1;
+        c = 0;
+    }
 }
 
 fn walk(node: &Node, shape: Shape, path: &str, file: &str, out: &mut Vec<Problem>) {
@@ -327,6 +436,30 @@ mod tests {
         assert!(
             lines[3].starts_with("c.yaml:7:1:") && lines[3].contains("`normalise`"),
             "{lines:#?}"
+        );
+    }
+
+    /// Blanking keeps every other value at its line and column, so the typed
+    /// parse of the rest reports its own problems where they are.
+    #[test]
+    fn blanked_keys_leave_the_rest_in_place() {
+        let yaml = "trunks:\n  main:\n    blacklsit:\n      - { name: a }\n      - b\n    blacklist:\n      - { name: a, patern: '+1, {x}', pattern: '+2' }\nlog: { paht: x }\n";
+        let unknown = unknown_keys(yaml, "c.yaml");
+        assert_eq!(unknown.len(), 3);
+        let blanked = blank_keys(yaml, &unknown);
+        assert_eq!(blanked.len(), yaml.len());
+        let gone = " ".repeat("patern: '+1, {x}',".len());
+        assert_eq!(
+            blanked.lines().nth(6),
+            Some(format!("      - {{ name: a, {gone} pattern: '+2' }}").as_str())
+        );
+        assert!(unknown_keys(&blanked, "c.yaml").is_empty(), "{blanked}");
+        let raw: crate::config::types::RawConfig = serde_saphyr::from_str(&blanked).unwrap();
+        let rule = &raw.trunks["main"].value.blacklist[0];
+        assert_eq!(rule.value.pattern.as_ref().unwrap().referenced.line(), 7);
+        assert_eq!(
+            key_at(yaml, 7, 50).as_deref(),
+            Some("trunks.main.blacklist[0].pattern")
         );
     }
 

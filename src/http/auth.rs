@@ -2,44 +2,21 @@
 //! of `http.tokens`, whose secrets live in environment variables (never in
 //! the YAML, which is often in git).
 //!
-//! The `http:` section is re-read from the config file per request, so
-//! adding or revoking a token takes effect at once, like every other edit;
-//! the secret is read from the environment at the same time.
+//! The tokens are those of the installed rule set (`RuleSet::http`): adding
+//! or revoking one takes effect with the reload that follows the edit, like
+//! every other change, and a request never re-reads the file. The secret is
+//! read from the environment per request, so rotating it needs no reload.
 
 // A refusal is the HTTP answer itself; it is built once per refused request,
 // so its size on the stack does not matter.
 #![allow(clippy::result_large_err)]
-
-use std::path::Path;
 
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use subtle::ConstantTimeEq;
 
 use super::error;
-use crate::config::load::{parse, read_bounded};
 use crate::config::types::HttpConfig;
-
-/// The config file is small; anything larger is not ours to parse per request.
-const MAX_CONFIG_BYTES: u64 = 16 << 20;
-
-/// The `http:` section of the config file as it is now.
-pub fn settings(config_path: &Path) -> Result<HttpConfig, Response> {
-    let file = config_path.display().to_string();
-    let unreadable = |msg: String| {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "cannot read the http settings from the configuration",
-            vec![msg],
-        )
-    };
-    let bytes = read_bounded(config_path, MAX_CONFIG_BYTES, &file)
-        .map_err(|p| unreadable(p.to_string()))?;
-    let text = String::from_utf8_lossy(&bytes);
-    parse(&text, &file)
-        .map(|raw| raw.http)
-        .map_err(|p| unreadable(p.to_string()))
-}
 
 /// The name of the token presented, or the answer refusing the request.
 pub fn authorize(http: &HttpConfig, headers: &HeaderMap) -> Result<String, Response> {

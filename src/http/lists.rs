@@ -17,8 +17,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Api, auth, error};
-use crate::lists::store::{Applied, ListStore, StoreError};
+use crate::lists::store::{Applied, ListStore, RowChecker, StoreError};
 use crate::lists::{Format, RuleRow, read_rows, write_rows};
+use crate::reload::Trigger;
 
 mod test;
 
@@ -80,18 +81,17 @@ async fn export(
         },
     };
     let st = store(&api);
-    let cur = match blocking(move || st.current(&name)).await {
-        Ok(c) => c,
+    let rows = match blocking(move || st.export_rows(&name)).await {
+        Ok(rows) => rows,
+        Err(StoreError::Broken(problems)) => {
+            return error(
+                StatusCode::CONFLICT,
+                "the list file has problems; fix it before exporting",
+                problems,
+            );
+        }
         Err(e) => return store_error(e),
     };
-    if !cur.problems.is_empty() {
-        return error(
-            StatusCode::CONFLICT,
-            "the list file has problems; fix it before exporting",
-            cur.problems,
-        );
-    }
-    let rows: Vec<RuleRow> = cur.list.rows.into_iter().map(|(_, r)| r).collect();
     (
         [(header::CONTENT_TYPE, format.content_type())],
         write_rows(&rows, format),
@@ -106,8 +106,9 @@ async fn authorized_body(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(String, Bytes), Response> {
-    let http = auth::settings(&api.reloader.config_path)?;
-    let author = auth::authorize(&http, headers)?;
+    let snap = api.state.snapshot();
+    let http = &snap.rules.http;
+    let author = auth::authorize(http, headers)?;
     let limit = http.max_body_bytes;
     let too_large = || {
         error(
@@ -150,7 +151,11 @@ async fn replace(
             Vec::new(),
         );
     };
-    let rows = match parse_body(&bytes, format) {
+    let checker = match checker(&api, &name).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let rows = match parse_body(&bytes, format, &checker) {
         Ok(rows) => rows,
         Err(r) => return r,
     };
@@ -161,25 +166,44 @@ async fn replace(
     finish(&api, result, &format!("api: {author} replaced list {name}")).await
 }
 
-/// The body's rows, or 400 with every bad row as `request body:LINE: reason`.
-fn parse_body(bytes: &[u8], format: Format) -> Result<Vec<RuleRow>, Response> {
+/// The body's rows, or 400 with every bad row as `request body:LINE: reason`:
+/// rows the reader refused *and* rows the rule set would refuse (a bad
+/// regex, an unknown action), all in one answer.
+fn parse_body(
+    bytes: &[u8],
+    format: Format,
+    checker: &RowChecker,
+) -> Result<Vec<RuleRow>, Response> {
     let parsed = read_rows(bytes, format, "request body");
-    if !parsed.errors.is_empty() {
+    let mut errors: Vec<(u32, String)> = parsed
+        .errors
+        .iter()
+        .map(|e| (e.line, e.to_string()))
+        .collect();
+    for (line, row) in &parsed.rows {
+        if let Err(e) = checker.check(row) {
+            errors.push((
+                *line,
+                format!("request body:{line}: {}: {e}", row.rule_name),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        errors.sort_by_key(|(line, _)| *line);
         return Err(error(
             StatusCode::BAD_REQUEST,
-            format!(
-                "{} invalid row(s); nothing was changed",
-                parsed.errors.len()
-            ),
-            parsed
-                .errors
-                .iter()
-                .take(1000)
-                .map(ToString::to_string)
-                .collect(),
+            format!("{} invalid row(s); nothing was changed", errors.len()),
+            errors.into_iter().take(1000).map(|(_, e)| e).collect(),
         ));
     }
     Ok(parsed.rows.into_iter().map(|(_, r)| r).collect())
+}
+
+/// The row validator of list `name`, or the store's answer (404, read-only…).
+async fn checker(api: &Api, name: &str) -> Result<RowChecker, Response> {
+    let st = store(api);
+    let n = name.to_string();
+    blocking(move || st.checker(&n)).await.map_err(store_error)
 }
 
 async fn add(
@@ -202,7 +226,11 @@ async fn add(
     } else {
         trimmed
     };
-    let rows = match parse_body(json, Format::Json) {
+    let checker = match checker(&api, &name).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let rows = match parse_body(json, Format::Json, &checker) {
         Ok(rows) if rows.is_empty() => {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -225,9 +253,7 @@ async fn remove(
     Path((name, rule)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let author = match auth::settings(&api.reloader.config_path)
-        .and_then(|h| auth::authorize(&h, &headers))
-    {
+    let author = match auth::authorize(&api.state.snapshot().rules.http, &headers) {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -338,7 +364,9 @@ async fn finish(api: &Api, result: Result<Applied, StoreError>, why: &str) -> Re
     let version = if applied.summary.is_empty() {
         Ok(api.state.snapshot().version)
     } else {
-        api.reloader.reload(why).await
+        api.reloader
+            .reload(Trigger::ApiWrite(why.to_string()))
+            .await
     };
     match version {
         Ok(version) => axum::Json(json!({

@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State as AxState;
-use axum::http::{StatusCode, header};
+use axum::extract::{Request, State as AxState};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use crate::reload::Reloader;
+use crate::reload::{Reloader, Trigger};
 
 pub mod auth;
 pub mod calls;
@@ -29,7 +30,35 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/reload", post(reload))
         .merge(lists::routes())
         .merge(calls::routes())
+        .layer(middleware::from_fn_with_state(api.clone(), guard_reads))
         .with_state(api)
+}
+
+/// Reads whose answers hold phone numbers: list exports, history, the call
+/// log and the tester (a POST that changes nothing).
+fn reads_numbers(method: &Method, path: &str) -> bool {
+    const UNDER: [&str; 3] = ["/api/v1/lists", "/api/v1/history", "/api/v1/calls"];
+    let under = |p: &str| {
+        path.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    (method == Method::GET && UNDER.into_iter().any(under))
+        || (method == Method::POST && path == "/api/v1/test")
+}
+
+/// With `http.protect_reads`, reads that hold phone numbers need a token as
+/// changes do. Mutations are authorised by their own handlers.
+async fn guard_reads(AxState(api): AxState<Api>, req: Request, next: Next) -> Response {
+    if reads_numbers(req.method(), req.uri().path()) {
+        let snap = api.state.snapshot();
+        let http = &snap.rules.http;
+        if http.protect_reads
+            && let Err(refused) = auth::authorize(http, req.headers())
+        {
+            return refused;
+        }
+    }
+    next.run(req).await
 }
 
 /// A JSON error in the API's one shape.
@@ -69,7 +98,7 @@ async fn status(AxState(api): AxState<Api>) -> Response {
 }
 
 async fn reload(AxState(api): AxState<Api>) -> Response {
-    match api.reloader.reload("api").await {
+    match api.reloader.reload(Trigger::ApiReload).await {
         Ok(version) => axum::Json(json!({ "version": version })).into_response(),
         Err(p) => error(
             StatusCode::UNPROCESSABLE_ENTITY,

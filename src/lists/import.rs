@@ -21,14 +21,28 @@ pub enum OnDuplicate {
 }
 
 impl OnDuplicate {
-    /// `skip`, `overwrite`, `rename` (or `merge`, the reference's word).
+    /// `skip`, `overwrite` or `rename`, any case; nothing else, so a mode
+    /// the operator half-remembers is refused rather than guessed.
     pub fn from_name(name: &str) -> Option<OnDuplicate> {
         match name.trim().to_ascii_lowercase().as_str() {
             "skip" => Some(OnDuplicate::Skip),
             "overwrite" => Some(OnDuplicate::Overwrite),
-            "rename" | "merge" => Some(OnDuplicate::Rename),
+            "rename" => Some(OnDuplicate::Rename),
             _ => None,
         }
+    }
+
+    /// The refusal of an unknown mode, with a hint for the reference's
+    /// "Merge (keep both, rename)".
+    pub fn unknown(name: &str) -> String {
+        let hint = if name.trim().eq_ignore_ascii_case("merge") {
+            ": the reference's \"merge\" (keep both) is `rename`"
+        } else {
+            ""
+        };
+        format!(
+            "unknown mode {name:?} (skip, overwrite or rename: keep the existing rule, replace it, or keep both with the newcomer renamed NAME-2){hint}"
+        )
     }
 }
 
@@ -125,6 +139,17 @@ fn free_name(name: &str, taken: &HashMap<String, usize>, reserved: &HashSet<Stri
         .unwrap_or_else(|| format!("{name}-{}", taken.len() + 2))
 }
 
+/// What happens after the preview is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreviewOutcome {
+    /// The plan is written.
+    Import,
+    /// `--dry-run`: it would be written.
+    DryRun,
+    /// Invalid rows without `--skip-invalid`: nothing is written.
+    Refused,
+}
+
 /// Names listed per section of the preview; the full lists stay in the plan.
 const SHOWN_NAMES: usize = 10;
 /// Errors listed in the preview.
@@ -136,8 +161,20 @@ impl ImportPlan {
         self.to_add.len() + self.renamed.len()
     }
 
-    /// The preview shown before "Confirm Import".
+    /// Whether applying the plan changes the list (adds or replaces a rule).
+    pub fn changes_anything(&self) -> bool {
+        self.added() > 0 || !self.overwritten.is_empty()
+    }
+
+    /// The preview shown before "Confirm Import", for an import that goes ahead.
     pub fn render_preview(&self) -> String {
+        self.render_preview_for(PreviewOutcome::Import)
+    }
+
+    /// The preview, ending with the list's size after the import only when
+    /// the import happens (or would, in a dry run) and changes the list: a
+    /// refused import must not read as if the list had grown.
+    pub fn render_preview_for(&self, outcome: PreviewOutcome) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "{}: {} rows read", self.source, self.rows_read);
         let _ = writeln!(
@@ -184,7 +221,21 @@ impl ImportPlan {
         if self.errors.len() > SHOWN_ERRORS {
             let _ = writeln!(s, "  …and {} more", self.errors.len() - SHOWN_ERRORS);
         }
-        let _ = write!(s, "list after import: {} rules", self.result.len());
+        match outcome {
+            PreviewOutcome::Refused => {
+                let _ = write!(s, "nothing will be imported");
+            }
+            _ if !self.changes_anything() => {
+                let _ = write!(
+                    s,
+                    "nothing to import: the list stays at {} rules",
+                    self.result.len()
+                );
+            }
+            _ => {
+                let _ = write!(s, "list after import: {} rules", self.result.len());
+            }
+        }
         s
     }
 }

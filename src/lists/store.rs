@@ -124,6 +124,35 @@ impl ListStore {
         Ok(CurrentList { list, problems })
     }
 
+    /// The rows of list `name` for an export: a list file's rows, or the
+    /// rules of a list defined inline in the configuration (`protected`,
+    /// `system_blacklist`, `TRUNK.whitelist`, `TRUNK.blacklist`), which are
+    /// read-only for changes but can be read like any other.
+    pub fn export_rows(&self, name: &str) -> Result<Vec<RuleRow>, StoreError> {
+        let cfg = load(&self.config_path)?;
+        match find(&cfg, name) {
+            Ok(i) => {
+                let problems = list_problems(&cfg, &cfg.lists[i]);
+                if !problems.is_empty() {
+                    return Err(StoreError::Broken(problems));
+                }
+                Ok(cfg.lists[i].rows.iter().map(|(_, r)| r.clone()).collect())
+            }
+            Err(StoreError::ReadOnly(_)) => Ok(inline_rows(&cfg, name)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The row validator of list `name` as the rule set will judge its rows
+    /// (name, match type, pattern, and an action the configuration defines),
+    /// so an import preview or an upload lists every bad row with its line
+    /// before anything is written.
+    pub fn checker(&self, name: &str) -> Result<RowChecker, StoreError> {
+        let cfg = load(&self.config_path)?;
+        find(&cfg, name)?;
+        Ok(RowChecker::new(&cfg))
+    }
+
     /// Replaces the whole list.
     pub fn replace(
         &self,
@@ -206,7 +235,7 @@ impl ListStore {
         let new = change(&old)?;
         let list = &cfg.lists[i];
         let (path, format, display) = (list.path.clone(), list.format, list.display.clone());
-        let errors = check_rows(&new, &display, format);
+        let errors = RowChecker::new(&cfg).check_rows(&new, &display, format);
         if !errors.is_empty() {
             return Err(StoreError::Invalid(errors));
         }
@@ -275,6 +304,64 @@ pub fn find(cfg: &LoadedConfig, name: &str) -> Result<usize, StoreError> {
     })
 }
 
+/// The rules of an inline list as list rows. A protected number is its own
+/// name; a rule for hidden callers (`anonymous: true`, no pattern) becomes the
+/// word `Anonymous`, which such callers are matched as.
+fn inline_rows(cfg: &LoadedConfig, name: &str) -> Vec<RuleRow> {
+    let raw = &cfg.raw;
+    if name == "protected" {
+        return raw
+            .protected
+            .iter()
+            .map(|p| RuleRow {
+                rule_name: p.value.clone(),
+                pattern: p.value.clone(),
+                match_type: String::new(),
+                action: String::new(),
+                enabled: true,
+                notes: "protected: never blocked".into(),
+            })
+            .collect();
+    }
+    let rules = match name.rsplit_once('.') {
+        _ if name == "system_blacklist" => &raw.blacklist,
+        Some((t, "whitelist")) => match raw.trunks.get(t) {
+            Some(t) => &t.value.whitelist,
+            None => return Vec::new(),
+        },
+        Some((t, "blacklist")) => match raw.trunks.get(t) {
+            Some(t) => &t.value.blacklist,
+            None => return Vec::new(),
+        },
+        _ => return Vec::new(),
+    };
+    rules
+        .iter()
+        .map(|r| {
+            let r = &r.value;
+            let (pattern, match_type) = match &r.pattern {
+                Some(p) => (
+                    p.value.clone(),
+                    r.match_type.map_or("", MatchType::as_str).to_string(),
+                ),
+                None => ("Anonymous".to_string(), "exact".to_string()),
+            };
+            RuleRow {
+                rule_name: r.name.value.clone(),
+                pattern,
+                match_type,
+                action: r
+                    .action
+                    .as_ref()
+                    .map(|a| a.value.clone())
+                    .unwrap_or_default(),
+                enabled: r.enabled,
+                notes: r.notes.clone().unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
 fn list_problems(cfg: &LoadedConfig, list: &LoadedList) -> Vec<String> {
     let file = list.path.display().to_string();
     cfg.problems
@@ -321,13 +408,63 @@ pub fn check_row(row: &RuleRow) -> Result<(), String> {
         .map_err(|e| format!("pattern {:?}: {e}", row.pattern))
 }
 
+/// What the rule set requires of a list row beyond [`check_row`]: an
+/// action it defines. Built from the configuration the rows will load with.
+#[derive(Debug, Clone)]
+pub struct RowChecker {
+    /// Configured actions and the built-in ones (`reject`, `pass`, `allow`).
+    actions: std::collections::BTreeSet<String>,
+}
+
+impl RowChecker {
+    pub fn new(cfg: &LoadedConfig) -> RowChecker {
+        let mut actions: std::collections::BTreeSet<String> =
+            cfg.raw.actions.keys().cloned().collect();
+        actions.extend(RuleSet::BUILTIN_ACTIONS.iter().map(|s| s.to_string()));
+        RowChecker { actions }
+    }
+
+    /// One row as the rule set would judge it (see `RuleSet::compile`).
+    pub fn check(&self, row: &RuleRow) -> Result<(), String> {
+        check_row(row)?;
+        match row.action.trim() {
+            // "allow" / "block" in a file mean "what this list does".
+            "" | "allow" | "block" => Ok(()),
+            a if self.actions.contains(a) => Ok(()),
+            a => Err(format!(
+                "no action named {a:?} (defined: {})",
+                self.actions
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    /// Every problem of a candidate list: bad rows and repeated names, as
+    /// `FILE:LINE: reason` against the file as it would be written.
+    pub fn check_rows(&self, rows: &[RuleRow], source: &str, format: Format) -> Vec<String> {
+        check_rows_with(rows, source, format, &|r| self.check(r))
+    }
+}
+
 /// Every problem of a candidate list: bad rows and repeated names, as
 /// `FILE:LINE: reason` against the file as it would be written.
 pub fn check_rows(rows: &[RuleRow], source: &str, format: Format) -> Vec<String> {
+    check_rows_with(rows, source, format, &check_row)
+}
+
+fn check_rows_with(
+    rows: &[RuleRow],
+    source: &str,
+    format: Format,
+    check: &dyn Fn(&RuleRow) -> Result<(), String>,
+) -> Vec<String> {
     let mut seen = std::collections::HashSet::with_capacity(rows.len());
     let mut errors = Vec::new();
     for (line, row) in with_lines_iter(rows, format) {
-        if let Err(e) = check_row(row) {
+        if let Err(e) = check(row) {
             errors.push(format!("{source}:{line}: {}: {e}", row.rule_name));
         } else if !seen.insert(row.rule_name.as_str()) {
             errors.push(format!(

@@ -9,7 +9,7 @@ use std::cell::Cell;
 use chrono::{DateTime, Utc};
 
 use super::index::{ListIndex, MatchError, MatchedOn, RuleId, Subject};
-use super::number::{Caller, normalize};
+use super::number::Caller;
 use super::ruleset::{ActionId, RuleSet, TrunkId};
 use crate::config::types::MatchType;
 
@@ -247,7 +247,7 @@ fn decide_observed(
     mut on_skip: impl FnMut(Skipped),
 ) -> Result<Decision, MatchError> {
     let t = rs.trunk(trunk);
-    let caller = normalize(raw_caller, presentation_restricted, t.region);
+    let caller = t.dialing.normalize(raw_caller, presentation_restricted);
     let (subj, n) = subjects(&caller);
     let subj = &subj[..n];
     let lists = [

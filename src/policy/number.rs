@@ -7,16 +7,14 @@
 //! too, because some rules (`anonymous`, SIP user names) match what was sent.
 //!
 //! Runs on every call, so the common case (`+` and digits) is a byte scan with
-//! one allocation, and the `phonenumber` crate — whose metadata-driven parser
-//! is the only thing that knows national and international prefixes — is only
-//! consulted for short, digits-only strings.
+//! one allocation. National and international prefixes are read with a
+//! [`Dialing`] per region, compiled from libphonenumber's metadata (through
+//! the `phonenumber` crate) when the rule set is built, never on a call.
 
 use std::fmt;
-use std::panic::{self, AssertUnwindSafe};
 use std::str::FromStr;
 
 use phonenumber::country::Id;
-use phonenumber::{Mode, PhoneNumber};
 
 /// Longest trimmed caller ID that is handed to the phonenumber parser. The
 /// longest real dialled form (`011` + 15 digits + separators) fits easily;
@@ -94,35 +92,383 @@ pub struct Caller {
     pub anonymous: bool,
 }
 
-/// Normalises one caller ID.
-///
-/// Anonymous when any of these holds:
-/// - the trimmed caller ID is empty;
-/// - it is one of [`ANONYMOUS_WORDS`] (any case), optionally as the user part
-///   of a SIP URI: `anonymous@anonymous.invalid` (RFC 3323),
-///   `sip:Anonymous@host`, `sips:withheld@host`;
-/// - `presentation_restricted` is set. A restricted caller whose number the PBX
-///   knows still gets its E.164 form, so a blacklist can block it.
-///
-/// E.164 form: `+` followed by 1–15 digits (separators ` -.()` ignored) is
-/// taken as is; otherwise a string of ASCII digits and separators up to
-/// [`MAX_PARSE_LEN`] bytes is parsed in `region` (national `0…`, international
-/// `00…`/`011…`, bare national digits) and kept only if its length is possible
-/// for the resulting country. Anything else — letters, SIP URIs, non-ASCII
-/// digits — has no E.164 form.
+/// Normalises one caller ID in `region`, building that region's dialling
+/// rules on the spot. Convenient for tests and one-off tools; the call path
+/// uses the [`Dialing`] compiled with the rule set instead, so that no call
+/// ever waits for metadata to load or a regex to compile.
 pub fn normalize(raw: &str, presentation_restricted: bool, region: Region) -> Caller {
-    let trimmed = raw.trim();
-    let anonymous = presentation_restricted || is_anonymous_word(trimmed);
-    let e164 = if trimmed.is_empty() {
-        None
-    } else {
-        to_e164(trimmed, region)
-    };
-    Caller {
-        raw: trimmed.to_string(),
-        e164,
-        anonymous,
+    match Dialing::new(region) {
+        Ok(d) => d.normalize(raw, presentation_restricted),
+        Err(_) => Dialing::plus_only(region).normalize(raw, presentation_restricted),
     }
+}
+
+/// One region's dialling rules, compiled once from libphonenumber's metadata
+/// when a rule set is built, and then used by every call on a trunk in that
+/// region.
+///
+/// Why not call the `phonenumber` crate per call: it loads its whole metadata
+/// database on first use (80–190 ms in a fresh process), compiles each
+/// region's regexes lazily on the first number of that region, and keeps the
+/// compiled regexes in one process-wide `Mutex` holding 100 entries, so every
+/// parse takes a global lock and many regions evict each other. The first
+/// national-format caller after a start missed the decision deadline and was
+/// let through. Here everything is compiled before a rule set is installed;
+/// the call path runs only pre-built regexes, which need no lock and no cache.
+///
+/// The algorithm follows libphonenumber's `parseHelper` for a string of
+/// digits in a default region: international (IDD) prefix, a country code
+/// written without `+`, the national prefix with its transform rule, and the
+/// possible lengths of the country.
+#[derive(Debug, Clone)]
+pub struct Dialing {
+    region: Region,
+    /// The country calling code, e.g. `"1"`, `"31"`.
+    country_code: String,
+    /// The international prefix (`011`, `00`, `810`, …), anchored at the start.
+    idd: Option<regex::Regex>,
+    /// The national prefix for parsing, anchored at the start (`0`, `1`, or
+    /// a pattern with capture groups where a transform rule applies).
+    national_prefix: Option<regex::Regex>,
+    /// The replacement for a matched national prefix (`9$1`, `$1`), with
+    /// group references spelled `${N}` for the regex crate.
+    transform: Option<String>,
+    /// The general national-number pattern, anchored at both ends.
+    general: Option<regex::Regex>,
+    /// Lengths of a national significant number (all number types), sorted.
+    lengths: Vec<u16>,
+    /// Lengths that only a locally dialled number has (no area code).
+    local_lengths: Vec<u16>,
+}
+
+/// What libphonenumber's `testNumberLength` says of a national number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Length {
+    Possible,
+    LocalOnly,
+    TooShort,
+    TooLong,
+    Invalid,
+}
+
+/// The shortest and longest national significant numbers libphonenumber
+/// accepts at all.
+const MIN_NSN: usize = 2;
+const MAX_NSN: usize = 17;
+
+impl Dialing {
+    /// Compiles `region`'s rules. Touches the `phonenumber` metadata database
+    /// (loading it on first use): call it while building a rule set, never
+    /// on the call path.
+    pub fn new(region: Region) -> Result<Dialing, String> {
+        let meta = phonenumber::metadata::DATABASE
+            .by_id(region.code())
+            .ok_or_else(|| format!("no dialling metadata for region {region}"))?;
+        let compile = |what: &str, src: &str, whole: bool| {
+            let anchored = if whole {
+                format!("^(?:{src})$")
+            } else {
+                format!("^(?:{src})")
+            };
+            regex::RegexBuilder::new(&anchored)
+                .ignore_whitespace(true)
+                .build()
+                .map_err(|e| format!("region {region}: bad {what} pattern in metadata: {e}"))
+        };
+        let idd = meta
+            .international_prefix()
+            .map(|re| compile("international prefix", re.as_str(), false))
+            .transpose()?;
+        let national_prefix = match (meta.national_prefix_for_parsing(), meta.national_prefix()) {
+            (Some(re), _) => Some(compile("national prefix", re.as_str(), false)?),
+            (None, Some(p)) if !p.is_empty() => {
+                Some(compile("national prefix", &regex::escape(p), false)?)
+            }
+            _ => None,
+        };
+        let transform = meta
+            .national_prefix_transform_rule()
+            .filter(|t| !t.is_empty())
+            .map(braced_group_refs);
+        let d = meta.descriptors();
+        let general = d.general().national_number().as_str();
+        let general = if general.is_empty() {
+            None
+        } else {
+            Some(compile("general number", general, true)?)
+        };
+        // phonenumber 0.3 leaves the general descriptor's lengths empty, so
+        // take the union over every type of subscriber number, as
+        // libphonenumber's metadata builder does (short codes and emergency
+        // numbers excluded: they are not caller IDs).
+        let kinds = [
+            Some(d.general()),
+            d.fixed_line(),
+            d.mobile(),
+            d.toll_free(),
+            d.premium_rate(),
+            d.shared_cost(),
+            d.personal_number(),
+            d.voip(),
+            d.pager(),
+            d.uan(),
+            d.voicemail(),
+        ];
+        let mut lengths: Vec<u16> = kinds
+            .iter()
+            .flatten()
+            .flat_map(|k| k.possible_length().iter().copied())
+            .collect();
+        lengths.sort_unstable();
+        lengths.dedup();
+        let mut local_lengths: Vec<u16> = kinds
+            .iter()
+            .flatten()
+            .flat_map(|k| k.possible_local_length().iter().copied())
+            .filter(|n| !lengths.contains(n))
+            .collect();
+        local_lengths.sort_unstable();
+        local_lengths.dedup();
+        let dialing = Dialing {
+            region,
+            country_code: meta.country_code().to_string(),
+            idd,
+            national_prefix,
+            transform,
+            general,
+            lengths,
+            local_lengths,
+        };
+        // Run every regex once so that nothing is left to initialise lazily
+        // for the first caller.
+        for sample in ["0", "00", "011", "1", "0123456789", "5551234567"] {
+            let _ = dialing.national_to_e164(sample);
+        }
+        Ok(dialing)
+    }
+
+    /// Rules that know only `+` numbers: the fallback when a region has no
+    /// metadata (callers in national format then have no E.164 form).
+    pub fn plus_only(region: Region) -> Dialing {
+        Dialing {
+            region,
+            country_code: String::new(),
+            idd: None,
+            national_prefix: None,
+            transform: None,
+            general: None,
+            lengths: Vec::new(),
+            local_lengths: Vec::new(),
+        }
+    }
+
+    pub fn region(&self) -> Region {
+        self.region
+    }
+
+    /// Normalises one caller ID.
+    ///
+    /// Anonymous when any of these holds:
+    /// - the trimmed caller ID is empty;
+    /// - it is one of [`ANONYMOUS_WORDS`] (any case), optionally as the user
+    ///   part of a SIP URI: `anonymous@anonymous.invalid` (RFC 3323),
+    ///   `sip:Anonymous@host`, `sips:withheld@host`;
+    /// - `presentation_restricted` is set. A restricted caller whose number
+    ///   the PBX knows still gets its E.164 form, so a blacklist can block it.
+    ///
+    /// E.164 form: `+` followed by 1–15 digits (separators ` -.()` ignored)
+    /// is taken as is; otherwise a string of ASCII digits and separators up
+    /// to [`MAX_PARSE_LEN`] bytes is read with this region's rules (national
+    /// `0…`, international `00…`/`011…`, bare national digits) and kept only
+    /// if its length is possible for the country. Anything else — letters,
+    /// SIP URIs, non-ASCII digits — has no E.164 form.
+    pub fn normalize(&self, raw: &str, presentation_restricted: bool) -> Caller {
+        let trimmed = raw.trim();
+        let anonymous = presentation_restricted || is_anonymous_word(trimmed);
+        let e164 = if trimmed.is_empty() {
+            None
+        } else {
+            self.to_e164(trimmed)
+        };
+        Caller {
+            raw: trimmed.to_string(),
+            e164,
+            anonymous,
+        }
+    }
+
+    fn to_e164(&self, s: &str) -> Option<String> {
+        if s.len() > MAX_PARSE_LEN * 2 {
+            // Even the fast path will not find 15 digits worth keeping in this.
+            return None;
+        }
+        if let Some(rest) = s.strip_prefix('+') {
+            // Fast path: already international. One allocation, no regex.
+            let digits = digits_only(rest)?;
+            return plus(&digits);
+        }
+        if s.len() > MAX_PARSE_LEN {
+            return None;
+        }
+        let digits = digits_only(s)?;
+        if digits.is_empty() {
+            return None;
+        }
+        self.national_to_e164(&digits)
+    }
+
+    /// ASCII digits dialled in this region → E.164.
+    fn national_to_e164(&self, digits: &str) -> Option<String> {
+        if self.country_code.is_empty() {
+            return None;
+        }
+        // `00…` (NL), `011…` (US) and the like: the international prefix
+        // followed by a country code is `+` and the rest, exactly as the
+        // fast path reads it. As in libphonenumber, a `0` right after the
+        // prefix means it was not an international prefix (no country code
+        // starts with 0).
+        if let Some(m) = self.idd.as_ref().and_then(|re| re.find(digits)) {
+            let rest = &digits[m.end()..];
+            if !rest.is_empty() && !rest.starts_with('0') {
+                return plus(rest);
+            }
+        }
+        let national = self.national_number(digits);
+        let len = national.len();
+        if !(MIN_NSN..=MAX_NSN).contains(&len) {
+            return None;
+        }
+        // The length must be within the range of numbers of the country.
+        // Rejects internal extensions (`1001`) and US 7-digit local numbers,
+        // which would otherwise become a plausible-looking but wrong
+        // `+11001`. Gaps inside the range are tolerated: metadata lags
+        // reality and a wrong "None" is no better than a lenient answer.
+        if let (Some(&min), Some(&max)) = (self.lengths.first(), self.lengths.last())
+            && !(usize::from(min)..=usize::from(max)).contains(&len)
+        {
+            return None;
+        }
+        let mut e164 = String::with_capacity(1 + self.country_code.len() + len);
+        e164.push('+');
+        e164.push_str(&self.country_code);
+        e164.push_str(&national);
+        (e164.len() <= MAX_E164_DIGITS + 1).then_some(e164)
+    }
+
+    /// The national significant number in `digits` (no IDD): a country code
+    /// written without `+` is dropped where the rest reads better as a
+    /// national number, then the national prefix is stripped or transformed
+    /// where what remains is still a possible number.
+    fn national_number<'a>(&self, digits: &'a str) -> std::borrow::Cow<'a, str> {
+        use std::borrow::Cow;
+        let mut number = Cow::Borrowed(digits);
+        if let Some(rest) = digits.strip_prefix(self.country_code.as_str()) {
+            let stripped = self.strip_national_prefix(rest);
+            let rest_matches = self.general_match(stripped.as_deref().unwrap_or(rest));
+            if (!self.general_match(digits) && rest_matches)
+                || self.test_length(digits.len()) == Length::TooLong
+            {
+                number = stripped.map_or(Cow::Borrowed(rest), Cow::Owned);
+            }
+        }
+        match self.strip_national_prefix(&number) {
+            Some(potential)
+                if !matches!(
+                    self.test_length(potential.len()),
+                    Length::TooShort | Length::LocalOnly | Length::Invalid
+                ) =>
+            {
+                Cow::Owned(potential)
+            }
+            _ => number,
+        }
+    }
+
+    /// libphonenumber's `maybeStripNationalPrefixAndCarrierCode`: the number
+    /// without its national prefix (or with the prefix transformed), unless
+    /// doing so would turn a number that matched the general pattern into
+    /// one that does not.
+    fn strip_national_prefix(&self, number: &str) -> Option<String> {
+        let re = self.national_prefix.as_ref()?;
+        if number.is_empty() {
+            return None;
+        }
+        let caps = re.captures(number)?;
+        let whole = caps.get(0)?;
+        let viable = self.general_match(number);
+        // As in libphonenumber: the last group (the whole match when the
+        // pattern has none) decides whether the transform rule applies.
+        let last = caps.get(caps.len() - 1);
+        let result = match (&self.transform, last) {
+            (Some(rule), Some(_)) => {
+                let mut out = String::with_capacity(number.len() + 2);
+                caps.expand(rule, &mut out);
+                out.push_str(&number[whole.end()..]);
+                out
+            }
+            _ => number[whole.end()..].to_string(),
+        };
+        if viable && !self.general_match(&result) {
+            return None;
+        }
+        Some(result)
+    }
+
+    fn general_match(&self, number: &str) -> bool {
+        self.general.as_ref().is_some_and(|re| re.is_match(number))
+    }
+
+    /// libphonenumber's `testNumberLength` against the general descriptor.
+    fn test_length(&self, len: usize) -> Length {
+        let (Some(&min), Some(&max)) = (self.lengths.first(), self.lengths.last()) else {
+            return Length::Invalid;
+        };
+        let n = u16::try_from(len).unwrap_or(u16::MAX);
+        if self.local_lengths.contains(&n) {
+            Length::LocalOnly
+        } else if n < min {
+            Length::TooShort
+        } else if n > max {
+            Length::TooLong
+        } else if self.lengths.contains(&n) {
+            Length::Possible
+        } else {
+            Length::Invalid
+        }
+    }
+}
+
+/// `$1` → `${1}`: Java's group references (libphonenumber's metadata) read
+/// the digits after `$` as a group number only while such a group exists;
+/// the regex crate would read `$15` as group 15.
+fn braced_group_refs(rule: &str) -> String {
+    let mut out = String::with_capacity(rule.len() + 4);
+    let mut chars = rule.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$'
+            && let Some(d) = chars.peek().copied().filter(char::is_ascii_digit)
+        {
+            chars.next();
+            out.push_str("${");
+            out.push(d);
+            out.push('}');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `digits` (no `+`) as E.164 when it can be one: 1–15 digits, not starting
+/// with 0 (no country code does).
+fn plus(digits: &str) -> Option<String> {
+    let ok = (1..=MAX_E164_DIGITS).contains(&digits.len()) && !digits.starts_with('0');
+    ok.then(|| {
+        let mut e164 = String::with_capacity(digits.len() + 1);
+        e164.push('+');
+        e164.push_str(digits);
+        e164
+    })
 }
 
 /// Empty, or an anonymous word, bare or as a SIP user part.
@@ -159,127 +505,6 @@ fn digits_only(s: &str) -> Option<String> {
         }
     }
     Some(out)
-}
-
-fn to_e164(s: &str, region: Region) -> Option<String> {
-    if s.len() > MAX_PARSE_LEN * 2 {
-        // Even the fast path will not find 15 digits worth keeping in this.
-        return None;
-    }
-    if let Some(rest) = s.strip_prefix('+') {
-        // Fast path: already international. One allocation, no parser.
-        let digits = digits_only(rest)?;
-        let ok = (1..=MAX_E164_DIGITS).contains(&digits.len()) && !digits.starts_with('0');
-        return ok.then(|| {
-            let mut e164 = digits;
-            e164.insert(0, '+');
-            e164
-        });
-    }
-    if s.len() > MAX_PARSE_LEN {
-        return None;
-    }
-    let digits = digits_only(s)?;
-    if digits.is_empty() {
-        return None;
-    }
-    parse_national(&digits, region)
-}
-
-/// National, `00`/`011`-prefixed or bare digits → E.164, using
-/// libphonenumber's metadata for `region`.
-///
-/// The parser is only ever given ASCII digits (so its grammar for letters,
-/// extensions and RFC 3966 URIs is never exercised), yet it has panicked on
-/// malformed input before (whisperfish/rust-phonenumber#43, found by fuzzing).
-/// A caller ID is attacker-controlled and a panic here would drop a live call,
-/// so `catch_unwind` is the last guard: a panic means "no E.164 form". This
-/// relies on the default `panic = "unwind"`, which the crate's profiles keep.
-fn parse_national(digits: &str, region: Region) -> Option<String> {
-    panic::catch_unwind(AssertUnwindSafe(|| {
-        strip_idd(digits, region).or_else(|| parse_with_metadata(digits, region))
-    }))
-    .ok()
-    .flatten()
-}
-
-/// `00…` (NL), `011…` (US) and the like: the region's international prefix
-/// followed by a country code is `+` and the rest, exactly as the fast path
-/// does. Done here rather than by the parser because phonenumber 0.3 mangles
-/// some numbers after a country code (`011 44 1234 567890` comes back as
-/// `+44234567890`). As in libphonenumber, a `0` right after the prefix means
-/// the prefix was not an international one (no country code starts with 0).
-fn strip_idd(digits: &str, region: Region) -> Option<String> {
-    let meta = phonenumber::metadata::DATABASE.by_id(region.code())?;
-    let idd = meta.international_prefix()?.find(digits)?;
-    if idd.start() != 0 {
-        return None;
-    }
-    let rest = &digits[idd.end()..];
-    if rest.is_empty() || rest.starts_with('0') || rest.len() > MAX_E164_DIGITS {
-        return None;
-    }
-    let mut e164 = String::with_capacity(rest.len() + 1);
-    e164.push('+');
-    e164.push_str(rest);
-    Some(e164)
-}
-
-fn parse_with_metadata(digits: &str, region: Region) -> Option<String> {
-    let parsed = phonenumber::parse(Some(region.0), digits).ok()?;
-    if !possible_length(&parsed) {
-        return None;
-    }
-    let e164 = parsed.format().mode(Mode::E164).to_string();
-    let ok = e164.len() <= MAX_E164_DIGITS + 1 && e164.starts_with('+');
-    ok.then_some(e164)
-}
-
-/// Whether the national number's length is within the range of numbers of its
-/// country. Rejects internal extensions (`1001`) and US 7-digit local numbers,
-/// which the parser would otherwise turn into a plausible-looking but wrong
-/// `+11001`. Gaps inside the range are tolerated: metadata lags reality and a
-/// wrong "None" is no better than a lenient answer.
-fn possible_length(number: &PhoneNumber) -> bool {
-    // By calling code, not `number.metadata()`: the latter needs the number to
-    // match a region's patterns, and fictional `555` numbers match none.
-    let metas = phonenumber::metadata::DATABASE.by_code(&number.code().value());
-    let Some(meta) = metas.as_deref().and_then(|m| {
-        m.iter()
-            .find(|m| m.is_main_country_for_code())
-            .or_else(|| m.first())
-            .copied()
-    }) else {
-        return false;
-    };
-    // phonenumber 0.3 leaves the general descriptor's lengths empty, so take
-    // the range over every type of subscriber number (short codes and
-    // emergency numbers excluded: they are not caller IDs).
-    let d = meta.descriptors();
-    let kinds = [
-        Some(d.general()),
-        d.fixed_line(),
-        d.mobile(),
-        d.toll_free(),
-        d.premium_rate(),
-        d.shared_cost(),
-        d.personal_number(),
-        d.voip(),
-        d.pager(),
-        d.uan(),
-        d.voicemail(),
-    ];
-    let lengths = kinds
-        .into_iter()
-        .flatten()
-        .flat_map(|k| k.possible_length());
-    let (min, max) = lengths.fold((u16::MAX, 0), |(lo, hi), &n| (lo.min(n), hi.max(n)));
-    if min > max {
-        // No length data for this country: do not second-guess the parser.
-        return true;
-    }
-    let len = number.national().to_string().len() as u16;
-    (min..=max).contains(&len)
 }
 
 #[cfg(test)]
@@ -502,5 +727,130 @@ mod tests {
         assert_eq!(c.e164, None);
         // And the flag off with a number: not anonymous.
         assert!(!normalize("+15551234567", false, us()).anonymous);
+    }
+
+    /// National formats as people and carriers send them, in the regions
+    /// whose trunks our users run; each is also a first-call test in
+    /// tests/cold_start.rs.
+    const NATIONAL_FORMATS: &[(&str, &str, &str)] = &[
+        ("US", "202-555-1234", "+12025551234"),
+        ("CA", "(416) 555-0199", "+14165550199"),
+        ("GB", "020 7946 0018", "+442079460018"),
+        ("NL", "020-1234567", "+31201234567"),
+        ("DE", "030 1234567", "+49301234567"),
+        ("FR", "01 23 45 67 89", "+33123456789"),
+        ("ES", "912 345 678", "+34912345678"),
+        ("IT", "06 1234 5678", "+390612345678"),
+        ("AU", "(02) 9876 5432", "+61298765432"),
+        ("JP", "03-1234-5678", "+81312345678"),
+        ("IN", "022 2345 6789", "+912223456789"),
+        ("BR", "(11) 2345-6789", "+551123456789"),
+        ("MX", "55 1234 5678", "+525512345678"),
+        ("ZA", "021 123 4567", "+27211234567"),
+        ("RU", "8 (495) 123-45-67", "+74951234567"),
+    ];
+
+    #[test]
+    fn national_formats_in_fifteen_regions() {
+        for &(region, raw, want) in NATIONAL_FORMATS {
+            let r = Region::parse(region).expect(region);
+            let d = Dialing::new(r).expect(region);
+            assert_eq!(
+                d.normalize(raw, false).e164.as_deref(),
+                Some(want),
+                "{region} {raw:?}"
+            );
+            // Digits only, and the same number dialled from abroad.
+            let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+            assert_eq!(d.normalize(&digits, false).e164.as_deref(), Some(want));
+            assert_eq!(d.normalize(want, false).e164.as_deref(), Some(want));
+        }
+    }
+
+    #[test]
+    fn national_prefix_transform_rules() {
+        let d = |r: &str| Dialing::new(Region::parse(r).unwrap()).unwrap();
+        // Brazil: a carrier-selection code after the trunk prefix is dropped.
+        assert_eq!(
+            d("BR")
+                .normalize("0 21 11 2345 6789", false)
+                .e164
+                .as_deref(),
+            Some("+551123456789")
+        );
+        // Argentina: a mobile dialled nationally as 0 11 15 … is +54 9 11 ….
+        assert_eq!(
+            d("AR").normalize("011 15 2345 6789", false).e164.as_deref(),
+            Some("+5491123456789")
+        );
+        // Russia: 8 is the trunk prefix, and also the first digit of 800
+        // numbers dialled without it.
+        assert_eq!(
+            d("RU").normalize("8 800 123 4567", false).e164.as_deref(),
+            Some("+78001234567")
+        );
+        assert_eq!(
+            d("RU").normalize("800 123 4567", false).e164.as_deref(),
+            Some("+78001234567")
+        );
+    }
+
+    #[test]
+    fn country_code_without_plus() {
+        let d = |r: &str| Dialing::new(Region::parse(r).unwrap()).unwrap();
+        assert_eq!(
+            d("NL").normalize("31201234567", false).e164.as_deref(),
+            Some("+31201234567")
+        );
+        assert_eq!(
+            d("GB").normalize("44 20 7946 0018", false).e164.as_deref(),
+            Some("+442079460018")
+        );
+        // Réunion's numbers start with its own country code: kept.
+        assert_eq!(
+            d("RE").normalize("0262 16 12 34", false).e164.as_deref(),
+            Some("+262262161234")
+        );
+    }
+
+    /// Every example number of libphonenumber's metadata, in every region,
+    /// as bare national digits and with the national prefix, comes out as
+    /// the E.164 number the metadata says it is.
+    #[test]
+    fn metadata_examples_in_every_region() {
+        let db = &*phonenumber::metadata::DATABASE;
+        let mut checked = 0;
+        let mut wrong = Vec::new();
+        for meta in db.iter() {
+            let Some(region) = Region::parse(meta.id()) else {
+                continue;
+            };
+            let dialing = Dialing::new(region).unwrap_or_else(|e| panic!("{e}"));
+            let d = meta.descriptors();
+            for k in [d.fixed_line(), d.mobile(), d.toll_free(), d.voip()]
+                .into_iter()
+                .flatten()
+            {
+                let Some(ex) = k.example() else { continue };
+                let want = format!("+{}{ex}", meta.country_code());
+                let mut forms = vec![ex.to_string()];
+                // Colombian mobiles are never dialled with the trunk prefix:
+                // `0 3…` reads as a carrier selection there.
+                if let Some(p) = meta.national_prefix()
+                    && !(meta.id() == "CO" && ex.starts_with('3'))
+                {
+                    forms.push(format!("{p}{ex}"));
+                }
+                for f in forms {
+                    checked += 1;
+                    let got = dialing.normalize(&f, false).e164;
+                    if got.as_deref() != Some(want.as_str()) {
+                        wrong.push(format!("{} {f}: {got:?}, want {want}", meta.id()));
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000, "only {checked} examples");
+        assert!(wrong.is_empty(), "{wrong:#?}");
     }
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_saphyr::{Location, Spanned};
 
 use super::index::{ListIndex, ListIndexBuilder, RuleId};
-use super::number::Region;
+use super::number::{Dialing, Region};
 use super::pattern::{self, CompiledPattern};
 use super::schedule::Schedule;
 use crate::action::{Cause, Pbx, Plan, Step, Tone};
@@ -56,7 +56,9 @@ impl ActionDef {
 #[derive(Debug)]
 pub struct Trunk {
     pub name: Arc<str>,
-    pub region: Region,
+    /// The dialling rules of the trunk's region, compiled with the rule set
+    /// (shared by every trunk of that region) so that no call waits for them.
+    pub dialing: Arc<Dialing>,
     pub whitelist: ListIndex,
     pub blacklist: ListIndex,
     pub exclusive: Exclusive,
@@ -187,6 +189,49 @@ pub struct ListInfo {
     pub rules: usize,
 }
 
+/// How [`RuleSet::choose_trunk`] chose a call's trunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrunkBy {
+    /// The dialplan named it.
+    Named,
+    /// This dialled number selects it.
+    Did(String),
+    /// `default_trunk`.
+    Default,
+    /// No trunk at all.
+    Nothing,
+}
+
+/// The trunk of a call, how it was chosen, and the trunk name the dialplan
+/// gave that matches no configured trunk, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkChoice {
+    pub trunk: Option<TrunkId>,
+    pub by: TrunkBy,
+    pub unknown: Option<String>,
+}
+
+impl TrunkChoice {
+    /// For an unknown trunk name: which trunk was chosen instead and why,
+    /// e.g. `trunk "nosuch" named by the dialplan does not exist; trunk
+    /// support chosen by DID +18005550100`. `None` otherwise.
+    pub fn note(&self, rs: &RuleSet) -> Option<String> {
+        let name = self.unknown.as_deref()?;
+        let instead = match (&self.by, self.trunk) {
+            (TrunkBy::Did(did), Some(t)) => {
+                format!("trunk {} chosen by DID {did}", rs.trunk(t).name)
+            }
+            (TrunkBy::Default, Some(t)) => {
+                format!("trunk {} chosen as default_trunk", rs.trunk(t).name)
+            }
+            _ => "no DID matched and there is no default_trunk".to_string(),
+        };
+        Some(format!(
+            "trunk {name:?} named by the dialplan does not exist; {instead}"
+        ))
+    }
+}
+
 /// Everything a decision needs, immutable once built.
 #[derive(Debug)]
 pub struct RuleSet {
@@ -200,6 +245,9 @@ pub struct RuleSet {
     trunk_by_did: HashMap<String, TrunkId>,
     pub default_trunk: Option<TrunkId>,
     pub fail: FailMode,
+    /// The admin API's settings as installed with these rules (who may read
+    /// and change), so a request never re-reads the file.
+    pub http: crate::config::types::HttpConfig,
     pub system_blocked_action: ActionId,
     pub lists: Vec<ListInfo>,
     /// Files this set was built from (config and lists), for the watcher.
@@ -258,9 +306,49 @@ impl RuleSet {
         hint: Option<&str>,
         dids: impl IntoIterator<Item = &'a str>,
     ) -> Option<TrunkId> {
-        hint.and_then(|h| self.trunk_by_name(h.trim()))
-            .or_else(|| dids.into_iter().find_map(|d| self.trunk_by_did(d)))
-            .or(self.default_trunk)
+        self.choose_trunk(hint, dids).trunk
+    }
+
+    /// [`RuleSet::select_trunk`] with how the trunk was chosen, so that a
+    /// trunk name the dialplan gives but the config lacks (`?trunk=nosuch`)
+    /// is logged, counted and explained in the call's reason instead of
+    /// passing unnoticed.
+    pub fn choose_trunk<'a>(
+        &self,
+        hint: Option<&str>,
+        dids: impl IntoIterator<Item = &'a str>,
+    ) -> TrunkChoice {
+        let hint = hint.map(str::trim).filter(|h| !h.is_empty());
+        if let Some(t) = hint.and_then(|h| self.trunk_by_name(h)) {
+            return TrunkChoice {
+                trunk: Some(t),
+                by: TrunkBy::Named,
+                unknown: None,
+            };
+        }
+        let unknown = hint.map(str::to_string);
+        if let Some((t, did)) = dids
+            .into_iter()
+            .find_map(|d| self.trunk_by_did(d).map(|t| (t, d)))
+        {
+            return TrunkChoice {
+                trunk: Some(t),
+                by: TrunkBy::Did(did.to_string()),
+                unknown,
+            };
+        }
+        match self.default_trunk {
+            Some(t) => TrunkChoice {
+                trunk: Some(t),
+                by: TrunkBy::Default,
+                unknown,
+            },
+            None => TrunkChoice {
+                trunk: None,
+                by: TrunkBy::Nothing,
+                unknown,
+            },
+        }
     }
 
     pub fn cond_active(&self, cond: ScheduleCond, at: DateTime<Utc>) -> bool {
@@ -279,6 +367,9 @@ impl RuleSet {
         &self.schedules[cond.schedule].0
     }
 
+    /// Actions every configuration has unless it defines its own of that name.
+    pub const BUILTIN_ACTIONS: [&'static str; 3] = ["reject", "pass", "allow"];
+
     /// Compiles a loaded configuration, or reports every problem in it.
     pub fn compile(cfg: &LoadedConfig) -> Result<RuleSet, Problems> {
         Builder::new(cfg).build()
@@ -293,6 +384,7 @@ struct Builder<'a> {
     action_ids: HashMap<String, ActionId>,
     schedule_ids: HashMap<String, usize>,
     list_names: HashSet<String>,
+    dialing: HashMap<Region, Arc<Dialing>>,
 }
 
 const BUILTIN_ACTIONS: &[(&str, ActionKind)] = &[
@@ -311,7 +403,25 @@ impl<'a> Builder<'a> {
             action_ids: HashMap::new(),
             schedule_ids: HashMap::new(),
             list_names: HashSet::new(),
+            dialing: HashMap::new(),
         }
+    }
+
+    /// The compiled dialling rules of `region`, built once per rule set.
+    fn dialing(&mut self, region: Region) -> Arc<Dialing> {
+        if let Some(d) = self.dialing.get(&region) {
+            return d.clone();
+        }
+        let d = match Dialing::new(region) {
+            Ok(d) => d,
+            Err(e) => {
+                self.problems.push(Problem::new(self.file, 0, 0, e));
+                Dialing::plus_only(region)
+            }
+        };
+        let d = Arc::new(d);
+        self.dialing.insert(region, d.clone());
+        d
     }
 
     fn problem(&mut self, loc: &Location, msg: impl Into<String>) {
@@ -336,6 +446,8 @@ impl<'a> Builder<'a> {
                 Region::default()
             }
         };
+        // Ready before any call, whether or not a trunk uses it.
+        self.dialing(default_region);
         let schedules = self.schedules();
         let actions = self.actions();
         let action_ref = |b: &mut Self, r: &Option<Spanned<String>>, fallback: ActionId| match r {
@@ -396,9 +508,10 @@ impl<'a> Builder<'a> {
             let id = trunks.len();
             trunk_by_name.insert(name.clone(), id);
             let Some(t) = t else {
+                let dialing = self.dialing(default_region);
                 trunks.push(Trunk {
                     name: name.as_str().into(),
-                    region: default_region,
+                    dialing,
                     whitelist: ListIndex::default(),
                     blacklist: ListIndex::default(),
                     exclusive: Exclusive::Never,
@@ -463,9 +576,10 @@ impl<'a> Builder<'a> {
             };
             let blocked_action = action_ref(&mut self, &tc.blocked_action, system_blocked_action);
             let allowed_action = action_ref(&mut self, &tc.allowed_action, pass);
+            let dialing = self.dialing(region);
             trunks.push(Trunk {
                 name: name.as_str().into(),
-                region,
+                dialing,
                 whitelist: self.index(wl, limit, &name),
                 blacklist: self.index(bl, limit, &name),
                 exclusive,
@@ -503,6 +617,7 @@ impl<'a> Builder<'a> {
             trunk_by_did,
             default_trunk,
             fail: raw.fail,
+            http: raw.http.clone(),
             system_blocked_action,
             lists,
             files: self.cfg.files.clone(),
@@ -541,7 +656,7 @@ impl<'a> Builder<'a> {
                 Err(errs) => {
                     for e in errs {
                         self.problem(
-                            &s.referenced,
+                            &e.at.unwrap_or(s.referenced),
                             format!("schedule {name}: {}: {}", e.field, e.message),
                         );
                     }
@@ -857,10 +972,7 @@ impl<'a> Builder<'a> {
             }
             let origin = self.origin(&lf.name, true);
             let file = lf.path.display().to_string();
-            let default_action = lf.default_action.as_ref().map(|a| {
-                let s = Spanned::new(a.clone(), Location::UNKNOWN, Location::UNKNOWN);
-                self.action_id(&s)
-            });
+            let default_action = lf.default_action.as_ref().map(|a| self.action_id(a));
             let mut seen = HashSet::new();
             for (line, row) in &lf.rows {
                 let at = |msg: String| Problem::new(&file, u64::from(*line), 0, msg);

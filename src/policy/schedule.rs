@@ -26,6 +26,8 @@ const DAY_MINUTES: u16 = 24 * 60;
 pub struct ScheduleError {
     pub field: String,
     pub message: String,
+    /// Where the offending value is in the file (`to: "25:00"`), when known.
+    pub at: Option<serde_saphyr::Location>,
 }
 
 impl ScheduleError {
@@ -33,7 +35,15 @@ impl ScheduleError {
         Self {
             field: field.into(),
             message: message.into(),
+            at: None,
         }
+    }
+
+    fn located(mut self, at: &serde_saphyr::Location) -> Self {
+        if *at != serde_saphyr::Location::UNKNOWN {
+            self.at = Some(*at);
+        }
+        self
     }
 }
 
@@ -93,27 +103,38 @@ impl Schedule {
     /// fixes the file in one pass.
     pub fn compile(cfg: &ScheduleConfig) -> Result<Schedule, Vec<ScheduleError>> {
         let mut errors = Vec::new();
-        let tz = cfg.timezone.trim().parse::<Tz>().map_err(|_| {
-            errors.push(ScheduleError::new(
-                "timezone",
-                format!(
-                    "unknown timezone {:?} (use an IANA name such as America/New_York or Europe/Amsterdam)",
-                    cfg.timezone
-                ),
-            ))
+        let tz = cfg.timezone.value.trim().parse::<Tz>().map_err(|_| {
+            errors.push(
+                ScheduleError::new(
+                    "timezone",
+                    format!(
+                        "unknown timezone {:?} (use an IANA name such as America/New_York or Europe/Amsterdam)",
+                        cfg.timezone.value
+                    ),
+                )
+                .located(&cfg.timezone.referenced),
+            )
         });
         let mut windows = Vec::with_capacity(cfg.open.len());
         for (i, w) in cfg.open.iter().enumerate() {
-            let days = parse_days(&w.days)
-                .map_err(|m| errors.push(ScheduleError::new(format!("open[{i}].days"), m)));
-            let from = parse_time(&w.from, false)
-                .map_err(|m| errors.push(ScheduleError::new(format!("open[{i}].from"), m)));
-            let to = parse_time(&w.to, true)
-                .map_err(|m| errors.push(ScheduleError::new(format!("open[{i}].to"), m)));
+            let days = parse_days(&w.days.value.0).map_err(|m| {
+                errors.push(
+                    ScheduleError::new(format!("open[{i}].days"), m).located(&w.days.referenced),
+                )
+            });
+            let from = parse_time(&w.from.value, false).map_err(|m| {
+                errors.push(
+                    ScheduleError::new(format!("open[{i}].from"), m).located(&w.from.referenced),
+                )
+            });
+            let to = parse_time(&w.to.value, true).map_err(|m| {
+                errors
+                    .push(ScheduleError::new(format!("open[{i}].to"), m).located(&w.to.referenced))
+            });
             if let (Ok(days), Ok(from), Ok(to)) = (days, from, to) {
                 let label = format!(
                     "{} {}-{}",
-                    w.days.trim().to_ascii_lowercase(),
+                    w.days.value.0.trim().to_ascii_lowercase(),
                     hhmm(from),
                     hhmm(to)
                 );
@@ -127,9 +148,11 @@ impl Schedule {
         }
         let mut closed = Vec::with_capacity(cfg.closed_dates.len());
         for (i, d) in cfg.closed_dates.iter().enumerate() {
-            match parse_date(d) {
+            match parse_date(&d.value) {
                 Ok(date) => closed.push(date),
-                Err(m) => errors.push(ScheduleError::new(format!("closed_dates[{i}]"), m)),
+                Err(m) => errors.push(
+                    ScheduleError::new(format!("closed_dates[{i}]"), m).located(&d.referenced),
+                ),
             }
         }
         match tz {
@@ -342,19 +365,24 @@ mod tests {
     use chrono_tz::America::New_York;
     use chrono_tz::Europe::Amsterdam;
 
+    fn sp<T>(v: T) -> serde_saphyr::Spanned<T> {
+        let at = serde_saphyr::Location::UNKNOWN;
+        serde_saphyr::Spanned::new(v, at, at)
+    }
+
     fn window(days: &str, from: &str, to: &str) -> WindowConfig {
         WindowConfig {
-            days: days.into(),
-            from: from.into(),
-            to: to.into(),
+            days: sp(days.into()),
+            from: sp(from.into()),
+            to: sp(to.into()),
         }
     }
 
     fn config(tz: &str, open: &[(&str, &str, &str)], closed: &[&str]) -> ScheduleConfig {
         ScheduleConfig {
-            timezone: tz.into(),
+            timezone: sp(tz.into()),
             open: open.iter().map(|(d, f, t)| window(d, f, t)).collect(),
-            closed_dates: closed.iter().map(|d| d.to_string()).collect(),
+            closed_dates: closed.iter().map(|d| sp(d.to_string())).collect(),
         }
     }
 

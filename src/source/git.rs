@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::validate::{self, Candidates};
 use crate::config::types::SourceConfig;
-use crate::reload::Reloader;
+use crate::reload::{Reloader, Trigger};
 
 /// A fetch (or a read of a local repository) taking longer is abandoned.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
@@ -165,7 +165,13 @@ async fn poll_once(
     };
     tracing::info!(source = %spec.git, commit = %short, files = ?written, "git commit applied");
     let previous = set_label(reloader, Some(id.to_string()));
-    if reloader.reload(&format!("git {short}")).await.is_err() {
+    if reloader
+        .reload(Trigger::Git {
+            commit: short.to_string(),
+        })
+        .await
+        .is_err()
+    {
         // The rules did not change: neither does where they came from.
         set_label(reloader, previous);
     }

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::validate::{self, Candidates};
 use crate::lists::{Format, read_rows};
-use crate::reload::Reloader;
+use crate::reload::{Reloader, Trigger};
 
 /// A community list far larger than this is not a phone list.
 pub const MAX_BODY_BYTES: usize = 64 << 20;
@@ -107,7 +107,11 @@ pub async fn run(
                 tracing::debug!(url = %sub.url, "subscription not modified");
             }
             Ok(Outcome::Applied) => {
-                let _ = reloader.reload(&format!("subscription {}", sub.url)).await;
+                let _ = reloader
+                    .reload(Trigger::Subscription {
+                        url: sub.url.clone(),
+                    })
+                    .await;
             }
             Err(problems) => {
                 for p in &problems {

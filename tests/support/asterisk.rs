@@ -95,6 +95,8 @@ pub struct AsteriskSim {
     stall: Option<Matcher>,
     stream_file_reply: String,
     timeout: Duration,
+    /// Waited before answering each command: a call that lasts (load and shutdown tests).
+    reply_delay: Duration,
 }
 
 /// The environment of `asterisk-22-pjsip-sip-call.txt`, in its order.
@@ -151,6 +153,7 @@ impl AsteriskSim {
             stall: None,
             stream_file_reply: "200 result=0 endpos=2000".into(),
             timeout: Duration::from_secs(10),
+            reply_delay: Duration::ZERO,
         }
     }
 
@@ -248,6 +251,12 @@ impl AsteriskSim {
     }
 
     /// Bound on the whole run, so a server that never closes cannot hang a test.
+    /// Waits this long before answering each command.
+    pub fn reply_delay(mut self, delay: Duration) -> Self {
+        self.reply_delay = delay;
+        self
+    }
+
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -389,6 +398,9 @@ impl Session<'_> {
         if self.sim.stall.as_ref().is_some_and(|m| m(line)) {
             self.stalled = true;
             return Ok(());
+        }
+        if !self.sim.reply_delay.is_zero() {
+            tokio::time::sleep(self.sim.reply_delay).await;
         }
         let sim = self.sim;
         if let Some((_, bytes)) = sim.overrides.iter().find(|(m, _)| m(line)) {

@@ -31,20 +31,70 @@ pub(super) fn read(bytes: &[u8], out: &mut ParsedList) {
     let Some(columns) = header(bytes, &record, out) else {
         return;
     };
+    let (mut base, mut base_line) = (
+        clamp_usize(reader.position().byte()),
+        clamp(reader.position().line()),
+    );
+    // A broken quote ends one segment; reading resumes on the line after it.
+    while let Some((next, next_line)) = read_segment(bytes, base, base_line, &columns, out) {
+        (base, base_line) = (next, next_line);
+    }
+}
+
+/// Reads records from `bytes[base..]` (whose first line is `base_line`).
+/// Returns where to resume when a quote that opens a field spans lines and is
+/// never properly closed: the csv reader would otherwise swallow the rows
+/// after it into that field, so that row is reported and the next line is read
+/// as a row of its own.
+fn read_segment(
+    bytes: &[u8],
+    base: usize,
+    base_line: u32,
+    columns: &[Field],
+    out: &mut ParsedList,
+) -> Option<(usize, u32)> {
+    let text = bytes.get(base..)?;
+    let mut reader = ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text);
+    let mut record = ByteRecord::new();
     loop {
         match reader.read_byte_record(&mut record) {
             Ok(true) => {}
-            Ok(false) => break,
+            Ok(false) => return None,
             Err(e) => {
-                let line = e.position().map_or(0, |p| clamp(p.line()));
-                return out.fatal(line, None, format!("unreadable CSV: {e}"));
+                let line = e
+                    .position()
+                    .map_or(0, |p| clamp(p.line()).saturating_add(base_line - 1));
+                out.fatal(line, None, format!("unreadable CSV: {e}"));
+                return None;
             }
         }
-        let (line, start) = record
-            .position()
-            .map_or((0, 0), |p| (clamp(p.line()), p.byte() as usize));
+        let (line, start) = record.position().map_or((0, base), |p| {
+            (
+                clamp(p.line()).saturating_add(base_line - 1),
+                base + clamp_usize(p.byte()),
+            )
+        });
+        let end = base + clamp_usize(reader.position().byte());
+        if let Some((open_line, col)) = broken_quote(bytes, start, end.min(bytes.len()), line) {
+            if !out.count_row(line) {
+                return None;
+            }
+            out.error(
+                open_line,
+                Some(col),
+                "unterminated quote: the quoted field runs into the next line(s) and is not closed \
+                 properly (close it with \" or double a quote inside it as \"\"); \
+                 the following lines are read as rows of their own",
+            );
+            // Resume on the line after the one where the quote opened.
+            let resume = line_end(bytes, start, open_line - line)?;
+            return Some((resume, open_line + 1));
+        }
         if !out.count_row(line) {
-            return;
+            return None;
         }
         if record.as_slice().len() > MAX_ROW_BYTES {
             out.error(line, None, format!("row longer than {MAX_ROW_BYTES} bytes"));
@@ -58,10 +108,86 @@ pub(super) fn read(bytes: &[u8], out: &mut ParsedList) {
             );
             continue;
         }
-        if let Some(row) = row(bytes, &record, &columns, line, start, out) {
+        if let Some(row) = row(bytes, &record, columns, line, start, out) {
             out.rows.push((line, row));
         }
     }
+}
+
+/// The byte after the newline that ends the `skip`-th line break from
+/// `start` (0: the end of `start`'s own line); `None` at the end of the file.
+fn line_end(bytes: &[u8], start: usize, skip: u32) -> Option<usize> {
+    let mut seen = 0u32;
+    for (i, b) in bytes.iter().enumerate().skip(start) {
+        if *b == b'\n' {
+            if seen == skip {
+                return Some(i + 1).filter(|&n| n < bytes.len());
+            }
+            seen += 1;
+        }
+    }
+    None
+}
+
+/// Where a quote opens a field that spans lines but is not closed the way
+/// a CSV writer closes it (followed by `,`, a line end or the end of the
+/// file): the line and column of that quote. A quoted field on one line, or
+/// a properly quoted multi-line note (what `export` writes), is fine.
+fn broken_quote(bytes: &[u8], start: usize, end: usize, line: u32) -> Option<(u32, u32)> {
+    let rec = bytes.get(start..end)?;
+    let (mut line, mut col) = (line, 1u32);
+    let mut i = 0usize;
+    let mut field_start = true;
+    // Quote state: the position of the opening quote and whether the field
+    // has run past a line end.
+    let mut open: Option<((u32, u32), bool)> = None;
+    while i < rec.len() {
+        let b = rec[i];
+        match (open, b) {
+            (None, b'"') if field_start => open = Some(((line, col), false)),
+            (None, b',') => {
+                field_start = true;
+                col += 1;
+                i += 1;
+                continue;
+            }
+            // The record's own end.
+            (None, b'\n') => return None,
+            (Some(_), b'"') if rec.get(i + 1) == Some(&b'"') => {
+                col += 2;
+                i += 2;
+                continue;
+            }
+            (Some((at, spans)), b'"') => {
+                open = None;
+                if spans && !matches!(rec.get(i + 1), None | Some(b',' | b'\r' | b'\n')) {
+                    return Some(at);
+                }
+            }
+            (Some((at, _)), b'\n') => {
+                open = Some((at, true));
+                line += 1;
+                col = 1;
+                i += 1;
+                field_start = false;
+                continue;
+            }
+            _ => {}
+        }
+        field_start = false;
+        if b & 0xC0 != 0x80 {
+            col += 1;
+        }
+        i += 1;
+    }
+    match open {
+        Some((at, true)) => Some(at),
+        _ => None,
+    }
+}
+
+fn clamp_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// Maps each header column to its field; `None` (after a fatal error) when the

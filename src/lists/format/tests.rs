@@ -482,3 +482,68 @@ fn garbage_never_panics() {
         }
     }
 }
+
+/// Issue 10.1: an unterminated quote used to swallow the rows after it into
+/// the notes of its own row ("6 rows read" for 7). It is that row's error,
+/// and every following line is still read as a row.
+#[test]
+fn csv_unterminated_quote_is_a_bad_row_and_the_rest_is_read() {
+    let text = "rule_name,pattern,match_type,action,enabled,notes\n\
+                R1,+1,exact,reject,true,one\n\
+                R2,+2,exact,reject,true,two\n\
+                R3,+3,exact,reject,true,\"call back later\n\
+                R4,+4,exact,reject,true,\"quoted\"\n\
+                R5,+5,exact,reject,true,five\n\
+                R6,+6,exact,reject,true,\"six, with a comma\"\n\
+                R7,+7,exact,reject,true,\"multi\nline note\"\n";
+    let p = read_rows(text.as_bytes(), Format::Csv, "q.csv");
+    assert_eq!(p.rows_read, 7, "{:?}", errors_of(&p));
+    let names: Vec<(u32, &str)> = p
+        .rows
+        .iter()
+        .map(|(l, r)| (*l, r.rule_name.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (2, "R1"),
+            (3, "R2"),
+            (5, "R4"),
+            (6, "R5"),
+            (7, "R6"),
+            (8, "R7")
+        ]
+    );
+    let errs = errors_of(&p);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("q.csv:4:25: unterminated quote"),
+        "{errs:?}"
+    );
+    assert_eq!(p.rows[2].1.notes, "quoted");
+    assert_eq!(p.rows[5].1.notes, "multi\nline note");
+
+    // A quote left open to the end of the file swallows nothing either.
+    let text = "rule_name,pattern,match_type,action,enabled,notes\n\
+                A,+1,exact,reject,true,\"open\n\
+                B,+2,exact,reject,true,\n\
+                C,+3,exact,reject,true,\n";
+    let p = read_rows(text.as_bytes(), Format::Csv, "e.csv");
+    assert_eq!(p.rows_read, 3, "{:?}", errors_of(&p));
+    assert_eq!(
+        p.rows
+            .iter()
+            .map(|(l, r)| (*l, r.rule_name.as_str()))
+            .collect::<Vec<_>>(),
+        [(3, "B"), (4, "C")]
+    );
+    assert_eq!(errors_of(&p).len(), 1);
+    assert!(errors_of(&p)[0].starts_with("e.csv:2:24: unterminated quote"));
+
+    // A field count that does not match the header is that row's error.
+    let text =
+        "rule_name,pattern,match_type,action,enabled\nA,+1,exact,reject,true,extra\nB,+2,,,\n";
+    let p = read_rows(text.as_bytes(), Format::Csv, "f.csv");
+    assert_eq!(errors_of(&p), vec!["f.csv:2: expected 5 fields, found 6"]);
+    assert_eq!(p.rows.len(), 1);
+}

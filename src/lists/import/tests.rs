@@ -146,11 +146,41 @@ fn preview_caps_long_name_lists() {
 
 #[test]
 fn mode_names() {
-    assert_eq!(OnDuplicate::from_name("Merge"), Some(OnDuplicate::Rename));
+    // Issue 10.6: not guessed as `rename` any more; the refusal says what it is.
+    assert_eq!(OnDuplicate::from_name("Merge"), None);
+    assert!(OnDuplicate::unknown("merge").contains("is `rename`"));
+    assert_eq!(OnDuplicate::from_name("Rename"), Some(OnDuplicate::Rename));
     assert_eq!(
         OnDuplicate::from_name("overwrite"),
         Some(OnDuplicate::Overwrite)
     );
     assert_eq!(OnDuplicate::from_name("skip"), Some(OnDuplicate::Skip));
     assert_eq!(OnDuplicate::from_name("ignore"), None);
+}
+
+/// Issue 10.2: the size after the import is announced only when the import
+/// happens and changes the list.
+#[test]
+fn preview_announces_the_new_size_only_when_something_is_imported() {
+    let file = "E,+5(,,,\nG,+7,,,\n";
+    let plan = plan_import(&existing(), parsed(file), OnDuplicate::Skip, &no_parens);
+    let refused = plan.render_preview_for(PreviewOutcome::Refused);
+    assert!(!refused.contains("list after import"), "{refused}");
+    assert!(refused.ends_with("nothing will be imported"), "{refused}");
+    assert!(
+        plan.render_preview_for(PreviewOutcome::DryRun)
+            .ends_with("list after import: 3 rules")
+    );
+    let dups = plan_import(
+        &existing(),
+        parsed("A,+1,,,\n"),
+        OnDuplicate::Skip,
+        &no_parens,
+    );
+    let text = dups.render_preview();
+    assert!(!text.contains("list after import"), "{text}");
+    assert!(
+        text.ends_with("nothing to import: the list stays at 2 rules"),
+        "{text}"
+    );
 }

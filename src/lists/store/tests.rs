@@ -78,10 +78,14 @@ fn refusals_write_nothing() {
     let mut unknown_action = row("Y", "+1", "");
     unknown_action.action = "nope".into();
     let r = store.add("spam", vec![unknown_action], "ops");
-    let Err(StoreError::Refused(d)) = r else {
+    // A row with an action the config lacks is a bad row, located (issue 10.2).
+    let Err(StoreError::Invalid(d)) = r else {
         panic!("{r:?}")
     };
-    assert!(d[0].contains("no action named \"nope\""), "{d:?}");
+    assert!(
+        d[0].starts_with("spam.csv:3: Y: no action named \"nope\""),
+        "{d:?}"
+    );
     assert!(matches!(
         store.add("support.whitelist", vec![], "ops"),
         Err(StoreError::ReadOnly(_))

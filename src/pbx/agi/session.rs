@@ -16,7 +16,7 @@ use super::codec::{AgiCodec, AgiCommand, AgiFrame, Reply};
 use super::env::AgiEnv;
 use super::recipe::{self, AgiOp};
 use crate::action::{Pbx, Step};
-use crate::call::{self, CallDriver, CallInfo, DriveError, StepOutcome};
+use crate::call::{self, CallDriver, CallInfo, DriveError, ErrorKind, StepOutcome};
 use crate::config::types::AgiConfig;
 use crate::state::State;
 
@@ -37,11 +37,23 @@ pub async fn serve(
         // A connection closed without a byte: a health check or port probe.
         Ok(None) => return,
         Ok(Some(Ok(_))) => {
-            return protocol_error(&state, peer, "protocol", "a reply before the environment");
+            return protocol_error(
+                &state,
+                peer,
+                ErrorKind::Protocol,
+                "a reply before the environment",
+            );
         }
-        Ok(Some(Err(e))) => return protocol_error(&state, peer, "protocol", &e.to_string()),
+        Ok(Some(Err(e))) => {
+            return protocol_error(&state, peer, ErrorKind::Protocol, &e.to_string());
+        }
         Err(_) => {
-            return protocol_error(&state, peer, "timeout", "no complete environment in time");
+            return protocol_error(
+                &state,
+                peer,
+                ErrorKind::Timeout,
+                "no complete environment in time",
+            );
         }
     };
     let info = call_info(&env);
@@ -55,12 +67,8 @@ pub async fn serve(
     session.close().await;
 }
 
-fn protocol_error(state: &State, peer: SocketAddr, kind: &str, what: &str) {
-    state
-        .metrics
-        .protocol_errors_total
-        .with_label_values(&[Pbx::Asterisk.as_str(), kind])
-        .inc();
+fn protocol_error(state: &State, peer: SocketAddr, kind: ErrorKind, what: &str) {
+    state.metrics.count_session_error(Pbx::Asterisk, kind);
     tracing::warn!(%peer, "FastAGI session refused: {what}");
 }
 
@@ -113,18 +121,23 @@ impl AgiSession {
         cmd: AgiCommand,
         lasts_the_call: bool,
     ) -> Result<Reply, DriveError> {
-        self.framed
-            .send(cmd)
+        // A peer that stops reading must not hold the task: the write is
+        // bounded like a reply, even for commands that last the call.
+        tokio::time::timeout(self.settings.reply_timeout, self.framed.send(cmd))
             .await
+            .map_err(|_| DriveError::Timeout("Asterisk to read a command"))?
             .map_err(|e| DriveError::Protocol(e.to_string()))?;
+        // One deadline for the reply, not one per frame: a peer trickling
+        // `HANGUP` lines cannot keep the session open past it.
+        let deadline =
+            (!lasts_the_call).then(|| tokio::time::Instant::now() + self.settings.reply_timeout);
         loop {
             let next = self.framed.next();
-            let frame = if lasts_the_call {
-                next.await
-            } else {
-                tokio::time::timeout(self.settings.reply_timeout, next)
+            let frame = match deadline {
+                None => next.await,
+                Some(d) => tokio::time::timeout_at(d, next)
                     .await
-                    .map_err(|_| DriveError::Timeout("a reply from Asterisk"))?
+                    .map_err(|_| DriveError::Timeout("a reply from Asterisk"))?,
             };
             match frame {
                 Some(Ok(AgiFrame::Hangup)) => self.hung_up = true,

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout_at};
 use tokio_util::codec::Framed;
 
 use super::codec::{EslCodec, EslCommand, EslMessage, Event, Headers};
 use super::recipe::{self, EslOp};
 use crate::action::{Cause, Pbx, Step};
-use crate::call::{self, CallDriver, CallInfo, DriveError, StepOutcome};
+use crate::call::{self, CallDriver, CallInfo, DriveError, EndState, ErrorKind, StepOutcome};
 use crate::config::types::EslConfig;
 use crate::state::State;
 
@@ -35,22 +36,21 @@ pub async fn serve(
     let info = match session.start().await {
         Ok(info) => info,
         Err(e) => {
-            let kind = match &e {
-                DriveError::Timeout(_) => "timeout",
-                DriveError::Closed | DriveError::Hangup { .. } => "closed",
-                _ => "protocol",
+            // Before the session has started there is no call to hang up
+            // (a hangup is the peer closing), and a failed write of
+            // `connect` means a peer that speaks no ESL.
+            let kind = match e.kind() {
+                ErrorKind::Hangup => ErrorKind::Closed,
+                ErrorKind::Io => ErrorKind::Protocol,
+                k => k,
             };
-            state
-                .metrics
-                .protocol_errors_total
-                .with_label_values(&[Pbx::FreeSwitch.as_str(), kind])
-                .inc();
+            state.metrics.count_session_error(Pbx::FreeSwitch, kind);
             tracing::warn!(%peer, "ESL session not started: {e}");
             return;
         }
     };
     let outcome = call::handle(&mut session, &info, &state, settings.decide_timeout).await;
-    if session.hangup.is_none() && outcome.end_state != "caller_hangup" {
+    if session.hangup.is_none() && outcome.end_state != EndState::CallerHangup {
         // Hand the call back: the dialplan runs its next action.
         let _ = session.exit().await;
     }
@@ -74,12 +74,15 @@ fn inert(value: &str) -> String {
 impl EslSession {
     /// `connect`, the channel data, then `myevents` and `linger`.
     async fn start(&mut self) -> Result<CallInfo, DriveError> {
-        self.send(EslCommand::Connect).await?;
+        // One deadline for `connect` and its whole reply: a peer trickling
+        // bytes or sending frames we skip cannot keep the session open.
+        let deadline = Instant::now() + self.settings.connect_timeout;
+        timeout_at(deadline, self.framed.send(EslCommand::Connect))
+            .await
+            .map_err(|_| DriveError::Timeout("FreeSWITCH to read connect"))?
+            .map_err(|e| DriveError::Io(std::io::Error::other(e.to_string())))?;
         let headers = loop {
-            match self
-                .next(Some(self.settings.connect_timeout), "the connect reply")
-                .await?
-            {
+            match self.next(Some(deadline), "the connect reply").await? {
                 EslMessage::ChannelData(h) => break h,
                 EslMessage::Unknown { content_type } => {
                     tracing::debug!(peer = %self.peer, "skipped frame of type {content_type}");
@@ -99,22 +102,24 @@ impl EslSession {
         Ok(info)
     }
 
+    /// Writes one command within `reply_timeout`: a peer that stops reading
+    /// must not hold the task once the socket buffers are full.
     async fn send(&mut self, cmd: EslCommand) -> Result<(), DriveError> {
-        self.framed
-            .send(cmd)
+        tokio::time::timeout(self.settings.reply_timeout, self.framed.send(cmd))
             .await
+            .map_err(|_| DriveError::Timeout("FreeSWITCH to read a command"))?
             .map_err(|e| DriveError::Io(std::io::Error::other(e.to_string())))
     }
 
-    /// The next frame, within `wait` (None: no limit, for apps that last the call).
+    /// The next frame, before `deadline` (None: no limit, for apps that last the call).
     async fn next(
         &mut self,
-        wait: Option<Duration>,
+        deadline: Option<Instant>,
         what: &'static str,
     ) -> Result<EslMessage, DriveError> {
         let read = self.framed.next();
-        let frame = match wait {
-            Some(w) => tokio::time::timeout(w, read)
+        let frame = match deadline {
+            Some(d) => timeout_at(d, read)
                 .await
                 .map_err(|_| DriveError::Timeout(what))?,
             None => read.await,
@@ -149,10 +154,10 @@ impl EslSession {
     /// Sends a command and waits for its `command/reply`.
     async fn command(&mut self, cmd: EslCommand) -> Result<String, DriveError> {
         self.send(cmd).await?;
+        // One deadline for the reply, however many events come first.
+        let deadline = Instant::now() + self.settings.reply_timeout;
         loop {
-            let m = self
-                .next(Some(self.settings.reply_timeout), "a command reply")
-                .await?;
+            let m = self.next(Some(deadline), "a command reply").await?;
             self.observe(&m);
             if let EslMessage::CommandReply { reply_text, .. } = m {
                 if reply_text.starts_with("-ERR") {
@@ -180,7 +185,7 @@ impl EslSession {
             event_uuid: uuid.clone(),
         })
         .await?;
-        let wait = (!lasts).then_some(self.settings.reply_timeout);
+        let wait = (!lasts).then(|| Instant::now() + self.settings.reply_timeout);
         loop {
             if let Some(cause) = &self.hangup {
                 return Err(DriveError::Hangup {

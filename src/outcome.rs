@@ -1,0 +1,95 @@
+//! How a screened call ended, and why one was not decided: plain values
+//! shared by the call flow (`call`), the metrics and the decision log, kept
+//! apart so that none of those depends on another for them.
+
+use std::sync::Arc;
+
+/// How a screened call's session ended. Its text (`as_str`) is what the
+/// decision log's `end_state` column and `callguard log` show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndState {
+    /// The plan ran to its end.
+    Completed,
+    /// `mode: advise`: the variables were set, the dialplan acts.
+    Advised,
+    /// No decision in time (or no trunk): the call went on unscreened.
+    FailOpen,
+    /// No decision, and `fail: closed` ran the blocked action.
+    FailClosed,
+    /// The caller hung up while the session ran.
+    CallerHangup,
+    /// A bridge ended with the PBX's dial status; `then` is the
+    /// `on_no_answer` action that ran when nobody answered.
+    Dial {
+        status: String,
+        then: Option<Arc<str>>,
+    },
+    /// The session broke off.
+    Error(ErrorKind),
+}
+
+impl EndState {
+    pub fn as_str(&self) -> std::borrow::Cow<'static, str> {
+        use std::borrow::Cow;
+        match self {
+            EndState::Completed => Cow::Borrowed("completed"),
+            EndState::Advised => Cow::Borrowed("advised"),
+            EndState::FailOpen => Cow::Borrowed("fail_open"),
+            EndState::FailClosed => Cow::Borrowed("fail_closed"),
+            EndState::CallerHangup => Cow::Borrowed("caller_hangup"),
+            EndState::Dial { status, then: None } => Cow::Owned(format!("dial:{status}")),
+            EndState::Dial {
+                status,
+                then: Some(action),
+            } => Cow::Owned(format!("dial:{status}:{action}")),
+            EndState::Error(kind) => Cow::Owned(format!("{}_error", kind.as_str())),
+        }
+    }
+}
+
+impl std::fmt::Display for EndState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.as_str())
+    }
+}
+
+/// What broke a session off: the `kind` label of
+/// `callguard_protocol_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Timeout,
+    Protocol,
+    Closed,
+    Io,
+    Hangup,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Closed => "closed",
+            ErrorKind::Io => "io",
+            ErrorKind::Hangup => "hangup",
+        }
+    }
+}
+
+/// Why no decision was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailReason {
+    NoTrunk,
+    Timeout,
+    Error,
+}
+
+impl FailReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailReason::NoTrunk => "no_trunk",
+            FailReason::Timeout => "timeout",
+            FailReason::Error => "error",
+        }
+    }
+}

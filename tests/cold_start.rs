@@ -1,0 +1,149 @@
+//! The first call after a start, and the first after a reload, is decided
+//! like the millionth: each test runs the real `callguard serve` binary in a
+//! fresh process (nothing warmed by an earlier test) and places a caller in
+//! *national* format, the form that needs the region's dialling rules.
+//!
+//! The bug these guard against: the phonenumber metadata was loaded and its
+//! regexes compiled on the first national-format call, which then missed the
+//! decision deadline and was let through unscreened.
+
+#[path = "support/asterisk.rs"]
+mod asterisk;
+#[path = "support/freeswitch.rs"]
+mod freeswitch;
+#[path = "support/server.rs"]
+mod server;
+
+use asterisk::AsteriskSim;
+use freeswitch::SimConfig;
+
+/// Region, a caller as sent in that region's national format, and its
+/// E.164 form (the blacklisted number).
+const REGIONS: &[(&str, &str, &str)] = &[
+    ("US", "202-555-1234", "+12025551234"),
+    ("CA", "(416) 555-0199", "+14165550199"),
+    ("GB", "020 7946 0018", "+442079460018"),
+    ("NL", "020-1234567", "+31201234567"),
+    ("DE", "030 1234567", "+49301234567"),
+    ("FR", "01 23 45 67 89", "+33123456789"),
+    ("ES", "912 345 678", "+34912345678"),
+    ("IT", "06 1234 5678", "+390612345678"),
+    ("AU", "(02) 9876 5432", "+61298765432"),
+    ("JP", "03-1234-5678", "+81312345678"),
+    ("IN", "022 2345 6789", "+912223456789"),
+    ("BR", "(11) 2345-6789", "+551123456789"),
+    ("MX", "55 1234 5678", "+525512345678"),
+    ("ZA", "021 123 4567", "+27211234567"),
+    ("RU", "8 (495) 123-45-67", "+74951234567"),
+];
+
+/// The issue's own scenario: a system blacklist range, default region US.
+const SYSTEM_RANGE: &str = r#"
+normalize: { default_region: US }
+default_trunk: support
+blacklist:
+  - { name: DC-Spam, pattern: "+1202555____" }
+trunks:
+  support: {}
+"#;
+
+/// One trunk per region, each blacklisting its region's number.
+fn regions_yaml(regions: &[(&str, &str, &str)]) -> String {
+    let mut y = String::from("normalize: { default_region: US }\ntrunks:\n");
+    for (r, _, e164) in regions {
+        y.push_str(&format!(
+            "  {r}:\n    region: {r}\n    blacklist:\n      - {{ name: {r}-spam, pattern: \"{e164}\" }}\n"
+        ));
+    }
+    y
+}
+
+#[tokio::test]
+async fn first_fastagi_call_after_start_in_national_format_is_blocked() {
+    let srv = server::spawn_binary(SYSTEM_RANGE, &[]);
+    let r = AsteriskSim::new()
+        .callerid("2025551234")
+        .run(srv.agi.unwrap())
+        .await;
+    assert_eq!(r.variables.get("CALLGUARD_ERROR"), None, "{:?}", r.commands);
+    assert_eq!(r.variables["CALLGUARD_VERDICT"], "block");
+    assert_eq!(r.variables["CALLGUARD_LIST"], "system_blacklist");
+    assert_eq!(r.variables["CALLGUARD_RULE"], "DC-Spam");
+    assert_eq!(r.commands[5..], ["EXEC Busy 5", "EXEC Hangup 17"]);
+}
+
+#[tokio::test]
+async fn first_esl_call_after_start_in_national_format_is_blocked() {
+    let srv = server::spawn_binary(SYSTEM_RANGE, &[]);
+    let r = SimConfig {
+        caller_number: "2025551234".into(),
+        ..SimConfig::default()
+    }
+    .run(srv.esl.unwrap())
+    .await;
+    assert_eq!(r.variable("callguard_error"), None);
+    assert_eq!(r.variable("callguard_verdict"), Some("block"));
+    assert_eq!(r.variable("callguard_list"), Some("system_blacklist"));
+    assert_eq!(r.variable("callguard_rule"), Some("DC-Spam"));
+}
+
+/// Fifteen regions, each one's first call interleaved with the others', half
+/// through FastAGI and half through ESL: every one is blocked by its rule.
+#[tokio::test]
+async fn first_call_of_each_of_fifteen_regions_is_blocked() {
+    let srv = server::spawn_binary(&regions_yaml(REGIONS), &[]);
+    for (i, (region, national, _)) in REGIONS.iter().enumerate() {
+        let rule = format!("{region}-spam");
+        if i % 2 == 0 {
+            let r = AsteriskSim::new()
+                .callerid(national)
+                .script(&format!("screen?trunk={region}"))
+                .run(srv.agi.unwrap())
+                .await;
+            assert_eq!(r.variables.get("CALLGUARD_ERROR"), None, "{region}");
+            assert_eq!(r.variables["CALLGUARD_VERDICT"], "block", "{region}");
+            assert_eq!(r.variables["CALLGUARD_RULE"], rule);
+        } else {
+            let r = SimConfig {
+                caller_number: national.to_string(),
+                variables: vec![("callguard_trunk".into(), region.to_string())],
+                ..SimConfig::default()
+            }
+            .run(srv.esl.unwrap())
+            .await;
+            assert_eq!(r.variable("callguard_error"), None, "{region}");
+            assert_eq!(r.variable("callguard_verdict"), Some("block"), "{region}");
+            assert_eq!(r.variable("callguard_rule"), Some(rule.as_str()));
+        }
+    }
+}
+
+/// A reload that brings a region no trunk used before: its first caller is
+/// blocked too (the new rule set is made ready before it is swapped in).
+#[tokio::test]
+async fn first_call_of_a_new_region_after_reload_is_blocked() {
+    let srv = server::spawn_binary(&regions_yaml(&REGIONS[..1]), &[]);
+    let http = srv.http.unwrap();
+    // Add a New Zealand trunk to the trunks map (the listeners and log that
+    // the harness appended stay as they are).
+    let text = std::fs::read_to_string(&srv.config).unwrap().replacen(
+        "trunks:\n",
+        "trunks:\n  NZ:\n    region: NZ\n    blacklist:\n      - { name: NZ-spam, pattern: \"+6491234567\" }\n",
+        1,
+    );
+    std::fs::write(&srv.config, &text).unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("http://{http}/api/v1/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{:?}", resp.text().await);
+    let r = AsteriskSim::new()
+        .callerid("09 123 4567")
+        .script("screen?trunk=NZ")
+        .run(srv.agi.unwrap())
+        .await;
+    assert_eq!(r.variables.get("CALLGUARD_ERROR"), None, "{:?}", r.commands);
+    assert_eq!(r.variables["CALLGUARD_VERDICT"], "block");
+    assert_eq!(r.variables["CALLGUARD_RULE"], "NZ-spam");
+}
