@@ -51,7 +51,11 @@ async fn each_action_has_its_exact_command_sequence() {
             ],
         ),
         ("+15550000006", &["EXEC Playback custom/notice"]),
-        ("+15550000007", &["EXEC VoiceMail 100@default,u"]),
+        // Leaving a message ends the call (not back into the dialplan).
+        (
+            "+15550000007",
+            &["EXEC VoiceMail 100@default,u", "EXEC Hangup 16"],
+        ),
         ("+15550000008", &["EXEC Goto ivr-main,s,1"]),
         ("+15550000009", &[]),
         ("+15557654321", &[]),
@@ -100,11 +104,14 @@ async fn vip_bridge_with_whisper_and_voicemail_when_unanswered() {
         .variable("DIALSTATUS", "ANSWER")
         .run(srv.agi())
         .await;
+    // The bridge ended: the call is over, not handed back to the dialplan
+    // (Dial under AGI does not end the channel itself).
     assert_eq!(
         after_vars(&r),
         [
             "EXEC Dial PJSIP/vip-team,30,A(beep)",
-            "GET VARIABLE DIALSTATUS"
+            "GET VARIABLE DIALSTATUS",
+            "EXEC Hangup 16"
         ]
     );
     let r = call("+15551234567")
@@ -116,7 +123,8 @@ async fn vip_bridge_with_whisper_and_voicemail_when_unanswered() {
         [
             "EXEC Dial PJSIP/vip-team,30,A(beep)",
             "GET VARIABLE DIALSTATUS",
-            "EXEC VoiceMail 100@default,u"
+            "EXEC VoiceMail 100@default,u",
+            "EXEC Hangup 16"
         ]
     );
     srv.stop().await;

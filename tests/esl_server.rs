@@ -54,27 +54,41 @@ fn sim(caller: &str) -> SimConfig {
 async fn each_action_has_its_exact_sendmsg_sequence() {
     let mut srv = server::start(SCREEN_YAML).await;
     let cases: &[(&str, &[&str])] = &[
-        ("+15550000001", &["respond 486 Busy Here", "exit"]),
-        ("+15550000002", &["respond 503 Service Unavailable", "exit"]),
+        // `respond` with a final status ends the channel: no exit follows.
+        ("+15550000001", &["respond 486 Busy Here"]),
+        ("+15550000002", &["respond 503 Service Unavailable"]),
         ("+15550000003", &["hangup CALL_REJECTED"]),
         (
             "+15550000004",
             &[
+                "answer ",
                 "playback ivr/ivr-call_rejected.wav",
                 "hangup NORMAL_CLEARING",
             ],
         ),
-        ("+15550000006", &["playback custom/notice", "exit"]),
+        (
+            "+15550000005",
+            &["playback custom/blocked", "hangup NORMAL_CLEARING"],
+        ),
+        (
+            "+15550000006",
+            &["answer ", "playback custom/notice", "exit"],
+        ),
         (
             "+15550000007",
-            &["voicemail default example.com 100", "exit"],
+            &[
+                "answer ",
+                "voicemail default example.com 100",
+                "hangup NORMAL_CLEARING",
+            ],
         ),
         ("+15550000008", &["transfer s XML ivr-main", "exit"]),
         (
             "+15551234567",
             &[
-                "bridge {originate_timeout=30,group_confirm_key=exec,group_confirm_file='playback tone_stream://%(200,0,800)'}user/1000",
-                "exit",
+                "bridge %[continue_on_fail=true,hangup_after_bridge=false]{originate_timeout=30,group_confirm_key=exec,group_confirm_file='playback tone_stream://%(200,0,800)'}user/1000",
+                // The bridge ended: the call is over (not handed back).
+                "hangup NORMAL_CLEARING",
             ],
         ),
         ("+15550000009", &["exit"]),
@@ -116,10 +130,60 @@ async fn unanswered_vip_bridge_falls_back_to_voicemail() {
     assert!(a[0].starts_with("bridge "), "{a:?}");
     assert_eq!(
         a[1..],
-        ["voicemail default example.com 100", "exit"],
+        [
+            "answer ",
+            "voicemail default example.com 100",
+            "hangup NORMAL_CLEARING"
+        ],
         "{a:?}"
     );
     srv.stop().await;
+}
+
+/// Real FreeSWITCH hangs the caller up after a failed originate unless
+/// `continue_on_fail` is set, for every cause but NO_ANSWER (the simulator
+/// does the same): a busy or unknown agent must still lead to `on_no_answer`,
+/// or, without it, back into the dialplan — never to a dropped VIP.
+#[tokio::test]
+async fn busy_or_missing_agent_still_runs_on_no_answer_or_continues() {
+    let with_fallback = SCREEN_YAML;
+    let without = SCREEN_YAML.replace(", on_no_answer: vm,", ",");
+    for (yaml, then) in [
+        (
+            with_fallback.to_string(),
+            &[
+                "answer ",
+                "voicemail default example.com 100",
+                "hangup NORMAL_CLEARING",
+            ][..],
+        ),
+        (without, &["exit"][..]),
+    ] {
+        let mut srv = server::start(&yaml).await;
+        for cause in ["USER_BUSY", "SUBSCRIBER_ABSENT", "CHAN_NOT_IMPLEMENTED"] {
+            let r = SimConfig {
+                caller_number: "+15551234567".into(),
+                bridge: BridgeOutcome::Unanswered {
+                    cause: cause.into(),
+                },
+                ..SimConfig::default()
+            }
+            .run(srv.esl())
+            .await;
+            let a = actions(&r);
+            assert!(
+                a[0].starts_with("bridge %[continue_on_fail=true,"),
+                "{cause}: {a:?}"
+            );
+            assert_eq!(a[1..], *then, "{cause}: {a:?}");
+            assert_eq!(
+                r.hangup_cause.as_deref(),
+                then.last().and_then(|l| l.strip_prefix("hangup ")),
+                "{cause}"
+            );
+        }
+        srv.stop().await;
+    }
 }
 
 #[tokio::test]
@@ -138,7 +202,10 @@ async fn anonymous_and_privacy_callers() {
             Some("Hidden"),
             "{number:?} hide={hide}"
         );
-        assert_eq!(actions(&r)[0], "playback ivr/ivr-call_rejected.wav");
+        assert_eq!(
+            actions(&r)[..2],
+            ["answer ", "playback ivr/ivr-call_rejected.wav"]
+        );
     }
     srv.stop().await;
 }
@@ -208,6 +275,7 @@ async fn frames_split_byte_by_byte_or_coalesced() {
         assert_eq!(
             actions(&r),
             [
+                "answer ",
                 "playback ivr/ivr-call_rejected.wav",
                 "hangup NORMAL_CLEARING"
             ],
@@ -220,7 +288,10 @@ async fn frames_split_byte_by_byte_or_coalesced() {
 #[tokio::test]
 async fn hangup_during_playback_and_during_bridge_ends_cleanly() {
     let mut srv = server::start(SCREEN_YAML).await;
-    for (caller, app) in [("+15550000004", "playback"), ("+15551234567", "bridge")] {
+    for (caller, app, before) in [
+        ("+15550000004", "playback", 1),
+        ("+15551234567", "bridge", 0),
+    ] {
         let r = SimConfig {
             caller_number: caller.into(),
             hangup_at: Some(HangupAt::DuringExecute {
@@ -233,9 +304,10 @@ async fn hangup_during_playback_and_during_bridge_ends_cleanly() {
         .run(srv.esl())
         .await;
         let a = actions(&r);
-        // Nothing is sent after the hangup: no hangup of our own, no exit.
-        assert_eq!(a.len(), 1, "{app}: {a:?}");
-        assert!(a[0].starts_with(app));
+        // Nothing is sent after the hangup: no hangup of our own, no exit
+        // (the message is answered first: `answer` comes before playback).
+        assert_eq!(a.len(), before + 1, "{app}: {a:?}");
+        assert!(a[before].starts_with(app), "{app}: {a:?}");
         assert!(r.server_closed, "{app}: socket left open");
     }
     // A hangup right after the first reply: the session still closes.
@@ -262,7 +334,7 @@ async fn unknown_content_type_is_skipped_and_oversized_body_closes() {
     }
     .run(srv.esl())
     .await;
-    assert_eq!(actions(&r), ["respond 486 Busy Here", "exit"]);
+    assert_eq!(actions(&r), ["respond 486 Busy Here"]);
     let r = SimConfig {
         caller_number: "+15550000001".into(),
         injections: vec![Injection::OversizedBody(2 << 20)],
@@ -357,7 +429,7 @@ async fn fail_closed_applies_the_blocked_action() {
         r.variable("callguard_reason")
             .is_some_and(|v| v.starts_with("fail closed: "))
     );
-    assert_eq!(actions_after_vars(&r, 6), ["respond 486 Busy Here", "exit"]);
+    assert_eq!(actions_after_vars(&r, 6), ["respond 486 Busy Here"]);
     srv.stop().await;
 }
 

@@ -19,7 +19,7 @@ use crate::policy::tester::PatternTester;
 #[derive(Args, Debug)]
 pub struct BlockArgs {
     /// The configuration file (list paths and log.path are relative to it).
-    #[arg(long, short, default_value = super::DEFAULT_CONFIG)]
+    #[arg(long, short, env = super::CONFIG_ENV, default_value_os_t = super::default_config())]
     pub config: PathBuf,
     /// The PBX's unique id of the logged call (see `callguard log`).
     #[arg(long = "from-call")]

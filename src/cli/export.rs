@@ -13,7 +13,7 @@ use crate::lists::{Format, RuleRow, write_atomic, write_rows};
 #[derive(Args, Debug)]
 pub struct ExportArgs {
     /// The configuration file (list paths and log.path are relative to it).
-    #[arg(long, short, default_value = super::DEFAULT_CONFIG)]
+    #[arg(long, short, env = super::CONFIG_ENV, default_value_os_t = super::default_config())]
     pub config: PathBuf,
     /// The list to export (its name in the config).
     #[arg(long)]

@@ -15,7 +15,7 @@ use crate::lists::store::{self, StoreError};
 #[derive(Args, Debug)]
 pub struct HistoryArgs {
     /// The service's config; the history lives in its `log.path` database.
-    #[arg(long, short, default_value = super::DEFAULT_CONFIG)]
+    #[arg(long, short, env = super::CONFIG_ENV, default_value_os_t = super::default_config())]
     pub config: PathBuf,
     /// Only this list's versions (its name in the config, e.g. `spam`).
     #[arg(long)]

@@ -21,7 +21,7 @@ const MAX_IMPORT_BYTES: u64 = 1 << 30;
 #[derive(Args, Debug)]
 pub struct ImportArgs {
     /// The configuration file (list paths and log.path are relative to it).
-    #[arg(long, short, default_value = super::DEFAULT_CONFIG)]
+    #[arg(long, short, env = super::CONFIG_ENV, default_value_os_t = super::default_config())]
     pub config: PathBuf,
     /// The list file to import into (its name in the config).
     #[arg(long)]

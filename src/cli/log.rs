@@ -22,7 +22,7 @@ use crate::config;
 #[derive(Args, Debug)]
 pub struct LogArgs {
     /// The service's config; its `log.path` (relative to the config file) names the log.
-    #[arg(long, short, default_value = super::DEFAULT_CONFIG)]
+    #[arg(long, short, env = super::CONFIG_ENV, default_value_os_t = super::default_config())]
     pub config: PathBuf,
     /// Read this log file instead of the one the config names.
     #[arg(long)]

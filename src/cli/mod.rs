@@ -1,9 +1,9 @@
 //! The command line: thin subcommands over the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 mod block;
 mod check;
@@ -18,6 +18,51 @@ mod test;
 /// Default config path, relative to the working directory.
 pub const DEFAULT_CONFIG: &str = "config/callguard.yaml";
 
+/// The system-wide config path (packages, the systemd unit, the container).
+pub const SYSTEM_CONFIG: &str = "/etc/callguard/callguard.yaml";
+
+/// The environment variable that names the config when `--config` does not.
+pub const CONFIG_ENV: &str = "CALLGUARD_CONFIG";
+
+/// The config used when neither `--config` nor `$CALLGUARD_CONFIG` names one:
+/// `./config/callguard.yaml` (a checkout, the README's commands), else
+/// `/etc/callguard/callguard.yaml` (an installed service). When neither
+/// exists it is the first, so the error names the file a new user expects.
+pub fn default_config() -> PathBuf {
+    discover_default(Path::new(DEFAULT_CONFIG), Path::new(SYSTEM_CONFIG))
+}
+
+/// [`default_config`] over explicit candidates, for tests.
+pub fn discover_default(local: &Path, system: &Path) -> PathBuf {
+    if !local.exists() && system.exists() {
+        system.to_path_buf()
+    } else {
+        local.to_path_buf()
+    }
+}
+
+/// Where a config path came from, for `serve`'s start-up log line.
+pub fn config_origin(path: &Path) -> &'static str {
+    let from_env = std::env::var_os(CONFIG_ENV).is_some_and(|v| Path::new(&v) == path);
+    if from_env {
+        "$CALLGUARD_CONFIG"
+    } else if path == Path::new(DEFAULT_CONFIG) || path == Path::new(SYSTEM_CONFIG) {
+        "default"
+    } else {
+        "--config"
+    }
+}
+
+/// How `serve` writes its log lines (always to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines; colours only when stderr is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "callguard",
@@ -25,6 +70,9 @@ pub const DEFAULT_CONFIG: &str = "config/callguard.yaml";
     about = "Screens inbound calls for Asterisk (FastAGI) and FreeSWITCH (outbound ESL)."
 )]
 pub struct Cli {
+    /// Log lines as text or as one JSON object per line (journald, Loki, Elasticsearch).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -32,15 +80,18 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Screen live calls: FastAGI, outbound ESL and HTTP listeners from the config.
+    ///
+    /// The config is --config, else $CALLGUARD_CONFIG, else ./config/callguard.yaml, else
+    /// /etc/callguard/callguard.yaml (the same for every command).
     Serve {
         /// The configuration file (list paths and log.path are relative to it).
-        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        #[arg(long, short, env = CONFIG_ENV, default_value_os_t = default_config())]
         config: PathBuf,
     },
     /// Validate a configuration: exit 0 with a summary, or 2 with one line per problem.
     Check {
         /// The configuration file (list paths and log.path are relative to it).
-        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        #[arg(long, short, env = CONFIG_ENV, default_value_os_t = default_config())]
         config: PathBuf,
     },
     /// Decide test callers against a configuration and explain why; or, with
@@ -62,7 +113,7 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Serve { config } => serve::run(&config),
+        Command::Serve { config } => serve::run(&config, cli.log_format),
         Command::Check { config } => check::run(&config),
         Command::Test(args) => test::run(args),
         Command::Log(args) => log::run(args),
@@ -103,5 +154,33 @@ mod tests {
             missing.is_empty(),
             "options without a description: {missing:?}"
         );
+    }
+
+    #[test]
+    fn the_local_config_wins_then_the_system_one() {
+        let dir = std::env::temp_dir().join(format!("callguard-discovery-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("config")).unwrap();
+        let local = dir.join("config/callguard.yaml");
+        let system = dir.join("etc/callguard.yaml");
+        // Neither exists: the local path, so the error names what the README uses.
+        assert_eq!(discover_default(&local, &system), local);
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        std::fs::write(&system, "").unwrap();
+        assert_eq!(discover_default(&local, &system), system);
+        std::fs::write(&local, "").unwrap();
+        assert_eq!(discover_default(&local, &system), local);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn log_format_is_a_global_option() {
+        let cli = Cli::try_parse_from(["callguard", "serve", "--log-format", "json"]).unwrap();
+        assert_eq!(cli.log_format, LogFormat::Json);
+        let cli = Cli::try_parse_from(["callguard", "--log-format", "json", "check"]).unwrap();
+        assert_eq!(cli.log_format, LogFormat::Json);
+        let cli = Cli::try_parse_from(["callguard", "check", "--config", "x.yaml"]).unwrap();
+        assert_eq!(cli.log_format, LogFormat::Text);
+        assert!(matches!(cli.command, Command::Check { config } if config == Path::new("x.yaml")));
+        assert!(Cli::try_parse_from(["callguard", "serve", "--log-format", "xml"]).is_err());
     }
 }

@@ -12,7 +12,7 @@ use crate::lists::store::ListStore;
 #[derive(Args, Debug)]
 pub struct RollbackArgs {
     /// The configuration file (list paths and log.path are relative to it).
-    #[arg(long, short, default_value = super::DEFAULT_CONFIG)]
+    #[arg(long, short, env = super::CONFIG_ENV, default_value_os_t = super::default_config())]
     pub config: PathBuf,
     /// The list to restore (its name in the config, e.g. `spam`).
     #[arg(long)]

@@ -1,21 +1,33 @@
 //! `callguard serve`: run until SIGINT/SIGTERM; SIGHUP reloads the rules.
 
+use std::fmt;
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
 use tokio::signal::unix::{SignalKind, signal};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 
+use super::LogFormat;
 use crate::app::{self, StartError};
 use crate::reload::Trigger;
 
-pub fn run(config: &Path) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+pub fn run(config: &Path, format: LogFormat) -> ExitCode {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        // Escape codes only for a person at a terminal: journald, files and
+        // pipes get plain text.
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.with_ansi(false).event_format(JsonLines).init(),
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -61,7 +73,12 @@ async fn serve(config: &Path) -> ExitCode {
         show(running.esl),
         show(running.http)
     );
-    tracing::info!(config = %config.display(), "callguard started");
+    let shown = std::path::absolute(config).unwrap_or_else(|_| config.to_path_buf());
+    tracing::info!(
+        config = %shown.display(),
+        from = super::config_origin(config),
+        "callguard started"
+    );
     loop {
         tokio::select! {
             _ = term.recv() => break,
@@ -75,4 +92,62 @@ async fn serve(config: &Path) -> ExitCode {
     running.shutdown().await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// One JSON object per event: `timestamp` (RFC 3339, UTC), `level`, `target`,
+/// `message` and the event's fields, for log shippers. Built on serde_json so
+/// that no further dependency is needed; spans are not recorded (callguard
+/// logs with fields, not spans).
+struct JsonLines;
+
+impl<S, N> FormatEvent<S, N> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        let mut line = serde_json::Map::new();
+        line.insert(
+            "timestamp".into(),
+            chrono::Utc::now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                .into(),
+        );
+        line.insert("level".into(), meta.level().as_str().into());
+        line.insert("target".into(), meta.target().into());
+        event.record(&mut JsonFields(&mut line));
+        let text = serde_json::Value::Object(line).to_string();
+        writeln!(writer, "{text}")
+    }
+}
+
+/// Collects an event's fields into the JSON object, keeping their types.
+struct JsonFields<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
+
+impl Visit for JsonFields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0
+            .insert(field.name().into(), format!("{value:?}").into());
+    }
 }

@@ -401,6 +401,33 @@ impl<'r> Session<'r> {
             frames.extend(self.hangup_sequence(&cause, Some(interrupted)));
             return frames;
         }
+        // `respond 4xx-6xx` answers the INVITE with a final response, which
+        // ends the channel: the hangup comes before the app's completion.
+        if app == "respond"
+            && let Some(cause) = respond_cause(&arg)
+        {
+            let interrupted = (app.clone(), arg.clone(), uuid.clone(), "_none_".to_owned());
+            frames.extend(self.hangup_sequence(cause, Some(interrupted)));
+            return frames;
+        }
+        // mod_dptools' bridge after a failed originate calls
+        // switch_channel_handle_cause: the caller is hung up with the cause
+        // unless it is NO_ANSWER, NO_USER_RESPONSE or ORIGINATOR_CANCEL or
+        // `continue_on_fail` is set (here: in the `%[...]` scope variables).
+        if app == "bridge"
+            && let BridgeOutcome::Unanswered { cause } = self.config.bridge.clone()
+            && !matches!(
+                cause.as_str(),
+                "NO_ANSWER" | "NO_USER_RESPONSE" | "ORIGINATOR_CANCEL"
+            )
+            && scope_variable(&arg, "continue_on_fail") != Some("true")
+        {
+            self.set_variable("originate_disposition", &cause);
+            self.set_variable("DIALSTATUS", dial_status(&cause));
+            let interrupted = (app.clone(), arg.clone(), uuid.clone(), cause.clone());
+            frames.extend(self.hangup_sequence(&cause, Some(interrupted)));
+            return frames;
+        }
         let response = match app.as_str() {
             "set" | "export" => {
                 if let Some((name, value)) = arg.split_once('=') {
@@ -776,6 +803,28 @@ pub fn connect_reply_headers(config: &SimConfig) -> Vec<(String, String)> {
         headers.push((name.to_owned(), value));
     }
     headers
+}
+
+/// The hangup cause FreeSWITCH gives a `respond` with a final status
+/// (mod_sofia maps 486 to USER_BUSY, 503 to NORMAL_TEMPORARY_FAILURE).
+fn respond_cause(arg: &str) -> Option<&'static str> {
+    match arg.split_whitespace().next()?.parse::<u16>().ok()? {
+        0..=299 => None,
+        486 => Some("USER_BUSY"),
+        503 => Some("NORMAL_TEMPORARY_FAILURE"),
+        403 | 603 => Some("CALL_REJECTED"),
+        _ => Some("NORMAL_CLEARING"),
+    }
+}
+
+/// A variable of an application argument's `%[name=value,...]` prefix:
+/// FreeSWITCH sets those on the channel for the length of the application.
+fn scope_variable<'a>(arg: &'a str, name: &str) -> Option<&'a str> {
+    let vars = arg.strip_prefix("%[")?.split_once(']')?.0;
+    vars.split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| k.trim() == name)
+        .map(|(_, v)| v.trim())
 }
 
 /// `DIALSTATUS` as `switch_ivr_originate` derives it from the failure cause.

@@ -32,8 +32,13 @@ pub fn commands(step: &Step) -> Vec<AgiOp> {
             answer,
             then_hangup,
         } => play(sound, *answer, *then_hangup),
-        // `u`: the caller hears the "unavailable" greeting.
-        Step::Voicemail { mailbox } => vec![exec("VoiceMail", format!("{mailbox},u"))],
+        // `u`: the caller hears the "unavailable" greeting. Leaving a message
+        // ends the call: without the Hangup the dialplan would go on (and the
+        // shipped snippet's voicemail branch would greet the caller again).
+        Step::Voicemail { mailbox } => vec![
+            exec("VoiceMail", format!("{mailbox},u")),
+            exec("Hangup", "16"),
+        ],
         // Execution resumes exactly at context,exten,priority once we close.
         Step::Transfer { target } => vec![exec("Goto", target.clone())],
         Step::Bridge {
@@ -150,7 +155,7 @@ mod tests {
             commands(&Step::Voicemail {
                 mailbox: "100@default".into()
             }),
-            vec![e("VoiceMail", "100@default,u")]
+            vec![e("VoiceMail", "100@default,u"), e("Hangup", "16")]
         );
         assert_eq!(
             commands(&Step::Transfer {

@@ -197,6 +197,14 @@ impl CallDriver for AgiSession {
         let mut status = None;
         for op in recipe::commands(step) {
             let lasts = recipe::lasts_the_call(&op);
+            // Our own `EXEC Hangup` ends the call: the HANGUP that follows is
+            // the step done, not the caller leaving.
+            let hangs_up = matches!(op, AgiOp::Exec { app: "Hangup", .. });
+            // A caller who left during Dial or VoiceMail: stop there (only the
+            // dial status is still read, for the log).
+            if self.hung_up && !ending && !matches!(op, AgiOp::GetVar { .. }) {
+                return Err(DriveError::Hangup { cause: None });
+            }
             let reply = match &op {
                 AgiOp::Exec { app, data } => {
                     self.command(AgiCommand::exec(*app, data.as_str()), lasts)
@@ -213,9 +221,15 @@ impl CallDriver for AgiSession {
                     "Asterisk has no application {app}"
                 )));
             }
-            // Playback, Progress, Goto… return -1 only when the channel is gone
-            // (a missing sound returns 0); the HANGUP notice may come after.
-            if reply.result() == Some(-1) && !ending && !lasts {
+            if hangs_up {
+                return Ok(StepOutcome::Completed);
+            }
+            // Playback, Progress, Goto, VoiceMail… return -1 only when the
+            // channel is gone (a missing sound returns 0); the HANGUP notice
+            // may come after. Dial also returns -1 when the agent hangs up
+            // after answering, so for Dial only that notice counts.
+            let is_dial = matches!(op, AgiOp::Exec { app: "Dial", .. });
+            if reply.result() == Some(-1) && !ending && !is_dial {
                 self.hung_up = true;
             }
             if self.hung_up && !ending && !lasts {
@@ -223,8 +237,17 @@ impl CallDriver for AgiSession {
             }
         }
         match status {
-            Some(s) if s == "ANSWER" => Ok(StepOutcome::Answered { status: s }),
             Some(s) if self.hung_up => Err(DriveError::Hangup { cause: Some(s) }),
+            Some(s) if s == "ANSWER" => {
+                // The VIP and the agent have talked and the agent hung up: the
+                // call is over. Closing now would send the VIP on into the
+                // dialplan (the normal destination would ring again), because
+                // Dial under AGI does not end the channel as it does in a
+                // dialplan.
+                self.command(AgiCommand::exec("Hangup", "16"), false)
+                    .await?;
+                Ok(StepOutcome::Answered { status: s })
+            }
             Some(s) => Ok(StepOutcome::NotAnswered { status: s }),
             None => Ok(StepOutcome::Completed),
         }

@@ -25,9 +25,22 @@ pub fn commands(step: &Step) -> Vec<EslOp> {
     match step {
         Step::Reject { tone, cause, .. } => reject(*tone, *cause),
         Step::Play {
-            sound, then_hangup, ..
-        } => play(sound, *then_hangup),
-        Step::Voicemail { mailbox } => vec![execute("voicemail", voicemail_arg(mailbox))],
+            sound,
+            answer,
+            then_hangup,
+        } => play(sound, *answer, *then_hangup),
+        // Leaving a message is the end of the call: without the hangup the
+        // dialplan would go on (and the shipped snippet's voicemail branch
+        // would greet the caller a second time).
+        // mod_voicemail does not answer before its greeting (the snippet's
+        // own voicemail branch answers first too); Asterisk's VoiceMail does.
+        Step::Voicemail { mailbox } => vec![
+            execute("answer", ""),
+            execute("voicemail", voicemail_arg(mailbox)),
+            EslOp::Hangup {
+                cause: Cause::NORMAL_CLEARING.name(),
+            },
+        ],
         Step::Transfer { target } => vec![execute("transfer", transfer_arg(target))],
         Step::Bridge {
             dial,
@@ -51,10 +64,16 @@ pub fn reject(tone: Tone, cause: Cause) -> Vec<EslOp> {
     }
 }
 
-/// `playback` pre-answers an unanswered call (early media), so the caller is
-/// told without being billed; then the hangup, unless the dialplan continues.
-pub fn play(sound: &str, then_hangup: bool) -> Vec<EslOp> {
-    let mut ops = vec![execute("playback", sound)];
+/// `playback` only pre-answers an unanswered call (early media, SIP 183), so
+/// `answer: true` answers first, as Asterisk's Playback does; with
+/// `answer: false` the caller is told without being billed. Then the hangup,
+/// unless the dialplan continues.
+pub fn play(sound: &str, answer: bool, then_hangup: bool) -> Vec<EslOp> {
+    let mut ops = Vec::with_capacity(3);
+    if answer {
+        ops.push(execute("answer", ""));
+    }
+    ops.push(execute("playback", sound));
     if then_hangup {
         ops.push(EslOp::Hangup {
             cause: Cause::NORMAL_CLEARING.name(),
@@ -94,10 +113,34 @@ pub fn transfer_arg(target: &str) -> String {
 
 /// With `group_confirm_key=exec` the file string is "app args", run on the
 /// answering agent before the bridge: only the agent hears the whisper tone.
+///
+/// The `%[...]` prefix sets variables on the caller's channel for the length
+/// of this one application (scope variables), so nothing leaks into the rest
+/// of the dialplan:
+/// - `continue_on_fail=true`: after a failed originate mod_dptools' bridge
+///   calls `switch_channel_handle_cause`, which hangs the caller up for every
+///   cause except NO_ANSWER, NO_USER_RESPONSE and ORIGINATOR_CANCEL unless
+///   `continue_on_fail` (or `failure_causes`) is set. A busy, unregistered or
+///   unknown agent would drop the VIP (SIP 480 / 486) before `on_no_answer`
+///   could run or the dialplan could go on.
+/// - `hangup_after_bridge=false`: when an answered bridge ends, the bridge
+///   application returns instead of hanging up on its own, whatever the
+///   global default; callguard then ends the call itself, so the log tells a
+///   bridge that ended (`dial:SUCCESS`) from a caller who hung up mid-bridge.
 pub fn bridge_arg(dial: &str, tone: &str, timeout: u32) -> String {
     format!(
-        "{{originate_timeout={timeout},group_confirm_key=exec,group_confirm_file='playback {tone}'}}{dial}"
+        "%[continue_on_fail=true,hangup_after_bridge=false]{{originate_timeout={timeout},group_confirm_key=exec,group_confirm_file='playback {tone}'}}{dial}"
     )
+}
+
+/// Whether the last operation of a step ends the call by our own hand, so a
+/// hangup that arrives while it runs is the step completing, not the caller
+/// leaving: `respond 486` / `503` answers the INVITE and hangs the channel up.
+pub fn ends_the_call(op: &EslOp) -> bool {
+    match op {
+        EslOp::Hangup { .. } => true,
+        EslOp::Execute { app, arg } => *app == "respond" && !arg.starts_with(['1', '2']),
+    }
 }
 
 /// Applications that may last the whole call (no completion timeout).
@@ -134,9 +177,19 @@ mod tests {
     }
 
     #[test]
-    fn play_then_hangup_or_continue() {
+    fn play_answers_unless_early_media_then_hangs_up_or_continues() {
         assert_eq!(
-            play("ivr/blocked.wav", true),
+            play("ivr/blocked.wav", true, true),
+            vec![
+                execute("answer", ""),
+                execute("playback", "ivr/blocked.wav"),
+                EslOp::Hangup {
+                    cause: "NORMAL_CLEARING"
+                }
+            ]
+        );
+        assert_eq!(
+            play("ivr/blocked.wav", false, true),
             vec![
                 execute("playback", "ivr/blocked.wav"),
                 EslOp::Hangup {
@@ -145,9 +198,39 @@ mod tests {
             ]
         );
         assert_eq!(
-            play("ivr/notice.wav", false),
-            vec![execute("playback", "ivr/notice.wav")]
+            play("ivr/notice.wav", true, false),
+            vec![execute("answer", ""), execute("playback", "ivr/notice.wav")]
         );
+    }
+
+    #[test]
+    fn voicemail_ends_the_call() {
+        assert_eq!(
+            commands(&Step::Voicemail {
+                mailbox: "1000@example.com".into()
+            }),
+            vec![
+                execute("answer", ""),
+                execute("voicemail", "default example.com 1000"),
+                EslOp::Hangup {
+                    cause: "NORMAL_CLEARING"
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn rejections_end_the_call_themselves() {
+        assert!(ends_the_call(&execute("respond", "486 Busy Here")));
+        assert!(ends_the_call(&execute(
+            "respond",
+            "503 Service Unavailable"
+        )));
+        assert!(ends_the_call(&EslOp::Hangup {
+            cause: "CALL_REJECTED"
+        }));
+        assert!(!ends_the_call(&execute("respond", "183 Session Progress")));
+        assert!(!ends_the_call(&execute("playback", "ivr/notice.wav")));
     }
 
     #[test]
@@ -178,7 +261,7 @@ mod tests {
             ops,
             vec![execute(
                 "bridge",
-                "{originate_timeout=30,group_confirm_key=exec,group_confirm_file='playback tone_stream://%(200,0,800)'}sofia/gateway/gw/15551234"
+                "%[continue_on_fail=true,hangup_after_bridge=false]{originate_timeout=30,group_confirm_key=exec,group_confirm_file='playback tone_stream://%(200,0,800)'}sofia/gateway/gw/15551234"
             )]
         );
         assert!(lasts_the_call(&ops[0]));

@@ -14,7 +14,7 @@ use tokio_util::codec::Framed;
 
 use super::codec::{EslCodec, EslCommand, EslMessage, Event, Headers};
 use super::recipe::{self, EslOp};
-use crate::action::{Pbx, Step};
+use crate::action::{Cause, Pbx, Step};
 use crate::call::{self, CallDriver, CallInfo, DriveError, EndState, ErrorKind, StepOutcome};
 use crate::config::types::EslConfig;
 use crate::state::State;
@@ -180,7 +180,7 @@ impl EslSession {
         let uuid = uuid::Uuid::new_v4().to_string();
         self.command(EslCommand::Execute {
             app: app.to_string(),
-            arg: Some(arg.to_string()),
+            arg: (!arg.is_empty()).then(|| arg.to_string()),
             event_lock: true,
             event_uuid: uuid.clone(),
         })
@@ -273,34 +273,55 @@ impl CallDriver for EslSession {
         for op in &ops {
             match op {
                 EslOp::Execute { app, arg } => {
-                    let done = self
-                        .execute_app(app, arg, recipe::lasts_the_call(op))
-                        .await?;
+                    let done = match self.execute_app(app, arg, recipe::lasts_the_call(op)).await {
+                        Ok(done) => done,
+                        // `respond 486` hangs the channel up itself: that
+                        // hangup is the rejection done, not the caller leaving.
+                        Err(DriveError::Hangup { .. }) if recipe::ends_the_call(op) => {
+                            return Ok(StepOutcome::Completed);
+                        }
+                        Err(e) => return Err(e),
+                    };
                     if *app == "bridge" {
                         let status = done
                             .get("variable_DIALSTATUS")
                             .or_else(|| done.get("variable_originate_disposition"))
                             .unwrap_or("UNKNOWN")
                             .to_string();
-                        outcome = if matches!(status.as_str(), "SUCCESS" | "ANSWER") {
-                            StepOutcome::Answered { status }
-                        } else {
-                            StepOutcome::NotAnswered { status }
-                        };
+                        if !matches!(status.as_str(), "SUCCESS" | "ANSWER") {
+                            outcome = StepOutcome::NotAnswered { status };
+                            continue;
+                        }
+                        // The VIP and the agent have talked and the agent hung
+                        // up: the call is over. Handing it back would send the
+                        // VIP on into the dialplan (the normal destination
+                        // would ring again), so end it, as Asterisk's Dial does.
+                        self.hang_up(Cause::NORMAL_CLEARING.name()).await?;
+                        return Ok(StepOutcome::Answered { status });
                     }
                 }
                 EslOp::Hangup { cause } => {
-                    self.command(EslCommand::Hangup {
-                        cause: cause.to_string(),
-                    })
-                    .await?;
-                    // The call is over by our own hand; nothing follows.
-                    self.hangup = Some(Some(cause.to_string()));
+                    self.hang_up(cause).await?;
                     return Ok(StepOutcome::Completed);
                 }
             }
         }
         Ok(outcome)
+    }
+}
+
+impl EslSession {
+    /// `call-command: hangup`; the call is over by our own hand, so the
+    /// session closes without handing the call back (no `exit`).
+    async fn hang_up(&mut self, cause: &str) -> Result<(), DriveError> {
+        self.command(EslCommand::Hangup {
+            cause: cause.to_string(),
+        })
+        .await?;
+        if self.hangup.is_none() {
+            self.hangup = Some(Some(cause.to_string()));
+        }
+        Ok(())
     }
 }
 
