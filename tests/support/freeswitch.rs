@@ -402,10 +402,19 @@ impl<'r> Session<'r> {
             return frames;
         }
         let response = match app.as_str() {
-            "set" | "export" => {
-                if let Some((name, value)) = arg.split_once('=') {
-                    self.result.variables.push((name.into(), value.into()));
-                    self.set_variable(name, value);
+            // As mod_dptools' base_set / multiset_function read the argument (an unset
+            // variable is recorded as "").
+            "set" | "export" | "multiset" => {
+                let sets = if app == "multiset" {
+                    callguard::pbx::esl::multiset::multiset(&arg)
+                } else {
+                    callguard::pbx::esl::multiset::base_set(&arg)
+                        .map(|s| s.into_iter().collect())
+                };
+                for (name, value) in sets.expect("a value FreeSWITCH would expand") {
+                    let value = value.unwrap_or_default();
+                    self.set_variable(&name, &value);
+                    self.result.variables.push((name, value));
                 }
                 "_none_".to_owned()
             }
