@@ -1,27 +1,28 @@
-//! All callguard_* variables in one round trip: `multiset ^^|name=value|name=value…`.
+//! All callguard_* variables in one round trip: `multiset ^^Xname=valueXname=value…`.
 //!
-//! What FreeSWITCH 1.10 does with the argument (mod_dptools.c `multiset_function` and
-//! `base_set`, switch_utils.c `switch_separate_string`, switch_channel.c
-//! `switch_channel_expand_variables_check`):
+//! The argument passes several FreeSWITCH 1.10 layers before a variable is set. Measured on
+//! the real FreeSWITCH 1.10.12 (`sendmsg` with `set` / `multiset`, its debug log and `info`):
 //!
-//! 1. A leading `^^X` makes X the delimiter (we use `|`).
-//! 2. `separate_string_char_delim` splits at X, where `\` makes the next byte part of the
-//!    token and `'…'` quotes (when a closing `'` follows); then `cleanup_separated_string`
-//!    drops leading and trailing spaces and undoes `\\` `\'` `\"` `\X` `\n` `\r` `\t` `\s`.
-//! 3. `base_set` cuts each token at its first `=`; an empty value unsets the variable.
-//! 4. The value is expanded — but only when it holds `$`…`{` (backslashes between allowed)
-//!    or one of `\\` `\n` `\s` `\t` `\'`. Expansion then reads `\$` as `$`, `\\` as `\`, drops
-//!    `\'`, and runs `${…}` / `$${…}`.
+//! 1. the Event Socket header value is unescaped like `cleanup_separated_string`
+//!    (`\\` → `\`, `\'` → `'`, `\s` → space, `\n` → newline, `'…'` quotes removed);
+//! 2. the application data is expanded, and a lone `'` disappears there too
+//!    (`set t=a'b` sets `ab`);
+//! 3. `multiset` reads a leading `^^X` as the delimiter X and splits with
+//!    `separate_string_char_delim` + `cleanup_separated_string` (the same escapes and
+//!    quotes, leading/trailing spaces dropped); `base_set` cuts each token at its first `=`
+//!    (an empty value unsets the variable) and expands the value again
+//!    (mod_dptools.c, switch_utils.c, switch_channel.c).
 //!
-//! The encoding undoes those steps in reverse: values first lose `${` (→ `$ {`, so neither
-//! FreeSWITCH here nor a later `${callguard_reason}` in the dialplan can run an API from text
-//! a caller or a pattern chose) and CR/LF/NUL (→ space, as the single `set` form does), then
-//! get expansion escapes only if FreeSWITCH would expand them, then the split escapes.
-//! [`multiset`] and [`base_set`] are ports of the FreeSWITCH code, used by the tests and
-//! the simulator to prove the values arrive as [`stored_value`] says.
+//! Escaping through all of these is fragile, so the encoder sends text that every layer
+//! leaves alone: no `\`, no `'`, no `${`, no trailing space, and a delimiter that occurs in
+//! no value. [`stored_value`] is what a value becomes: `${` → `$ {` (neither FreeSWITCH here
+//! nor a later `${callguard_reason}` in the dialplan may run an API from text a caller or a
+//! pattern chose), CR/LF/NUL → space, `\` → `＼` (U+FF3C), `'` → `’` (U+2019), trailing
+//! spaces dropped — for the one-variable `set` form too. [`multiset`] and [`base_set`] port
+//! layer 3: the tests and the simulator use them to prove the values arrive intact.
 
-/// The delimiter after `^^`. Any byte works (it is escaped in values); `|` reads well in logs.
-pub const DELIM: u8 = b'|';
+/// Delimiters tried in order; the first that no value contains is used.
+const DELIMS: &[char] = &['|', '~', ';', '!', '#', '@', '^', '`', '*', '+', '&', ':', ','];
 
 /// `${` could run an API (`${system …}`) now or when the dialplan reads the variable.
 pub fn inert(value: &str) -> String {
@@ -30,10 +31,48 @@ pub fn inert(value: &str) -> String {
 
 /// The value FreeSWITCH ends up with for `value` (both forms).
 pub fn stored_value(value: &str) -> String {
-    inert(value).replace(['\r', '\n', '\0'], " ")
+    let v: String = value
+        .chars()
+        .map(|c| match c {
+            '\r' | '\n' | '\0' => ' ',
+            '\\' => '＼',
+            '\'' => '’',
+            c => c,
+        })
+        .collect();
+    let mut v = inert(&v);
+    v.truncate(v.trim_end_matches(' ').len());
+    v
 }
 
-/// switch_utils.h `switch_string_var_check_const`: `$`, any backslashes, `{`.
+/// The argument of `set` for one variable: `name=value`.
+pub fn set_arg(name: &str, value: &str) -> String {
+    format!("{name}={}", stored_value(value))
+}
+
+/// The argument of `multiset` for all `pairs`, or `None` when every candidate delimiter
+/// occurs in some value (then the caller sets them one by one).
+pub fn multiset_arg(pairs: &[(&str, &str)]) -> Option<String> {
+    let values: Vec<String> = pairs.iter().map(|(_, v)| stored_value(v)).collect();
+    let delim = *DELIMS
+        .iter()
+        .find(|d| values.iter().all(|v| !v.contains(**d)))?;
+    let mut arg = String::with_capacity(160);
+    arg.push_str("^^");
+    arg.push(delim);
+    for (i, ((name, _), value)) in pairs.iter().zip(&values).enumerate() {
+        if i > 0 {
+            arg.push(delim);
+        }
+        arg.push_str(name);
+        arg.push('=');
+        arg.push_str(value);
+    }
+    Some(arg)
+}
+
+// ---- Ports of the FreeSWITCH code (tests, simulator) ----
+
 fn var_check_const(s: &[u8]) -> bool {
     let mut dol = false;
     for &c in s {
@@ -72,60 +111,7 @@ fn expands(s: &[u8]) -> bool {
 }
 
 /// The text `base_set` must receive so that expansion yields `value` (already inert).
-fn expansion_escaped(value: &str) -> String {
-    if !expands(value.as_bytes()) {
-        return value.to_string();
-    }
-    // Expanded anyway: make every `\` and `$` literal. The result still expands (it keeps a
-    // `\\`, or a `$` with backslashes and then `{`), so the escapes are read.
-    let mut out = String::with_capacity(value.len() + 8);
-    for c in value.chars() {
-        if c == '\\' || c == '$' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
 
-/// The argument of `set` for one variable: `name=value`.
-pub fn set_arg(name: &str, value: &str) -> String {
-    format!("{name}={}", expansion_escaped(&stored_value(value)))
-}
-
-/// The argument of `multiset` for all `pairs`.
-pub fn multiset_arg(pairs: &[(&str, &str)]) -> String {
-    let mut arg = String::with_capacity(160);
-    arg.push_str("^^");
-    arg.push(DELIM as char);
-    for (i, (name, value)) in pairs.iter().enumerate() {
-        if i > 0 {
-            arg.push(DELIM as char);
-        }
-        arg.push_str(name);
-        arg.push('=');
-        let v = expansion_escaped(&stored_value(value));
-        // Trailing spaces would be trimmed by cleanup_separated_string: `\s` keeps them.
-        let keep = v.trim_end_matches(' ').len();
-        for (at, c) in v.char_indices() {
-            match c {
-                '\\' | '\'' => {
-                    arg.push('\\');
-                    arg.push(c);
-                }
-                c if c == DELIM as char => {
-                    arg.push('\\');
-                    arg.push(c);
-                }
-                ' ' if at >= keep => arg.push_str("\\s"),
-                c => arg.push(c),
-            }
-        }
-    }
-    arg
-}
-
-// ---- Ports of the FreeSWITCH code (tests, simulator) ----
 
 fn unescape_char(c: u8) -> u8 {
     match c {
@@ -305,6 +291,13 @@ mod tests {
             .collect()
     }
 
+    /// What the layers that are not ported need: nothing to unescape, unquote or expand.
+    fn inert_for_every_layer(arg: &str) {
+        assert!(!arg.contains(['\\', '\'', '\n', '\r', '\0']), "{arg:?}");
+        assert!(!arg.contains("${"), "{arg:?}");
+        assert!(!arg.ends_with(' '), "{arg:?}");
+    }
+
     #[test]
     fn wire_form() {
         let pairs = [
@@ -312,21 +305,36 @@ mod tests {
             ("callguard_rule", "Spam, 'x'|y=z ^ \\ ${system ls} "),
             ("callguard_list", ""),
         ];
-        let arg = multiset_arg(&pairs);
+        let arg = multiset_arg(&pairs).unwrap();
         assert_eq!(
             arg,
-            "^^|callguard_verdict=block|callguard_rule=Spam, \\'x\\'\\|y=z ^ \\\\ $ {system ls}\\s|callguard_list="
+            "^^~callguard_verdict=block~callguard_rule=Spam, ’x’|y=z ^ ＼ $ {system ls}~callguard_list="
         );
+        inert_for_every_layer(&arg);
         assert_eq!(multiset(&arg).unwrap(), expected(&pairs));
     }
 
     #[test]
+    fn plain_values_use_the_pipe() {
+        let arg = multiset_arg(&[("a", "allow"), ("b", "x y")]).unwrap();
+        assert_eq!(arg, "^^|a=allow|b=x y");
+    }
+
+    #[test]
+    fn no_free_delimiter_means_one_by_one() {
+        let all: String = DELIMS.iter().collect();
+        assert_eq!(multiset_arg(&[("a", &all)]), None);
+    }
+
+    #[test]
     fn set_form_round_trips() {
-        for v in ["a\\b", "\\'", "$\\{x}", "$$", "a\\nb", "${x}", "plain"] {
+        for v in ["a\\b", "\\'", "$\\{x}", "$$", "a\\nb", "${x}", "plain", "O'Brien  "] {
             let arg = set_arg("callguard_reason", v);
+            inert_for_every_layer(&arg);
             let (name, value) = base_set(&arg).unwrap().unwrap();
             assert_eq!(name, "callguard_reason");
-            assert_eq!(value.as_deref(), Some(stored_value(v).as_str()), "{arg:?}");
+            let want = stored_value(v);
+            assert_eq!(value, (!want.is_empty()).then_some(want), "{arg:?}");
         }
     }
 
@@ -349,7 +357,7 @@ mod tests {
     fn value() -> impl Strategy<Value = String> {
         let special = prop::sample::select(vec![
             ",", "\"", "=", "^", "\\", "|", "${", "$${", "}", " ", "\t", "'", "é", "名", "$",
-            "{", "\\n", "\\s", "\n",
+            "{", "\\n", "\\s", "\n", "~", ";", "!", "#",
         ]);
         prop::collection::vec(
             prop_oneof![special.prop_map(str::to_string), "[^\0]{0,4}"],
@@ -364,9 +372,14 @@ mod tests {
             let names: Vec<String> = (0..values.len()).map(|i| format!("callguard_v{i}")).collect();
             let pairs: Vec<(&str, &str)> =
                 names.iter().map(String::as_str).zip(values.iter().map(String::as_str)).collect();
-            prop_assert_eq!(multiset(&multiset_arg(&pairs)).unwrap(), expected(&pairs));
+            if let Some(arg) = multiset_arg(&pairs) {
+                inert_for_every_layer(&arg);
+                prop_assert_eq!(multiset(&arg).unwrap(), expected(&pairs));
+            }
             for (n, v) in &pairs {
-                let got = base_set(&set_arg(n, v)).unwrap().unwrap();
+                let arg = set_arg(n, v);
+                inert_for_every_layer(&arg);
+                let got = base_set(&arg).unwrap().unwrap();
                 let want = stored_value(v);
                 prop_assert_eq!(got, (n.to_string(), (!want.is_empty()).then_some(want)));
             }

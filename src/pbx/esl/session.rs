@@ -260,15 +260,21 @@ impl CallDriver for EslSession {
             .iter()
             .map(|(n, _)| format!("callguard_{}", n.to_ascii_lowercase()))
             .collect();
-        match self.settings.set_vars {
-            // One round trip for the whole block.
+        // One round trip for the whole block, unless configured otherwise or (never with
+        // real names) every delimiter occurs in some value.
+        let one = match self.settings.set_vars {
             SetVars::OneCommand => {
                 let pairs: Vec<(&str, &str)> =
                     names.iter().zip(vars).map(|(n, (_, v))| (n.as_str(), *v)).collect();
-                self.execute_app("multiset", &multiset::multiset_arg(&pairs), false)
-                    .await?;
+                multiset::multiset_arg(&pairs)
             }
-            SetVars::PerVariable => {
+            SetVars::PerVariable => None,
+        };
+        match one {
+            Some(arg) => {
+                self.execute_app("multiset", &arg, false).await?;
+            }
+            None => {
                 for (name, (_, value)) in names.iter().zip(vars) {
                     self.execute_app("set", &multiset::set_arg(name, value), false)
                         .await?;
