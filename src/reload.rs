@@ -404,7 +404,9 @@ fn is_log_file((dir, names): &(PathBuf, Vec<std::ffi::OsString>), changed: &Path
     changed
         .file_name()
         .is_some_and(|n| names.iter().any(|m| m == n))
-        && changed.parent().is_some_and(|d| d == dir || canonical(d) == *dir)
+        && changed
+            .parent()
+            .is_some_and(|d| d == dir || canonical(d) == *dir)
 }
 
 fn is_ours(files: &HashSet<PathBuf>, changed: &Path) -> bool {
@@ -423,7 +425,12 @@ mod log_file_tests {
         let dir = std::env::temp_dir().join(format!("cg-logfiles-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = log_side_files(&dir.join("calls.db"));
-        for n in ["calls.db", "calls.db-wal", "calls.db-shm", "calls.db-journal"] {
+        for n in [
+            "calls.db",
+            "calls.db-wal",
+            "calls.db-shm",
+            "calls.db-journal",
+        ] {
             assert!(is_log_file(&f, &dir.join(n)), "{n}");
         }
         for n in ["callguard.yaml", "calls.db.bak", "blocked.csv"] {

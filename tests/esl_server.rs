@@ -34,7 +34,10 @@ fn actions(r: &SimResult) -> Vec<String> {
     assert_eq!(all[0], "myevents", "{all:?}");
     assert_eq!(all[1], "linger 5", "{all:?}");
     let multiset = &all[2];
-    assert!(multiset.starts_with("multiset ^^|callguard_verdict="), "{all:?}");
+    assert!(
+        multiset.starts_with("multiset ^^|callguard_verdict="),
+        "{all:?}"
+    );
     let mut at = 0;
     for name in ["verdict", "action", "rule", "list", "reason"] {
         at += multiset[at..]

@@ -45,7 +45,10 @@ const VARS: [(&str, &str); 5] = [
     ("ACTION", "reject"),
     ("RULE", "Busy"),
     ("LIST", "blacklist"),
-    ("REASON", "blacklist rule Busy (exact +15550000001) on trunk support"),
+    (
+        "REASON",
+        "blacklist rule Busy (exact +15550000001) on trunk support",
+    ),
 ];
 
 async fn agi(stream: TcpStream, mode: Mode) -> std::io::Result<()> {
@@ -178,7 +181,14 @@ async fn esl(stream: TcpStream, mode: Mode) -> std::io::Result<()> {
                 .iter()
                 .map(|(n, v)| format!("callguard_{}={v}", n.to_ascii_lowercase()))
                 .collect();
-            execute(&mut w, &mut r, &mut n, "multiset", &format!("^^|{}", arg.join("|"))).await?
+            execute(
+                &mut w,
+                &mut r,
+                &mut n,
+                "multiset",
+                &format!("^^|{}", arg.join("|")),
+            )
+            .await?
         }
         Mode::PerVariable => {
             for (name, v) in VARS {
@@ -227,7 +237,10 @@ async fn main() -> std::io::Result<()> {
             }
         }));
     }
-    eprintln!("bare ({:?}) listening agi={:?} esl={:?}", cli.mode, cli.agi, cli.esl);
+    eprintln!(
+        "bare ({:?}) listening agi={:?} esl={:?}",
+        cli.mode, cli.agi, cli.esl
+    );
     for t in tasks {
         let _ = t.await;
     }

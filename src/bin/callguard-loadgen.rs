@@ -39,7 +39,10 @@ enum Pbx {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "callguard-loadgen", about = "Places FastAGI / outbound-ESL calls and measures them")]
+#[command(
+    name = "callguard-loadgen",
+    about = "Places FastAGI / outbound-ESL calls and measures them"
+)]
 struct Cli {
     /// Which PBX to play.
     #[arg(long, value_enum)]
@@ -115,7 +118,10 @@ async fn place(pbx: Pbx, target: SocketAddr, caller: &str, did: &str, late: Dura
                 .or_else(|| r.commands.is_empty().then(|| "no command".to_string()))
                 .or_else(|| (!r.saw_eof).then(|| "server did not close".to_string()));
             Outcome {
-                verdict_us: r.command_times.first().map(|d| late_us + d.as_micros() as u64),
+                verdict_us: r
+                    .command_times
+                    .first()
+                    .map(|d| late_us + d.as_micros() as u64),
                 close_us: late_us + r.elapsed.as_micros() as u64,
                 error,
             }
@@ -128,9 +134,10 @@ async fn place(pbx: Pbx, target: SocketAddr, caller: &str, did: &str, late: Dura
             }
             .run(target)
             .await;
-            let verdict = r.commands.iter().position(|c| {
-                matches!(c.header("execute-app-name"), Some("multiset" | "set"))
-            });
+            let verdict = r
+                .commands
+                .iter()
+                .position(|c| matches!(c.header("execute-app-name"), Some("multiset" | "set")));
             let error = r
                 .error
                 .clone()
@@ -209,9 +216,11 @@ async fn main() {
         eprintln!("callguard-loadgen: --concurrency and --rate must be positive");
         std::process::exit(2);
     }
-    let max_calls = cli
-        .calls
-        .unwrap_or(if cli.duration.is_some() { u64::MAX } else { 1000 });
+    let max_calls = cli.calls.unwrap_or(if cli.duration.is_some() {
+        u64::MAX
+    } else {
+        1000
+    });
     let until = cli
         .duration
         .map(|s| Instant::now() + Duration::from_secs_f64(s.clamp(0.0, 86_400.0)));
@@ -223,8 +232,12 @@ async fn main() {
         None => {
             let mut workers = Vec::new();
             for _ in 0..cli.concurrency {
-                let (callers, stats, placed, did) =
-                    (callers.clone(), stats.clone(), placed.clone(), cli.did.clone());
+                let (callers, stats, placed, did) = (
+                    callers.clone(),
+                    stats.clone(),
+                    placed.clone(),
+                    cli.did.clone(),
+                );
                 let (pbx, target) = (cli.pbx, cli.target);
                 workers.push(tokio::spawn(async move {
                     loop {
@@ -252,8 +265,12 @@ async fn main() {
                     break;
                 }
                 tokio::time::sleep_until(due).await;
-                let (callers, stats, gate, did) =
-                    (callers.clone(), stats.clone(), gate.clone(), cli.did.clone());
+                let (callers, stats, gate, did) = (
+                    callers.clone(),
+                    stats.clone(),
+                    gate.clone(),
+                    cli.did.clone(),
+                );
                 let (pbx, target) = (cli.pbx, cli.target);
                 tasks.spawn(async move {
                     let _slot = gate.acquire_owned().await;

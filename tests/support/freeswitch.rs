@@ -422,8 +422,7 @@ impl<'r> Session<'r> {
                 let sets = if app == "multiset" {
                     callguard::pbx::esl::multiset::multiset(&arg)
                 } else {
-                    callguard::pbx::esl::multiset::base_set(&arg)
-                        .map(|s| s.into_iter().collect())
+                    callguard::pbx::esl::multiset::base_set(&arg).map(|s| s.into_iter().collect())
                 };
                 for (name, value) in sets.expect("a value FreeSWITCH would expand") {
                     let value = value.unwrap_or_default();

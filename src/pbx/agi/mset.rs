@@ -192,7 +192,10 @@ mod tests {
     }
 
     fn round_trip(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        mset_commands(pairs).iter().flat_map(asterisk_sets).collect()
+        mset_commands(pairs)
+            .iter()
+            .flat_map(asterisk_sets)
+            .collect()
     }
 
     fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -235,7 +238,12 @@ mod tests {
     #[test]
     fn long_values_split_into_several_commands() {
         let big = "\"".repeat(512);
-        let pairs = [("A", "x"), ("B", big.as_str()), ("C", big.as_str()), ("D", "y")];
+        let pairs = [
+            ("A", "x"),
+            ("B", big.as_str()),
+            ("C", big.as_str()),
+            ("D", "y"),
+        ];
         let cmds = mset_commands(&pairs);
         assert!(cmds.len() > 1, "{cmds:?}");
         for c in &cmds {

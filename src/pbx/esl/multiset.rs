@@ -22,7 +22,9 @@
 //! layer 3: the tests and the simulator use them to prove the values arrive intact.
 
 /// Delimiters tried in order; the first that no value contains is used.
-const DELIMS: &[char] = &['|', '~', ';', '!', '#', '@', '^', '`', '*', '+', '&', ':', ','];
+const DELIMS: &[char] = &[
+    '|', '~', ';', '!', '#', '@', '^', '`', '*', '+', '&', ':', ',',
+];
 
 /// `${` could run an API (`${system …}`) now or when the dialplan reads the variable.
 pub fn inert(value: &str) -> String {
@@ -111,7 +113,6 @@ fn expands(s: &[u8]) -> bool {
 }
 
 /// The text `base_set` must receive so that expansion yields `value` (already inert).
-
 
 fn unescape_char(c: u8) -> u8 {
     match c {
@@ -328,7 +329,16 @@ mod tests {
 
     #[test]
     fn set_form_round_trips() {
-        for v in ["a\\b", "\\'", "$\\{x}", "$$", "a\\nb", "${x}", "plain", "O'Brien  "] {
+        for v in [
+            "a\\b",
+            "\\'",
+            "$\\{x}",
+            "$$",
+            "a\\nb",
+            "${x}",
+            "plain",
+            "O'Brien  ",
+        ] {
             let arg = set_arg("callguard_reason", v);
             inert_for_every_layer(&arg);
             let (name, value) = base_set(&arg).unwrap().unwrap();
@@ -343,7 +353,12 @@ mod tests {
         // Hand-checked against switch_utils.c / switch_channel.c.
         assert_eq!(
             separate_string_char_delim(b"a|b\\|c| d 'e|f' |\\s", b'|'),
-            [b"a".to_vec(), b"b|c".to_vec(), b"d e|f".to_vec(), b" ".to_vec()]
+            [
+                b"a".to_vec(),
+                b"b|c".to_vec(),
+                b"d e|f".to_vec(),
+                b" ".to_vec()
+            ]
         );
         assert_eq!(expand("a\\\\b").unwrap(), "a\\b");
         assert_eq!(expand("a\\b").unwrap(), "a\\b");
@@ -356,8 +371,8 @@ mod tests {
 
     fn value() -> impl Strategy<Value = String> {
         let special = prop::sample::select(vec![
-            ",", "\"", "=", "^", "\\", "|", "${", "$${", "}", " ", "\t", "'", "é", "名", "$",
-            "{", "\\n", "\\s", "\n", "~", ";", "!", "#",
+            ",", "\"", "=", "^", "\\", "|", "${", "$${", "}", " ", "\t", "'", "é", "名", "$", "{",
+            "\\n", "\\s", "\n", "~", ";", "!", "#",
         ]);
         prop::collection::vec(
             prop_oneof![special.prop_map(str::to_string), "[^\0]{0,4}"],

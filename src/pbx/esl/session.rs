@@ -264,8 +264,11 @@ impl CallDriver for EslSession {
         // real names) every delimiter occurs in some value.
         let one = match self.settings.set_vars {
             SetVars::OneCommand => {
-                let pairs: Vec<(&str, &str)> =
-                    names.iter().zip(vars).map(|(n, (_, v))| (n.as_str(), *v)).collect();
+                let pairs: Vec<(&str, &str)> = names
+                    .iter()
+                    .zip(vars)
+                    .map(|(n, (_, v))| (n.as_str(), *v))
+                    .collect();
                 multiset::multiset_arg(&pairs)
             }
             SetVars::PerVariable => None,
