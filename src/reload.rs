@@ -318,11 +318,18 @@ impl Reloader {
         debounce: Duration,
     ) -> notify::Result<tokio::task::JoinHandle<()>> {
         let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
+        // The decision log may sit in a watched directory and SQLite writes its
+        // db / -wal / -shm / -journal on every commit: drop those events on the
+        // notify thread, before they cost a wake-up and a canonicalize here.
+        let log_files = self.state.extras.log_path.as_deref().map(log_side_files);
         let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
             if let Ok(ev) = ev
                 && !matches!(ev.kind, notify::EventKind::Access(_))
             {
                 for p in ev.paths {
+                    if log_files.as_ref().is_some_and(|f| is_log_file(f, &p)) {
+                        continue;
+                    }
                     let _ = tx.send(p);
                 }
             }
@@ -450,9 +457,63 @@ fn canonical(p: &Path) -> PathBuf {
     })
 }
 
+/// The decision log's directory (canonical) and the names SQLite writes there.
+fn log_side_files(log: &Path) -> (PathBuf, Vec<std::ffi::OsString>) {
+    let dir = canonical(log)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let name = log.file_name().unwrap_or_default().to_os_string();
+    let names = ["", "-wal", "-shm", "-journal"]
+        .iter()
+        .map(|suffix| {
+            let mut n = name.clone();
+            n.push(suffix);
+            n
+        })
+        .collect();
+    (dir, names)
+}
+
+/// Whether `changed` is the decision log or one of its SQLite side files.
+fn is_log_file((dir, names): &(PathBuf, Vec<std::ffi::OsString>), changed: &Path) -> bool {
+    changed
+        .file_name()
+        .is_some_and(|n| names.iter().any(|m| m == n))
+        && changed
+            .parent()
+            .is_some_and(|d| d == dir || canonical(d) == *dir)
+}
+
 fn is_ours(files: &HashSet<PathBuf>, changed: &Path) -> bool {
     files.contains(&canonical(changed))
         || files.contains(changed)
         // An editor's temp file renamed over ours reports the directory entry.
         || changed.file_name().is_some_and(|n| files.iter().any(|f| f.file_name() == Some(n)))
+}
+
+#[cfg(test)]
+mod log_file_tests {
+    use super::*;
+
+    #[test]
+    fn decision_log_side_files_are_recognised() {
+        let dir = std::env::temp_dir().join(format!("cg-logfiles-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = log_side_files(&dir.join("calls.db"));
+        for n in [
+            "calls.db",
+            "calls.db-wal",
+            "calls.db-shm",
+            "calls.db-journal",
+        ] {
+            assert!(is_log_file(&f, &dir.join(n)), "{n}");
+        }
+        for n in ["callguard.yaml", "calls.db.bak", "blocked.csv"] {
+            assert!(!is_log_file(&f, &dir.join(n)), "{n}");
+        }
+        // Same name elsewhere: a list file, not the log.
+        assert!(!is_log_file(&f, &std::env::temp_dir().join("calls.db")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

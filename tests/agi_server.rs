@@ -11,20 +11,19 @@ use std::time::Duration;
 use asterisk::{AsteriskSim, EnvDelivery, Fault, HangupStyle, SimResult, parse_args, starts_with};
 use server::SCREEN_YAML;
 
-/// The commands after the five `SET VARIABLE CALLGUARD_*`.
+/// The commands after the one `EXEC MSet` that sets the five CALLGUARD_* variables.
 fn after_vars(r: &SimResult) -> Vec<String> {
-    for (cmd, name) in r
-        .commands
-        .iter()
-        .zip(["VERDICT", "ACTION", "RULE", "LIST", "REASON"])
-    {
-        assert!(
-            cmd.starts_with(&format!("SET VARIABLE CALLGUARD_{name} \"")),
-            "{:?}",
-            r.commands
-        );
+    let mset = &r.commands[0];
+    assert!(mset.starts_with("EXEC MSet "), "{:?}", r.commands);
+    let mut at = 0;
+    for name in ["VERDICT", "ACTION", "RULE", "LIST", "REASON"] {
+        let found = mset[at..]
+            .find(&format!("CALLGUARD_{name}="))
+            .unwrap_or_else(|| panic!("{name} missing or out of order in {mset:?}"));
+        at += found;
+        assert!(r.variables.contains_key(&format!("CALLGUARD_{name}")));
     }
-    r.commands.iter().skip(5).cloned().collect()
+    r.commands.iter().skip(1).cloned().collect()
 }
 
 fn call(caller: &str) -> AsteriskSim {
@@ -230,12 +229,12 @@ async fn hangup_before_variables_are_set_and_511_after_hangup() {
     // The caller leaves as the first variable is set: the plan is not run.
     let r = call("+15550000004")
         .hangup_on(
-            starts_with("SET VARIABLE CALLGUARD_VERDICT"),
+            starts_with("EXEC MSet \"CALLGUARD_VERDICT"),
             HangupStyle::BeforeReply,
         )
         .run(srv.agi())
         .await;
-    assert_eq!(r.commands.len(), 5, "{:?}", r.commands);
+    assert_eq!(r.commands.len(), 1, "{:?}", r.commands);
     assert!(r.saw_eof);
     // Busy on a dead channel returns -1; the Hangup after it gets 511: normal.
     let r = call("+15550000001")
@@ -318,6 +317,18 @@ async fn caller_name_injection_cannot_add_a_command() {
                 "SET VARIABLE must stay one name and one value: {c:?}"
             );
         }
+        if c.starts_with("EXEC MSet") {
+            assert_eq!(args.len(), 3, "MSet data must stay one argument: {c:?}");
+            let names: Vec<String> = callguard::pbx::agi::mset::mset_pairs(&args[2])
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            assert_eq!(
+                names,
+                ["VERDICT", "ACTION", "RULE", "LIST", "REASON"].map(|n| format!("CALLGUARD_{n}")),
+                "a value must not add or split a pair: {c:?}"
+            );
+        }
     }
     srv.stop().await;
 }
@@ -326,7 +337,27 @@ async fn caller_name_injection_cannot_add_a_command() {
 async fn decision_error_fails_open_and_fail_closed_blocks() {
     let mut srv = server::start(server::BROKEN_REGEX).await;
     let r = call("+442071234567").run(srv.agi()).await;
-    // Every variable a decided call gets, in the same order, plus ERROR.
+    // Every variable a decided call gets, in the same order, plus ERROR: one MSet.
+    assert_eq!(r.commands.len(), 1, "{:?}", r.commands);
+    assert!(
+        r.commands[0].starts_with(
+            "EXEC MSet \"CALLGUARD_VERDICT=allow,CALLGUARD_ACTION=pass,CALLGUARD_RULE=,\
+             CALLGUARD_LIST=,CALLGUARD_REASON=fail open: "
+        ),
+        "{:?}",
+        r.commands
+    );
+    assert!(r.commands[0].ends_with(",CALLGUARD_ERROR=error\""));
+    assert_eq!(r.variables["CALLGUARD_ERROR"], "error");
+    assert!(r.variables["CALLGUARD_REASON"].starts_with("fail open: "));
+    srv.stop().await;
+    // The one-variable-per-command form, for a PBX without MSet.
+    let mut srv = server::start(&format!(
+        "{}\nagi: {{ set_vars: per_variable }}\n",
+        server::BROKEN_REGEX
+    ))
+    .await;
+    let r = call("+442071234567").run(srv.agi()).await;
     assert_eq!(
         r.commands[..4],
         [
@@ -352,7 +383,7 @@ async fn decision_error_fails_open_and_fail_closed_blocks() {
     assert_eq!(r.variables["CALLGUARD_LIST"], "");
     assert!(r.variables["CALLGUARD_REASON"].starts_with("fail closed: "));
     assert_eq!(r.variables["CALLGUARD_ERROR"], "error");
-    assert_eq!(r.commands[6..], ["EXEC Busy 5", "EXEC Hangup 17"]);
+    assert_eq!(r.commands[1..], ["EXEC Busy 5", "EXEC Hangup 17"]);
     srv.stop().await;
 }
 
@@ -368,7 +399,8 @@ async fn decision_timeout_fails_open() {
         r.variables["CALLGUARD_REASON"],
         "fail open: no decision within 1ms"
     );
-    assert_eq!(r.commands.len(), 6);
+    // The six variables in one MSet, and nothing else.
+    assert_eq!(r.commands.len(), 1, "{:?}", r.commands);
     srv.stop().await;
 }
 

@@ -28,19 +28,23 @@ fn ops(r: &SimResult) -> Vec<String> {
         .collect()
 }
 
-/// The operations after the five `set`s of the callguard variables.
+/// The operations after the one `multiset` of the five callguard variables.
 fn actions(r: &SimResult) -> Vec<String> {
     let all = ops(r);
     assert_eq!(all[0], "myevents", "{all:?}");
     assert_eq!(all[1], "linger 5", "{all:?}");
-    let sets: Vec<&String> = all[2..7].iter().collect();
-    for (s, name) in sets
-        .iter()
-        .zip(["verdict", "action", "rule", "list", "reason"])
-    {
-        assert!(s.starts_with(&format!("set callguard_{name}=")), "{all:?}");
+    let multiset = &all[2];
+    assert!(
+        multiset.starts_with("multiset ^^|callguard_verdict="),
+        "{all:?}"
+    );
+    let mut at = 0;
+    for name in ["verdict", "action", "rule", "list", "reason"] {
+        at += multiset[at..]
+            .find(&format!("callguard_{name}="))
+            .unwrap_or_else(|| panic!("{name} missing or out of order in {multiset:?}"));
     }
-    all[7..].to_vec()
+    all[3..].to_vec()
 }
 
 fn sim(caller: &str) -> SimConfig {
@@ -380,7 +384,26 @@ use server::BROKEN_REGEX;
 async fn decision_error_or_timeout_fails_open() {
     let mut srv = server::start(BROKEN_REGEX).await;
     let r = sim("+442071234567").run(srv.esl()).await;
-    // Every variable a decided call gets, in the same order, plus error.
+    // Every variable a decided call gets, in the same order, plus error: one multiset.
+    let o = ops(&r);
+    assert!(
+        o[2].starts_with(
+            "multiset ^^|callguard_verdict=allow|callguard_action=pass|callguard_rule=|\
+             callguard_list=|callguard_reason=fail open: "
+        ),
+        "{o:?}"
+    );
+    assert!(o[2].ends_with("|callguard_error=error"), "{o:?}");
+    assert_eq!(o[3..], ["exit"]);
+    assert_eq!(r.variable("callguard_error"), Some("error"));
+    srv.stop().await;
+
+    // The one-variable-per-command form, for a PBX without multiset.
+    let mut srv = server::start(&format!(
+        "{BROKEN_REGEX}\nesl: {{ set_vars: per_variable }}\n"
+    ))
+    .await;
+    let r = sim("+442071234567").run(srv.esl()).await;
     let o = ops(&r);
     assert_eq!(
         o[2..6],
@@ -408,7 +431,7 @@ async fn decision_error_or_timeout_fails_open() {
         r.variable("callguard_reason"),
         Some("fail open: no decision within 1ms")
     );
-    assert_eq!(actions_after_vars(&r, 6), ["exit"]);
+    assert_eq!(actions_after_vars(&r, 1), ["exit"]);
     let m = srv.running().state.metrics.render();
     assert!(
         m.contains("callguard_fail_open_total{pbx=\"freeswitch\",reason=\"timeout\"} 1"),
@@ -429,12 +452,13 @@ async fn fail_closed_applies_the_blocked_action() {
         r.variable("callguard_reason")
             .is_some_and(|v| v.starts_with("fail closed: "))
     );
-    assert_eq!(actions_after_vars(&r, 6), ["respond 486 Busy Here"]);
+    assert_eq!(actions_after_vars(&r, 1), ["respond 486 Busy Here"]);
     srv.stop().await;
 }
 
-fn actions_after_vars(r: &SimResult, vars: usize) -> Vec<String> {
-    ops(r)[2 + vars..].to_vec()
+/// The operations after `commands` commands that set the variables.
+fn actions_after_vars(r: &SimResult, commands: usize) -> Vec<String> {
+    ops(r)[2 + commands..].to_vec()
 }
 
 /// Issue 10.7: `callguard_trunk=nosuch` is counted and explained.

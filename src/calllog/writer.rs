@@ -17,7 +17,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use prometheus::IntCounter;
 use rusqlite::Connection;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{CallEnd, CallLogError, CallRecord, store};
@@ -25,6 +25,15 @@ use super::{CallEnd, CallLogError, CallRecord, store};
 /// Messages written per transaction: big enough to amortise the commit under
 /// load, small enough that a batch commits in milliseconds.
 pub const BATCH_CAP: usize = 512;
+
+/// How long the writer lets rows gather after the first one before committing: one
+/// wake-up and one transaction per tick instead of one per call (issue 15). Rows are
+/// visible to readers at most this late; `flush`, `purge_now`, `close` and a queue of
+/// [`WAKE_AT`] rows cut the wait short.
+pub const LINGER: Duration = Duration::from_millis(50);
+
+/// Queued messages at which a sender wakes the lingering writer.
+pub const WAKE_AT: usize = BATCH_CAP / 2;
 
 /// The shortest purge period honoured; a zero period would spin.
 pub const MIN_PURGE_EVERY: Duration = Duration::from_secs(1);
@@ -83,13 +92,16 @@ impl CallLog {
         // A zero-capacity channel is a panic in tokio; one slot is the minimum.
         let (tx, rx) = mpsc::channel(queue_capacity.max(1));
         let counters = Arc::new(Counters::default());
+        let wake = Arc::new(Notify::new());
         let handle = CallLogHandle {
             tx,
             dropped,
             counters: counters.clone(),
+            wake: wake.clone(),
         };
         let writer = Writer {
             rx,
+            wake,
             path,
             conn: Some(conn),
             retention_days,
@@ -107,6 +119,8 @@ pub struct CallLogHandle {
     tx: mpsc::Sender<Msg>,
     dropped: IntCounter,
     counters: Arc<Counters>,
+    /// Ends the writer's linger early (a control message, or [`WAKE_AT`] rows queued).
+    wake: Arc<Notify>,
 }
 
 impl CallLogHandle {
@@ -124,7 +138,12 @@ impl CallLogHandle {
 
     fn offer(&self, msg: Msg) -> bool {
         match self.tx.try_send(msg) {
-            Ok(()) => true,
+            Ok(()) => {
+                if self.tx.max_capacity() - self.tx.capacity() >= WAKE_AT {
+                    self.wake.notify_one();
+                }
+                true
+            }
             // A closed queue loses the row just as a full one does.
             Err(TrySendError::Full(_) | TrySendError::Closed(_)) => {
                 self.dropped.inc();
@@ -142,6 +161,7 @@ impl CallLogHandle {
             .send(Msg::Flush(ack))
             .await
             .map_err(|_| CallLogError::Closed)?;
+        self.wake.notify_one();
         done.await.map_err(|_| CallLogError::Closed)
     }
 
@@ -153,6 +173,7 @@ impl CallLogHandle {
             .send(Msg::Purge(ack))
             .await
             .map_err(|_| CallLogError::Closed)?;
+        self.wake.notify_one();
         done.await.map_err(|_| CallLogError::Closed)
     }
 
@@ -165,6 +186,7 @@ impl CallLogHandle {
             .send(Msg::Close(ack))
             .await
             .map_err(|_| CallLogError::Closed)?;
+        self.wake.notify_one();
         drop(self);
         done.await.map_err(|_| CallLogError::Closed)
     }
@@ -178,6 +200,7 @@ impl CallLogHandle {
 /// The consumer side: owns the only read-write connection.
 pub struct Writer {
     rx: mpsc::Receiver<Msg>,
+    wake: Arc<Notify>,
     path: PathBuf,
     /// `None` after a failure lost it; reopened for the next batch.
     conn: Option<Connection>,
@@ -220,6 +243,7 @@ impl Writer {
                     if n == 0 {
                         break;
                     }
+                    self.linger(&mut buf).await;
                     Work::Batch(std::mem::replace(&mut buf, Vec::with_capacity(BATCH_CAP)))
                 }
                 _ = tick.tick(), if purging => Work::PurgeChunk,
@@ -235,6 +259,25 @@ impl Writer {
         }
         for ack in closes {
             let _ = ack.send(());
+        }
+    }
+
+    /// Lets more rows gather after the first, without waking per row: sleeps until
+    /// [`LINGER`] has passed or a sender rings (control message, full-ish queue),
+    /// then takes what is queued.
+    async fn linger(&mut self, buf: &mut Vec<Msg>) {
+        let control = |m: &Msg| matches!(m, Msg::Flush(_) | Msg::Purge(_) | Msg::Close(_));
+        if buf.len() < WAKE_AT && !buf.iter().any(control) {
+            tokio::select! {
+                _ = tokio::time::sleep(LINGER) => {}
+                _ = self.wake.notified() => {}
+            }
+        }
+        while buf.len() < BATCH_CAP {
+            match self.rx.try_recv() {
+                Ok(m) => buf.push(m),
+                Err(_) => break,
+            }
         }
     }
 

@@ -457,6 +457,22 @@ pub struct AgiConfig {
     /// in the file so a bad one is reported by `check`.
     #[serde(default = "loopback")]
     pub allow: Vec<S<String>>,
+    /// How the CALLGUARD_* variables are set: `one_command` (one `EXEC MSet`, Asterisk 1.6+)
+    /// or `per_variable` (one `SET VARIABLE` each, for a PBX without MSet or with
+    /// `[compat] res_agi = 1.4`).
+    #[serde(default)]
+    pub set_vars: SetVars,
+}
+
+/// How the call's variables reach the PBX: each command is a round trip.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SetVars {
+    /// All variables in one command (`EXEC MSet` / `multiset`).
+    #[default]
+    OneCommand,
+    /// One command per variable (`SET VARIABLE` / `set`).
+    PerVariable,
 }
 
 impl Default for AgiConfig {
@@ -500,6 +516,10 @@ pub struct EslConfig {
     /// Seconds FreeSWITCH keeps the socket after a hangup so the final events arrive.
     #[serde(default = "d5")]
     pub linger: u32,
+    /// How the callguard_* variables are set: `one_command` (`multiset`) or `per_variable`
+    /// (`set` each).
+    #[serde(default)]
+    pub set_vars: SetVars,
 }
 
 impl Default for EslConfig {

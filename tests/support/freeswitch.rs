@@ -164,6 +164,11 @@ pub struct SimResult {
     pub sent: Vec<u8>,
     pub timed_out: bool,
     pub error: Option<String>,
+    /// When each command after `connect` arrived, since the run started (load generator).
+    pub command_times: Vec<std::time::Duration>,
+    /// From the start of the run to its end.
+    pub elapsed: std::time::Duration,
+    started: Option<Instant>,
 }
 
 impl SimResult {
@@ -184,13 +189,19 @@ pub async fn run(addr: SocketAddr) -> SimResult {
 impl SimConfig {
     /// Runs one call against the outbound-ESL server at `addr`.
     pub async fn run(self, addr: SocketAddr) -> SimResult {
-        let mut result = SimResult::default();
+        let mut result = SimResult {
+            started: Some(Instant::now()),
+            ..SimResult::default()
+        };
         let deadline = Instant::now() + self.overall_timeout;
         match timeout_at(deadline, Session::start(self, addr, &mut result)).await {
             Err(_) => result.timed_out = true,
             Ok(Err(error)) if peer_gone(&error) => result.server_closed = true,
             Ok(Err(error)) => result.error = Some(error.to_string()),
             Ok(Ok(())) => {}
+        }
+        if let Some(s) = result.started {
+            result.elapsed = s.elapsed();
         }
         result
     }
@@ -283,6 +294,9 @@ impl<'r> Session<'r> {
                 }
             };
             let Some(command) = next else { break };
+            if let Some(s) = self.result.started {
+                self.result.command_times.push(s.elapsed());
+            }
             self.result.commands.push(command.clone());
             let mut frames = self.answer(&command);
             let first_reply = !self.injected;
@@ -429,10 +443,18 @@ impl<'r> Session<'r> {
             return frames;
         }
         let response = match app.as_str() {
-            "set" | "export" => {
-                if let Some((name, value)) = arg.split_once('=') {
-                    self.result.variables.push((name.into(), value.into()));
-                    self.set_variable(name, value);
+            // As mod_dptools' base_set / multiset_function read the argument (an unset
+            // variable is recorded as "").
+            "set" | "export" | "multiset" => {
+                let sets = if app == "multiset" {
+                    callguard::pbx::esl::multiset::multiset(&arg)
+                } else {
+                    callguard::pbx::esl::multiset::base_set(&arg).map(|s| s.into_iter().collect())
+                };
+                for (name, value) in sets.expect("a value FreeSWITCH would expand") {
+                    let value = value.unwrap_or_default();
+                    self.set_variable(&name, &value);
+                    self.result.variables.push((name, value));
                 }
                 "_none_".to_owned()
             }

@@ -14,10 +14,11 @@ use tokio_util::codec::Framed;
 
 use super::codec::{AgiCodec, AgiCommand, AgiFrame, Reply};
 use super::env::AgiEnv;
+use super::mset;
 use super::recipe::{self, AgiOp};
 use crate::action::{Pbx, Step};
 use crate::call::{self, CallDriver, CallInfo, DriveError, ErrorKind, StepOutcome};
-use crate::config::types::AgiConfig;
+use crate::config::types::{AgiConfig, SetVars};
 use crate::state::State;
 
 /// Variable values are cut to this many bytes: the dialplan needs a short
@@ -180,9 +181,27 @@ impl CallDriver for AgiSession {
     }
 
     async fn set_vars(&mut self, vars: &[(&'static str, &str)]) -> Result<(), DriveError> {
-        for (name, value) in vars {
-            let cmd = AgiCommand::set_variable(format!("CALLGUARD_{name}"), cut(value));
-            self.command(cmd, false).await?;
+        let names: Vec<String> = vars.iter().map(|(n, _)| format!("CALLGUARD_{n}")).collect();
+        let pairs: Vec<(&str, &str)> = names
+            .iter()
+            .zip(vars)
+            .map(|(n, (_, v))| (n.as_str(), cut(v)))
+            .collect();
+        let cmds = match self.settings.set_vars {
+            // One round trip (more only when values are too long for one line).
+            SetVars::OneCommand => mset::mset_commands(&pairs),
+            SetVars::PerVariable => pairs
+                .iter()
+                .map(|(n, v)| AgiCommand::set_variable(*n, *v))
+                .collect(),
+        };
+        for cmd in cmds {
+            let reply = self.command(cmd, false).await?;
+            if reply.result() == Some(-2) {
+                return Err(DriveError::Protocol(
+                    "Asterisk has no application MSet (set agi.set_vars: per_variable)".into(),
+                ));
+            }
         }
         if self.hung_up {
             return Err(DriveError::Hangup { cause: None });

@@ -1,5 +1,6 @@
 //! esl
 
 pub mod codec;
+pub mod multiset;
 pub mod recipe;
 pub mod session;

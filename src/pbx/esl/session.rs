@@ -13,10 +13,11 @@ use tokio::time::{Instant, timeout_at};
 use tokio_util::codec::Framed;
 
 use super::codec::{EslCodec, EslCommand, EslMessage, Event, Headers};
+use super::multiset;
 use super::recipe::{self, EslOp};
 use crate::action::{Cause, Pbx, Step};
 use crate::call::{self, CallDriver, CallInfo, DriveError, EndState, ErrorKind, StepOutcome};
-use crate::config::types::EslConfig;
+use crate::config::types::{EslConfig, SetVars};
 use crate::state::State;
 
 /// Serves one connection from FreeSWITCH until the call is handed back or over.
@@ -63,12 +64,6 @@ struct EslSession {
     peer: SocketAddr,
     /// Set once the channel hung up, with the cause FreeSWITCH gave.
     hangup: Option<Option<String>>,
-}
-
-/// Values given to `set` are expanded by FreeSWITCH: break `${` so text that
-/// came from a caller or a pattern can never run an API.
-fn inert(value: &str) -> String {
-    value.replace("${", "$ {")
 }
 
 impl EslSession {
@@ -260,9 +255,33 @@ impl CallDriver for EslSession {
     }
 
     async fn set_vars(&mut self, vars: &[(&'static str, &str)]) -> Result<(), DriveError> {
-        for (name, value) in vars {
-            let arg = format!("callguard_{}={}", name.to_ascii_lowercase(), inert(value));
-            self.execute_app("set", &arg, false).await?;
+        let names: Vec<String> = vars
+            .iter()
+            .map(|(n, _)| format!("callguard_{}", n.to_ascii_lowercase()))
+            .collect();
+        // One round trip for the whole block, unless configured otherwise or (never with
+        // real names) every delimiter occurs in some value.
+        let one = match self.settings.set_vars {
+            SetVars::OneCommand => {
+                let pairs: Vec<(&str, &str)> = names
+                    .iter()
+                    .zip(vars)
+                    .map(|(n, (_, v))| (n.as_str(), *v))
+                    .collect();
+                multiset::multiset_arg(&pairs)
+            }
+            SetVars::PerVariable => None,
+        };
+        match one {
+            Some(arg) => {
+                self.execute_app("multiset", &arg, false).await?;
+            }
+            None => {
+                for (name, (_, value)) in names.iter().zip(vars) {
+                    self.execute_app("set", &multiset::set_arg(name, value), false)
+                        .await?;
+                }
+            }
         }
         Ok(())
     }
@@ -327,6 +346,7 @@ impl EslSession {
 
 #[cfg(test)]
 mod tests {
+    use super::multiset::inert;
     use super::*;
 
     #[test]
