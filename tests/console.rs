@@ -77,6 +77,7 @@ async fn start() -> server::TestServer {
 /// A FastAGI call from `caller` on trunk support; returns its verdict.
 async fn agi_call(srv: &server::TestServer, caller: &str, uid: &str) -> String {
     let r = AsteriskSim::new()
+        .script("screen?trunk=support")
         .callerid(caller)
         .uniqueid(uid)
         .run(srv.agi())

@@ -29,6 +29,10 @@ function badge(text, kind) { return h("span", { class: "badge " + kind }, text);
 function verdictBadge(v) { return badge(v, v === "block" ? "block" : "allow"); }
 function table(caption, headers, rows, opts) {
   const head = h("tr", {}, headers.map((x) => h("th", { scope: "col", class: /^(Hits|Calls|Blocked|Fail-open|Version|Line|Priority)$/.test(x) ? "num" : null }, x)));
+  // Each cell carries its column's name, so a phone can show rows as cards.
+  for (const tr of rows) {
+    [...tr.children].forEach((cell, i) => { if (headers[i]) cell.setAttribute("data-label", headers[i]); });
+  }
   return h("div", { class: "table-wrap" },
     h("table", opts || {}, caption ? h("caption", {}, caption) : null, h("thead", {}, head), h("tbody", {}, rows)));
 }
@@ -182,7 +186,7 @@ screens.overview = async () => {
     : h("div", {}, h("p", {}, badge("reload refused", "block"), ` at ${fmtTime(o.reload.at)}; rules version ${o.rules_version} stays in force`),
       h("ul", {}, o.reload.problems.map((p) => h("li", { class: "mono" }, p))));
   const l = o.listeners || {};
-  body.replaceChildren(cards,
+  body.replaceChildren(...[cards,
     o.log_error ? errorBox({ message: "Decision log: " + o.log_error }) : null,
     table("Calls per trunk (today since " + fmtTime(o.today_since) + ")", ["Trunk", "Calls", "Blocked", "Fail-open", "Calls (last hour)", "Blocked (last hour)"],
       rows.length ? rows : [h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No calls today."))]),
@@ -196,7 +200,7 @@ screens.overview = async () => {
           h("dt", {}, "Outbound ESL"), h("dd", { class: "mono" }, l.esl || "off"),
           h("dt", {}, "HTTP"), h("dd", { class: "mono" }, l.http || "off"),
           h("dt", {}, "Reads need a token"), h("dd", {}, o.protect_reads ? "yes (http.protect_reads)" : "no"),
-          h("dt", {}, "Changes"), h("dd", {}, o.tokens_configured === false ? "disabled: no http.tokens configured" : "need an API token")))));
+          h("dt", {}, "Changes"), h("dd", {}, o.tokens_configured === false ? "disabled: no http.tokens configured" : "need an API token"))))].filter(Boolean));
 };
 
 function scheduleText(s) {
@@ -629,6 +633,7 @@ async function route() {
 window.addEventListener("hashchange", route);
 document.addEventListener("DOMContentLoaded", () => {
   showAuth();
+  api("GET", "/api/v1/status").then((s) => { $("build").textContent = "v" + s.build; }, (e) => { $("build").textContent = "(status: " + e.message + ")"; });
   $("auth-button").addEventListener("click", async () => { if (token.get()) { token.clear(); flash("Token forgotten: this tab is read-only"); } else if (await askToken()) flash("Token kept for this tab"); });
   route();
 });
