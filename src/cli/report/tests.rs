@@ -175,7 +175,7 @@ fn known_log(dir: &std::path::Path) -> std::path::PathBuf {
         "spam",
         "ops",
         &added,
-        &[row.clone()],
+        std::slice::from_ref(&row),
         t0() - Duration::days(3),
     )
     .unwrap();
