@@ -234,11 +234,13 @@ async fn block_a_caller_from_the_call_log() {
     };
     let mut srv = start().await;
     let base = format!("http://{}", srv.http());
+    assert_eq!(agi_call(&srv, "+442071234567", "uk-call").await, "block");
+    assert_eq!(agi_call(&srv, "+15551234567", "vip-call").await, "allow");
     assert_eq!(
         agi_call(&srv, "+15556667777", "nuisance-call-1").await,
         "allow"
     );
-    wait_logged(&srv, 1).await;
+    wait_logged(&srv, 3).await;
     b.goto(&format!("{base}/#calls")).await;
     b.wait_text("#calls-result", "+15556667777").await;
     b.screenshot("calls").await;
@@ -301,6 +303,10 @@ async fn import_shows_the_bad_row_with_its_line_then_history_rolls_back() {
     assert!(bad.contains("nope"), "the unknown action's row: {bad}");
     let preview = b.wait_text("#preview", "rename to Spam-1-2").await;
     assert!(preview.contains("2 invalid"), "{preview}");
+    // Every list can be exported in each format.
+    let export = b.wait_text("#main", "Export").await;
+    assert!(!export.contains("[object"), "{export}");
+    b.find("button[aria-label='Export spam as XML']").await;
     b.screenshot("import-preview").await;
     // Import the valid rows only.
     b.click("#i-skip-invalid").await;

@@ -320,7 +320,7 @@ pub fn run(args: ReportArgs) -> ExitCode {
     let log_path = cfg.resolve(&cfg.raw.log.path);
     let log = match LogReader::open(&log_path) {
         Ok(l) => l,
-        Err(e) => return fail(format!("{}: {e}", log_path.display())),
+        Err(e) => return fail(e.to_string()),
     };
     // The history lives in the same database, which exists (the log opened).
     let history = History::open(&log_path).ok();
