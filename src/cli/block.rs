@@ -1,7 +1,7 @@
 //! `callguard block --from-call ID`: "block the caller who just called" —
 //! the caller of a logged call becomes an exact rule in a list file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use crate::config;
 use crate::config::types::MatchType;
 use crate::history::History;
 use crate::lists::RuleRow;
-use crate::lists::store::ListStore;
+use crate::lists::store::{Applied, ListStore, StoreError};
 use crate::policy::pattern::infer_match_type;
 use crate::policy::tester::PatternTester;
 
@@ -41,21 +41,139 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 pub fn run(args: BlockArgs) -> ExitCode {
-    let cfg = match config::load(&args.config) {
-        Ok(c) => c,
-        Err(p) => return fail(p),
+    let req = BlockRequest {
+        from_call: args.from_call.clone(),
+        list: args.list.clone(),
+        name: args.name.clone(),
+        action: args.action.clone(),
     };
+    match block_from_call(&args.config, &req, "cli", None) {
+        Ok(Blocked::Added {
+            number,
+            applied,
+            rule,
+        }) => {
+            println!(
+                "{} added to {} ({}) as {}: {}",
+                number,
+                applied.list,
+                applied.path.display(),
+                rule.rule_name,
+                applied.summary
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(already @ Blocked::AlreadyMatched { .. }) => {
+            println!("{}", already.message());
+            ExitCode::SUCCESS
+        }
+        Err(BlockError::Store(e)) => {
+            eprintln!("{e}");
+            for d in e.details() {
+                eprintln!("  {d}");
+            }
+            ExitCode::from(2)
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// What to block: the caller of the logged call `from_call`, as an exact
+/// rule of `list` (the API's `POST /api/v1/calls/{id}/block` takes the same).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockRequest {
+    #[serde(default)]
+    pub from_call: String,
+    pub list: String,
+    pub name: Option<String>,
+    pub action: Option<String>,
+}
+
+/// What [`block_from_call`] did.
+#[derive(Debug)]
+pub enum Blocked {
+    /// The rule was written to the list.
+    Added {
+        number: String,
+        applied: Applied,
+        rule: RuleRow,
+    },
+    /// The list already matches the caller: nothing was written.
+    AlreadyMatched {
+        number: String,
+        list: String,
+        rule: String,
+        match_type: String,
+        pattern: String,
+    },
+}
+
+impl Blocked {
+    /// The one-line answer the CLI prints and the API returns.
+    pub fn message(&self) -> String {
+        match self {
+            Blocked::Added {
+                number,
+                applied,
+                rule,
+            } => format!(
+                "{number} added to {} as {}: {}",
+                applied.list, rule.rule_name, applied.summary
+            ),
+            Blocked::AlreadyMatched {
+                number,
+                list,
+                rule,
+                match_type,
+                pattern,
+            } => format!(
+                "{number} is already matched by rule {rule} ({match_type} {pattern}) of {list}: nothing was added"
+            ),
+        }
+    }
+}
+
+/// Why nothing could be blocked.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    /// The configuration does not load.
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Log(String),
+    #[error("no logged call with unique id {id:?} in {log}")]
+    NoSuchCall { id: String, log: String },
+    #[error(
+        "call {0} came from an anonymous caller: there is no number to block (use an `anonymous: true` rule instead)"
+    )]
+    Anonymous(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The `block --from-call` path, shared by the CLI and the admin API: finds
+/// the logged call, and unless `list` already matches its caller, appends an
+/// exact rule for the caller through the list store (validated, written
+/// atomically, recorded in the history as `author`). `history` is the
+/// service's open history; the CLI passes `None` to open the one beside the log.
+pub fn block_from_call(
+    config_path: &Path,
+    req: &BlockRequest,
+    author: &str,
+    history: Option<Arc<History>>,
+) -> Result<Blocked, BlockError> {
+    let cfg = config::load(config_path).map_err(|p| BlockError::Config(p.to_string()))?;
     let log_path = cfg.resolve(&cfg.raw.log.path);
-    let call = match LogReader::open(&log_path).and_then(|r| r.find_by_unique_id(&args.from_call)) {
+    let call = match LogReader::open(&log_path).and_then(|r| r.find_by_unique_id(&req.from_call)) {
         Ok(Some(c)) => c,
         Ok(None) => {
-            return fail(format!(
-                "no logged call with unique id {:?} in {}",
-                args.from_call,
-                log_path.display()
-            ));
+            return Err(BlockError::NoSuchCall {
+                id: req.from_call.clone(),
+                log: log_path.display().to_string(),
+            });
         }
-        Err(e) => return fail(format!("{}: {e}", log_path.display())),
+        Err(e) => return Err(BlockError::Log(format!("{}: {e}", log_path.display()))),
     };
     let number = call
         .caller_e164
@@ -63,19 +181,17 @@ pub fn run(args: BlockArgs) -> ExitCode {
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| call.caller_raw.trim().to_string());
     if call.anonymous || number.is_empty() {
-        return fail(format!(
-            "call {} came from an anonymous caller: there is no number to block (use an `anonymous: true` rule instead)",
-            args.from_call
-        ));
+        return Err(BlockError::Anonymous(req.from_call.clone()));
     }
     let row = RuleRow {
-        rule_name: args
+        rule_name: req
             .name
             .clone()
+            .filter(|n| !n.trim().is_empty())
             .unwrap_or_else(|| format!("Block-{number}")),
         pattern: number.clone(),
         match_type: "exact".into(),
-        action: args.action.clone().unwrap_or_default(),
+        action: req.action.clone().unwrap_or_default(),
         enabled: true,
         notes: format!(
             "blocked from call {} at {}",
@@ -83,11 +199,11 @@ pub fn run(args: BlockArgs) -> ExitCode {
             call.time.to_rfc3339()
         ),
     };
-    let history = History::open(&log_path).ok().map(Arc::new);
-    let store = ListStore::new(&args.config, history);
+    let history = history.or_else(|| History::open(&log_path).ok().map(Arc::new));
+    let store = ListStore::new(config_path, history);
     // A second rule for a caller the list already matches would only clutter
     // it (and the log would still name the first rule): say so instead.
-    if let Ok(cur) = store.current(&args.list) {
+    if let Ok(cur) = store.current(&req.list) {
         let subjects = [number.as_str(), call.caller_raw.trim()];
         let limit = cfg.raw.policy.regex_backtrack_limit;
         if let Some(r) = cur
@@ -97,40 +213,25 @@ pub fn run(args: BlockArgs) -> ExitCode {
             .map(|(_, r)| r)
             .find(|r| row_matches(r, &subjects, limit))
         {
-            println!(
-                "{number} is already matched by rule {} ({} {}) of {}: nothing was added",
-                r.rule_name,
-                if r.match_type.is_empty() {
-                    "pattern"
-                } else {
-                    r.match_type.as_str()
-                },
-                r.pattern,
-                args.list
-            );
-            return ExitCode::SUCCESS;
-        }
-    }
-    match store.add(&args.list, vec![row.clone()], "cli") {
-        Ok(a) => {
-            println!(
-                "{} added to {} ({}) as {}: {}",
+            return Ok(Blocked::AlreadyMatched {
                 number,
-                a.list,
-                a.path.display(),
-                row.rule_name,
-                a.summary
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            for d in e.details() {
-                eprintln!("  {d}");
-            }
-            ExitCode::from(2)
+                list: req.list.clone(),
+                rule: r.rule_name.clone(),
+                match_type: if r.match_type.is_empty() {
+                    "pattern".into()
+                } else {
+                    r.match_type.clone()
+                },
+                pattern: r.pattern.clone(),
+            });
         }
     }
+    let applied = store.add(&req.list, vec![row.clone()], author)?;
+    Ok(Blocked::Added {
+        number,
+        applied,
+        rule: row,
+    })
 }
 
 /// Whether an enabled row matches any of `subjects` (the caller as E.164 and

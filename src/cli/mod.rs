@@ -5,12 +5,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-mod block;
+pub mod block;
 mod check;
 mod export;
 mod history;
 mod import;
 mod log;
+pub mod report;
 mod rollback;
 mod serve;
 mod test;
@@ -109,6 +110,8 @@ pub enum Command {
     Rollback(rollback::RollbackArgs),
     /// List the versions of the list files (time, author, summary): what `rollback --to` takes.
     History(history::HistoryArgs),
+    /// Blocking activity over a period (default the last 24h): by trunk, rule, list and country, top blocked callers, fail-open/closed, rule changes.
+    Report(report::ReportArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -122,6 +125,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Export(args) => export::run(args),
         Command::Rollback(args) => rollback::run(args),
         Command::History(args) => history::run(args),
+        Command::Report(args) => report::run(args),
     }
 }
 

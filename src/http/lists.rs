@@ -34,7 +34,7 @@ pub fn routes() -> Router<Api> {
         .route("/api/v1/test", post(test::explain))
 }
 
-fn store(api: &Api) -> ListStore {
+pub(super) fn store(api: &Api) -> ListStore {
     ListStore::new(
         api.reloader.config_path.clone(),
         api.state.extras.history.clone(),
@@ -101,7 +101,7 @@ async fn export(
 
 /// Authorises, then reads the body within `http.max_body_bytes`: an
 /// unauthenticated client never gets to make us buffer anything.
-async fn authorized_body(
+pub(super) async fn authorized_body(
     api: &Api,
     headers: &HeaderMap,
     body: Body,
@@ -169,7 +169,7 @@ async fn replace(
 /// The body's rows, or 400 with every bad row as `request body:LINE: reason`:
 /// rows the reader refused *and* rows the rule set would refuse (a bad
 /// regex, an unknown action), all in one answer.
-fn parse_body(
+pub(super) fn parse_body(
     bytes: &[u8],
     format: Format,
     checker: &RowChecker,
@@ -200,7 +200,7 @@ fn parse_body(
 }
 
 /// The row validator of list `name`, or the store's answer (404, read-only…).
-async fn checker(api: &Api, name: &str) -> Result<RowChecker, Response> {
+pub(super) async fn checker(api: &Api, name: &str) -> Result<RowChecker, Response> {
     let st = store(api);
     let n = name.to_string();
     blocking(move || st.checker(&n)).await.map_err(store_error)
@@ -346,7 +346,7 @@ async fn history(AxState(api): AxState<Api>, Query(q): Query<HistoryQuery>) -> R
 }
 
 /// Runs a store operation off the async workers (it reads and writes files).
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
     tokio::task::spawn_blocking(f)
@@ -356,7 +356,7 @@ async fn blocking<T: Send + 'static>(
 
 /// After a successful write: reload now (not when the watcher notices), and
 /// answer with the rule-set version now in force and what changed.
-async fn finish(api: &Api, result: Result<Applied, StoreError>, why: &str) -> Response {
+pub(super) async fn finish(api: &Api, result: Result<Applied, StoreError>, why: &str) -> Response {
     let applied = match result {
         Ok(a) => a,
         Err(e) => return store_error(e),
@@ -388,7 +388,7 @@ async fn finish(api: &Api, result: Result<Applied, StoreError>, why: &str) -> Re
     }
 }
 
-fn store_error(e: StoreError) -> Response {
+pub(super) fn store_error(e: StoreError) -> Response {
     let code = match &e {
         StoreError::UnknownList(_) | StoreError::NoSuchRule { .. } => StatusCode::NOT_FOUND,
         StoreError::NoSuchVersion { .. } => StatusCode::NOT_FOUND,

@@ -13,8 +13,14 @@ use serde_json::json;
 use crate::reload::{Reloader, Trigger};
 
 pub mod auth;
+pub mod block;
 pub mod calls;
+pub mod console;
+pub mod edit;
 pub mod lists;
+pub mod overview;
+pub mod report;
+pub mod trunks;
 use crate::state::State;
 
 #[derive(Clone)]
@@ -30,6 +36,12 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/reload", post(reload))
         .merge(lists::routes())
         .merge(calls::routes())
+        .merge(trunks::routes())
+        .merge(edit::routes())
+        .merge(block::routes())
+        .merge(overview::routes())
+        .merge(report::routes())
+        .merge(console::routes())
         .layer(middleware::from_fn_with_state(api.clone(), guard_reads))
         .with_state(api)
 }
@@ -37,7 +49,13 @@ pub fn router(api: Api) -> Router {
 /// Reads whose answers hold phone numbers: list exports, history, the call
 /// log and the tester (a POST that changes nothing).
 fn reads_numbers(method: &Method, path: &str) -> bool {
-    const UNDER: [&str; 3] = ["/api/v1/lists", "/api/v1/history", "/api/v1/calls"];
+    const UNDER: [&str; 5] = [
+        "/api/v1/lists",
+        "/api/v1/history",
+        "/api/v1/calls",
+        "/api/v1/trunks",
+        "/api/v1/report",
+    ];
     let under = |p: &str| {
         path.strip_prefix(p)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))

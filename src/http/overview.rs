@@ -1,0 +1,106 @@
+//! `GET /api/v1/overview`: the console's first screen in one answer — calls,
+//! blocks and fail-opens per trunk today and in the last hour (from the
+//! decision log), the last reload (ok, or its `FILE:LINE` problems), the rule
+//! source commit, the listeners and the version. Counts only, no phone
+//! numbers, so it is open like `/api/v1/status`; `protect_reads` tells the
+//! console whether the other screens will ask for a token.
+
+use std::path::Path;
+
+use axum::Router;
+use axum::extract::{Query, State as AxState};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::Api;
+
+pub fn routes() -> Router<Api> {
+    Router::new().route("/api/v1/overview", get(overview))
+}
+
+#[derive(Deserialize)]
+struct OverviewQuery {
+    /// The start of "today" in the viewer's time zone (RFC 3339); default
+    /// midnight UTC.
+    today: Option<DateTime<Utc>>,
+}
+
+async fn overview(AxState(api): AxState<Api>, Query(q): Query<OverviewQuery>) -> Response {
+    let snap = api.state.snapshot();
+    let now = Utc::now();
+    let today = q.today.unwrap_or_else(|| {
+        now.date_naive()
+            .and_hms_opt(0, 0, 0)
+            .map_or(now, |t| t.and_utc())
+    });
+    let hour = now - Duration::hours(1);
+    let log = api.state.extras.log_path.clone();
+    let config = api.reloader.config_path.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        let counts = log.as_deref().map(|p| counts(p, today, hour));
+        let http = super::auth::settings(&config).ok();
+        let listen = crate::config::load::read_bounded(&config, 16 << 20, "config")
+            .ok()
+            .and_then(|b| crate::config::load::parse(&String::from_utf8_lossy(&b), "config").ok())
+            .map(|raw| raw.listen);
+        (counts, http, listen)
+    });
+    let (counts, http, listen) = job.await.unwrap_or((None, None, None));
+    let last_error = api.state.last_error.lock().ok().and_then(|e| e.clone());
+    let reload = match &last_error {
+        Some((at, problems)) => json!({ "ok": false, "at": at.to_rfc3339(), "problems": problems }),
+        None => json!({ "ok": true, "at": snap.loaded_at.to_rfc3339(), "problems": [] }),
+    };
+    let (trunks, log_error) = match counts {
+        Some(Ok(v)) => (v, None),
+        Some(Err(e)) => (json!([]), Some(e)),
+        None => (
+            json!([]),
+            Some("this service keeps no call log".to_string()),
+        ),
+    };
+    axum::Json(json!({
+        "now": now.to_rfc3339(),
+        "today_since": today.to_rfc3339(),
+        "trunks": trunks,
+        "log_error": log_error,
+        "reload": reload,
+        "rules_version": snap.version,
+        "rules": snap.rules.rules.len(),
+        "source": snap.source,
+        "listeners": listen.map(|l| json!({ "agi": l.agi, "esl": l.esl, "http": l.http })),
+        "protect_reads": http.as_ref().map(|h| h.protect_reads).unwrap_or(snap.rules.http.protect_reads),
+        "tokens_configured": http.as_ref().map(|h| !h.tokens.is_empty()),
+        "build": env!("CARGO_PKG_VERSION"),
+    }))
+    .into_response()
+}
+
+/// Per trunk: calls, blocks and fail-opens since `today` and since `hour`.
+fn counts(log: &Path, today: DateTime<Utc>, hour: DateTime<Utc>) -> Result<Value, String> {
+    let conn = crate::calllog::store::open_reader(log).map_err(|e| e.to_string())?;
+    let since = today.min(hour).timestamp_millis();
+    let sql = "SELECT trunk, \
+                 sum(time >= ?2), sum(time >= ?2 AND verdict = 'block'), sum(time >= ?2 AND fail_open != 0), \
+                 sum(time >= ?3), sum(time >= ?3 AND verdict = 'block'), sum(time >= ?3 AND fail_open != 0) \
+               FROM calls WHERE time >= ?1 GROUP BY trunk ORDER BY trunk";
+    let mut stmt = conn.prepare(sql).map_err(|e| e.to_string())?;
+    let n = |v: Option<i64>| v.unwrap_or(0).max(0);
+    let rows = stmt
+        .query_map(
+            [since, today.timestamp_millis(), hour.timestamp_millis()],
+            |r| {
+                Ok(json!({
+                    "trunk": r.get::<_, String>(0)?,
+                    "today": { "calls": n(r.get(1)?), "blocked": n(r.get(2)?), "fail_open": n(r.get(3)?) },
+                    "last_hour": { "calls": n(r.get(4)?), "blocked": n(r.get(5)?), "fail_open": n(r.get(6)?) },
+                }))
+            },
+        )
+        .map_err(|e| e.to_string())?;
+    let rows: Vec<Value> = rows.collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    Ok(Value::Array(rows))
+}

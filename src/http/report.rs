@@ -1,0 +1,82 @@
+//! `GET /api/v1/report?since=24h&until=&format=json|html|text`: the daily
+//! report of `callguard report`, for the console's Daily report page and for
+//! tools that cannot run the CLI on the host. It names callers, so it is a
+//! read that `http.protect_reads` guards.
+
+use axum::Router;
+use axum::extract::{Query, State as AxState};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::{Api, error};
+use crate::calllog::LogReader;
+use crate::cli::report::{build, period};
+
+pub fn routes() -> Router<Api> {
+    Router::new().route("/api/v1/report", get(report))
+}
+
+#[derive(Deserialize)]
+struct ReportQuery {
+    since: Option<String>,
+    until: Option<String>,
+    format: Option<String>,
+}
+
+async fn report(AxState(api): AxState<Api>, Query(q): Query<ReportQuery>) -> Response {
+    let format = q.format.unwrap_or_else(|| "json".into());
+    if !matches!(format.as_str(), "json" | "html" | "text") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("format {format:?}: use json, html or text"),
+            vec![],
+        );
+    }
+    let (since, until) = match period(
+        q.since.as_deref().unwrap_or("24h"),
+        q.until.as_deref(),
+        Utc::now(),
+    ) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e, vec![]),
+    };
+    let Some(path) = api.state.extras.log_path.clone() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "this service keeps no call log",
+            vec![],
+        );
+    };
+    let history = api.state.extras.history.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        let log = LogReader::open(&path).map_err(|e| e.to_string())?;
+        build(&log, history.as_deref(), since, until)
+    });
+    let r = match job.await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e, vec![]),
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("report failed: {e}"),
+                vec![],
+            );
+        }
+    };
+    match format.as_str() {
+        "html" => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            r.to_html(),
+        )
+            .into_response(),
+        "text" => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            r.to_text(),
+        )
+            .into_response(),
+        _ => axum::Json(r).into_response(),
+    }
+}
