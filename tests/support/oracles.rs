@@ -148,12 +148,12 @@ pub fn check_agi(bytes: &[u8], cuts: &[usize], max_line: usize, max_env_lines: u
     );
 }
 
-/// The Event Socket decoder's whole contract, as [`check_agi`]. A complete
-/// header block is at most `max_header` bytes plus its blank line, and a body
-/// at most `max_body`, so that is all it may hold while waiting.
+/// The Event Socket decoder's whole contract, as [`check_agi`]. While
+/// waiting it may hold a header block of at most `max_header` bytes plus the
+/// `\r` of its terminator, or a body of at most `max_body`.
 pub fn check_esl(bytes: &[u8], cuts: &[usize], max_header: usize, max_body: usize) {
     use callguard::pbx::esl::codec::EslCodec;
-    let bound = (max_header + 2).max(max_body);
+    let bound = (max_header + 1).max(max_body);
     let whole = decode_stream(
         EslCodec::new(max_header, max_body),
         bytes,
