@@ -105,6 +105,27 @@ mod tests {
         assert_eq!(relax_lookaround(r"^(?!unclosed"), None);
     }
 
+    /// Found by `proptest_patterns` (`no_pattern_panics`): a regex
+    /// rule `\¡` (an escaped multi-byte character, which fancy-regex takes)
+    /// panicked the rule-set compiler by slicing inside the character.
+    #[test]
+    fn relaxing_keeps_escaped_multibyte_characters_whole() {
+        assert_eq!(relax_lookaround(r"\¡").as_deref(), Some(r"\¡"));
+        assert_eq!(
+            relax_lookaround(r"(?i)1\ü ?🕴(?=x)").as_deref(),
+            Some(r"(?i)1\ü ?🕴")
+        );
+        assert_eq!(relax_lookaround(r"[\é](?!a)").as_deref(), Some(r"[\é]"));
+        let tester = crate::policy::tester::PatternTester::new(
+            r"\¡",
+            Some(crate::config::types::MatchType::Regex),
+            true,
+            1_000,
+        )
+        .expect("fancy-regex takes the escape");
+        assert!(tester.test("¡").expect("within budget").matched);
+    }
+
     #[test]
     fn relaxed_pattern_matches_a_superset() {
         let fancy = fancy_regex::Regex::new(r"^(?!\+1)[+][0-9]+$").unwrap();
@@ -305,8 +326,11 @@ pub fn relax_lookaround(re: &str) -> Option<String> {
             if !in_class && (next.is_ascii_digit() && next != b'0' || next == b'k') {
                 return None;
             }
-            out.push_str(&re[i..i + 2]);
-            i += 2;
+            // The escaped character may be more than one byte (`\é`, which
+            // fancy-regex accepts): copy all of it, never half.
+            let len = 1 + re[i + 1..].chars().next().map_or(0, char::len_utf8);
+            out.push_str(&re[i..i + len]);
+            i += len;
             continue;
         }
         if in_class {

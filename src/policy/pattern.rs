@@ -170,9 +170,11 @@ pub fn wildcard_to_regex(pattern: &str) -> Result<String, PatternError> {
         Some(rest) => (false, rest),
         None => (true, pattern),
     };
+    // The grammar has no escapes: a final `$` anchors whatever precedes it,
+    // as `literal_wildcard` already reads `12\$` (ends with `12\`).
     let (open_end, body) = match body.strip_suffix('$') {
-        Some(rest) if !rest.ends_with('\\') => (false, rest),
-        _ => (true, body),
+        Some(rest) => (false, rest),
+        None => (true, body),
     };
     // `^x` leaves the end open, `x$` the start; neither or both anchor both ends.
     let (anchor_start, anchor_end) = match (open_start, open_end) {
@@ -273,5 +275,34 @@ fn check_regex(source: &str) -> Result<Matcher, PatternError> {
                 )))
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(pattern: &str, subject: &str) -> bool {
+        let re = match compile(pattern, Some(MatchType::Wildcard), false)
+            .expect("compiles")
+            .matcher
+        {
+            Matcher::Regex(re) => re,
+            Matcher::Suffix(s) => return subject.ends_with(&s),
+            other => panic!("unexpected {other:?}"),
+        };
+        regex::Regex::new(&re).expect("valid").is_match(subject)
+    }
+
+    /// Found by `proptest_patterns` against the README's grammar: `1_\$`
+    /// was refused ("'$' only anchors at the start or end") although its `$`
+    /// is at the end, while `12\$` was taken as "ends with `12\`". A final
+    /// `$` now anchors in both.
+    #[test]
+    fn final_dollar_after_a_backslash_anchors_the_end() {
+        assert!(matches(r"1_\$", r"0015\"));
+        assert!(!matches(r"1_\$", r"0015\0"));
+        assert!(matches(r"12\$", r"0012\"));
+        assert!(compile(r"1\$2", Some(MatchType::Wildcard), false).is_err());
     }
 }

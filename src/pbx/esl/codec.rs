@@ -274,7 +274,10 @@ impl Decoder for EslCodec {
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<EslMessage>, EslCodecError> {
         if let State::Header { .. } = self.state {
             let Some((block_len, consumed)) = self.find_header_end(buf) else {
-                if buf.len() > self.max_header_bytes {
+                // One byte of slack: a block of exactly the limit may be
+                // waiting for the `\n` of its `\r\n` terminator, and must not
+                // be refused when TCP cuts there but accepted when it does not.
+                if buf.len() > self.max_header_bytes + 1 {
                     return Err(EslCodecError::HeaderTooLarge {
                         limit: self.max_header_bytes,
                     });
@@ -827,6 +830,35 @@ Content-Type: command/reply\nReply-Text: +OK\n\n";
             decode_chunked(&mut codec, &line, || 1),
             Err(EslCodecError::HeaderTooLarge { .. })
         ));
+    }
+
+    /// Found by `proptest_decoders` / the `esl_decoder` fuzz oracle: a
+    /// header block of exactly the limit, ended by `\r\n`, was accepted in
+    /// one read but refused when the read ended between `\r` and `\n`.
+    #[test]
+    fn block_of_exactly_the_limit_is_accepted_however_it_is_cut() {
+        let mut block = String::new();
+        while block.len() < 86 {
+            block.push_str("A: b\r\n");
+        }
+        let value = "v".repeat(96 - block.len() - 4);
+        block.push_str(&format!("X: {value}\n"));
+        assert_eq!(block.len(), 96);
+        let bytes = format!("{block}\r\n");
+        let whole = decode_chunked(&mut EslCodec::new(96, 64), bytes.as_bytes(), || usize::MAX)
+            .expect("a block of exactly the limit");
+        let single = decode_chunked(&mut EslCodec::new(96, 64), bytes.as_bytes(), || 1)
+            .expect("the same, byte by byte");
+        assert_eq!(single, whole);
+        assert_eq!(whole.len(), 1);
+        // One byte more is refused, whole or cut.
+        let bytes = format!("{block}Y\r\n");
+        for size in [usize::MAX, 1] {
+            assert!(matches!(
+                decode_chunked(&mut EslCodec::new(96, 64), bytes.as_bytes(), || size),
+                Err(EslCodecError::HeaderTooLarge { limit: 96 })
+            ));
+        }
     }
 
     #[test]
