@@ -41,17 +41,16 @@ async fn overview(AxState(api): AxState<Api>, Query(q): Query<OverviewQuery>) ->
     let config = api.reloader.config_path.clone();
     let job = tokio::task::spawn_blocking(move || {
         let counts = log.as_deref().map(|p| counts(p, today, hour));
-        let http = super::auth::settings(&config).ok();
         let listen = crate::config::load::read_bounded(&config, 16 << 20, "config")
             .ok()
             .and_then(|b| crate::config::load::parse(&String::from_utf8_lossy(&b), "config").ok())
             .map(|raw| raw.listen);
-        (counts, http, listen)
+        (counts, listen)
     });
-    let (counts, http, listen) = job.await.unwrap_or((None, None, None));
-    let last_error = api.state.last_error.lock().ok().and_then(|e| e.clone());
-    let reload = match &last_error {
-        Some((at, problems)) => json!({ "ok": false, "at": at.to_rfc3339(), "problems": problems }),
+    let (counts, listen) = job.await.unwrap_or((None, None));
+    let http = &snap.rules.http;
+    let reload = match api.reloader.last_error() {
+        Some(e) => json!({ "ok": false, "at": e.at.to_rfc3339(), "problems": e.problems }),
         None => json!({ "ok": true, "at": snap.loaded_at.to_rfc3339(), "problems": [] }),
     };
     let (trunks, log_error) = match counts {
@@ -72,8 +71,9 @@ async fn overview(AxState(api): AxState<Api>, Query(q): Query<OverviewQuery>) ->
         "rules": snap.rules.rules.len(),
         "source": snap.source,
         "listeners": listen.map(|l| json!({ "agi": l.agi, "esl": l.esl, "http": l.http })),
-        "protect_reads": http.as_ref().map(|h| h.protect_reads).unwrap_or(snap.rules.http.protect_reads),
-        "tokens_configured": http.as_ref().map(|h| !h.tokens.is_empty()),
+        "sources": api.reloader.status(),
+        "protect_reads": http.protect_reads,
+        "tokens_configured": !http.tokens.is_empty(),
         "build": env!("CARGO_PKG_VERSION"),
     }))
     .into_response()
