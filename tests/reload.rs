@@ -14,7 +14,11 @@ use std::time::{Duration, Instant};
 
 use asterisk::AsteriskSim;
 
+// A generous decision deadline: this test checks which rules decide each
+// call while the list changes, not the clock, and the machine running it may
+// be loaded (a starved runtime is a fail-open timeout, not a half-loaded set).
 const YAML: &str = r#"
+agi: { decide_timeout: 5s }
 trunks:
   support:
     lists:

@@ -53,6 +53,15 @@ fn read_segment(
     columns: &[Field],
     out: &mut ParsedList,
 ) -> Option<(usize, u32)> {
+    // A fresh csv reader drops a UTF-8 BOM at its start, which is right for
+    // the file but would eat the first character of a row that begins with
+    // one: start such a segment on the line terminator before it (an empty
+    // line, which the reader skips without counting it).
+    let base = if base > 0 && bytes.get(base..)?.starts_with(b"\xef\xbb\xbf") {
+        base - 1
+    } else {
+        base
+    };
     let text = bytes.get(base..)?;
     let mut reader = ReaderBuilder::new()
         .has_headers(false)

@@ -547,3 +547,20 @@ fn csv_unterminated_quote_is_a_bad_row_and_the_rest_is_read() {
     assert_eq!(errors_of(&p), vec!["f.csv:2: expected 5 fields, found 6"]);
     assert_eq!(p.rows.len(), 1);
 }
+
+#[test]
+fn csv_bom_inside_the_file_is_data() {
+    // Only the file's first three bytes can be a BOM; a row that starts with
+    // U+FEFF keeps it (found by tests/proptest_lists.rs).
+    let text = "rule_name,pattern,match_type,action,enabled\n\u{feff}X,+1,exact,reject,true\nB,+2,exact,reject,true\n";
+    let p = read_rows(text.as_bytes(), Format::Csv, "b.csv");
+    assert!(p.errors.is_empty(), "{:?}", errors_of(&p));
+    assert_eq!(
+        rows_of(&p),
+        vec![
+            row("\u{feff}X", "+1", "exact", "reject", true, ""),
+            row("B", "+2", "exact", "reject", true, "")
+        ]
+    );
+    assert_eq!(p.rows[0].0, 2, "line of the row");
+}
