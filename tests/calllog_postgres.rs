@@ -37,7 +37,13 @@ fn target(pg: &PgCluster) -> PgTarget {
     PgTarget::parse(&pg.url(), Some(PASSWORD_ENV)).expect("URL parses")
 }
 
-fn record(uid: &str, caller: &str, verdict: &str, rule: Option<&str>, age: TimeDelta) -> CallRecord {
+fn record(
+    uid: &str,
+    caller: &str,
+    verdict: &str,
+    rule: Option<&str>,
+    age: TimeDelta,
+) -> CallRecord {
     CallRecord {
         time: Utc::now() - age,
         unique_id: uid.to_string(),
@@ -49,7 +55,12 @@ fn record(uid: &str, caller: &str, verdict: &str, rule: Option<&str>, age: TimeD
         caller_name: "Caller".into(),
         anonymous: false,
         verdict: verdict.to_string(),
-        list: if verdict == "block" { "blacklist" } else { "default" }.into(),
+        list: if verdict == "block" {
+            "blacklist"
+        } else {
+            "default"
+        }
+        .into(),
         list_name: "spam".into(),
         rule: rule.map(str::to_string),
         action: "reject".into(),
@@ -89,9 +100,21 @@ async fn writer_batches_and_readers_filter_count_and_purge() {
     // More rows than one INSERT statement carries, and than one writer batch.
     for i in 0..1_200 {
         let caller = format!("555{i:07}");
-        assert!(log.record(record(&format!("u{i}"), &caller, "allow", None, TimeDelta::zero())));
+        assert!(log.record(record(
+            &format!("u{i}"),
+            &caller,
+            "allow",
+            None,
+            TimeDelta::zero()
+        )));
     }
-    assert!(log.record(record("b1", "5551234567", "block", Some("Busy"), TimeDelta::zero())));
+    assert!(log.record(record(
+        "b1",
+        "5551234567",
+        "block",
+        Some("Busy"),
+        TimeDelta::zero()
+    )));
     assert!(log.finish(CallEnd {
         unique_id: "b1".into(),
         end_state: "completed".into(),
@@ -99,8 +122,20 @@ async fn writer_batches_and_readers_filter_count_and_purge() {
         duration_ms: 420,
     }));
     // Two rows past retention.
-    assert!(log.record(record("old1", "5550000001", "block", Some("Busy"), TimeDelta::days(40))));
-    assert!(log.record(record("old2", "5550000002", "block", Some("Old"), TimeDelta::days(41))));
+    assert!(log.record(record(
+        "old1",
+        "5550000001",
+        "block",
+        Some("Busy"),
+        TimeDelta::days(40)
+    )));
+    assert!(log.record(record(
+        "old2",
+        "5550000002",
+        "block",
+        Some("Old"),
+        TimeDelta::days(41)
+    )));
     log.flush().await.unwrap();
     assert_eq!(log.write_errors(), 0);
     assert_eq!(dropped.get(), 0);
@@ -117,11 +152,18 @@ async fn writer_batches_and_readers_filter_count_and_purge() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     let b1 = &rows[0];
     assert_eq!(
-        (b1.unique_id.as_str(), b1.verdict.as_str(), b1.rule.as_deref()),
+        (
+            b1.unique_id.as_str(),
+            b1.verdict.as_str(),
+            b1.rule.as_deref()
+        ),
         ("b1", "block", Some("Busy"))
     );
     assert_eq!(b1.end_state.as_deref(), Some("completed"));
-    assert_eq!((b1.hangup_cause.as_deref(), b1.duration_ms), (Some("17"), Some(420)));
+    assert_eq!(
+        (b1.hangup_cause.as_deref(), b1.duration_ms),
+        (Some("17"), Some(420))
+    );
     assert_eq!(b1.caller_e164.as_deref(), Some("+15551234567"));
     assert!(b1.ended_at.is_some());
 
@@ -134,7 +176,10 @@ async fn writer_batches_and_readers_filter_count_and_purge() {
     .await
     .unwrap();
     assert_eq!(newest.len(), 3);
-    assert!(newest.windows(2).all(|w| w[0].time >= w[1].time), "newest first");
+    assert!(
+        newest.windows(2).all(|w| w[0].time >= w[1].time),
+        "newest first"
+    );
 
     let recent_blocks = read(&t, |r| {
         r.query(&LogQuery {
@@ -191,7 +236,14 @@ async fn a_fleet_of_two_shares_the_log_through_the_api_and_the_cli() {
         assert!(r.error.is_none() && !r.timed_out, "{uid}: {r:?}");
     }
     for srv in [&one, &two] {
-        srv.running().state.log.as_ref().unwrap().flush().await.unwrap();
+        srv.running()
+            .state
+            .log
+            .as_ref()
+            .unwrap()
+            .flush()
+            .await
+            .unwrap();
     }
     // The SQLite file at log.path keeps the list history only: no call went there.
     let db = rusqlite::Connection::open(one.dir.path().join("calls.db")).unwrap();
@@ -234,12 +286,19 @@ async fn a_fleet_of_two_shares_the_log_through_the_api_and_the_cli() {
         .env(PASSWORD_ENV, postgres::PASSWORD)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let uids: Vec<&str> = rows.iter().map(|r| r["unique_id"].as_str().unwrap()).collect();
+    let uids: Vec<&str> = rows
+        .iter()
+        .map(|r| r["unique_id"].as_str().unwrap())
+        .collect();
     assert_eq!(uids, ["fleet-3", "fleet-1"]);
 
     // A wrong password: a clean error naming the server, never the password.
@@ -251,7 +310,10 @@ async fn a_fleet_of_two_shares_the_log_through_the_api_and_the_cli() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains(&format!("callguard@127.0.0.1:{}/callguard", pg.port())), "{stderr}");
+    assert!(
+        stderr.contains(&format!("callguard@127.0.0.1:{}/callguard", pg.port())),
+        "{stderr}"
+    );
     assert!(!stderr.contains("not-the-password") && !stderr.contains(postgres::PASSWORD));
 
     one.stop().await;

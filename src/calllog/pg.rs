@@ -413,7 +413,9 @@ impl PgReader {
              FROM {TABLE}{filter}"
         );
         let totals = self.run(&sql, &args, |rows| {
-            let r = rows.first().ok_or_else(|| CallLogError::Postgres("no totals".into()))?;
+            let r = rows
+                .first()
+                .ok_or_else(|| CallLogError::Postgres("no totals".into()))?;
             let n = |i: usize| r.try_get::<_, i64>(i).map(count).map_err(pg_err);
             Ok([n(0)?, n(1)?, n(2)?, n(3)?, n(4)?])
         })?;

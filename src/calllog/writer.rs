@@ -624,7 +624,10 @@ impl PgSink {
                 fail(counters, n);
             }
             Err(_) => {
-                tracing::error!(rows = n, "call log: PostgreSQL batch timed out; batch lost, reconnecting");
+                tracing::error!(
+                    rows = n,
+                    "call log: PostgreSQL batch timed out; batch lost, reconnecting"
+                );
                 fail(counters, n);
                 self.client = None;
             }

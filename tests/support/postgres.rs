@@ -205,7 +205,10 @@ impl PgCluster {
 impl Drop for PgCluster {
     fn drop(&mut self) {
         let data = self.data_dir();
-        let _ = self.run("pg_ctl", &["-D", path_str(&data), "-m", "immediate", "-w", "stop"]);
+        let _ = self.run(
+            "pg_ctl",
+            &["-D", path_str(&data), "-m", "immediate", "-w", "stop"],
+        );
     }
 }
 
