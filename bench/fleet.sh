@@ -78,7 +78,7 @@ YAML
     RUST_LOG=error "$BIN/callguard" serve --config "$dir/$1.yaml" >"$dir/out-$1" 2>"$dir/err-$1" &
     local pid=$!
     pids+=("$pid")
-    for _ in $(seq 600); do grep -q '^callguard listening' "$dir/out-$1" && break; sleep 0.1; done
+    for _ in $(seq 600); do grep -q "^callguard listening" "$dir/out-$1" 2>/dev/null && break; sleep 0.1; done
     local line
     line=$(head -n1 "$dir/out-$1")
     [[ $line == "callguard listening"* ]] || { echo "callguard did not start:"; cat "$dir/err-$1"; exit 1; }
