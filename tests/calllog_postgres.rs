@@ -26,15 +26,23 @@ use serde_json::Value;
 /// The variable the tests' configs name in `log.postgres_password_env`.
 const PASSWORD_ENV: &str = "CALLGUARD_TEST_PG_PASSWORD";
 
+/// Only the fleet test sets it (the in-process services read it from the process
+/// environment); the other tests pass the password without touching the environment.
 fn set_password_env() {
-    // SAFETY: every test of this file sets the same value, before any thread of its
-    // own reads it; nothing else in the process writes this variable.
-    unsafe { std::env::set_var(PASSWORD_ENV, postgres::PASSWORD) };
+    // SAFETY: std's environment lock covers std's readers; this variable is set once
+    // per process, to one value, and nothing else writes it.
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| unsafe { std::env::set_var(PASSWORD_ENV, postgres::PASSWORD) });
 }
 
+/// The writer and reader tests' target: the password in the URL (also accepted).
 fn target(pg: &PgCluster) -> PgTarget {
-    set_password_env();
-    PgTarget::parse(&pg.url(), Some(PASSWORD_ENV)).expect("URL parses")
+    let url = pg.url().replacen(
+        "callguard@",
+        &format!("callguard:{}@", postgres::PASSWORD),
+        1,
+    );
+    PgTarget::parse(&url, None).expect("URL parses")
 }
 
 fn record(

@@ -115,7 +115,7 @@ pub struct LogReader {
 
 enum Inner {
     Sqlite(Connection),
-    Postgres(super::pg::PgReader),
+    Postgres(Box<super::pg::PgReader>),
 }
 
 impl LogReader {
@@ -130,7 +130,7 @@ impl LogReader {
     /// thread or outside any runtime, as for [`open`](Self::open).
     pub fn connect(target: &super::PgTarget) -> Result<LogReader, CallLogError> {
         Ok(LogReader {
-            inner: Inner::Postgres(super::pg::PgReader::connect(target)?),
+            inner: Inner::Postgres(Box::new(super::pg::PgReader::connect(target)?)),
         })
     }
 
