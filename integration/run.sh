@@ -141,6 +141,21 @@ cp -r "$HERE/lists" "$CG_DIR/lists"
 # fail: closed, for the last phase: the same rules, undecidable calls are blocked.
 sed 's/^fail: open$/fail: closed/' "$HERE/lab.yaml" > "$CG_DIR/lab-closed.yaml"
 grep -q '^fail: closed$' "$CG_DIR/lab-closed.yaml" || die "lab.yaml has no 'fail: open' line"
+# Fail open end to end (issue 9): the same rules served so that callguard refuses the PBXs
+# (their address is outside agi.allow / esl.allow), decides too slowly, or cannot start.
+derive_config() { # name sed-script: lab.yaml through sed, which must change something
+    sed "$2" "$HERE/lab.yaml" > "$CG_DIR/$1"
+    cmp -s "$HERE/lab.yaml" "$CG_DIR/$1" && die "deriving $1 changed nothing in lab.yaml"
+}
+derive_config lab-refuse.yaml 's/^esl:$/agi:\n  allow: ["192.0.2.1"]\nesl:\n  allow: ["192.0.2.1"]/'
+# A regex rule that backtracks exponentially on a long run of 1s (a backreference keeps it in
+# fancy-regex, with no prefilter), a budget big enough that it runs for seconds, and a
+# decide_timeout callguard gives up at first: the call fails open with CALLGUARD_ERROR=timeout.
+derive_config lab-slow.yaml '/name: Block-Short-Codes/a\
+  - { name: Lab-Slow, pattern: '"'"'^(\\d+)*\\1x$'"'"', match: regex, action: refuse }
+s/^esl:$/policy:\n  regex_backtrack_limit: 5000000\nagi:\n  decide_timeout: 50ms\nesl:\n  decide_timeout: 50ms/'
+# An action that does not exist: `serve` must refuse to start, naming the file and line.
+derive_config lab-broken.yaml '0,/^blocked_action: reject$/s//blocked_action: no-such-action/'
 CG_CONFIG="$CG_DIR/lab.yaml"
 
 # GET /api/v1/status answers 200 (bash's /dev/tcp: no HTTP client needed).
@@ -324,6 +339,42 @@ echo "== phase 3: callguard serving the same rules with fail: closed"
 start_callguard "$CG_DIR/lab-closed.yaml"
 run_phase closed
 stop_callguard
+
+has_rows() { [ -n "$(rows_of "$1")" ]; }
+
+if has_rows refused; then
+    echo "== phase 4: callguard refuses the PBXs (outside agi.allow / esl.allow): the snippets fail open"
+    start_callguard "$CG_DIR/lab-refuse.yaml"
+    run_phase refused
+    stop_callguard
+fi
+
+if has_rows slow; then
+    echo "== phase 5: a rule slower than decide_timeout (50 ms): callguard fails open, the snippets warn"
+    start_callguard "$CG_DIR/lab-slow.yaml"
+    run_phase slow
+    stop_callguard
+fi
+
+if has_rows broken; then
+    echo "== phase 6: a broken config: callguard does not start, the snippets fail open"
+    # `serve` must exit non-zero at once, naming FILE:LINE:COL, and leave nothing listening.
+    timeout 20 "$CALLGUARD" serve --config "$CG_DIR/lab-broken.yaml" \
+        >"$LAB/broken.out" 2>"$LAB/broken.err"
+    rc=$?
+    if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ]; then
+        echo "FAIL callguard serve on a broken config: exit $rc (expected a refusal to start)"
+        FAILED=$((FAILED + 1)); FAILED_IDS="$FAILED_IDS broken-start"
+    elif ! grep -q 'lab-broken.yaml:[0-9]*:[0-9]*' "$LAB/broken.err"; then
+        echo "FAIL callguard serve on a broken config: no FILE:LINE:COL in its error:"
+        sed 's/^/       /' "$LAB/broken.err"
+        FAILED=$((FAILED + 1)); FAILED_IDS="$FAILED_IDS broken-start"
+    else
+        echo "PASS callguard serve refused the broken config (exit $rc): $(grep -m1 -o 'lab-broken.yaml:[0-9]*:[0-9]*.*' "$LAB/broken.err")"
+        PASSED=$((PASSED + 1))
+    fi
+    run_phase broken
+fi
 
 summary="$PASSED passed, $FAILED failed"
 [ "$PENDING" -gt 0 ] && summary="$summary, $PENDING pending"

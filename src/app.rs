@@ -151,6 +151,7 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
     };
     let extras = crate::state::Extras {
         log_path: Some(log_path),
+        log_postgres: raw.log.postgres_target().and_then(Result::ok),
         history,
     };
     let state = State::with_extras(rules, metrics, log, extras);
@@ -250,6 +251,25 @@ async fn start_log(
     metrics: &Arc<Metrics>,
 ) -> Result<Option<crate::calllog::CallLogHandle>, StartError> {
     let log = &cfg.raw.log;
+    if let Some(target) = log.postgres_target() {
+        let target = target.map_err(|err| StartError::Log {
+            path: "log.postgres".into(),
+            err,
+        })?;
+        let (handle, _writer) = crate::calllog::CallLog::start_postgres(
+            target,
+            log.queue,
+            metrics.log_dropped_total.clone(),
+            log.retention_days,
+            cfg.raw.server.retention_interval,
+        )
+        .await
+        .map_err(|e| StartError::Log {
+            path: "log.postgres".into(),
+            err: e.to_string(),
+        })?;
+        return Ok(Some(handle));
+    }
     let path = cfg.resolve(&log.path);
     let (handle, _writer) = crate::calllog::CallLog::start(
         &path,

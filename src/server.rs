@@ -76,6 +76,62 @@ impl Shutdown {
     }
 }
 
+/// Refused FreeSWITCH connections being released at once; past this they are just closed.
+const MAX_RELEASING: usize = 64;
+/// The longest a release may take: FreeSWITCH answers `connect` at once.
+const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// The most channel data read from a refused peer before giving up on it.
+const RELEASE_MAX_BYTES: usize = 64 * 1024;
+
+/// Closes a refused connection so that the call goes on unscreened (fail open).
+///
+/// Asterisk's `AGI()` sees the close, sets `AGISTATUS=FAILURE` and the dialplan continues.
+/// FreeSWITCH 1.10's `socket` application does not: when the server closes before sending
+/// `connect` it logs `Socket Error!` and leaves the channel parked until the caller gives up
+/// (seen through a real FreeSWITCH 1.10.12 in the lab, row f50). So a refused FreeSWITCH
+/// connection is ended the way a session ends: `connect`, its channel data read and
+/// discarded, `exit`; the `socket` application then returns and the snippet's fail-open
+/// branch runs. Bounded: [`MAX_RELEASING`] at once, [`RELEASE_TIMEOUT`] each; beyond
+/// that the connection is closed as before.
+fn release(stream: TcpStream, pbx: Pbx, releasing: &Arc<Semaphore>) {
+    if pbx != Pbx::FreeSwitch {
+        return;
+    }
+    let Ok(permit) = releasing.clone().try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(RELEASE_TIMEOUT, release_esl(stream)).await;
+        drop(permit);
+    });
+}
+
+async fn release_esl(mut stream: TcpStream) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(b"connect\n\n").await?;
+    let mut seen: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        // The blank line may straddle two reads: look from one byte back.
+        let from = seen.len().saturating_sub(1);
+        seen.extend_from_slice(&buf[..n]);
+        if seen[from..].windows(2).any(|w| w == b"\n\n") {
+            break;
+        }
+        if seen.len() > RELEASE_MAX_BYTES {
+            return Ok(());
+        }
+    }
+    stream.write_all(b"exit\n\n").await?;
+    // FreeSWITCH answers `+OK bye` and a disconnect notice, then closes.
+    while stream.read(&mut buf).await? > 0 {}
+    Ok(())
+}
+
 /// Accepts connections until shutdown, running `handler` for each allowed one.
 ///
 /// Run it `tokio::task::unconstrained`: under a burst of calls the loop must
@@ -94,6 +150,7 @@ pub async fn accept_loop<H, F>(
     F: Future<Output = ()> + Send + 'static,
 {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let releasing = Arc::new(Semaphore::new(MAX_RELEASING));
     let active = state
         .metrics
         .sessions_active
@@ -127,13 +184,13 @@ pub async fn accept_loop<H, F>(
         if !limits.allow.iter().any(|n| n.contains(&peer.ip())) {
             tracing::warn!(pbx = pbx.as_str(), %peer, "connection refused: peer not in the allow list");
             refused("not_allowed");
-            drop(stream);
+            release(stream, pbx, &releasing);
             continue;
         }
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             tracing::warn!(pbx = pbx.as_str(), %peer, "connection refused: {} connections already open", limits.max_connections);
             refused("too_many");
-            drop(stream);
+            release(stream, pbx, &releasing);
             continue;
         };
         let _ = stream.set_nodelay(true);

@@ -44,6 +44,9 @@ impl Snapshot {
 pub struct Extras {
     /// The decision log's SQLite file (for queries by the API).
     pub log_path: Option<std::path::PathBuf>,
+    /// The fleet's PostgreSQL log (`log.postgres`): decisions are read from it, not
+    /// from `log_path` (which keeps the list history).
+    pub log_postgres: Option<crate::calllog::PgTarget>,
     /// List versions, for history and rollback.
     pub history: Option<Arc<crate::history::History>>,
 }

@@ -32,6 +32,10 @@ pub enum CallLogError {
     BadRow { id: i64, message: String },
     #[error("call log database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A PostgreSQL log (`log.postgres`) failed; the message names the server
+    /// as `user@host:port/db`, never with its password.
+    #[error("call log PostgreSQL error: {0}")]
+    Postgres(String),
     /// The writer task was started outside a Tokio runtime.
     #[error("the call log writer needs a Tokio runtime")]
     NoRuntime,

@@ -8,6 +8,7 @@
 //! while the writer writes.
 //!
 //! - [`store`]: schema, pragmas and the row-level SQL the writer uses.
+//! - [`pg`]: the same log in PostgreSQL (`log.postgres`), shared by a fleet.
 //! - [`writer`]: [`CallLog::start`], the handle and the writer task.
 //! - [`query`]: filters, stats and lookup by unique id.
 //! - [`timearg`]: `--since`/`--until` parsing for the CLI.
@@ -16,6 +17,7 @@
 use chrono::{DateTime, Utc};
 
 mod error;
+pub mod pg;
 pub mod query;
 pub mod render;
 pub mod store;
@@ -23,6 +25,7 @@ pub mod timearg;
 pub mod writer;
 
 pub use error::CallLogError;
+pub use pg::PgTarget;
 pub use query::{
     LogQuery, LogReader, LoggedCall, MIN_SUFFIX_DIGITS, NO_RULE, StatCount, Stats,
     find_by_unique_id, query, stats,

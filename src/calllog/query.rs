@@ -107,29 +107,63 @@ pub struct Stats {
     pub blocked_by_trunk: Vec<StatCount>,
 }
 
-/// A read-only connection to the log, for the CLI and the HTTP API.
+/// A read-only connection to the log, for the CLI and the HTTP API: the
+/// SQLite file, or the fleet's PostgreSQL table (`log.postgres`).
 pub struct LogReader {
-    conn: Connection,
+    inner: Inner,
+}
+
+enum Inner {
+    Sqlite(Connection),
+    Postgres(Box<super::pg::PgReader>),
 }
 
 impl LogReader {
     /// Opens an existing log read-only; see [`store::open_reader`].
     pub fn open(path: impl AsRef<Path>) -> Result<LogReader, CallLogError> {
         Ok(LogReader {
-            conn: store::open_reader(path.as_ref())?,
+            inner: Inner::Sqlite(store::open_reader(path.as_ref())?),
         })
     }
 
+    /// Connects to the PostgreSQL log. Blocking: call it from a blocking
+    /// thread or outside any runtime, as for [`open`](Self::open).
+    pub fn connect(target: &super::PgTarget) -> Result<LogReader, CallLogError> {
+        Ok(LogReader {
+            inner: Inner::Postgres(Box::new(super::pg::PgReader::connect(target)?)),
+        })
+    }
+
+    /// [`connect`](Self::connect) when `postgres` is set, else [`open`](Self::open).
+    pub fn open_either(
+        path: impl AsRef<Path>,
+        postgres: Option<&super::PgTarget>,
+    ) -> Result<LogReader, CallLogError> {
+        match postgres {
+            Some(t) => Self::connect(t),
+            None => Self::open(path),
+        }
+    }
+
     pub fn query(&self, q: &LogQuery) -> Result<Vec<LoggedCall>, CallLogError> {
-        query(&self.conn, q)
+        match &self.inner {
+            Inner::Sqlite(conn) => query(conn, q),
+            Inner::Postgres(pg) => pg.query(q),
+        }
     }
 
     pub fn stats(&self, q: &LogQuery) -> Result<Stats, CallLogError> {
-        stats(&self.conn, q)
+        match &self.inner {
+            Inner::Sqlite(conn) => stats(conn, q),
+            Inner::Postgres(pg) => pg.stats(q),
+        }
     }
 
     pub fn find_by_unique_id(&self, unique_id: &str) -> Result<Option<LoggedCall>, CallLogError> {
-        find_by_unique_id(&self.conn, unique_id)
+        match &self.inner {
+            Inner::Sqlite(conn) => find_by_unique_id(conn, unique_id),
+            Inner::Postgres(pg) => pg.find_by_unique_id(unique_id),
+        }
     }
 }
 

@@ -20,6 +20,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::pg::{self, PgRow, PgTarget};
 use super::{CallEnd, CallLogError, CallRecord, store};
 
 /// Messages written per transaction: big enough to amortise the commit under
@@ -78,6 +79,53 @@ impl CallLog {
         Ok((handle, writer.spawn()?))
     }
 
+    /// Like [`start`](Self::start), with the rows going to PostgreSQL (`log.postgres`).
+    /// A server that cannot be reached now is logged, not fatal: calls are screened
+    /// either way, and each batch tries to reconnect (at most once a second).
+    pub async fn start_postgres(
+        target: PgTarget,
+        queue_capacity: usize,
+        dropped: IntCounter,
+        retention_days: u32,
+        purge_every: Duration,
+    ) -> Result<(CallLogHandle, JoinHandle<()>), CallLogError> {
+        let client = match target.connect().await {
+            Ok(c) => {
+                tracing::info!(server = %target.shown(), "call log: writing to PostgreSQL");
+                Some(c)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "call log: PostgreSQL unreachable at start; rows are dropped until it answers");
+                None
+            }
+        };
+        let (tx, rx) = mpsc::channel(queue_capacity.max(1));
+        let counters = Arc::new(Counters::default());
+        let wake = Arc::new(Notify::new());
+        let handle = CallLogHandle {
+            tx,
+            dropped,
+            counters: counters.clone(),
+            wake: wake.clone(),
+        };
+        let writer = Writer {
+            rx,
+            wake,
+            path: PathBuf::new(),
+            conn: None,
+            retention_days,
+            purge_every: purge_every.max(MIN_PURGE_EVERY),
+            counters,
+            pg: Some(PgSink {
+                target,
+                client,
+                last_attempt: Some(std::time::Instant::now()),
+                instance: pg::instance_name(),
+            }),
+        };
+        Ok((handle, writer.spawn()?))
+    }
+
     /// Opens the database and creates the queue without consuming it: messages
     /// pile up until [`Writer::spawn`] (or [`Writer::run`]) is called.
     pub fn open(
@@ -107,6 +155,7 @@ impl CallLog {
             retention_days,
             purge_every: purge_every.max(MIN_PURGE_EVERY),
             counters,
+            pg: None,
         };
         Ok((handle, writer))
     }
@@ -207,6 +256,8 @@ pub struct Writer {
     retention_days: u32,
     purge_every: Duration,
     counters: Arc<Counters>,
+    /// `Some` when the log is in PostgreSQL: then `path` and `conn` are unused.
+    pg: Option<PgSink>,
 }
 
 /// What a batch leaves for the async side to do.
@@ -233,7 +284,7 @@ impl Writer {
         // past retention catches up at start (later chunks alternate with
         // batches). It also makes "purged at start" observable by a flush.
         tick.tick().await;
-        let mut purge_pending = purging && self.blocking(Work::PurgeChunk).await.more_to_purge;
+        let mut purge_pending = purging && self.process(Work::PurgeChunk).await.more_to_purge;
         let mut closes = Vec::new();
         let mut buf = Vec::with_capacity(BATCH_CAP);
         loop {
@@ -249,7 +300,7 @@ impl Writer {
                 _ = tick.tick(), if purging => Work::PurgeChunk,
                 _ = std::future::ready(()), if purge_pending => Work::PurgeChunk,
             };
-            let out = self.blocking(work).await;
+            let out = self.process(work).await;
             purge_pending = out.more_to_purge;
             if !out.closes.is_empty() {
                 // Later sends fail; what is already queued is still drained.
@@ -278,6 +329,15 @@ impl Writer {
                 Ok(m) => buf.push(m),
                 Err(_) => break,
             }
+        }
+    }
+
+    /// Runs one unit of work on the log's store.
+    async fn process(&mut self, work: Work) -> Outcome {
+        let cutoff = retention_cutoff(self.retention_days);
+        match self.pg.as_mut() {
+            Some(pg) => pg.process(work, cutoff, &self.counters).await,
+            None => self.blocking(work).await,
         }
     }
 
@@ -356,6 +416,32 @@ fn purge_chunk(conn: Option<&Connection>, cutoff: Option<DateTime<Utc>>) -> Outc
     }
 }
 
+/// A batch sorted: rows in queue order, and the control messages.
+struct Split {
+    rows: Vec<Msg>,
+    flushes: Vec<oneshot::Sender<()>>,
+    purges: Vec<oneshot::Sender<usize>>,
+    out: Outcome,
+}
+
+fn split(batch: Vec<Msg>) -> Split {
+    let mut s = Split {
+        rows: Vec::with_capacity(batch.len()),
+        flushes: Vec::new(),
+        purges: Vec::new(),
+        out: Outcome::default(),
+    };
+    for msg in batch {
+        match msg {
+            Msg::Flush(ack) => s.flushes.push(ack),
+            Msg::Purge(ack) => s.purges.push(ack),
+            Msg::Close(ack) => s.out.closes.push(ack),
+            row => s.rows.push(row),
+        }
+    }
+    s
+}
+
 /// Writes one batch in one transaction, then answers flushes and purges, so
 /// an acknowledgement means everything queued before it was processed.
 fn write_batch(
@@ -364,18 +450,12 @@ fn write_batch(
     cutoff: Option<DateTime<Utc>>,
     counters: &Counters,
 ) -> Outcome {
-    let mut rows = Vec::with_capacity(batch.len());
-    let mut flushes = Vec::new();
-    let mut purges = Vec::new();
-    let mut out = Outcome::default();
-    for msg in batch {
-        match msg {
-            Msg::Flush(ack) => flushes.push(ack),
-            Msg::Purge(ack) => purges.push(ack),
-            Msg::Close(ack) => out.closes.push(ack),
-            row => rows.push(row),
-        }
-    }
+    let Split {
+        rows,
+        flushes,
+        purges,
+        out,
+    } = split(batch);
     let mut purged = 0;
     match conn {
         Some(conn) => {
@@ -442,5 +522,142 @@ fn write_rows(conn: &mut Connection, rows: Vec<Msg>, counters: &Counters) {
     if let Err(e) = tx.commit() {
         tracing::error!(error = %e, rows = n, "call log: commit failed; batch lost");
         fail(counters, n);
+    }
+}
+
+/// The PostgreSQL side of the writer (`log.postgres`): one async connection,
+/// rebuilt after a failure.
+struct PgSink {
+    target: PgTarget,
+    client: Option<tokio_postgres::Client>,
+    /// When a connection was last tried, so a down server costs one attempt a second.
+    last_attempt: Option<std::time::Instant>,
+    instance: String,
+}
+
+/// Reconnection attempts are at least this far apart.
+const PG_RETRY: Duration = Duration::from_secs(1);
+
+impl PgSink {
+    async fn client(&mut self) -> Option<&mut tokio_postgres::Client> {
+        if self.client.as_ref().is_some_and(|c| c.is_closed()) {
+            self.client = None;
+        }
+        if self.client.is_none() && self.last_attempt.is_none_or(|t| t.elapsed() >= PG_RETRY) {
+            self.last_attempt = Some(std::time::Instant::now());
+            match self.target.connect().await {
+                Ok(c) => {
+                    tracing::info!(server = %self.target.shown(), "call log: PostgreSQL connected");
+                    self.client = Some(c);
+                }
+                Err(e) => tracing::error!(error = %e, "call log: cannot reach PostgreSQL"),
+            }
+        }
+        self.client.as_mut()
+    }
+
+    async fn process(
+        &mut self,
+        work: Work,
+        cutoff: Option<DateTime<Utc>>,
+        counters: &Counters,
+    ) -> Outcome {
+        match work {
+            Work::PurgeChunk => {
+                let n = self.purge(cutoff, store::PURGE_CHUNK).await;
+                Outcome {
+                    more_to_purge: n == store::PURGE_CHUNK,
+                    ..Outcome::default()
+                }
+            }
+            Work::Batch(batch) => {
+                let Split {
+                    rows,
+                    flushes,
+                    purges,
+                    out,
+                } = split(batch);
+                self.write(rows, counters).await;
+                let mut purged = 0;
+                if !purges.is_empty() {
+                    loop {
+                        let n = self.purge(cutoff, store::PURGE_CHUNK).await;
+                        purged += n;
+                        if n < store::PURGE_CHUNK {
+                            break;
+                        }
+                    }
+                }
+                for ack in flushes {
+                    let _ = ack.send(());
+                }
+                for ack in purges {
+                    let _ = ack.send(purged);
+                }
+                out
+            }
+        }
+    }
+
+    async fn write(&mut self, rows: Vec<Msg>, counters: &Counters) {
+        let rows: Vec<PgRow> = rows
+            .into_iter()
+            .filter_map(|m| match m {
+                Msg::Record(r) => Some(PgRow::Record(r)),
+                Msg::End(e, at) => Some(PgRow::End(e, at)),
+                _ => None,
+            })
+            .collect();
+        if rows.is_empty() {
+            return;
+        }
+        let n = rows.len();
+        let instance = self.instance.clone();
+        let Some(client) = self.client().await else {
+            return fail(counters, n);
+        };
+        let job = pg::write_batch(client, &instance, rows);
+        match tokio::time::timeout(pg::STATEMENT_TIMEOUT, job).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, rows = n, "call log: PostgreSQL batch failed; batch lost");
+                fail(counters, n);
+            }
+            Err(_) => {
+                tracing::error!(
+                    rows = n,
+                    "call log: PostgreSQL batch timed out; batch lost, reconnecting"
+                );
+                fail(counters, n);
+                self.client = None;
+            }
+        }
+    }
+
+    /// Deletes up to `limit` rows past retention; 0 when off or on error.
+    async fn purge(&mut self, cutoff: Option<DateTime<Utc>>, limit: usize) -> usize {
+        let Some(cutoff) = cutoff else { return 0 };
+        let Some(client) = self.client().await else {
+            return 0;
+        };
+        let job = pg::purge_chunk(client, cutoff, limit);
+        match tokio::time::timeout(pg::STATEMENT_TIMEOUT, job).await {
+            Ok(Ok(n)) => {
+                let n = usize::try_from(n).unwrap_or(usize::MAX);
+                if n > 0 {
+                    tracing::info!(rows = n, %cutoff, "call log: purged rows past retention");
+                }
+                n
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "call log: purge failed");
+                0
+            }
+            Err(_) => {
+                tracing::warn!("call log: purge timed out");
+                self.client = None;
+                0
+            }
+        }
     }
 }

@@ -165,7 +165,15 @@ pub fn block_from_call(
 ) -> Result<Blocked, BlockError> {
     let cfg = config::load(config_path).map_err(|p| BlockError::Config(p.to_string()))?;
     let log_path = cfg.resolve(&cfg.raw.log.path);
-    let call = match LogReader::open(&log_path).and_then(|r| r.find_by_unique_id(&req.from_call)) {
+    let postgres = cfg
+        .raw
+        .log
+        .postgres_target()
+        .transpose()
+        .map_err(BlockError::Log)?;
+    let call = match LogReader::open_either(&log_path, postgres.as_ref())
+        .and_then(|r| r.find_by_unique_id(&req.from_call))
+    {
         Ok(Some(c)) => c,
         Ok(None) => {
             return Err(BlockError::NoSuchCall {

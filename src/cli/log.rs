@@ -15,13 +15,14 @@ use chrono::Utc;
 use clap::Args;
 
 use crate::calllog::{
-    CallLogError, LogQuery, LogReader, parse_time_arg, render_stats, render_table,
+    CallLogError, LogQuery, LogReader, PgTarget, parse_time_arg, render_stats, render_table,
 };
 use crate::config;
 
 #[derive(Args, Debug)]
 pub struct LogArgs {
-    /// The service's config; its `log.path` (relative to the config file) names the log.
+    /// The service's config; its `log.postgres`, else its `log.path` (relative to the config
+    /// file), names the log.
     #[arg(long, short, env = super::CONFIG_ENV, default_value_os_t = super::default_config())]
     pub config: PathBuf,
     /// Read this log file instead of the one the config names.
@@ -64,14 +65,14 @@ pub fn run(args: LogArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let path = match db_path(&args) {
+    let (path, postgres) = match db_path(&args) {
         Ok(p) => p,
         Err(msg) => {
             eprintln!("{msg}");
             return ExitCode::from(2);
         }
     };
-    match print(&path, &query, &args) {
+    match print(&path, postgres.as_ref(), &query, &args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(CallLogError::NotFound(p)) => {
             eprintln!(
@@ -107,10 +108,11 @@ fn build_query(args: &LogArgs) -> Result<LogQuery, String> {
     })
 }
 
-/// `--db`, else the config's `log.path` resolved against the config's directory.
-fn db_path(args: &LogArgs) -> Result<PathBuf, String> {
+/// `--db`, else the config's `log.postgres` (a fleet's shared log), else its
+/// `log.path` resolved against the config's directory.
+fn db_path(args: &LogArgs) -> Result<(PathBuf, Option<PgTarget>), String> {
     if let Some(db) = &args.db {
-        return Ok(db.clone());
+        return Ok((db.clone(), None));
     }
     let cfg = config::load(&args.config).map_err(|problems| {
         let mut msg: Vec<String> = problems.0.iter().map(ToString::to_string).collect();
@@ -120,11 +122,22 @@ fn db_path(args: &LogArgs) -> Result<PathBuf, String> {
         ));
         msg.join("\n")
     })?;
-    Ok(cfg.resolve(&cfg.raw.log.path))
+    let postgres = cfg
+        .raw
+        .log
+        .postgres_target()
+        .transpose()
+        .map_err(|m| format!("callguard log: {m}"))?;
+    Ok((cfg.resolve(&cfg.raw.log.path), postgres))
 }
 
-fn print(path: &Path, query: &LogQuery, args: &LogArgs) -> Result<(), CallLogError> {
-    let reader = LogReader::open(path)?;
+fn print(
+    path: &Path,
+    postgres: Option<&PgTarget>,
+    query: &LogQuery,
+    args: &LogArgs,
+) -> Result<(), CallLogError> {
+    let reader = LogReader::open_either(path, postgres)?;
     if args.stats {
         let stats = reader.stats(query)?;
         if args.json {

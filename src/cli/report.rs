@@ -318,7 +318,11 @@ pub fn run(args: ReportArgs) -> ExitCode {
         Err(p) => return fail(p.to_string()),
     };
     let log_path = cfg.resolve(&cfg.raw.log.path);
-    let log = match LogReader::open(&log_path) {
+    let postgres = match cfg.raw.log.postgres_target().transpose() {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let log = match LogReader::open_either(&log_path, postgres.as_ref()) {
         Ok(l) => l,
         Err(e) => return fail(e.to_string()),
     };

@@ -205,6 +205,12 @@ fn load_raw(
             }
         }
     }
+    // The URL's syntax only: its password variable may be set only where `serve` runs.
+    if let Some(url) = &raw.log.postgres
+        && let Err(m) = crate::calllog::PgTarget::parse(&url.value, None)
+    {
+        problems.push(Problem::at(&file, &url.referenced, m));
+    }
     let mut lists = Vec::new();
     let mut files = vec![path.to_path_buf()];
     let mut entries: Vec<(Option<String>, &serde_saphyr::Spanned<ListFileConfig>)> =

@@ -601,6 +601,27 @@ pub struct LogConfig {
     /// Rows waiting for the writer; past this a row is dropped and counted.
     #[serde(default = "d10k")]
     pub queue: usize,
+    /// A fleet's shared log: a PostgreSQL connection URL
+    /// (`postgres://callguard@db.example.net:5432/callguard`). When set, decisions go
+    /// there instead of `path` (which still holds the list history). Keep the password
+    /// out of it: see `postgres_password_env`.
+    #[serde(default)]
+    pub postgres: Option<S<String>>,
+    /// The environment variable holding the PostgreSQL password (else `PGPASSWORD`).
+    #[serde(default)]
+    pub postgres_password_env: Option<String>,
+}
+
+impl LogConfig {
+    /// The parsed `log.postgres`, with its password from the environment; `None`
+    /// when unset (the SQLite file is the log).
+    pub fn postgres_target(&self) -> Option<Result<crate::calllog::PgTarget, String>> {
+        let url = self.postgres.as_ref()?;
+        Some(crate::calllog::PgTarget::parse(
+            &url.value,
+            self.postgres_password_env.as_deref(),
+        ))
+    }
 }
 
 impl Default for LogConfig {
@@ -609,6 +630,8 @@ impl Default for LogConfig {
             path: default_log_path(),
             retention_days: d90(),
             queue: d10k(),
+            postgres: None,
+            postgres_password_env: None,
         }
     }
 }

@@ -232,7 +232,13 @@ const ROOT: Shape = Struct(&[
     ),
     (
         "log",
-        Struct(&[("path", Any), ("retention_days", Any), ("queue", Any)]),
+        Struct(&[
+            ("path", Any),
+            ("retention_days", Any),
+            ("queue", Any),
+            ("postgres", Any),
+            ("postgres_password_env", Any),
+        ]),
     ),
     ("history", Struct(&[("retention_days", Any)])),
     (

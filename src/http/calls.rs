@@ -121,7 +121,9 @@ where
             vec![],
         );
     };
-    let job = tokio::task::spawn_blocking(move || f(&LogReader::open(&path)?));
+    let postgres = api.state.extras.log_postgres.clone();
+    let job =
+        tokio::task::spawn_blocking(move || f(&LogReader::open_either(&path, postgres.as_ref())?));
     match job.await {
         Ok(Ok(v)) => axum::Json(v).into_response(),
         Ok(Err(e @ (CallLogError::NotFound(_) | CallLogError::NoSchema(_)))) => {

@@ -51,8 +51,9 @@ async fn report(AxState(api): AxState<Api>, Query(q): Query<ReportQuery>) -> Res
         );
     };
     let history = api.state.extras.history.clone();
+    let postgres = api.state.extras.log_postgres.clone();
     let job = tokio::task::spawn_blocking(move || {
-        let log = LogReader::open(&path).map_err(|e| e.to_string())?;
+        let log = LogReader::open_either(&path, postgres.as_ref()).map_err(|e| e.to_string())?;
         build(&log, history.as_deref(), since, until)
     });
     let r = match job.await {

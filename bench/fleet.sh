@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# docs/scaling.md's table: one callguard instance, then two instances side by side, each
+# driven by its own callguard-loadgen (FastAGI, closed loop), with the decision log in the
+# instance's own SQLite file, then in one shared PostgreSQL (`log.postgres`).
+#
+#   bench/fleet.sh                        # 20,000 calls per instance and row, 50 concurrent
+#   CALLS=5000 CONC=20 bench/fleet.sh     # shorter
+#   PROFILE=debug bench/fleet.sh          # the debug build (no release build at hand)
+#
+# Columns: the calls/s of all load generators together, the worst p50/p99 connect->close,
+# the rows the log holds afterwards (every call must be there), and the load average: the
+# load generators and any other work share the machine, so rows compare within one run only.
+# PostgreSQL rows need Debian's server binaries (.ci/install-deps): a throwaway cluster in a
+# temporary directory on a free loopback port (as `nobody` when run as root). Loopback only;
+# every process it starts is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CALLS=${CALLS:-20000}
+CONC=${CONC:-50}
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+PROFILE=${PROFILE:-release}
+if [ -n "${NO_BUILD:-}" ]; then
+    : # use the binaries in target/$PROFILE as they are
+elif [ "$PROFILE" = release ]; then
+    nice -n 10 cargo build --release --quiet --bin callguard --bin callguard-loadgen
+else
+    nice -n 10 cargo build --quiet --bin callguard --bin callguard-loadgen
+fi
+BIN=target/$PROFILE
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+dir=$(mktemp -d)
+chmod 755 "$dir"
+pids=()
+pg_data=""
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u nobody -- "$@"; else "$@"; fi; }
+cleanup() {
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    [ -n "$pg_data" ] && as_pg "$PG_BIN/pg_ctl" -D "$pg_data" -m immediate -w stop >/dev/null 2>&1
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+# The blacklist of bench/compare.sh: +15550000000 .. +15550099999; the load generator's
+# built-in mix calls +1555000NNNN (listed) and +1415555NNNN (not listed).
+{
+    echo "rule_name,pattern,match_type,action,enabled,notes"
+    seq 0 99999 | awk '{ printf "B%d,+1555%07d,exact,reject,true,\n", $1, $1 }'
+} >"$dir/blocked.csv"
+
+start_pg() { # -> PG_URL
+    [ -x "$PG_BIN/initdb" ] || return 1
+    mkdir -p "$dir/pg"
+    [ "$(id -u)" -eq 0 ] && chown nobody: "$dir/pg"
+    pg_data="$dir/pg/data"
+    as_pg "$PG_BIN/initdb" -D "$pg_data" -U callguard --auth=trust --no-sync >/dev/null
+    local port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    as_pg "$PG_BIN/pg_ctl" -D "$pg_data" -l "$dir/pg/log" -w \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/pg" start >/dev/null
+    "$PG_BIN/createdb" -h "$dir/pg" -p "$port" -U callguard callguard
+    PG_PORT=$port
+    PG_URL="postgres://callguard@127.0.0.1:$port/callguard"
+}
+
+start_callguard() { # NAME LOG_YAML -> appends to CG_AGIS, CG_PIDS
+    cat >"$dir/$1.yaml" <<YAML
+normalize: { default_region: US }
+default_trunk: support
+trunks:
+  support:
+    dids: ["+18005550100"]
+    lists:
+      - { path: blocked.csv, as: blacklist, name: blocked }
+listen: { agi: 127.0.0.1:0, esl: 127.0.0.1:0, http: 127.0.0.1:0 }
+log: $2
+YAML
+    RUST_LOG=error "$BIN/callguard" serve --config "$dir/$1.yaml" >"$dir/out-$1" 2>"$dir/err-$1" &
+    local pid=$!
+    pids+=("$pid")
+    for _ in $(seq 600); do grep -q "^callguard listening" "$dir/out-$1" 2>/dev/null && break; sleep 0.1; done
+    local line
+    line=$(head -n1 "$dir/out-$1")
+    [[ $line == "callguard listening"* ]] || { echo "callguard did not start:"; cat "$dir/err-$1"; exit 1; }
+    CG_AGIS+=("$(sed -n 's/.* agi=\([^ ]*\).*/\1/p' <<<"$line")")
+    CG_PIDS+=("$pid")
+}
+
+stop_all() {
+    for p in "${CG_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    CG_PIDS=()
+    CG_AGIS=()
+}
+
+row() { # NAME ROWS_COMMAND: one load generator per instance, all at once
+    local name="$1" count_rows="$2" i
+    local outs=()
+    for i in "${!CG_AGIS[@]}"; do
+        "$BIN/callguard-loadgen" --pbx agi --target "${CG_AGIS[$i]}" --calls "$CALLS" \
+            --concurrency "$CONC" --json >"$dir/gen-$i.json" &
+        outs+=("$!")
+    done
+    for p in "${outs[@]}"; do wait "$p" || true; done
+    # One row per answered call: wait for the writers' last batches (30 s at most).
+    local rows want
+    want=$(python3 -c 'import json,sys; print(sum(json.load(open(f))["calls"] - json.load(open(f))["errors"] for f in sys.argv[1:]))' "$dir"/gen-*.json)
+    for _ in $(seq 60); do
+        rows=$(eval "$count_rows")
+        [ "$rows" -ge "$want" ] && break
+        sleep 0.5
+    done
+    if grep -h "call log" "$dir"/err-* 2>/dev/null | head -n 3 | grep -q .; then
+        grep -h "call log" "$dir"/err-* | head -n 3 >&2
+    fi
+    python3 - "$name" "$rows" "$(cut -d' ' -f1 /proc/loadavg)" "$dir"/gen-*.json <<'PY'
+import json, sys
+name, rows, load, files = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+rs = [json.load(open(f)) for f in files]
+cps = sum(r["calls_per_second"] for r in rs)
+calls = sum(r["calls"] for r in rs)
+errors = sum(r["errors"] for r in rs)
+p50 = max(r["connect_to_close"]["p50_ms"] for r in rs)
+p99 = max(r["connect_to_close"]["p99_ms"] for r in rs)
+err = f" ({errors} errors)" if errors else ""
+print(f"| {name} | {calls:,}{err} | {cps:,.0f} | {p50:.2f} | {p99:.2f} | {rows} | {load} |")
+PY
+    rm -f "$dir"/gen-*.json
+}
+
+CG_AGIS=()
+CG_PIDS=()
+echo "# bench/fleet.sh — $(date -u +%Y-%m-%dT%H:%MZ), $PROFILE build, $(nproc) cores, $CALLS calls per instance, $CONC concurrent each"
+echo
+echo "| setup | calls | calls/s (all) | p50 ms (worst) | p99 ms (worst) | rows logged | load avg |"
+echo "|---|---|---|---|---|---|---|"
+sqlite_rows() { local n=0 f; for f in "$dir"/calls-*.db; do n=$((n + $(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from calls').fetchone()[0])" "$f"))); done; echo "$n"; }
+
+start_callguard one "{ path: calls-one.db }"
+row "1 instance, SQLite log" sqlite_rows
+stop_all
+rm -f "$dir"/calls-*.db*
+
+start_callguard one "{ path: calls-one.db }"
+start_callguard two "{ path: calls-two.db }"
+row "2 instances, SQLite log each" sqlite_rows
+stop_all
+
+if start_pg; then
+    pg_rows() { "$PG_BIN/psql" -h "$dir/pg" -p "$PG_PORT" -U callguard -d callguard -X -A -t \
+        -c "SELECT count(*) FROM callguard_calls"; }
+    pg_reset() { "$PG_BIN/psql" -h "$dir/pg" -p "$PG_PORT" -U callguard -d callguard -X -q \
+        -c "TRUNCATE callguard_calls" 2>/dev/null || true; }
+    start_callguard one "{ path: h-one.db, postgres: \"$PG_URL\" }"
+    row "1 instance, PostgreSQL log" pg_rows
+    stop_all
+    pg_reset
+    start_callguard one "{ path: h-one.db, postgres: \"$PG_URL\" }"
+    start_callguard two "{ path: h-two.db, postgres: \"$PG_URL\" }"
+    row "2 instances, one PostgreSQL log" pg_rows
+    stop_all
+else
+    echo "| PostgreSQL rows | not run: no $PG_BIN/initdb (.ci/install-deps) | | | | | |"
+fi

@@ -1,0 +1,567 @@
+//! The decision log in PostgreSQL (`log.postgres`), for a fleet: every instance writes
+//! one shared table, so `callguard log` and `/api/v1/calls` on any instance see every
+//! instance's calls.
+//!
+//! The call path is the same as with SQLite: a bounded queue and one writer task per
+//! instance ([`super::writer`]). Here the writer batches a queue drain into one
+//! transaction of multi-row `INSERT`s (one round trip per 500 rows) and the ends'
+//! `UPDATE`s; a lost server costs the batch in flight (counted as write errors) and the
+//! next batch reconnects. Readers connect with the blocking client on their own thread.
+//!
+//! The password never appears in a URL callguard prints: [`PgTarget::shown`] is
+//! `user@host:port/dbname`, and the password is best given by environment
+//! (`log.postgres_password_env`, else libpq's `PGPASSWORD`).
+
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::config::Host;
+use tokio_postgres::types::ToSql;
+
+use super::{CallEnd, CallLogError, CallRecord, LogQuery, LoggedCall, StatCount, Stats};
+use super::{MIN_SUFFIX_DIGITS, NO_RULE, store::digits};
+
+/// The table every instance writes; prefixed, as it usually shares a database.
+pub const TABLE: &str = "callguard_calls";
+
+/// Records per `INSERT` statement: 20 parameters each stays far below the
+/// protocol's 65,535 and one statement carries a whole writer batch.
+const ROWS_PER_INSERT: usize = 500;
+
+/// Connecting: long enough for a remote server, short enough that a down
+/// server shows in the log within one batch.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One batch (or purge) round trip; past it the connection is dropped and rebuilt.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Created by the first instance to start; later ones find it. Times are
+/// `timestamptz` so analysts can partition and query by time directly.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS callguard_calls (
+    id            BIGSERIAL PRIMARY KEY,
+    time          TIMESTAMPTZ NOT NULL,
+    instance      TEXT        NOT NULL DEFAULT '',
+    unique_id     TEXT        NOT NULL,
+    pbx           TEXT        NOT NULL,
+    trunk         TEXT        NOT NULL,
+    did           TEXT        NOT NULL,
+    caller_raw    TEXT        NOT NULL,
+    caller_e164   TEXT,
+    caller_name   TEXT        NOT NULL,
+    anonymous     BOOLEAN     NOT NULL,
+    verdict       TEXT        NOT NULL,
+    list          TEXT        NOT NULL,
+    list_name     TEXT        NOT NULL DEFAULT '',
+    rule          TEXT,
+    action        TEXT        NOT NULL,
+    reason        TEXT        NOT NULL,
+    decision_ns   BIGINT      NOT NULL,
+    fail_open     BOOLEAN     NOT NULL,
+    end_state     TEXT,
+    hangup_cause  TEXT,
+    duration_ms   BIGINT,
+    ended_at      TIMESTAMPTZ,
+    caller_digits TEXT        NOT NULL,
+    e164_digits   TEXT
+);
+CREATE INDEX IF NOT EXISTS callguard_calls_time ON callguard_calls(time);
+CREATE INDEX IF NOT EXISTS callguard_calls_unique_id ON callguard_calls(unique_id);
+CREATE INDEX IF NOT EXISTS callguard_calls_caller_digits ON callguard_calls(caller_digits);
+CREATE INDEX IF NOT EXISTS callguard_calls_e164_digits ON callguard_calls(e164_digits);
+";
+
+/// Serialises the schema creation of instances starting together
+/// (`CREATE … IF NOT EXISTS` alone races on the catalog).
+const SCHEMA_LOCK: i64 = 0x6361_6c6c_6775_6172; // "callguar"
+
+/// Where the log lives: the parsed `log.postgres`, with the password applied.
+#[derive(Clone)]
+pub struct PgTarget {
+    config: tokio_postgres::Config,
+    shown: String,
+}
+
+impl std::fmt::Debug for PgTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PgTarget({})", self.shown)
+    }
+}
+
+impl PgTarget {
+    /// Parses a URL (`postgres://user@host:port/db`) or key=value string. The
+    /// password comes from the environment variable `password_env` when named,
+    /// else `PGPASSWORD` when set, else the URL. Errors never quote the input.
+    pub fn parse(url: &str, password_env: Option<&str>) -> Result<PgTarget, String> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| format!("log.postgres is not a PostgreSQL connection URL: {e}"))?;
+        if config.get_hosts().is_empty() {
+            return Err("log.postgres names no host (postgres://user@host:port/dbname)".into());
+        }
+        let from_env = match password_env {
+            Some(var) => Some(std::env::var(var).map_err(|_| {
+                format!("log.postgres_password_env: the environment variable {var} is not set")
+            })?),
+            None => std::env::var("PGPASSWORD").ok(),
+        };
+        if let Some(p) = from_env {
+            config.password(p);
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        config.application_name("callguard");
+        let shown = show(&config);
+        Ok(PgTarget { config, shown })
+    }
+
+    /// `user@host:port/dbname`: safe for logs and errors.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// Connects (bounded by [`CONNECT_TIMEOUT`]), spawns the connection's task and
+    /// makes sure the table exists. For the writer task.
+    pub async fn connect(&self) -> Result<tokio_postgres::Client, String> {
+        let connecting = self.config.connect(tokio_postgres::NoTls);
+        let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT * 2, connecting)
+            .await
+            .map_err(|_| format!("{}: connect timed out", self.shown))?
+            .map_err(|e| format!("{}: {e}", self.shown))?;
+        let shown = self.shown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(server = %shown, error = %e, "call log: PostgreSQL connection lost");
+            }
+        });
+        let schema = async {
+            client
+                .batch_execute(&format!(
+                    "BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA} COMMIT;"
+                ))
+                .await
+        };
+        tokio::time::timeout(STATEMENT_TIMEOUT, schema)
+            .await
+            .map_err(|_| format!("{}: creating the schema timed out", self.shown))?
+            .map_err(|e| format!("{}: creating the schema: {e}", self.shown))?;
+        Ok(client)
+    }
+}
+
+fn show(c: &tokio_postgres::Config) -> String {
+    let host = match c.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => String::new(),
+    };
+    let port = c.get_ports().first().copied().unwrap_or(5432);
+    let user = c.get_user().unwrap_or("");
+    let db = c.get_dbname().unwrap_or(user);
+    format!("{user}@{host}:{port}/{db}")
+}
+
+/// This instance's name in the `instance` column: the host name (from the
+/// kernel, not `/proc`, which the shipped systemd unit hides).
+pub fn instance_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // within it or fails.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+// ---------------------------------------------------------------- writing
+
+/// A row of a writer batch, in queue order. Nearly every row is a Record (as
+/// with the writer's own messages): boxing it would allocate once per call.
+#[allow(clippy::large_enum_variant)]
+pub enum PgRow {
+    Record(CallRecord),
+    End(CallEnd, DateTime<Utc>),
+}
+
+fn sat(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Writes a batch in one transaction: the records (multi-row `INSERT`s), then
+/// the ends (an end always follows its record in the queue, so it finds it).
+/// An error loses the whole batch: the caller counts it.
+pub async fn write_batch(
+    client: &mut tokio_postgres::Client,
+    instance: &str,
+    rows: Vec<PgRow>,
+) -> Result<(), tokio_postgres::Error> {
+    let mut records = Vec::new();
+    let mut ends = Vec::new();
+    for r in rows {
+        match r {
+            PgRow::Record(r) => records.push(r),
+            PgRow::End(e, at) => ends.push((e, at)),
+        }
+    }
+    let tx = client.transaction().await?;
+    for chunk in records.chunks(ROWS_PER_INSERT) {
+        insert_records(&tx, instance, chunk).await?;
+    }
+    if !ends.is_empty() {
+        let update = tx
+            .prepare(&format!(
+                "UPDATE {TABLE} SET end_state = $1, hangup_cause = $2, duration_ms = $3, ended_at = $4
+                 WHERE id = (SELECT id FROM {TABLE} WHERE unique_id = $5 ORDER BY id DESC LIMIT 1)"
+            ))
+            .await?;
+        for (e, at) in &ends {
+            let n = tx
+                .execute(
+                    &update,
+                    &[
+                        &e.end_state,
+                        &e.hangup_cause,
+                        &sat(e.duration_ms),
+                        at,
+                        &e.unique_id,
+                    ],
+                )
+                .await?;
+            if n == 0 {
+                tracing::debug!(unique_id = %e.unique_id, "call log: end of an unlogged call");
+            }
+        }
+    }
+    tx.commit().await
+}
+
+const COLUMNS: [&str; 20] = [
+    "time",
+    "instance",
+    "unique_id",
+    "pbx",
+    "trunk",
+    "did",
+    "caller_raw",
+    "caller_e164",
+    "caller_name",
+    "anonymous",
+    "verdict",
+    "list",
+    "list_name",
+    "rule",
+    "action",
+    "reason",
+    "decision_ns",
+    "fail_open",
+    "caller_digits",
+    "e164_digits",
+];
+
+async fn insert_records(
+    tx: &tokio_postgres::Transaction<'_>,
+    instance: &str,
+    records: &[CallRecord],
+) -> Result<(), tokio_postgres::Error> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut sql = format!("INSERT INTO {TABLE} ({}) VALUES ", COLUMNS.join(", "));
+    // Owned values first, borrowed as parameters below.
+    let derived: Vec<(i64, String, Option<String>)> = records
+        .iter()
+        .map(|r| {
+            (
+                sat(r.decision_ns),
+                digits(&r.caller_raw),
+                r.caller_e164.as_deref().map(digits),
+            )
+        })
+        .collect();
+    let instance = instance.to_string();
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(records.len() * COLUMNS.len());
+    for (i, (r, d)) in records.iter().zip(&derived).enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        let base = i * COLUMNS.len();
+        let placeholders: Vec<String> = (1..=COLUMNS.len())
+            .map(|k| format!("${}", base + k))
+            .collect();
+        sql.push_str(&format!("({})", placeholders.join(", ")));
+        params.extend_from_slice(&[
+            &r.time,
+            &instance,
+            &r.unique_id,
+            &r.pbx,
+            &r.trunk,
+            &r.did,
+            &r.caller_raw,
+            &r.caller_e164,
+            &r.caller_name,
+            &r.anonymous,
+            &r.verdict,
+            &r.list,
+            &r.list_name,
+            &r.rule,
+            &r.action,
+            &r.reason,
+            &d.0,
+            &r.fail_open,
+            &d.1,
+            &d.2,
+        ]);
+    }
+    tx.execute(sql.as_str(), &params).await?;
+    Ok(())
+}
+
+/// Deletes up to `limit` rows older than `cutoff`, oldest first.
+pub async fn purge_chunk(
+    client: &tokio_postgres::Client,
+    cutoff: DateTime<Utc>,
+    limit: usize,
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            &format!(
+                "DELETE FROM {TABLE} WHERE id IN
+                   (SELECT id FROM {TABLE} WHERE time < $1 ORDER BY time LIMIT $2)"
+            ),
+            &[&cutoff, &sat(limit as u64)],
+        )
+        .await
+}
+
+// ---------------------------------------------------------------- reading
+
+/// A blocking connection for the CLI and the API's blocking threads. Not for
+/// async code: the client runs its own small runtime.
+pub struct PgReader {
+    client: Mutex<postgres::Client>,
+    shown: String,
+}
+
+impl PgReader {
+    pub fn connect(target: &PgTarget) -> Result<PgReader, CallLogError> {
+        let config = postgres::Config::from(target.config.clone());
+        let mut client = config
+            .connect(postgres::NoTls)
+            .map_err(|e| CallLogError::Postgres(format!("{}: {e}", target.shown)))?;
+        let _ = client.batch_execute(&format!(
+            "SET statement_timeout = {}",
+            STATEMENT_TIMEOUT.as_millis()
+        ));
+        Ok(PgReader {
+            client: Mutex::new(client),
+            shown: target.shown.clone(),
+        })
+    }
+
+    fn run<T>(
+        &self,
+        sql: &str,
+        args: &[Arg],
+        f: impl FnOnce(Vec<postgres::Row>) -> Result<T, CallLogError>,
+    ) -> Result<T, CallLogError> {
+        let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(Arg::as_sql).collect();
+        let mut client = self
+            .client
+            .lock()
+            .map_err(|_| CallLogError::Postgres("reader poisoned".into()))?;
+        match client.query(sql, &params) {
+            Ok(rows) => f(rows),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => Err(
+                CallLogError::NoSchema(std::path::PathBuf::from(&self.shown)),
+            ),
+            Err(e) => Err(CallLogError::Postgres(format!("{}: {e}", self.shown))),
+        }
+    }
+
+    /// Calls matching `q`, newest first (as [`super::query`]).
+    pub fn query(&self, q: &LogQuery) -> Result<Vec<LoggedCall>, CallLogError> {
+        let (filter, mut args) = where_clause(q);
+        let mut sql = format!("SELECT {SELECT} FROM {TABLE}{filter} ORDER BY time DESC, id DESC");
+        if q.limit > 0 {
+            args.push(Arg::Int(i64::try_from(q.limit).unwrap_or(i64::MAX)));
+            sql.push_str(&format!(" LIMIT ${}", args.len()));
+        }
+        self.run(&sql, &args, |rows| rows.iter().map(logged_call).collect())
+    }
+
+    /// The newest call with this PBX unique id.
+    pub fn find_by_unique_id(&self, unique_id: &str) -> Result<Option<LoggedCall>, CallLogError> {
+        let sql =
+            format!("SELECT {SELECT} FROM {TABLE} WHERE unique_id = $1 ORDER BY id DESC LIMIT 1");
+        self.run(&sql, &[Arg::Text(unique_id.to_string())], |rows| {
+            rows.first().map(logged_call).transpose()
+        })
+    }
+
+    /// Totals and blocked-call breakdowns (as [`super::stats`]).
+    pub fn stats(&self, q: &LogQuery) -> Result<Stats, CallLogError> {
+        let (filter, args) = where_clause(q);
+        let sql = format!(
+            "SELECT count(*), \
+                    count(*) FILTER (WHERE verdict = 'block'), \
+                    count(*) FILTER (WHERE verdict = 'allow'), \
+                    count(*) FILTER (WHERE fail_open), \
+                    count(*) FILTER (WHERE NOT fail_open AND list = 'fail') \
+             FROM {TABLE}{filter}"
+        );
+        let totals = self.run(&sql, &args, |rows| {
+            let r = rows
+                .first()
+                .ok_or_else(|| CallLogError::Postgres("no totals".into()))?;
+            let n = |i: usize| r.try_get::<_, i64>(i).map(count).map_err(pg_err);
+            Ok([n(0)?, n(1)?, n(2)?, n(3)?, n(4)?])
+        })?;
+        let by = |column: &str| -> Result<Vec<StatCount>, CallLogError> {
+            let and = if filter.is_empty() { " WHERE" } else { " AND" };
+            let mut bound = args.clone();
+            bound.push(Arg::Text(NO_RULE.to_string()));
+            let sql = format!(
+                "SELECT coalesce({column}, ${n}) AS k, count(*) AS c FROM {TABLE}{filter}{and} \
+                 verdict = 'block' GROUP BY 1 ORDER BY c DESC, k ASC",
+                n = bound.len()
+            );
+            self.run(&sql, &bound, |rows| {
+                rows.iter()
+                    .map(|r| {
+                        Ok(StatCount {
+                            key: r.try_get(0).map_err(pg_err)?,
+                            calls: count(r.try_get(1).map_err(pg_err)?),
+                        })
+                    })
+                    .collect()
+            })
+        };
+        Ok(Stats {
+            total: totals[0],
+            blocked: totals[1],
+            allowed: totals[2],
+            fail_open: totals[3],
+            fail_closed: totals[4],
+            blocked_by_rule: by(RULE)?,
+            blocked_by_list: by("list")?,
+            blocked_by_trunk: by("trunk")?,
+        })
+    }
+}
+
+/// The deciding rule as shown (see `query::RULE`).
+const RULE: &str = "coalesce(rule, CASE WHEN list = 'exclusive' THEN 'exclusive' END)";
+
+const SELECT: &str = "id, time, unique_id, pbx, trunk, did, caller_raw, caller_e164, caller_name, \
+     anonymous, verdict, list, coalesce(rule, CASE WHEN list = 'exclusive' THEN 'exclusive' END), \
+     action, reason, decision_ns, fail_open, end_state, hangup_cause, duration_ms, ended_at, list_name";
+
+/// A bound parameter; user input only ever travels as one of these.
+#[derive(Clone, Debug)]
+enum Arg {
+    Text(String),
+    Int(i64),
+    Time(DateTime<Utc>),
+}
+
+impl Arg {
+    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Arg::Text(s) => s,
+            Arg::Int(i) => i,
+            Arg::Time(t) => t,
+        }
+    }
+}
+
+/// ` WHERE …` and its parameters `$1…`: the same filters as the SQLite reader.
+fn where_clause(q: &LogQuery) -> (String, Vec<Arg>) {
+    let mut conds: Vec<String> = Vec::new();
+    let mut args: Vec<Arg> = Vec::new();
+    let bind = |v: Arg, args: &mut Vec<Arg>| {
+        args.push(v);
+        format!("${}", args.len())
+    };
+    if let Some(t) = q.since {
+        let p = bind(Arg::Time(t), &mut args);
+        conds.push(format!("time >= {p}"));
+    }
+    if let Some(t) = q.until {
+        let p = bind(Arg::Time(t), &mut args);
+        conds.push(format!("time < {p}"));
+    }
+    for (column, value) in [
+        ("verdict", &q.verdict),
+        ("trunk", &q.trunk),
+        (RULE, &q.rule),
+    ] {
+        if let Some(v) = value {
+            let p = bind(Arg::Text(v.clone()), &mut args);
+            conds.push(format!("{column} = {p}"));
+        }
+    }
+    if let Some(caller) = &q.caller {
+        let p = bind(Arg::Text(caller.clone()), &mut args);
+        let mut alts = vec![format!("caller_raw = {p}"), format!("caller_e164 = {p}")];
+        let d = digits(caller);
+        if !d.is_empty() {
+            let len = d.len();
+            let pd = bind(Arg::Text(d), &mut args);
+            for col in ["caller_digits", "e164_digits"] {
+                alts.push(format!("{col} = {pd}"));
+                if len >= MIN_SUFFIX_DIGITS {
+                    alts.push(format!(
+                        "(length({col}) >= {MIN_SUFFIX_DIGITS} AND \
+                          (right({col}, {len}) = {pd} OR right({pd}::text, length({col})) = {col}))"
+                    ));
+                }
+            }
+        }
+        conds.push(format!("({})", alts.join(" OR ")));
+    }
+    if conds.is_empty() {
+        (String::new(), args)
+    } else {
+        (format!(" WHERE {}", conds.join(" AND ")), args)
+    }
+}
+
+fn pg_err(e: postgres::Error) -> CallLogError {
+    CallLogError::Postgres(e.to_string())
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn logged_call(r: &postgres::Row) -> Result<LoggedCall, CallLogError> {
+    Ok(LoggedCall {
+        id: r.try_get(0).map_err(pg_err)?,
+        time: r.try_get(1).map_err(pg_err)?,
+        unique_id: r.try_get(2).map_err(pg_err)?,
+        pbx: r.try_get(3).map_err(pg_err)?,
+        trunk: r.try_get(4).map_err(pg_err)?,
+        did: r.try_get(5).map_err(pg_err)?,
+        caller_raw: r.try_get(6).map_err(pg_err)?,
+        caller_e164: r.try_get(7).map_err(pg_err)?,
+        caller_name: r.try_get(8).map_err(pg_err)?,
+        anonymous: r.try_get(9).map_err(pg_err)?,
+        verdict: r.try_get(10).map_err(pg_err)?,
+        list: r.try_get(11).map_err(pg_err)?,
+        rule: r.try_get(12).map_err(pg_err)?,
+        action: r.try_get(13).map_err(pg_err)?,
+        reason: r.try_get(14).map_err(pg_err)?,
+        decision_ns: count(r.try_get(15).map_err(pg_err)?),
+        fail_open: r.try_get(16).map_err(pg_err)?,
+        end_state: r.try_get(17).map_err(pg_err)?,
+        hangup_cause: r.try_get(18).map_err(pg_err)?,
+        duration_ms: r.try_get::<_, Option<i64>>(19).map_err(pg_err)?.map(count),
+        ended_at: r.try_get(20).map_err(pg_err)?,
+        list_name: r.try_get(21).map_err(pg_err)?,
+    })
+}
