@@ -2,11 +2,11 @@
 //! the caller of a logged call becomes an exact rule in a list file.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
 
+use super::CliError;
 use crate::calllog::LogReader;
 use crate::config;
 use crate::config::types::MatchType;
@@ -35,12 +35,7 @@ pub struct BlockArgs {
     pub action: Option<String>,
 }
 
-fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("{msg}");
-    ExitCode::from(2)
-}
-
-pub fn run(args: BlockArgs) -> ExitCode {
+pub fn run(args: BlockArgs) -> Result<(), CliError> {
     let req = BlockRequest {
         from_call: args.from_call.clone(),
         list: args.list.clone(),
@@ -61,20 +56,14 @@ pub fn run(args: BlockArgs) -> ExitCode {
                 rule.rule_name,
                 applied.summary
             );
-            ExitCode::SUCCESS
+            Ok(())
         }
         Ok(already @ Blocked::AlreadyMatched { .. }) => {
             println!("{}", already.message());
-            ExitCode::SUCCESS
+            Ok(())
         }
-        Err(BlockError::Store(e)) => {
-            eprintln!("{e}");
-            for d in e.details() {
-                eprintln!("  {d}");
-            }
-            ExitCode::from(2)
-        }
-        Err(e) => fail(e),
+        Err(BlockError::Store(e)) => Err(e.into()),
+        Err(e) => Err(CliError::refused(e)),
     }
 }
 

@@ -8,12 +8,12 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::Args;
 use serde::Serialize;
 
+use super::CliError;
 use crate::calllog::{LogQuery, LogReader, StatCount, parse_time_arg};
 use crate::config;
 use crate::history::History;
@@ -304,39 +304,25 @@ pub fn period(
     Ok((since, until))
 }
 
-pub fn run(args: ReportArgs) -> ExitCode {
-    let fail = |msg: String| {
-        eprintln!("callguard report: {msg}");
-        ExitCode::from(2)
-    };
-    let (since, until) = match period(&args.since, args.until.as_deref(), Utc::now()) {
-        Ok(p) => p,
-        Err(e) => return fail(e),
-    };
-    let cfg = match config::load(&args.config) {
-        Ok(c) => c,
-        Err(p) => return fail(p.to_string()),
-    };
+pub fn run(args: ReportArgs) -> Result<(), CliError> {
+    let fail = |msg: String| CliError::refused(format!("callguard report: {msg}"));
+    let (since, until) = period(&args.since, args.until.as_deref(), Utc::now()).map_err(fail)?;
+    let cfg = config::load(&args.config).map_err(|p| fail(p.to_string()))?;
     let log_path = cfg.resolve(&cfg.raw.log.path);
-    let log = match LogReader::open(&log_path) {
-        Ok(l) => l,
-        Err(e) => return fail(e.to_string()),
-    };
+    let log = LogReader::open(&log_path).map_err(|e| fail(e.to_string()))?;
     // The history lives in the same database, which exists (the log opened).
     let history = History::open(&log_path).ok();
-    let report = match build(&log, history.as_ref(), since, until) {
-        Ok(r) => r,
-        Err(e) => return fail(format!("{}: {e}", log_path.display())),
-    };
+    let report = build(&log, history.as_ref(), since, until)
+        .map_err(|e| fail(format!("{}: {e}", log_path.display())))?;
     match args.format.as_str() {
-        "json" => match serde_json::to_string_pretty(&report) {
-            Ok(j) => println!("{j}"),
-            Err(e) => return fail(e.to_string()),
-        },
+        "json" => {
+            let j = serde_json::to_string_pretty(&report).map_err(|e| fail(e.to_string()))?;
+            println!("{j}");
+        }
         "html" => print!("{}", report.to_html()),
         _ => print!("{}", report.to_text()),
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 #[cfg(test)]
