@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::CliError;
-use crate::lists::{Format, RuleRow, write_atomic, write_rows};
+use crate::listfile::{Format, RuleRow, write_atomic, write_rows};
 use crate::lists::store::{ListStore, StoreError};
 
 #[derive(Args, Debug)]

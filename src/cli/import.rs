@@ -11,8 +11,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::CliError;
 use crate::config::load::read_bounded;
-use crate::lists::import::PreviewOutcome;
-use crate::lists::{Format, OnDuplicate, plan_import, read_rows};
+use crate::listfile::import::PreviewOutcome;
+use crate::listfile::{Format, OnDuplicate, plan_import, read_rows};
 use crate::lists::store::{ListStore, StoreError};
 
 /// Import files larger than this are refused before reading.
@@ -92,7 +92,7 @@ pub fn run(args: ImportArgs) -> Result<(), CliError> {
     let mode = args.on_duplicate;
     let mut preview = String::new();
     let mut invalid = 0;
-    let plan_step = |current: &[crate::lists::RuleRow]| {
+    let plan_step = |current: &[crate::listfile::RuleRow]| {
         let plan = plan_import(current, parsed, mode, &|r| checker.check(r));
         invalid = plan.errors.len();
         let refused = invalid > 0 && !args.skip_invalid;

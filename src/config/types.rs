@@ -260,42 +260,8 @@ pub struct ScheduleRef {
     pub outside: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MatchType {
-    Exact,
-    StartsWith,
-    Contains,
-    EndsWith,
-    #[default]
-    Wildcard,
-    Regex,
-}
-
-impl MatchType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MatchType::Exact => "exact",
-            MatchType::StartsWith => "starts_with",
-            MatchType::Contains => "contains",
-            MatchType::EndsWith => "ends_with",
-            MatchType::Wildcard => "wildcard",
-            MatchType::Regex => "regex",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<MatchType> {
-        Some(match s.trim() {
-            "exact" => MatchType::Exact,
-            "starts_with" | "prefix" => MatchType::StartsWith,
-            "contains" => MatchType::Contains,
-            "ends_with" | "suffix" => MatchType::EndsWith,
-            "wildcard" => MatchType::Wildcard,
-            "regex" => MatchType::Regex,
-            _ => return None,
-        })
-    }
-}
+/// The match types of a rule, shared with the list files (`match_type`).
+pub use crate::listfile::MatchType;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -20,7 +20,7 @@ use serde_json::json;
 
 use super::lists::{applied, authorized_body, blocking, checker, finish, parse_body, store};
 use super::{Api, ApiError, ApiResult};
-use crate::lists::{Format, ImportPlan, OnDuplicate, plan_import, read_rows};
+use crate::listfile::{Format, ImportPlan, OnDuplicate, plan_import, read_rows};
 use crate::lists::store::StoreError;
 
 pub fn routes() -> Router<Api> {

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Api, ApiError, ApiResult, auth};
-use crate::lists::{Format, RuleRow, read_rows, write_rows};
+use crate::listfile::{Format, RuleRow, read_rows, write_rows};
 use crate::lists::store::{Applied, ListStore, RowChecker, StoreError};
 use crate::reload::Trigger;
 

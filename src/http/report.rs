@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::{Api, ApiError, ApiResult};
 use crate::calllog::LogReader;
-use crate::cli::report::{build, period};
+use crate::report::{build, period};
 
 pub fn routes() -> Router<Api> {
     Router::new().route("/api/v1/report", get(report))
