@@ -1,7 +1,7 @@
 //! The YAML shape of `callguard.yaml`, exactly as users write it.
 //!
 //! These types only describe the file; `config::load` turns them into a
-//! validated [`super::Config`], and `policy::RuleSet::compile` turns that into
+//! validated [`super::LoadedConfig`], and `policy::RuleSet::compile` turns that into
 //! indexes. Key names are a public contract: extend them, never rename them.
 //! Values whose errors a user must be able to find carry their source location
 //! (`Spanned`), so validation can answer `FILE:LINE:COL: message`.
