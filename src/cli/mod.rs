@@ -9,36 +9,36 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::config::Problems;
 use crate::lists::store::StoreError;
 
-pub mod block;
+mod block;
 mod check;
 mod export;
 mod history;
 mod import;
 mod log;
-pub mod report;
+mod report;
 mod rollback;
 mod serve;
 mod test;
 
 /// Default config path, relative to the working directory.
-pub const DEFAULT_CONFIG: &str = "config/callguard.yaml";
+pub(crate) const DEFAULT_CONFIG: &str = "config/callguard.yaml";
 
 /// The system-wide config path (packages, the systemd unit, the container).
-pub const SYSTEM_CONFIG: &str = "/etc/callguard/callguard.yaml";
+pub(crate) const SYSTEM_CONFIG: &str = "/etc/callguard/callguard.yaml";
 
 /// The environment variable that names the config when `--config` does not.
-pub const CONFIG_ENV: &str = "CALLGUARD_CONFIG";
+pub(crate) const CONFIG_ENV: &str = "CALLGUARD_CONFIG";
 
 /// The config used when neither `--config` nor `$CALLGUARD_CONFIG` names one:
 /// `./config/callguard.yaml` (a checkout, the README's commands), else
 /// `/etc/callguard/callguard.yaml` (an installed service). When neither
 /// exists it is the first, so the error names the file a new user expects.
-pub fn default_config() -> PathBuf {
+pub(crate) fn default_config() -> PathBuf {
     discover_default(Path::new(DEFAULT_CONFIG), Path::new(SYSTEM_CONFIG))
 }
 
 /// [`default_config`] over explicit candidates, for tests.
-pub fn discover_default(local: &Path, system: &Path) -> PathBuf {
+pub(crate) fn discover_default(local: &Path, system: &Path) -> PathBuf {
     if !local.exists() && system.exists() {
         system.to_path_buf()
     } else {
@@ -47,7 +47,7 @@ pub fn discover_default(local: &Path, system: &Path) -> PathBuf {
 }
 
 /// Where a config path came from, for `serve`'s start-up log line.
-pub fn config_origin(path: &Path) -> &'static str {
+pub(crate) fn config_origin(path: &Path) -> &'static str {
     let from_env = std::env::var_os(CONFIG_ENV).is_some_and(|v| Path::new(&v) == path);
     if from_env {
         "$CALLGUARD_CONFIG"
@@ -123,7 +123,7 @@ pub enum Command {
 /// (an argument, a configuration with problems, a change the list store
 /// refused), 1 when the work could not be done.
 #[derive(Debug)]
-pub enum CliError {
+pub(crate) enum CliError {
     /// Exit 2: nothing was done because the input is wrong.
     Refused(Vec<String>),
     /// Exit 1: the input was fine but the work failed (I/O, the log).

@@ -60,10 +60,6 @@ impl ApiError {
     pub fn problems(code: StatusCode, message: impl Into<String>, problems: &Problems) -> Self {
         Self::new(code, message).with_details(problems.0.iter().map(ToString::to_string).collect())
     }
-
-    pub fn status(&self) -> StatusCode {
-        self.code
-    }
 }
 
 impl IntoResponse for ApiError {

@@ -7,8 +7,8 @@
 //! [`crate::listfile`], below the configuration; their names are re-exported
 //! here for the paths the tests and fuzz targets use.
 
-pub mod block;
-pub mod store;
+pub(crate) mod block;
+pub(crate) mod store;
 
 pub use crate::listfile::{
     ChangeSummary, Format, ImportPlan, OnDuplicate, ParsedList, RowError, RuleRow, diff_rows,

@@ -15,13 +15,18 @@ use std::time::Duration;
 #[error("{}", .0.join("\n"))]
 pub struct Refused(pub Vec<String>);
 
+/// The problem lines, as a slice.
+impl std::ops::Deref for Refused {
+    type Target = [String];
+
+    fn deref(&self) -> &[String] {
+        &self.0
+    }
+}
+
 impl Refused {
     pub fn one(line: impl Into<String>) -> Self {
         Refused(vec![line.into()])
-    }
-
-    pub fn iter(&self) -> std::slice::Iter<'_, String> {
-        self.0.iter()
     }
 }
 

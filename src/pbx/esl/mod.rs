@@ -6,8 +6,8 @@
 //! `multiset` packs variables into one `multiset`.
 
 pub mod codec;
-pub mod command;
-pub mod message;
+pub(crate) mod command;
+pub(crate) mod message;
 pub mod multiset;
-pub mod recipe;
-pub mod session;
+pub(crate) mod recipe;
+pub(crate) mod session;
