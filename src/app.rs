@@ -79,7 +79,7 @@ fn limits(
     allow: &[serde_saphyr::Spanned<String>],
     file: &str,
 ) -> Result<Limits, StartError> {
-    let allow = server::parse_allow(allow.iter().map(|a| a.value.as_str()))
+    let allow = crate::config::allow::parse_allow(allow.iter().map(|a| a.value.as_str()))
         .map_err(|m| StartError::Config(config::Problem::new(file, 0, 0, m).into()))?;
     Ok(Limits {
         max_connections: max.max(1),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::lists::{ChangeSummary, RuleRow};
+use crate::listfile::{ChangeSummary, RuleRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {

@@ -15,8 +15,8 @@ use tokio::sync::{Mutex, mpsc};
 
 use crate::config::{self, Problems};
 use crate::history::History;
+use crate::listfile::{Format, RuleRow, read_rows};
 use crate::lists::store;
-use crate::lists::{Format, RuleRow, read_rows};
 use crate::policy::RuleSet;
 use crate::state::State;
 

@@ -14,10 +14,9 @@
 //! `--concurrency` then only caps the calls in flight. Loopback use; every run is bounded
 //! by `--calls` and/or `--duration`.
 
-#[allow(dead_code)]
+// Each simulator allows its own dead code (`#![allow(dead_code)]`).
 #[path = "../../tests/support/asterisk.rs"]
 mod asterisk;
-#[allow(dead_code)]
 #[path = "../../tests/support/freeswitch.rs"]
 mod freeswitch;
 

@@ -1,7 +1,7 @@
 //! `callguard check`: validate before going live.
 
+use super::CliError;
 use std::path::Path;
-use std::process::ExitCode;
 
 use crate::config;
 use crate::policy::RuleSet;
@@ -12,23 +12,20 @@ pub fn load(path: &Path) -> Result<RuleSet, config::Problems> {
     RuleSet::compile(&cfg)
 }
 
-pub fn run(path: &Path) -> ExitCode {
+pub fn run(path: &Path) -> Result<(), CliError> {
     match load(path) {
         Ok(rs) => {
             println!("{}: OK — {}", path.display(), summary(&rs));
-            ExitCode::SUCCESS
+            Ok(())
         }
         // Like every subcommand: the problems on stderr, the summary on stdout.
         Err(problems) => {
-            for p in &problems.0 {
-                eprintln!("{p}");
-            }
             println!(
                 "{}: {} problem(s); nothing was loaded",
                 path.display(),
                 problems.0.len()
             );
-            ExitCode::from(2)
+            Err(CliError::problems(&problems))
         }
     }
 }

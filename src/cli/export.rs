@@ -3,12 +3,12 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 
+use super::CliError;
+use crate::listfile::{Format, RuleRow, write_atomic, write_rows};
 use crate::lists::store::{ListStore, StoreError};
-use crate::lists::{Format, RuleRow, write_atomic, write_rows};
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
@@ -26,23 +26,15 @@ pub struct ExportArgs {
     pub output: Option<PathBuf>,
 }
 
-pub fn run(args: ExportArgs) -> ExitCode {
+pub fn run(args: ExportArgs) -> Result<(), CliError> {
     let store = ListStore::new(&args.config, None);
     // Reads only: a list defined inline in the config exports like a file.
-    let rows: Vec<RuleRow> = match store.export_rows(&args.list) {
-        Ok(rows) => rows,
-        Err(e) => {
-            if matches!(e, StoreError::Broken(_)) {
-                eprintln!("the list file has problems; fix it before exporting:");
-            } else {
-                eprintln!("{e}");
-            }
-            for d in e.details() {
-                eprintln!("  {d}");
-            }
-            return ExitCode::from(2);
+    let rows: Vec<RuleRow> = store.export_rows(&args.list).map_err(|e| match e {
+        StoreError::Broken(_) => {
+            CliError::store_with("the list file has problems; fix it before exporting:", &e)
         }
-    };
+        e => CliError::store(&e),
+    })?;
     let bytes = write_rows(&rows, args.format);
     let written = match &args.output {
         Some(path) => {
@@ -53,16 +45,9 @@ pub fn run(args: ExportArgs) -> ExitCode {
             .write_all(&bytes)
             .map_err(|e| format!("stdout: {e}")),
     };
-    match written {
-        Ok(()) => {
-            if let Some(p) = &args.output {
-                eprintln!("{} rules written to {}", rows.len(), p.display());
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::from(1)
-        }
+    written.map_err(CliError::failed)?;
+    if let Some(p) = &args.output {
+        eprintln!("{} rules written to {}", rows.len(), p.display());
     }
+    Ok(())
 }

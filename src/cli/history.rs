@@ -4,10 +4,10 @@
 //! It only reads: a missing history database is reported, never created.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 
+use super::CliError;
 use crate::config;
 use crate::history::{History, VersionInfo};
 use crate::lists::store::{self, StoreError};
@@ -28,51 +28,38 @@ pub struct HistoryArgs {
     pub json: bool,
 }
 
-fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("callguard history: {msg}");
-    ExitCode::from(2)
+fn fail(msg: impl std::fmt::Display) -> CliError {
+    CliError::refused(format!("callguard history: {msg}"))
 }
 
-pub fn run(args: HistoryArgs) -> ExitCode {
-    let cfg = match config::load(&args.config) {
-        Ok(c) => c,
-        Err(problems) => {
-            for p in &problems.0 {
-                eprintln!("{p}");
-            }
-            return fail(format!(
-                "cannot read {} to find the history",
-                args.config.display()
-            ));
-        }
-    };
+pub fn run(args: HistoryArgs) -> Result<(), CliError> {
+    let cfg = config::load(&args.config).map_err(|problems| {
+        CliError::problems(&problems).then(format!(
+            "callguard history: cannot read {} to find the history",
+            args.config.display()
+        ))
+    })?;
     if let Some(name) = &args.list {
         match store::find(&cfg, name) {
             Ok(_) => {}
             Err(StoreError::ReadOnly(_)) => {
-                return fail(format!(
+                return Err(fail(format!(
                     "list {name:?} is defined inline in the configuration: its changes are the config file's, with no list history"
-                ));
+                )));
             }
-            Err(e) => return fail(e),
+            Err(e) => return Err(fail(e)),
         }
     }
     let path = cfg.resolve(&cfg.raw.log.path);
     if !path.exists() {
-        return fail(format!(
+        return Err(fail(format!(
             "no list history at {}: the service has not run with this log.path, and no list was changed yet",
             path.display()
-        ));
+        )));
     }
-    let versions = match History::open(&path)
+    let versions = History::open(&path)
         .and_then(|h| h.versions(args.list.as_deref(), limit(args.limit)))
-    {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("callguard history: {}: {e}", path.display());
-            return ExitCode::from(1);
-        }
-    };
+        .map_err(|e| CliError::failed(format!("callguard history: {}: {e}", path.display())))?;
     if args.json {
         for v in &versions {
             let line = serde_json::json!({
@@ -84,7 +71,7 @@ pub fn run(args: HistoryArgs) -> ExitCode {
     } else {
         print!("{}", render(&versions, args.list.as_deref()));
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 fn limit(n: usize) -> usize {

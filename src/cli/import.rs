@@ -4,16 +4,16 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::CliError;
 use crate::config::load::read_bounded;
-use crate::lists::import::PreviewOutcome;
+use crate::listfile::import::PreviewOutcome;
+use crate::listfile::{Format, OnDuplicate, plan_import, read_rows};
 use crate::lists::store::{ListStore, StoreError};
-use crate::lists::{Format, OnDuplicate, plan_import, read_rows};
 
 /// Import files larger than this are refused before reading.
 const MAX_IMPORT_BYTES: u64 = 1 << 30;
@@ -63,39 +63,36 @@ fn progress() -> ProgressBar {
     pb
 }
 
-pub fn run(args: ImportArgs) -> ExitCode {
+pub fn run(args: ImportArgs) -> Result<(), CliError> {
     let display = args.file.display().to_string();
-    let Some(format) = args.format.or_else(|| Format::from_path(&args.file)) else {
-        eprintln!("{display}: unknown format; pass --format csv|json|xml");
-        return ExitCode::from(2);
-    };
+    let format = args
+        .format
+        .or_else(|| Format::from_path(&args.file))
+        .ok_or_else(|| {
+            CliError::refused(format!(
+                "{display}: unknown format; pass --format csv|json|xml"
+            ))
+        })?;
     let pb = progress();
-    pb.set_message(format!("reading {display}"));
-    let bytes = match read_bounded(&args.file, MAX_IMPORT_BYTES, &display) {
-        Ok(b) => b,
-        Err(p) => {
-            pb.finish_and_clear();
-            eprintln!("{p}");
-            return ExitCode::from(2);
-        }
+    // The spinner is cleared before any error is printed.
+    let refused = |e: CliError| {
+        pb.finish_and_clear();
+        e
     };
+    pb.set_message(format!("reading {display}"));
+    let bytes = read_bounded(&args.file, MAX_IMPORT_BYTES, &display)
+        .map_err(|p| refused(CliError::refused(p)))?;
     let parsed = read_rows(&bytes, format, &display);
     drop(bytes);
-    let store = match ListStore::open(&args.config) {
-        Ok(s) => s,
-        Err(e) => return refused(&pb, e),
-    };
+    let store = ListStore::open(&args.config).map_err(|e| refused(e.into()))?;
     pb.set_message("validating");
     // Rows are judged as the rule set will judge them (actions included),
     // so the preview's invalid rows are exactly what --skip-invalid leaves out.
-    let checker = match store.checker(&args.list) {
-        Ok(c) => c,
-        Err(e) => return refused(&pb, e),
-    };
+    let checker = store.checker(&args.list).map_err(|e| refused(e.into()))?;
     let mode = args.on_duplicate;
     let mut preview = String::new();
     let mut invalid = 0;
-    let plan_step = |current: &[crate::lists::RuleRow]| {
+    let plan_step = |current: &[crate::listfile::RuleRow]| {
         let plan = plan_import(current, parsed, mode, &|r| checker.check(r));
         invalid = plan.errors.len();
         let refused = invalid > 0 && !args.skip_invalid;
@@ -125,28 +122,17 @@ pub fn run(args: ImportArgs) -> ExitCode {
                 applied.path.display(),
                 applied.summary
             );
-            ExitCode::SUCCESS
+            Ok(())
         }
         Err(StoreError::Aborted) if invalid > 0 && !args.skip_invalid => {
-            eprintln!(
+            Err(CliError::refused(format!(
                 "{invalid} invalid row(s): nothing was imported (fix them, or pass --skip-invalid)"
-            );
-            ExitCode::from(2)
+            )))
         }
         Err(StoreError::Aborted) => {
             println!("dry run: nothing was written");
-            ExitCode::SUCCESS
+            Ok(())
         }
-        Err(e) => refused(&pb, e),
+        Err(e) => Err(e.into()),
     }
-}
-
-/// Prints a refusal and its located problems; exit 2.
-pub(super) fn refused(pb: &ProgressBar, e: StoreError) -> ExitCode {
-    pb.finish_and_clear();
-    eprintln!("{e}");
-    for d in e.details() {
-        eprintln!("  {d}");
-    }
-    ExitCode::from(2)
 }

@@ -9,11 +9,11 @@
 //! error), 2 the arguments or the configuration are wrong.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use chrono::Utc;
 use clap::Args;
 
+use super::CliError;
 use crate::calllog::{
     CallLogError, LogQuery, LogReader, PgTarget, parse_time_arg, render_stats, render_table,
 };
@@ -57,36 +57,18 @@ pub struct LogArgs {
     pub stats: bool,
 }
 
-pub fn run(args: LogArgs) -> ExitCode {
-    let query = match build_query(&args) {
-        Ok(q) => q,
-        Err(msg) => {
-            eprintln!("callguard log: {msg}");
-            return ExitCode::from(2);
-        }
-    };
-    let (path, postgres) = match db_path(&args) {
-        Ok(p) => p,
-        Err(msg) => {
-            eprintln!("{msg}");
-            return ExitCode::from(2);
-        }
-    };
-    match print(&path, postgres.as_ref(), &query, &args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(CallLogError::NotFound(p)) => {
-            eprintln!(
-                "callguard log: no call log at {} — the service has not run with this log.path \
-                 yet (use --config or --db to point elsewhere)",
-                p.display()
-            );
-            ExitCode::from(1)
-        }
-        Err(e) => {
-            eprintln!("callguard log: {e}");
-            ExitCode::from(1)
-        }
-    }
+pub fn run(args: LogArgs) -> Result<(), CliError> {
+    let query =
+        build_query(&args).map_err(|msg| CliError::refused(format!("callguard log: {msg}")))?;
+    let (path, postgres) = db_path(&args).map_err(CliError::refused)?;
+    print(&path, postgres.as_ref(), &query, &args).map_err(|e| match e {
+        CallLogError::NotFound(p) => CliError::failed(format!(
+            "callguard log: no call log at {} — the service has not run with this log.path \
+             yet (use --config or --db to point elsewhere)",
+            p.display()
+        )),
+        e => CliError::failed(format!("callguard log: {e}")),
+    })
 }
 
 /// The filters as typed; times are relative to now.

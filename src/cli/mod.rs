@@ -1,40 +1,44 @@
 //! The command line: thin subcommands over the library.
 
+use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-pub mod block;
+use crate::config::Problems;
+use crate::lists::store::StoreError;
+
+mod block;
 mod check;
 mod export;
 mod history;
 mod import;
 mod log;
-pub mod report;
+mod report;
 mod rollback;
 mod serve;
 mod test;
 
 /// Default config path, relative to the working directory.
-pub const DEFAULT_CONFIG: &str = "config/callguard.yaml";
+pub(crate) const DEFAULT_CONFIG: &str = "config/callguard.yaml";
 
 /// The system-wide config path (packages, the systemd unit, the container).
-pub const SYSTEM_CONFIG: &str = "/etc/callguard/callguard.yaml";
+pub(crate) const SYSTEM_CONFIG: &str = "/etc/callguard/callguard.yaml";
 
 /// The environment variable that names the config when `--config` does not.
-pub const CONFIG_ENV: &str = "CALLGUARD_CONFIG";
+pub(crate) const CONFIG_ENV: &str = "CALLGUARD_CONFIG";
 
 /// The config used when neither `--config` nor `$CALLGUARD_CONFIG` names one:
 /// `./config/callguard.yaml` (a checkout, the README's commands), else
 /// `/etc/callguard/callguard.yaml` (an installed service). When neither
 /// exists it is the first, so the error names the file a new user expects.
-pub fn default_config() -> PathBuf {
+pub(crate) fn default_config() -> PathBuf {
     discover_default(Path::new(DEFAULT_CONFIG), Path::new(SYSTEM_CONFIG))
 }
 
 /// [`default_config`] over explicit candidates, for tests.
-pub fn discover_default(local: &Path, system: &Path) -> PathBuf {
+pub(crate) fn discover_default(local: &Path, system: &Path) -> PathBuf {
     if !local.exists() && system.exists() {
         system.to_path_buf()
     } else {
@@ -43,7 +47,7 @@ pub fn discover_default(local: &Path, system: &Path) -> PathBuf {
 }
 
 /// Where a config path came from, for `serve`'s start-up log line.
-pub fn config_origin(path: &Path) -> &'static str {
+pub(crate) fn config_origin(path: &Path) -> &'static str {
     let from_env = std::env::var_os(CONFIG_ENV).is_some_and(|v| Path::new(&v) == path);
     if from_env {
         "$CALLGUARD_CONFIG"
@@ -114,8 +118,80 @@ pub enum Command {
     Report(report::ReportArgs),
 }
 
+/// Why a subcommand failed: the lines it writes to stderr, and by its kind
+/// the exit code. Scripts rely on the codes: 2 when the input was refused
+/// (an argument, a configuration with problems, a change the list store
+/// refused), 1 when the work could not be done.
+#[derive(Debug)]
+pub(crate) enum CliError {
+    /// Exit 2: nothing was done because the input is wrong.
+    Refused(Vec<String>),
+    /// Exit 1: the input was fine but the work failed (I/O, the log).
+    Failed(Vec<String>),
+    /// Exit 1 with nothing more to say: the command already printed, on
+    /// stdout, which of its items failed (`test` with undecidable callers).
+    Reported,
+}
+
+impl CliError {
+    pub fn refused(msg: impl Display) -> Self {
+        CliError::Refused(vec![msg.to_string()])
+    }
+
+    pub fn failed(msg: impl Display) -> Self {
+        CliError::Failed(vec![msg.to_string()])
+    }
+
+    /// A configuration that does not load: one line per problem.
+    pub fn problems(problems: &Problems) -> Self {
+        CliError::Refused(problems.0.iter().map(ToString::to_string).collect())
+    }
+
+    /// What the list store refused, then its details indented.
+    pub fn store(e: &StoreError) -> Self {
+        Self::store_with(e.to_string(), e)
+    }
+
+    /// A store refusal under a headline of the command's own.
+    pub fn store_with(headline: impl Display, e: &StoreError) -> Self {
+        let mut lines = vec![headline.to_string()];
+        lines.extend(e.details().into_iter().map(|d| format!("  {d}")));
+        CliError::Refused(lines)
+    }
+
+    /// The same error with `line` written after its own lines.
+    pub fn then(mut self, line: impl Display) -> Self {
+        if let CliError::Refused(lines) | CliError::Failed(lines) = &mut self {
+            lines.push(line.to_string());
+        }
+        self
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Refused(_) => 2,
+            CliError::Failed(_) | CliError::Reported => 1,
+        }
+    }
+
+    fn lines(&self) -> &[String] {
+        match self {
+            CliError::Refused(lines) | CliError::Failed(lines) => lines,
+            CliError::Reported => &[],
+        }
+    }
+}
+
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
+        CliError::store(&e)
+    }
+}
+
+/// Runs the subcommand; the one place an error becomes stderr lines and an
+/// exit code.
 pub fn run(cli: Cli) -> ExitCode {
-    match cli.command {
+    let result = match cli.command {
         Command::Serve { config } => serve::run(&config, cli.log_format),
         Command::Check { config } => check::run(&config),
         Command::Test(args) => test::run(args),
@@ -126,6 +202,15 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Rollback(args) => rollback::run(args),
         Command::History(args) => history::run(args),
         Command::Report(args) => report::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            for line in e.lines() {
+                eprintln!("{line}");
+            }
+            ExitCode::from(e.exit_code())
+        }
     }
 }
 

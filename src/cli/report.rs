@@ -1,30 +1,17 @@
 //! `callguard report [--since 24h] [--until …] [--format text|html|json]`:
-//! the reference's "daily reports of blocking activity", printable and
-//! suitable for a cron mail — blocks by trunk, rule, list and country, the
-//! top blocked callers, fail-open / fail-closed counts, and the rule changes
-//! of the period from the list history. `GET /api/v1/report` and the web
-//! console's Daily report page answer the same [`Report`].
+//! the daily report of [`crate::report`], printable and suitable for a cron
+//! mail.
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::Utc;
 use clap::Args;
-use serde::Serialize;
 
-use crate::calllog::{LogQuery, LogReader, StatCount, parse_time_arg};
+use super::CliError;
+use crate::calllog::LogReader;
 use crate::config;
 use crate::history::History;
-
-/// Blocked calls read for the per-list, per-country and per-caller counts;
-/// a larger period is counted on its newest calls and says so.
-pub const MAX_BLOCKED_ROWS: usize = 200_000;
-/// Callers shown in the top list.
-pub const TOP_CALLERS: usize = 20;
-/// History versions read for the rule changes of the period.
-const MAX_CHANGES: usize = 10_000;
+use crate::report::{build, period};
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
@@ -42,306 +29,24 @@ pub struct ReportArgs {
     pub format: String,
 }
 
-/// One rule change of the period.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RuleChange {
-    pub time: String,
-    pub list: String,
-    pub version: u64,
-    pub author: String,
-    pub summary: String,
-}
-
-/// Blocking activity over a period.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Report {
-    pub since: String,
-    pub until: String,
-    pub total: u64,
-    pub blocked: u64,
-    pub allowed: u64,
-    pub fail_open: u64,
-    pub fail_closed: u64,
-    pub blocked_by_trunk: Vec<StatCount>,
-    pub blocked_by_rule: Vec<StatCount>,
-    /// By the deciding list's name (`spam`, `support.blacklist`), or its
-    /// kind (`exclusive`, `default`) when no rule decided.
-    pub blocked_by_list: Vec<StatCount>,
-    /// ISO country of the caller's E.164 number; `unknown` for hidden or
-    /// unparseable numbers.
-    pub blocked_by_country: Vec<StatCount>,
-    pub top_blocked_callers: Vec<StatCount>,
-    /// True when the period had more than [`MAX_BLOCKED_ROWS`] blocked
-    /// calls: the list, country and caller counts cover the newest ones.
-    pub truncated: bool,
-    pub rule_changes: Vec<RuleChange>,
-}
-
-/// Builds the report for `[since, until)` from the decision log and, when
-/// given, the list history; an error is the database's, as text.
-pub fn build(
-    log: &LogReader,
-    history: Option<&History>,
-    since: DateTime<Utc>,
-    until: DateTime<Utc>,
-) -> Result<Report, String> {
-    let q = LogQuery {
-        since: Some(since),
-        until: Some(until),
-        ..LogQuery::default()
-    };
-    let stats = log.stats(&q).map_err(|e| e.to_string())?;
-    let blocked = log
-        .query(&LogQuery {
-            verdict: Some("block".into()),
-            limit: MAX_BLOCKED_ROWS,
-            ..q.clone()
-        })
-        .map_err(|e| e.to_string())?;
-    let mut by_list: HashMap<String, u64> = HashMap::new();
-    let mut by_country: HashMap<String, u64> = HashMap::new();
-    let mut by_caller: HashMap<String, u64> = HashMap::new();
-    for c in &blocked {
-        let list = if c.list_name.is_empty() {
-            c.list.clone()
-        } else {
-            c.list_name.clone()
-        };
-        *by_list.entry(list).or_default() += 1;
-        *by_country
-            .entry(country(c.caller_e164.as_deref()))
-            .or_default() += 1;
-        let caller = if c.anonymous {
-            "anonymous".to_string()
-        } else {
-            c.caller_e164
-                .clone()
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| c.caller_raw.clone())
-        };
-        *by_caller.entry(caller).or_default() += 1;
-    }
-    let mut top = sorted(by_caller);
-    top.truncate(TOP_CALLERS);
-    let rule_changes = match history {
-        Some(h) => h
-            .versions(None, MAX_CHANGES)
-            .map_err(|e| format!("list history: {e}"))?
-            .into_iter()
-            .filter(|v| v.time >= since && v.time < until)
-            .map(|v| RuleChange {
-                time: v.time.to_rfc3339_opts(SecondsFormat::Secs, true),
-                list: v.list,
-                version: v.version,
-                author: v.author,
-                summary: v.summary,
-            })
-            .collect(),
-        None => Vec::new(),
-    };
-    Ok(Report {
-        since: since.to_rfc3339_opts(SecondsFormat::Secs, true),
-        until: until.to_rfc3339_opts(SecondsFormat::Secs, true),
-        total: stats.total,
-        blocked: stats.blocked,
-        allowed: stats.allowed,
-        fail_open: stats.fail_open,
-        fail_closed: stats.fail_closed,
-        blocked_by_trunk: stats.blocked_by_trunk,
-        blocked_by_rule: stats.blocked_by_rule,
-        blocked_by_list: sorted(by_list),
-        blocked_by_country: sorted(by_country),
-        top_blocked_callers: top,
-        truncated: blocked.len() >= MAX_BLOCKED_ROWS,
-        rule_changes,
-    })
-}
-
-/// Most first, then by name, so the report reads the same every time.
-fn sorted(m: HashMap<String, u64>) -> Vec<StatCount> {
-    let mut v: Vec<StatCount> = m
-        .into_iter()
-        .map(|(key, calls)| StatCount { key, calls })
-        .collect();
-    v.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.key.cmp(&b.key)));
-    v
-}
-
-/// The ISO country of an E.164 number (`GB` for `+44…`), or `unknown`.
-pub fn country(e164: Option<&str>) -> String {
-    e164.filter(|n| n.starts_with('+'))
-        .and_then(|n| phonenumber::parse(None, n).ok())
-        .and_then(|p| p.country().id())
-        .map_or_else(|| "unknown".to_string(), |id| id.as_ref().to_string())
-}
-
-impl Report {
-    /// Plain text for a terminal or a cron mail.
-    pub fn to_text(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(s, "callguard report {} .. {}", self.since, self.until);
-        let _ = writeln!(
-            s,
-            "calls {}  blocked {}  allowed {}  failed open {}  failed closed {}",
-            self.total, self.blocked, self.allowed, self.fail_open, self.fail_closed
-        );
-        if self.truncated {
-            let _ = writeln!(
-                s,
-                "(more than {MAX_BLOCKED_ROWS} blocked calls: list, country and caller counts cover the newest)"
-            );
-        }
-        for (title, rows) in self.sections() {
-            let _ = writeln!(s, "\n{title}");
-            if rows.is_empty() {
-                let _ = writeln!(s, "  none");
-            }
-            let w = rows
-                .iter()
-                .map(|r| r.key.chars().count())
-                .max()
-                .unwrap_or(0);
-            for r in rows {
-                let _ = writeln!(s, "  {:<w$}  {:>7}", r.key, r.calls);
-            }
-        }
-        let _ = writeln!(s, "\nrule changes");
-        if self.rule_changes.is_empty() {
-            let _ = writeln!(s, "  none");
-        }
-        for c in &self.rule_changes {
-            let _ = writeln!(
-                s,
-                "  {}  {} v{}  {}  {}",
-                c.time, c.list, c.version, c.author, c.summary
-            );
-        }
-        s
-    }
-
-    fn sections(&self) -> [(&'static str, &[StatCount]); 5] {
-        [
-            ("blocked by trunk", &self.blocked_by_trunk),
-            ("blocked by rule", &self.blocked_by_rule),
-            ("blocked by list", &self.blocked_by_list),
-            ("blocked by country", &self.blocked_by_country),
-            ("top blocked callers", &self.top_blocked_callers),
-        ]
-    }
-
-    /// A standalone printable HTML page (no external resources).
-    pub fn to_html(&self) -> String {
-        let mut s = String::new();
-        let _ = write!(
-            s,
-            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>callguard report</title>\
-             <style>body{{font-family:system-ui,sans-serif;margin:2em;color:#1b1f24}}table{{border-collapse:collapse;margin:0 0 1.5em}}\
-             th,td{{border:1px solid #999;padding:.25em .6em;text-align:left}}td.n{{text-align:right}}</style></head><body>\n\
-             <h1>callguard report</h1>\n<p>{} .. {}</p>\n<table><tr><th>calls</th><th>blocked</th><th>allowed</th>\
-             <th>failed open</th><th>failed closed</th></tr><tr><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td>\
-             <td class=n>{}</td><td class=n>{}</td></tr></table>\n",
-            esc(&self.since),
-            esc(&self.until),
-            self.total,
-            self.blocked,
-            self.allowed,
-            self.fail_open,
-            self.fail_closed
-        );
-        for (title, rows) in self.sections() {
-            let _ = write!(s, "<h2>{title}</h2>\n<table>");
-            if rows.is_empty() {
-                s.push_str("<tr><td>none</td></tr>");
-            }
-            for r in rows {
-                let _ = write!(
-                    s,
-                    "<tr><td>{}</td><td class=n>{}</td></tr>",
-                    esc(&r.key),
-                    r.calls
-                );
-            }
-            s.push_str("</table>\n");
-        }
-        s.push_str("<h2>rule changes</h2>\n<table><tr><th>time</th><th>list</th><th>version</th><th>author</th><th>changes</th></tr>");
-        for c in &self.rule_changes {
-            let _ = write!(
-                s,
-                "<tr><td>{}</td><td>{}</td><td class=n>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&c.time),
-                esc(&c.list),
-                c.version,
-                esc(&c.author),
-                esc(&c.summary)
-            );
-        }
-        s.push_str("</table>\n</body></html>\n");
-        s
-    }
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// The period's bounds from the `since` / `until` arguments.
-pub fn period(
-    since: &str,
-    until: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
-    let since = parse_time_arg(since, now).map_err(|e| format!("since: {e}"))?;
-    let until = match until.filter(|u| !u.trim().is_empty()) {
-        Some(u) => parse_time_arg(u, now).map_err(|e| format!("until: {e}"))?,
-        None => now,
-    };
-    if since >= until {
-        return Err("the period is empty: since must be before until".into());
-    }
-    Ok((since, until))
-}
-
-pub fn run(args: ReportArgs) -> ExitCode {
-    let fail = |msg: String| {
-        eprintln!("callguard report: {msg}");
-        ExitCode::from(2)
-    };
-    let (since, until) = match period(&args.since, args.until.as_deref(), Utc::now()) {
-        Ok(p) => p,
-        Err(e) => return fail(e),
-    };
-    let cfg = match config::load(&args.config) {
-        Ok(c) => c,
-        Err(p) => return fail(p.to_string()),
-    };
+pub fn run(args: ReportArgs) -> Result<(), CliError> {
+    let fail = |msg: String| CliError::refused(format!("callguard report: {msg}"));
+    let (since, until) = period(&args.since, args.until.as_deref(), Utc::now()).map_err(fail)?;
+    let cfg = config::load(&args.config).map_err(|p| fail(p.to_string()))?;
     let log_path = cfg.resolve(&cfg.raw.log.path);
-    let postgres = match cfg.raw.log.postgres_target().transpose() {
-        Ok(p) => p,
-        Err(e) => return fail(e),
-    };
-    let log = match LogReader::open_either(&log_path, postgres.as_ref()) {
-        Ok(l) => l,
-        Err(e) => return fail(e.to_string()),
-    };
+    let postgres = cfg.raw.log.postgres_target().transpose().map_err(fail)?;
+    let log = LogReader::open_either(&log_path, postgres.as_ref()).map_err(|e| fail(e.to_string()))?;
     // The history lives in the same database, which exists (the log opened).
     let history = History::open(&log_path).ok();
-    let report = match build(&log, history.as_ref(), since, until) {
-        Ok(r) => r,
-        Err(e) => return fail(format!("{}: {e}", log_path.display())),
-    };
+    let report = build(&log, history.as_ref(), since, until)
+        .map_err(|e| fail(format!("{}: {e}", log_path.display())))?;
     match args.format.as_str() {
-        "json" => match serde_json::to_string_pretty(&report) {
-            Ok(j) => println!("{j}"),
-            Err(e) => return fail(e.to_string()),
-        },
+        "json" => {
+            let j = serde_json::to_string_pretty(&report).map_err(|e| fail(e.to_string()))?;
+            println!("{j}");
+        }
         "html" => print!("{}", report.to_html()),
         _ => print!("{}", report.to_text()),
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
-
-#[cfg(test)]
-mod tests;

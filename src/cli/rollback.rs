@@ -3,10 +3,10 @@
 //! version, so a rollback can itself be rolled back.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 
+use super::CliError;
 use crate::lists::store::ListStore;
 
 #[derive(Args, Debug)]
@@ -22,28 +22,17 @@ pub struct RollbackArgs {
     pub to: u64,
 }
 
-pub fn run(args: RollbackArgs) -> ExitCode {
-    let result = ListStore::open(&args.config).and_then(|s| s.restore(&args.list, args.to, "cli"));
-    match result {
-        Ok(a) => {
-            println!(
-                "{} restored to version {} ({}): {}{}",
-                a.list,
-                args.to,
-                a.path.display(),
-                a.summary,
-                a.history_version
-                    .map(|v| format!("; recorded as version {v}"))
-                    .unwrap_or_default()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            for d in e.details() {
-                eprintln!("  {d}");
-            }
-            ExitCode::from(2)
-        }
-    }
+pub fn run(args: RollbackArgs) -> Result<(), CliError> {
+    let a = ListStore::open(&args.config).and_then(|s| s.restore(&args.list, args.to, "cli"))?;
+    println!(
+        "{} restored to version {} ({}): {}{}",
+        a.list,
+        args.to,
+        a.path.display(),
+        a.summary,
+        a.history_version
+            .map(|v| format!("; recorded as version {v}"))
+            .unwrap_or_default()
+    );
+    Ok(())
 }

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::io::IsTerminal;
 use std::path::Path;
-use std::process::ExitCode;
 
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::field::{Field, Visit};
@@ -13,11 +12,11 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use super::LogFormat;
+use super::{CliError, LogFormat};
 use crate::app::{self, StartError};
 use crate::reload::Trigger;
 
-pub fn run(config: &Path, format: LogFormat) -> ExitCode {
+pub fn run(config: &Path, format: LogFormat) -> Result<(), CliError> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -28,20 +27,14 @@ pub fn run(config: &Path, format: LogFormat) -> ExitCode {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => builder.with_ansi(false).event_format(JsonLines).init(),
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
+        .map_err(|e| CliError::failed(format!("cannot start the runtime: {e}")))?;
     rt.block_on(serve(config))
 }
 
-async fn serve(config: &Path) -> ExitCode {
+async fn serve(config: &Path) -> Result<(), CliError> {
     // Before any listener exists: a SIGTERM during start-up must stop us
     // gracefully, not kill us with calls in progress.
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
@@ -49,22 +42,12 @@ async fn serve(config: &Path) -> ExitCode {
         signal(SignalKind::interrupt()),
         signal(SignalKind::hangup()),
     ) else {
-        eprintln!("cannot install signal handlers");
-        return ExitCode::from(1);
+        return Err(CliError::failed("cannot install signal handlers"));
     };
-    let running = match app::start(config).await {
-        Ok(r) => r,
-        Err(StartError::Config(problems)) => {
-            for p in &problems.0 {
-                eprintln!("{p}");
-            }
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(1);
-        }
-    };
+    let running = app::start(config).await.map_err(|e| match e {
+        StartError::Config(problems) => CliError::problems(&problems),
+        e => CliError::failed(e),
+    })?;
     let show = |a: Option<std::net::SocketAddr>| a.map_or("off".to_string(), |a| a.to_string());
     // One line on stdout that scripts (and tests) can read the ports from.
     println!(
@@ -91,7 +74,7 @@ async fn serve(config: &Path) -> ExitCode {
     tracing::info!("shutting down: no new calls; waiting for calls in progress");
     running.shutdown().await;
     tracing::info!("stopped");
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 /// One JSON object per event: `timestamp` (RFC 3339, UTC), `level`, `target`,

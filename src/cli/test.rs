@@ -1,12 +1,12 @@
 //! `callguard test`: the decision explainer and the bare pattern tester.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use clap::Args;
 
+use super::CliError;
 use crate::config::types::MatchType;
 use crate::policy::RuleSet;
 use crate::policy::decide::decide_explained;
@@ -69,40 +69,30 @@ fn parse_match_type(s: &str) -> Result<MatchType, String> {
     })
 }
 
-pub fn run(args: TestArgs) -> ExitCode {
+pub fn run(args: TestArgs) -> Result<(), CliError> {
     if let Some(p) = &args.pattern {
         return pattern(p, &args);
     }
-    let rs = match super::check::load(&args.config) {
-        Ok(rs) => rs,
-        Err(problems) => {
-            for p in &problems.0 {
-                eprintln!("{p}");
-            }
-            return ExitCode::from(2);
-        }
-    };
+    let rs = super::check::load(&args.config).map_err(|p| CliError::problems(&p))?;
     let at = args.at.unwrap_or_else(Utc::now);
     let dids: Vec<&str> = args.did.iter().map(String::as_str).collect();
     if let Some(t) = &args.trunk
         && rs.trunk_by_name(t).is_none()
     {
-        eprintln!("no trunk named {t:?}");
-        return ExitCode::from(2);
+        return Err(CliError::refused(format!("no trunk named {t:?}")));
     }
     let Some(trunk) = rs.select_trunk(args.trunk.as_deref(), dids) else {
-        eprintln!(
-            "no trunk selected: pass --trunk or --did, or set default_trunk (a call would fail open)"
-        );
-        return ExitCode::from(2);
+        return Err(CliError::refused(
+            "no trunk selected: pass --trunk or --did, or set default_trunk (a call would fail open)",
+        ));
     };
-    let mut code = ExitCode::SUCCESS;
+    let mut code = Ok(());
     for caller in &args.callers {
         if args.json {
             match explain::caller_json(&rs, trunk, caller, args.anonymous, at) {
                 Ok(line) => println!("{line}"),
                 Err(line) => {
-                    code = ExitCode::from(1);
+                    code = Err(CliError::Reported);
                     println!("{line}");
                 }
             }
@@ -114,7 +104,7 @@ pub fn run(args: TestArgs) -> ExitCode {
         match result {
             Ok((d, skipped)) => print_human(&rs, trunk, caller, &d, &skipped, at, eval_ns),
             Err(e) => {
-                code = ExitCode::from(1);
+                code = Err(CliError::Reported);
                 println!(
                     "{caller}: cannot decide ({e}); a live call would fail {}",
                     match rs.fail {
@@ -189,17 +179,14 @@ fn print_human(
     );
 }
 
-fn pattern(p: &str, args: &TestArgs) -> ExitCode {
-    let tester = match PatternTester::new(p, args.match_type, args.case_insensitive, 1_000_000) {
-        Ok(t) => t,
-        Err(e) => {
+fn pattern(p: &str, args: &TestArgs) -> Result<(), CliError> {
+    let tester =
+        PatternTester::new(p, args.match_type, args.case_insensitive, 1_000_000).map_err(|e| {
             match e.column {
-                Some(c) => eprintln!("pattern {p:?}, column {c}: {e}"),
-                None => eprintln!("pattern {p:?}: {e}"),
+                Some(c) => CliError::refused(format!("pattern {p:?}, column {c}: {e}")),
+                None => CliError::refused(format!("pattern {p:?}: {e}")),
             }
-            return ExitCode::from(2);
-        }
-    };
+        })?;
     if !args.json {
         println!(
             "pattern {p:?} ({}): {}",
@@ -242,5 +229,5 @@ fn pattern(p: &str, args: &TestArgs) -> ExitCode {
             Err(e) => println!("  {n} → error: {e}"),
         }
     }
-    ExitCode::SUCCESS
+    Ok(())
 }

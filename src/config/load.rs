@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::problem::{Problem, Problems};
 use super::types::{ListFileConfig, ListRole, RawConfig};
-use crate::lists::RuleRow;
-use crate::lists::format::{Format, read_rows};
+use crate::listfile::RuleRow;
+use crate::listfile::format::{Format, read_rows};
 
 /// Larger config files are refused rather than read into memory.
 pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
@@ -200,7 +200,7 @@ fn load_raw(
     // Checked here, with their place, so `check` refuses what `serve` would.
     for (section, allow) in [("agi", &raw.agi.allow), ("esl", &raw.esl.allow)] {
         for a in allow {
-            if let Err(m) = crate::server::parse_allow_entry(&a.value) {
+            if let Err(m) = crate::config::allow::parse_allow_entry(&a.value) {
                 problems.push(Problem::at(&file, &a.referenced, format!("{section}.{m}")));
             }
         }

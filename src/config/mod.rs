@@ -1,5 +1,6 @@
 //! Configuration: the YAML types and the loader with located errors.
 
+pub(crate) mod allow;
 pub mod load;
 pub mod problem;
 pub mod types;

@@ -1,7 +1,7 @@
 //! The YAML shape of `callguard.yaml`, exactly as users write it.
 //!
 //! These types only describe the file; `config::load` turns them into a
-//! validated [`super::Config`], and `policy::RuleSet::compile` turns that into
+//! validated [`super::LoadedConfig`], and `policy::RuleSet::compile` turns that into
 //! indexes. Key names are a public contract: extend them, never rename them.
 //! Values whose errors a user must be able to find carry their source location
 //! (`Spanned`), so validation can answer `FILE:LINE:COL: message`.
@@ -260,42 +260,8 @@ pub struct ScheduleRef {
     pub outside: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MatchType {
-    Exact,
-    StartsWith,
-    Contains,
-    EndsWith,
-    #[default]
-    Wildcard,
-    Regex,
-}
-
-impl MatchType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MatchType::Exact => "exact",
-            MatchType::StartsWith => "starts_with",
-            MatchType::Contains => "contains",
-            MatchType::EndsWith => "ends_with",
-            MatchType::Wildcard => "wildcard",
-            MatchType::Regex => "regex",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<MatchType> {
-        Some(match s.trim() {
-            "exact" => MatchType::Exact,
-            "starts_with" | "prefix" => MatchType::StartsWith,
-            "contains" => MatchType::Contains,
-            "ends_with" | "suffix" => MatchType::EndsWith,
-            "wildcard" => MatchType::Wildcard,
-            "regex" => MatchType::Regex,
-            _ => return None,
-        })
-    }
-}
+/// The match types of a rule, shared with the list files (`match_type`).
+pub use crate::listfile::MatchType;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

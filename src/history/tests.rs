@@ -1,7 +1,7 @@
 use chrono::Duration as Days;
 
 use super::*;
-use crate::lists::diff_rows;
+use crate::listfile::diff_rows;
 
 fn r(name: &str, pattern: &str) -> RuleRow {
     RuleRow {

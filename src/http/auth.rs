@@ -7,36 +7,23 @@
 //! every other change, and a request never re-reads the file. The secret is
 //! read from the environment per request, so rotating it needs no reload.
 
-// A refusal is the HTTP answer itself; it is built once per refused request,
-// so its size on the stack does not matter.
-#![allow(clippy::result_large_err)]
-
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
 use subtle::ConstantTimeEq;
 
-use super::error;
+use super::ApiError;
 use crate::config::types::HttpConfig;
 
-/// The name of the token presented, or the answer refusing the request.
-pub fn authorize(http: &HttpConfig, headers: &HeaderMap) -> Result<String, Response> {
+/// The name of the token presented, or the error refusing the request.
+pub fn authorize(http: &HttpConfig, headers: &HeaderMap) -> Result<String, ApiError> {
     if http.tokens.is_empty() {
-        return Err(error(
+        return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "changes through the API are disabled: no API tokens are configured. Add \
              `http: { tokens: [{ name: ops, token_env: CALLGUARD_TOKEN_OPS }] }` to the \
              configuration and set that environment variable for callguard",
-            Vec::new(),
         ));
     }
-    let unauthorized = |msg: &str| {
-        let mut r = error(StatusCode::UNAUTHORIZED, msg, Vec::new());
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer"),
-        );
-        r
-    };
+    let unauthorized = ApiError::unauthorized;
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -7,13 +7,13 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State as AxState};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::post;
 use serde_json::json;
 
-use super::lists::{authorized_body, finish, store_error};
-use super::{Api, error};
-use crate::cli::block::{BlockError, BlockRequest, Blocked, block_from_call};
+use super::lists::{applied, authorized_body};
+use super::{Api, ApiError, ApiResult};
+use crate::lists::block::{BlockError, BlockRequest, Blocked, block_from_call};
 
 pub fn routes() -> Router<Api> {
     Router::new().route("/api/v1/calls/{id}/block", post(block))
@@ -24,72 +24,54 @@ async fn block(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    let (author, bytes) = match authorized_body(&api, &headers, body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let mut req: BlockRequest = match serde_json::from_slice(&bytes) {
-        Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("expected {{\"list\": …, \"name\"?, \"action\"?}}: {e}"),
-                vec![],
-            );
-        }
-    };
+) -> ApiResult {
+    let (author, bytes) = authorized_body(&api, &headers, body).await?;
+    let mut req: BlockRequest = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected {{\"list\": …, \"name\"?, \"action\"?}}: {e}"
+        ))
+    })?;
     req.from_call = id;
     let config = api.reloader.config_path.clone();
     let history = api.state.extras.history.clone();
     let who = author.clone();
     let r = req.clone();
     let job = tokio::task::spawn_blocking(move || block_from_call(&config, &r, &who, history));
-    let outcome = match job.await {
-        Ok(o) => o,
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("block task failed: {e}"),
-                vec![],
-            );
+    let blocked = job
+        .await
+        .map_err(|e| ApiError::internal(format!("block task failed: {e}")))??;
+    let message = blocked.message();
+    let (done, rule) = match blocked {
+        Blocked::AlreadyMatched { .. } => {
+            return Ok(axum::Json(json!({ "added": false, "message": message })).into_response());
         }
+        Blocked::Added { applied, rule, .. } => (applied, rule),
     };
-    match outcome {
-        Ok(b) => {
-            let message = b.message();
-            let (applied, rule) = match b {
-                Blocked::AlreadyMatched { .. } => {
-                    return axum::Json(json!({ "added": false, "message": message }))
-                        .into_response();
-                }
-                Blocked::Added { applied, rule, .. } => (applied, rule),
-            };
-            let answer = finish(
-                &api,
-                Ok(applied),
-                &format!("api: {author} blocked the caller of call {}", req.from_call),
-            )
-            .await;
-            if !answer.status().is_success() {
-                return answer;
+    let mut v = applied(
+        &api,
+        Ok(done),
+        &format!("api: {author} blocked the caller of call {}", req.from_call),
+    )
+    .await?;
+    v["added"] = json!(true);
+    v["message"] = json!(message);
+    v["rule_name"] = json!(rule.rule_name);
+    Ok(axum::Json(v).into_response())
+}
+
+/// A caller that cannot be blocked: no such call 404, an anonymous caller
+/// 422, a store refusal its own status, anything else 500.
+impl From<BlockError> for ApiError {
+    fn from(e: BlockError) -> Self {
+        match e {
+            BlockError::Store(e) => e.into(),
+            e @ BlockError::NoSuchCall { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, e.to_string())
             }
-            let body = axum::body::to_bytes(answer.into_body(), 1 << 20)
-                .await
-                .unwrap_or_default();
-            let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            v["added"] = json!(true);
-            v["message"] = json!(message);
-            v["rule_name"] = json!(rule.rule_name);
-            axum::Json(v).into_response()
+            e @ BlockError::Anonymous(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+            }
+            e => ApiError::internal(e.to_string()),
         }
-        Err(BlockError::Store(e)) => store_error(e),
-        Err(e @ BlockError::NoSuchCall { .. }) => {
-            error(StatusCode::NOT_FOUND, e.to_string(), vec![])
-        }
-        Err(e @ BlockError::Anonymous(_)) => {
-            error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string(), vec![])
-        }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), vec![]),
     }
 }

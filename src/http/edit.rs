@@ -9,21 +9,19 @@
 //!   and their fate, invalid rows with their line and reason. Without it the
 //!   import is applied, unless rows are invalid and `skip_invalid` is not set.
 
-#![allow(clippy::result_large_err)]
-
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{post, put};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::lists::{authorized_body, blocking, checker, finish, parse_body, store, store_error};
-use super::{Api, error};
+use super::lists::{applied, authorized_body, blocking, checker, finish, parse_body, store};
+use super::{Api, ApiError, ApiResult};
+use crate::listfile::{Format, ImportPlan, OnDuplicate, plan_import, read_rows};
 use crate::lists::store::StoreError;
-use crate::lists::{Format, ImportPlan, OnDuplicate, plan_import, read_rows};
 
 pub fn routes() -> Router<Api> {
     Router::new()
@@ -36,30 +34,17 @@ async fn edit(
     Path((name, rule)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    let (author, bytes) = match authorized_body(&api, &headers, body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+) -> ApiResult {
+    let (author, bytes) = authorized_body(&api, &headers, body).await?;
     let trimmed = bytes.trim_ascii_start();
     if trimmed.first() != Some(&b'{') {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "expected one rule as a JSON object",
-            vec![],
-        );
+        return Err(ApiError::bad_request("expected one rule as a JSON object"));
     }
     let json = [b"[".as_slice(), trimmed, b"]"].concat();
-    let checker = match checker(&api, &name).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let mut rows = match parse_body(&json, Format::Json, &checker) {
-        Ok(rows) => rows,
-        Err(r) => return r,
-    };
+    let checker = checker(&api, &name).await?;
+    let mut rows = parse_body(&json, Format::Json, &checker)?;
     let Some(row) = rows.pop().filter(|_| rows.is_empty()) else {
-        return error(StatusCode::BAD_REQUEST, "expected exactly one rule", vec![]);
+        return Err(ApiError::bad_request("expected exactly one rule"));
     };
     let st = store(&api);
     let (who, n, r) = (author.clone(), name.clone(), rule.clone());
@@ -105,11 +90,8 @@ async fn import(
     Query(q): Query<ImportQuery>,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    let (author, bytes) = match authorized_body(&api, &headers, body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+) -> ApiResult {
+    let (author, bytes) = authorized_body(&api, &headers, body).await?;
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -118,29 +100,23 @@ async fn import(
         Some(f) => Format::from_name(f),
         None => Format::from_content_type(ct),
     };
-    let Some(format) = format else {
-        return error(
+    let format = format.ok_or_else(|| {
+        ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!(
                 "format {:?} / Content-Type {ct:?}: send csv, json or xml",
                 q.format.as_deref().unwrap_or("")
             ),
-            Vec::new(),
-        );
-    };
+        )
+    })?;
     let mode = match q.on_duplicate.as_deref() {
         None => OnDuplicate::Skip,
-        Some(m) => match OnDuplicate::from_name(m) {
-            Some(m) => m,
-            None => return error(StatusCode::BAD_REQUEST, OnDuplicate::unknown(m), vec![]),
-        },
+        Some(m) => OnDuplicate::from_name(m)
+            .ok_or_else(|| ApiError::bad_request(OnDuplicate::unknown(m)))?,
     };
     let dry_run = q.dry_run.unwrap_or(true);
     let skip_invalid = q.skip_invalid.unwrap_or(false);
-    let checker = match checker(&api, &name).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let checker = checker(&api, &name).await?;
     let st = store(&api);
     let (who, n) = (author.clone(), name.clone());
     let source = "upload".to_string();
@@ -160,20 +136,11 @@ async fn import(
         Ok((r, plan))
     })
     .await;
-    let (result, plan) = match job {
-        Ok(x) => x,
-        Err(e) => return store_error(e),
-    };
+    let (result, plan) = job?;
     let Some(plan) = plan else {
         // The store refused before planning (unknown list, broken file…).
-        return match result {
-            Err(e) => store_error(e),
-            Ok(_) => error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "import not planned",
-                vec![],
-            ),
-        };
+        result?;
+        return Err(ApiError::internal("import not planned"));
     };
     let refused = !plan.errors.is_empty() && !skip_invalid;
     let preview = json!({
@@ -204,25 +171,19 @@ async fn import(
                     plan.errors.len()
                 ));
             }
-            (code, axum::Json(v)).into_response()
+            Ok((code, axum::Json(v)).into_response())
         }
         other => {
-            let answer = finish(
+            let answer = applied(
                 &api,
                 other,
                 &format!("api: {author} imported into list {name}"),
             )
-            .await;
-            if !answer.status().is_success() {
-                return answer;
-            }
-            let body = axum::body::to_bytes(answer.into_body(), 1 << 20)
-                .await
-                .unwrap_or_default();
+            .await?;
             let mut v = preview;
             v["applied"] = json!(true);
-            v["result"] = serde_json::from_slice(&body).unwrap_or_default();
-            axum::Json(v).into_response()
+            v["result"] = answer;
+            Ok(axum::Json(v).into_response())
         }
     }
 }

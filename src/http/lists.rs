@@ -3,10 +3,6 @@
 //! store (validated against the whole configuration, written atomically,
 //! recorded) and then reloads at once, so the very next call sees it.
 
-// A refusal is the HTTP answer itself; it is built once per refused request,
-// so its size on the stack does not matter.
-#![allow(clippy::result_large_err)]
-
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State as AxState};
@@ -16,9 +12,9 @@ use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Api, auth, error};
+use super::{Api, ApiError, ApiResult, auth};
+use crate::listfile::{Format, RuleRow, read_rows, write_rows};
 use crate::lists::store::{Applied, ListStore, RowChecker, StoreError};
-use crate::lists::{Format, RuleRow, read_rows, write_rows};
 use crate::reload::Trigger;
 
 mod test;
@@ -66,37 +62,29 @@ async fn export(
     AxState(api): AxState<Api>,
     Path(name): Path<String>,
     Query(q): Query<ExportQuery>,
-) -> Response {
+) -> ApiResult {
     let format = match q.format.as_deref() {
         None => Format::Json,
-        Some(f) => match Format::from_name(f) {
-            Some(f) => f,
-            None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("unknown format {f:?} (csv, json or xml)"),
-                    Vec::new(),
-                );
-            }
-        },
+        Some(f) => Format::from_name(f).ok_or_else(|| {
+            ApiError::bad_request(format!("unknown format {f:?} (csv, json or xml)"))
+        })?,
     };
     let st = store(&api);
-    let rows = match blocking(move || st.export_rows(&name)).await {
-        Ok(rows) => rows,
-        Err(StoreError::Broken(problems)) => {
-            return error(
+    let rows = blocking(move || st.export_rows(&name))
+        .await
+        .map_err(|e| match e {
+            StoreError::Broken(problems) => ApiError::new(
                 StatusCode::CONFLICT,
                 "the list file has problems; fix it before exporting",
-                problems,
-            );
-        }
-        Err(e) => return store_error(e),
-    };
-    (
+            )
+            .with_details(problems),
+            e => e.into(),
+        })?;
+    Ok((
         [(header::CONTENT_TYPE, format.content_type())],
         write_rows(&rows, format),
     )
-        .into_response()
+        .into_response())
 }
 
 /// Authorises, then reads the body within `http.max_body_bytes`: an
@@ -105,16 +93,15 @@ pub(super) async fn authorized_body(
     api: &Api,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(String, Bytes), Response> {
+) -> Result<(String, Bytes), ApiError> {
     let snap = api.state.snapshot();
     let http = &snap.rules.http;
     let author = auth::authorize(http, headers)?;
     let limit = http.max_body_bytes;
     let too_large = || {
-        error(
+        ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body larger than {limit} bytes (http.max_body_bytes)"),
-            Vec::new(),
         )
     };
     let declared = headers
@@ -135,30 +122,20 @@ async fn replace(
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    let (author, bytes) = match authorized_body(&api, &headers, body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+) -> ApiResult {
+    let (author, bytes) = authorized_body(&api, &headers, body).await?;
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let Some(format) = Format::from_content_type(ct) else {
-        return error(
+    let format = Format::from_content_type(ct).ok_or_else(|| {
+        ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("Content-Type {ct:?}: send text/csv, application/json or application/xml"),
-            Vec::new(),
-        );
-    };
-    let checker = match checker(&api, &name).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let rows = match parse_body(&bytes, format, &checker) {
-        Ok(rows) => rows,
-        Err(r) => return r,
-    };
+        )
+    })?;
+    let checker = checker(&api, &name).await?;
+    let rows = parse_body(&bytes, format, &checker)?;
     let st = store(&api);
     let who = author.clone();
     let n = name.clone();
@@ -173,7 +150,7 @@ pub(super) fn parse_body(
     bytes: &[u8],
     format: Format,
     checker: &RowChecker,
-) -> Result<Vec<RuleRow>, Response> {
+) -> Result<Vec<RuleRow>, ApiError> {
     let parsed = read_rows(bytes, format, "request body");
     let mut errors: Vec<(u32, String)> = parsed
         .errors
@@ -190,20 +167,20 @@ pub(super) fn parse_body(
     }
     if !errors.is_empty() {
         errors.sort_by_key(|(line, _)| *line);
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            format!("{} invalid row(s); nothing was changed", errors.len()),
-            errors.into_iter().take(1000).map(|(_, e)| e).collect(),
-        ));
+        return Err(ApiError::bad_request(format!(
+            "{} invalid row(s); nothing was changed",
+            errors.len()
+        ))
+        .with_details(errors.into_iter().take(1000).map(|(_, e)| e).collect()));
     }
     Ok(parsed.rows.into_iter().map(|(_, r)| r).collect())
 }
 
 /// The row validator of list `name`, or the store's answer (404, read-only…).
-pub(super) async fn checker(api: &Api, name: &str) -> Result<RowChecker, Response> {
+pub(super) async fn checker(api: &Api, name: &str) -> Result<RowChecker, ApiError> {
     let st = store(api);
     let n = name.to_string();
-    blocking(move || st.checker(&n)).await.map_err(store_error)
+    Ok(blocking(move || st.checker(&n)).await?)
 }
 
 async fn add(
@@ -211,11 +188,8 @@ async fn add(
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    let (author, bytes) = match authorized_body(&api, &headers, body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+) -> ApiResult {
+    let (author, bytes) = authorized_body(&api, &headers, body).await?;
     // One object or an array of them; the JSON list reader applies the same
     // row rules (trimming, match type spellings, enabled words) as a file.
     let trimmed = bytes.trim_ascii_start();
@@ -226,21 +200,11 @@ async fn add(
     } else {
         trimmed
     };
-    let checker = match checker(&api, &name).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let rows = match parse_body(json, Format::Json, &checker) {
-        Ok(rows) if rows.is_empty() => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "no rules in the request",
-                Vec::new(),
-            );
-        }
-        Ok(rows) => rows,
-        Err(r) => return r,
-    };
+    let checker = checker(&api, &name).await?;
+    let rows = parse_body(json, Format::Json, &checker)?;
+    if rows.is_empty() {
+        return Err(ApiError::bad_request("no rules in the request"));
+    }
     let st = store(&api);
     let who = author.clone();
     let n = name.clone();
@@ -252,11 +216,8 @@ async fn remove(
     AxState(api): AxState<Api>,
     Path((name, rule)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Response {
-    let author = match auth::authorize(&api.state.snapshot().rules.http, &headers) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+) -> ApiResult {
+    let author = auth::authorize(&api.state.snapshot().rules.http, &headers)?;
     let st = store(&api);
     let who = author.clone();
     let n = name.clone();
@@ -279,21 +240,10 @@ async fn rollback(
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    let (author, bytes) = match authorized_body(&api, &headers, body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let req: RollbackBody = match serde_json::from_slice(&bytes) {
-        Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("expected {{\"version\": N}}: {e}"),
-                Vec::new(),
-            );
-        }
-    };
+) -> ApiResult {
+    let (author, bytes) = authorized_body(&api, &headers, body).await?;
+    let req: RollbackBody = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("expected {{\"version\": N}}: {e}")))?;
     let st = store(&api);
     let who = author.clone();
     let n = name.clone();
@@ -318,31 +268,29 @@ struct HistoryQuery {
 /// Versions answered at most per request.
 const MAX_HISTORY: usize = 1000;
 
-async fn history(AxState(api): AxState<Api>, Query(q): Query<HistoryQuery>) -> Response {
-    let Some(h) = api.state.extras.history.clone() else {
-        return store_error(StoreError::NoHistory);
-    };
+async fn history(AxState(api): AxState<Api>, Query(q): Query<HistoryQuery>) -> ApiResult {
+    let h = api
+        .state
+        .extras
+        .history
+        .clone()
+        .ok_or(StoreError::NoHistory)?;
     let limit = q.limit.unwrap_or(50).clamp(1, MAX_HISTORY);
-    let result = blocking(move || {
+    let versions = blocking(move || {
         h.versions(q.list.as_deref(), limit)
             .map_err(|e| StoreError::Io(e.to_string()))
     })
-    .await;
-    match result {
-        Ok(versions) => {
-            let versions: Vec<_> = versions
-                .iter()
-                .map(|v| {
-                    json!({
-                        "list": v.list, "version": v.version, "time": v.time.to_rfc3339(),
-                        "author": v.author, "summary": v.summary,
-                    })
-                })
-                .collect();
-            axum::Json(json!({ "versions": versions })).into_response()
-        }
-        Err(e) => store_error(e),
-    }
+    .await?;
+    let versions: Vec<_> = versions
+        .iter()
+        .map(|v| {
+            json!({
+                "list": v.list, "version": v.version, "time": v.time.to_rfc3339(),
+                "author": v.author, "summary": v.summary,
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "versions": versions })).into_response())
 }
 
 /// Runs a store operation off the async workers (it reads and writes files).
@@ -356,11 +304,17 @@ pub(super) async fn blocking<T: Send + 'static>(
 
 /// After a successful write: reload now (not when the watcher notices), and
 /// answer with the rule-set version now in force and what changed.
-pub(super) async fn finish(api: &Api, result: Result<Applied, StoreError>, why: &str) -> Response {
-    let applied = match result {
-        Ok(a) => a,
-        Err(e) => return store_error(e),
-    };
+pub(super) async fn finish(api: &Api, result: Result<Applied, StoreError>, why: &str) -> ApiResult {
+    Ok(axum::Json(applied(api, result, why).await?).into_response())
+}
+
+/// [`finish`]'s answer as JSON, for handlers that add to it.
+pub(super) async fn applied(
+    api: &Api,
+    result: Result<Applied, StoreError>,
+    why: &str,
+) -> Result<serde_json::Value, ApiError> {
+    let applied = result?;
     let version = if applied.summary.is_empty() {
         Ok(api.state.snapshot().version)
     } else {
@@ -369,7 +323,7 @@ pub(super) async fn finish(api: &Api, result: Result<Applied, StoreError>, why: 
             .await
     };
     match version {
-        Ok(version) => axum::Json(json!({
+        Ok(version) => Ok(json!({
             "list": applied.list,
             "version": version,
             "history_version": applied.history_version,
@@ -378,25 +332,11 @@ pub(super) async fn finish(api: &Api, result: Result<Applied, StoreError>, why: 
             "removed": applied.summary.removed,
             "changed": applied.summary.changed,
             "rules": applied.rules,
-        }))
-        .into_response(),
-        Err(p) => error(
+        })),
+        Err(p) => Err(ApiError::problems(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the list was written but the reload was refused; the previous rules stay in force",
-            p.0.iter().map(ToString::to_string).collect(),
-        ),
+            &p,
+        )),
     }
-}
-
-pub(super) fn store_error(e: StoreError) -> Response {
-    let code = match &e {
-        StoreError::UnknownList(_) | StoreError::NoSuchRule { .. } => StatusCode::NOT_FOUND,
-        StoreError::NoSuchVersion { .. } => StatusCode::NOT_FOUND,
-        StoreError::ReadOnly(_) | StoreError::Invalid(_) => StatusCode::BAD_REQUEST,
-        StoreError::Duplicate { .. } | StoreError::Broken(_) => StatusCode::CONFLICT,
-        StoreError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        StoreError::NoHistory => StatusCode::SERVICE_UNAVAILABLE,
-        StoreError::Io(_) | StoreError::Aborted => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    error(code, e.to_string(), e.details())
 }

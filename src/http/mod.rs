@@ -17,11 +17,13 @@ pub mod block;
 pub mod calls;
 pub mod console;
 pub mod edit;
+pub mod error;
 pub mod lists;
 pub mod overview;
 pub mod report;
 pub mod trunks;
 use crate::state::State;
+pub use error::{ApiError, ApiResult};
 
 #[derive(Clone)]
 pub struct Api {
@@ -73,18 +75,17 @@ async fn guard_reads(AxState(api): AxState<Api>, req: Request, next: Next) -> Re
         if http.protect_reads
             && let Err(refused) = auth::authorize(http, req.headers())
         {
-            return refused;
+            return refused.into_response();
         }
     }
     next.run(req).await
 }
 
-/// A JSON error in the API's one shape.
+/// A JSON error in the API's one shape, as a response (for handlers that
+/// build their answer without `?`).
 pub fn error(code: StatusCode, msg: impl Into<String>, details: Vec<String>) -> Response {
-    (
-        code,
-        axum::Json(json!({ "error": msg.into(), "details": details })),
-    )
+    ApiError::new(code, msg)
+        .with_details(details)
         .into_response()
 }
 
@@ -116,13 +117,13 @@ async fn status(AxState(api): AxState<Api>) -> Response {
     .into_response()
 }
 
-async fn reload(AxState(api): AxState<Api>) -> Response {
-    match api.reloader.reload(Trigger::ApiReload).await {
-        Ok(version) => axum::Json(json!({ "version": version })).into_response(),
-        Err(p) => error(
+async fn reload(AxState(api): AxState<Api>) -> ApiResult {
+    let version = api.reloader.reload(Trigger::ApiReload).await.map_err(|p| {
+        ApiError::problems(
             StatusCode::UNPROCESSABLE_ENTITY,
             "configuration refused; the previous rules stay in force",
-            p.0.iter().map(ToString::to_string).collect(),
-        ),
-    }
+            &p,
+        )
+    })?;
+    Ok(axum::Json(json!({ "version": version })).into_response())
 }

@@ -6,14 +6,14 @@
 use axum::Router;
 use axum::extract::{Query, State as AxState};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use chrono::Utc;
 use serde::Deserialize;
 
-use super::{Api, error};
+use super::{Api, ApiError, ApiResult};
 use crate::calllog::LogReader;
-use crate::cli::report::{build, period};
+use crate::report::{build, period};
 
 pub fn routes() -> Router<Api> {
     Router::new().route("/api/v1/report", get(report))
@@ -26,29 +26,24 @@ struct ReportQuery {
     format: Option<String>,
 }
 
-async fn report(AxState(api): AxState<Api>, Query(q): Query<ReportQuery>) -> Response {
+async fn report(AxState(api): AxState<Api>, Query(q): Query<ReportQuery>) -> ApiResult {
     let format = q.format.unwrap_or_else(|| "json".into());
     if !matches!(format.as_str(), "json" | "html" | "text") {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("format {format:?}: use json, html or text"),
-            vec![],
-        );
+        return Err(ApiError::bad_request(format!(
+            "format {format:?}: use json, html or text"
+        )));
     }
-    let (since, until) = match period(
+    let (since, until) = period(
         q.since.as_deref().unwrap_or("24h"),
         q.until.as_deref(),
         Utc::now(),
-    ) {
-        Ok(p) => p,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e, vec![]),
-    };
+    )
+    .map_err(ApiError::bad_request)?;
     let Some(path) = api.state.extras.log_path.clone() else {
-        return error(
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "this service keeps no call log",
-            vec![],
-        );
+        ));
     };
     let history = api.state.extras.history.clone();
     let postgres = api.state.extras.log_postgres.clone();
@@ -56,18 +51,11 @@ async fn report(AxState(api): AxState<Api>, Query(q): Query<ReportQuery>) -> Res
         let log = LogReader::open_either(&path, postgres.as_ref()).map_err(|e| e.to_string())?;
         build(&log, history.as_deref(), since, until)
     });
-    let r = match job.await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e, vec![]),
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("report failed: {e}"),
-                vec![],
-            );
-        }
-    };
-    match format.as_str() {
+    let r = job
+        .await
+        .map_err(|e| ApiError::internal(format!("report failed: {e}")))?
+        .map_err(ApiError::internal)?;
+    Ok(match format.as_str() {
         "html" => (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
             r.to_html(),
@@ -79,5 +67,5 @@ async fn report(AxState(api): AxState<Api>, Query(q): Query<ReportQuery>) -> Res
         )
             .into_response(),
         _ => axum::Json(r).into_response(),
-    }
+    })
 }

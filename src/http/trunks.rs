@@ -17,12 +17,12 @@ use std::path::Path;
 use axum::Router;
 use axum::extract::State as AxState;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 
-use super::{Api, error};
+use super::{Api, ApiError, ApiResult};
 use crate::config::types::{ListRole, MatchType, RuleConfig, ScheduleRef, WhitelistMode};
 use crate::config::{self, LoadedList};
 
@@ -33,7 +33,7 @@ pub fn routes() -> Router<Api> {
     Router::new().route("/api/v1/trunks", get(trunks))
 }
 
-async fn trunks(AxState(api): AxState<Api>) -> Response {
+async fn trunks(AxState(api): AxState<Api>) -> ApiResult {
     let config_path = api.reloader.config_path.clone();
     let log_path = api.state.extras.log_path.clone();
     let snap = api.state.snapshot();
@@ -42,26 +42,16 @@ async fn trunks(AxState(api): AxState<Api>) -> Response {
         let hits = log_path.as_deref().map(hit_counts).unwrap_or_default();
         (cfg, hits)
     });
-    let (cfg, hits) = match job.await {
-        Ok(x) => x,
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("reading the configuration failed: {e}"),
-                vec![],
-            );
-        }
-    };
-    let cfg = match cfg {
-        Ok(c) => c,
-        Err(p) => {
-            return error(
-                StatusCode::CONFLICT,
-                "the configuration on disk does not load; the rules in force stay as they were",
-                p.0.iter().map(ToString::to_string).collect(),
-            );
-        }
-    };
+    let (cfg, hits) = job
+        .await
+        .map_err(|e| ApiError::internal(format!("reading the configuration failed: {e}")))?;
+    let cfg = cfg.map_err(|p| {
+        ApiError::problems(
+            StatusCode::CONFLICT,
+            "the configuration on disk does not load; the rules in force stay as they were",
+            &p,
+        )
+    })?;
     let now = Utc::now();
     let rs = &snap.rules;
     let h = |trunk: &str, list: &str, rule: &str| -> u64 {
@@ -148,7 +138,7 @@ async fn trunks(AxState(api): AxState<Api>) -> Response {
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    axum::Json(json!({
+    Ok(axum::Json(json!({
         "version": snap.version,
         "at": now.to_rfc3339(),
         "hit_days": HIT_DAYS,
@@ -159,7 +149,7 @@ async fn trunks(AxState(api): AxState<Api>) -> Response {
         "system": system,
         "trunks": trunks,
     }))
-    .into_response()
+    .into_response())
 }
 
 fn sched(s: &ScheduleRef) -> Value {

@@ -1,41 +1,16 @@
-//! Rule list files: the import/export formats of the reference (CSV, JSON, XML),
-//! duplicate handling, and atomic writes.
+//! The list store, the upper layer of rule lists: the one validated write
+//! path (API, CLI, `block`) that checks a change against the whole
+//! configuration, writes it atomically and records it in the history; and
+//! "block this caller" from the call log.
 //!
-//! The same row type feeds bulk list files referenced by the config
-//! (`trunks.NAME.lists`) and the import/export CLI and HTTP API.
+//! The files themselves (row type, formats, diffs, import planning) are
+//! [`crate::listfile`], below the configuration; their names are re-exported
+//! here for the paths the tests and fuzz targets use.
 
-use serde::{Deserialize, Serialize};
+pub(crate) mod block;
+pub(crate) mod store;
 
-pub mod atomic;
-pub mod diff;
-pub mod format;
-pub mod import;
-pub mod store;
-
-pub use atomic::write_atomic;
-pub use diff::{ChangeSummary, diff_rows};
-pub use format::{Format, ParsedList, RowError, read_rows, write_rows};
-pub use import::{ImportPlan, OnDuplicate, plan_import};
-
-/// One rule as it appears in a list file. Columns:
-/// `rule_name,pattern,match_type,action,enabled[,notes]`.
-///
-/// `match_type` and `action` may be empty: the match type is then inferred from
-/// the pattern and the action is the list's default.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RuleRow {
-    pub rule_name: String,
-    pub pattern: String,
-    #[serde(default)]
-    pub match_type: String,
-    #[serde(default)]
-    pub action: String,
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    #[serde(default)]
-    pub notes: String,
-}
-
-fn yes() -> bool {
-    true
-}
+pub use crate::listfile::{
+    ChangeSummary, Format, ImportPlan, OnDuplicate, ParsedList, RowError, RuleRow, diff_rows,
+    plan_import, read_rows, write_atomic, write_rows,
+};

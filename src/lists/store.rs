@@ -93,8 +93,6 @@ pub struct ListStore {
 /// A file-backed list with its current rows.
 pub struct CurrentList {
     pub list: LoadedList,
-    /// Problems reading the file (the rows are then partial or empty).
-    pub problems: Vec<String>,
 }
 
 impl ListStore {
@@ -119,9 +117,8 @@ impl ListStore {
     pub fn current(&self, name: &str) -> Result<CurrentList, StoreError> {
         let cfg = load(&self.config_path)?;
         let i = find(&cfg, name)?;
-        let problems = list_problems(&cfg, &cfg.lists[i]);
         let list = cfg.lists.into_iter().nth(i).ok_or_else(|| unknown(name))?;
-        Ok(CurrentList { list, problems })
+        Ok(CurrentList { list })
     }
 
     /// The rows of list `name` for an export: a list file's rows, or the
@@ -447,12 +444,6 @@ impl RowChecker {
     pub fn check_rows(&self, rows: &[RuleRow], source: &str, format: Format) -> Vec<String> {
         check_rows_with(rows, source, format, &|r| self.check(r))
     }
-}
-
-/// Every problem of a candidate list: bad rows and repeated names, as
-/// `FILE:LINE: reason` against the file as it would be written.
-pub fn check_rows(rows: &[RuleRow], source: &str, format: Format) -> Vec<String> {
-    check_rows_with(rows, source, format, &check_row)
 }
 
 fn check_rows_with(

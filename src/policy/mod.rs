@@ -1,9 +1,9 @@
 //! The policy core: pure functions over an immutable compiled rule set.
 //! No sockets, no files, no clock: the time of a decision is a parameter.
 
-pub mod compile;
+pub(crate) mod compile;
 pub mod decide;
-pub mod explain;
+pub(crate) mod explain;
 pub mod index;
 pub mod number;
 pub mod pattern;

@@ -21,6 +21,7 @@ use gix::ObjectId;
 use tokio_util::sync::CancellationToken;
 
 use super::validate::{self, Candidates};
+use super::{BlobError, GitError, Refused};
 use crate::config::types::SourceConfig;
 use crate::reload::{Reloader, Trigger};
 
@@ -66,7 +67,7 @@ enum Found {
     Same,
     /// A new tip with the candidate list files read from its tree, or the
     /// reasons they could not be read.
-    New(ObjectId, Result<Candidates, Vec<String>>),
+    New(ObjectId, Result<Candidates, Refused>),
 }
 
 /// Polls the repository until `stop`.
@@ -113,15 +114,11 @@ async fn poll_once(
     let found = match tokio::time::timeout(FETCH_TIMEOUT, job).await {
         Ok(Ok(Ok(found))) => found,
         Ok(Ok(Err(e))) => return fail(reloader, &spec.git, e),
-        Ok(Err(e)) => return fail(reloader, &spec.git, format!("poll task failed: {e}")),
+        Ok(Err(e)) => return fail(reloader, &spec.git, GitError::PollTask(e.to_string())),
         Err(_) => {
             // The blocking fetch checks this flag and gives up.
             interrupt.store(true, Ordering::Relaxed);
-            return fail(
-                reloader,
-                &spec.git,
-                format!("no answer within {FETCH_TIMEOUT:?}"),
-            );
+            return fail(reloader, &spec.git, GitError::Timeout(FETCH_TIMEOUT));
         }
     };
     let (id, candidates) = match found {
@@ -138,7 +135,7 @@ async fn poll_once(
             let cfg = config_path.to_path_buf();
             tokio::task::spawn_blocking(move || validate::validate(&cfg, &c).map(|()| c))
                 .await
-                .unwrap_or_else(|e| Err(vec![format!("validation task failed: {e}")]))
+                .unwrap_or_else(|e| Err(Refused::one(format!("validation task failed: {e}"))))
         }
         Err(p) => Err(p),
     };
@@ -146,23 +143,22 @@ async fn poll_once(
         Ok(c) => c,
         Err(problems) => {
             tracing::error!(source = %spec.git, "{head}");
-            for p in &problems {
+            for p in &problems.0 {
                 tracing::error!(source = %spec.git, commit = %short, "{p}");
             }
             let mut all = vec![head];
-            all.extend(problems);
+            all.extend(problems.0);
             reloader.record_refusal(format!("git {}", spec.git), all);
             return Some(id);
         }
     };
     let cfg = config_path.to_path_buf();
-    let written = match tokio::task::spawn_blocking(move || validate::apply(&cfg, &candidates))
-        .await
-    {
-        Ok(Ok(w)) => w,
-        Ok(Err(e)) => return fail(reloader, &spec.git, format!("cannot write list files: {e}")),
-        Err(e) => return fail(reloader, &spec.git, format!("write task failed: {e}")),
-    };
+    let written =
+        match tokio::task::spawn_blocking(move || validate::apply(&cfg, &candidates)).await {
+            Ok(Ok(w)) => w,
+            Ok(Err(e)) => return fail(reloader, &spec.git, GitError::Write(e)),
+            Err(e) => return fail(reloader, &spec.git, GitError::WriteTask(e.to_string())),
+        };
     tracing::info!(source = %spec.git, commit = %short, files = ?written, "git commit applied");
     // A refused reload keeps the running rules and their commit label.
     let _ = reloader
@@ -177,7 +173,7 @@ async fn poll_once(
 
 /// Logs and records a failure to reach or read the repository; nothing is
 /// judged, so the same commit is tried again at the next poll.
-fn fail(reloader: &Reloader, url: &str, e: String) -> Option<ObjectId> {
+fn fail(reloader: &Reloader, url: &str, e: GitError) -> Option<ObjectId> {
     let msg = format!("git {url}: {e}");
     tracing::warn!("{msg}");
     reloader.record_refusal(format!("git {url}"), vec![msg]);
@@ -192,11 +188,10 @@ fn find(
     config_path: &Path,
     seen: Option<ObjectId>,
     interrupt: &AtomicBool,
-) -> Result<Found, String> {
+) -> Result<Found, GitError> {
     let (repo, refname) = match origin {
         Origin::Local(path) => {
-            let repo =
-                gix::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            let repo = gix::open(path).map_err(|e| GitError::Open(path.clone(), e.to_string()))?;
             (repo, format!("refs/heads/{}", spec.branch))
         }
         Origin::Remote { url, clone } => (
@@ -204,11 +199,12 @@ fn find(
             format!("refs/callguard/{}", spec.branch),
         ),
     };
+    let branch = |e: &dyn std::fmt::Display| GitError::Branch(spec.branch.clone(), e.to_string());
     let id = repo
         .find_reference(refname.as_str())
-        .map_err(|e| format!("branch {}: {e}", spec.branch))?
+        .map_err(|e| branch(&e))?
         .peel_to_id()
-        .map_err(|e| format!("branch {}: {e}", spec.branch))?
+        .map_err(|e| branch(&e))?
         .detach();
     if seen == Some(id) {
         return Ok(Found::Same);
@@ -224,29 +220,37 @@ fn fetch(
     clone: &Path,
     branch: &str,
     interrupt: &AtomicBool,
-) -> Result<gix::Repository, String> {
+) -> Result<gix::Repository, GitError> {
+    let at = |e: &dyn std::fmt::Display| (clone.to_path_buf(), e.to_string());
     let repo = if clone.join("HEAD").exists() {
-        gix::open(clone).map_err(|e| format!("cannot open clone {}: {e}", clone.display()))?
+        gix::open(clone).map_err(|e| {
+            let (path, e) = at(&e);
+            GitError::OpenClone(path, e)
+        })?
     } else {
-        std::fs::create_dir_all(clone)
-            .map_err(|e| format!("cannot create {}: {e}", clone.display()))?;
-        gix::init_bare(clone)
-            .map_err(|e| format!("cannot create clone {}: {e}", clone.display()))?
+        std::fs::create_dir_all(clone).map_err(|e| {
+            let (path, e) = at(&e);
+            GitError::CreateDir(path, e)
+        })?;
+        gix::init_bare(clone).map_err(|e| {
+            let (path, e) = at(&e);
+            GitError::CreateClone(path, e)
+        })?
     };
     let spec = format!("+refs/heads/{branch}:refs/callguard/{branch}");
     let remote = repo
         .remote_at(url)
-        .map_err(|e| format!("bad URL: {e}"))?
+        .map_err(|e| GitError::BadUrl(e.to_string()))?
         .with_fetch_tags(gix::remote::fetch::Tags::None)
         .with_refspecs([spec.as_str()], gix::remote::Direction::Fetch)
-        .map_err(|e| format!("bad branch {branch:?}: {e}"))?;
+        .map_err(|e| GitError::BadBranch(branch.to_string(), e.to_string()))?;
     remote
         .connect(gix::remote::Direction::Fetch)
-        .map_err(|e| format!("cannot connect: {e}"))?
+        .map_err(|e| GitError::Connect(e.to_string()))?
         .prepare_fetch(gix::progress::Discard, Default::default())
-        .map_err(|e| format!("fetch: {e}"))?
+        .map_err(|e| GitError::Fetch(e.to_string()))?
         .receive(gix::progress::Discard, interrupt)
-        .map_err(|e| format!("fetch: {e}"))?;
+        .map_err(|e| GitError::Fetch(e.to_string()))?;
     Ok(repo)
 }
 
@@ -257,13 +261,13 @@ fn read_lists(
     id: ObjectId,
     lists: &[String],
     prefix: &str,
-) -> Result<Candidates, Vec<String>> {
+) -> Result<Candidates, Refused> {
     let short = id.to_hex_with_len(8).to_string();
     let tree = repo
         .find_commit(id)
-        .map_err(|e| vec![format!("commit {short}: {e}")])?
+        .map_err(|e| Refused::one(format!("commit {short}: {e}")))?
         .tree()
-        .map_err(|e| vec![format!("commit {short}: {e}")])?;
+        .map_err(|e| Refused::one(format!("commit {short}: {e}")))?;
     let mut out = Candidates::new();
     let mut problems = Vec::new();
     for rel in lists {
@@ -280,26 +284,28 @@ fn read_lists(
     if problems.is_empty() {
         Ok(out)
     } else {
-        Err(problems)
+        Err(Refused(problems))
     }
 }
 
-fn read_blob(repo: &gix::Repository, tree: &gix::Tree<'_>, path: &str) -> Result<Vec<u8>, String> {
+fn read_blob(
+    repo: &gix::Repository,
+    tree: &gix::Tree<'_>,
+    path: &str,
+) -> Result<Vec<u8>, BlobError> {
+    let lookup = |e: &dyn std::fmt::Display| BlobError::Lookup(e.to_string());
     let entry = tree
         .lookup_entry_by_path(path)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| "not in the commit".to_string())?;
+        .map_err(|e| lookup(&e))?
+        .ok_or(BlobError::Missing)?;
     if !entry.mode().is_blob() {
-        return Err("not a file".into());
+        return Err(BlobError::NotAFile);
     }
-    let size = repo
-        .find_header(entry.id())
-        .map_err(|e| e.to_string())?
-        .size();
+    let size = repo.find_header(entry.id()).map_err(|e| lookup(&e))?.size();
     if size > MAX_BLOB_BYTES {
-        return Err(format!("larger than {} MiB", MAX_BLOB_BYTES >> 20));
+        return Err(BlobError::TooLarge(MAX_BLOB_BYTES));
     }
-    Ok(entry.object().map_err(|e| e.to_string())?.detach().data)
+    Ok(entry.object().map_err(|e| lookup(&e))?.detach().data)
 }
 
 /// The repository path of config-relative `rel` if it lies under `prefix`

@@ -16,9 +16,12 @@ use tokio_util::sync::CancellationToken;
 use crate::config::LoadedConfig;
 use crate::reload::Reloader;
 
+pub mod error;
 pub mod git;
 pub mod url;
 pub mod validate;
+
+pub use error::{BlobError, FetchFailure, GitError, Refused, SubscriptionError};
 
 /// Starts one task per source the config names; each ends when `stop` is
 /// cancelled.

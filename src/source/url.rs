@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::validate::{self, Candidates};
-use crate::lists::{Format, read_rows};
+use super::{FetchFailure, Refused, SubscriptionError};
+use crate::listfile::{Format, read_rows};
 use crate::reload::{Reloader, Trigger};
 
 /// A community list far larger than this is not a phone list.
@@ -113,7 +114,8 @@ pub async fn run(
                     })
                     .await;
             }
-            Err(problems) => {
+            Err(e) => {
+                let problems = e.lines();
                 for p in &problems {
                     tracing::warn!(url = %sub.url, "subscription refused, last good copy stays: {p}");
                 }
@@ -137,8 +139,13 @@ async fn refresh_once(
     client: &reqwest::Client,
     sub: &Subscription,
     config_path: &Path,
-) -> Result<Outcome, Vec<String>> {
-    let fail = |m: String| vec![format!("subscription {} ({}): {m}", sub.url, sub.rel)];
+) -> Result<Outcome, SubscriptionError> {
+    let fail = |why: FetchFailure| SubscriptionError::Fetch {
+        url: sub.url.clone(),
+        rel: sub.rel.clone(),
+        why,
+    };
+    let transport = |e: reqwest::Error| fail(FetchFailure::Transport(error_chain(&e)));
     let copy = validate::base_dir(config_path).join(&sub.rel);
     let meta = read_meta(&copy, &sub.url);
     let mut req = client.get(&sub.url);
@@ -148,13 +155,13 @@ async fn refresh_once(
     if let Some(lm) = &meta.last_modified {
         req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm);
     }
-    let mut resp = req.send().await.map_err(|e| fail(error_chain(&e)))?;
+    let mut resp = req.send().await.map_err(transport)?;
     let status = resp.status();
     if status == reqwest::StatusCode::NOT_MODIFIED {
         return Ok(Outcome::Unchanged);
     }
     if !status.is_success() {
-        return Err(fail(format!("HTTP {status}")));
+        return Err(fail(FetchFailure::Status(status)));
     }
     let header = |name| {
         resp.headers()
@@ -171,27 +178,21 @@ async fn refresh_once(
         .content_length()
         .is_some_and(|n| n > MAX_BODY_BYTES as u64)
     {
-        return Err(fail(format!(
-            "body larger than {} MiB",
-            MAX_BODY_BYTES >> 20
-        )));
+        return Err(fail(FetchFailure::TooLarge(MAX_BODY_BYTES)));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| fail(error_chain(&e)))? {
+    while let Some(chunk) = resp.chunk().await.map_err(transport)? {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(fail(format!(
-                "body larger than {} MiB",
-                MAX_BODY_BYTES >> 20
-            )));
+            return Err(fail(FetchFailure::TooLarge(MAX_BODY_BYTES)));
         }
         body.extend_from_slice(&chunk);
     }
     if body.is_empty() {
-        return Err(fail("empty body".into()));
+        return Err(fail(FetchFailure::Empty));
     }
     let parsed = read_rows(&body, sub.format, &format!("{} ({})", sub.rel, sub.url));
     if !parsed.errors.is_empty() {
-        return Err(parsed.errors.iter().map(ToString::to_string).collect());
+        return Err(Refused(parsed.errors.iter().map(ToString::to_string).collect()).into());
     }
     let unchanged = std::fs::read(&copy).is_ok_and(|old| old == body);
     if !unchanged {
@@ -201,13 +202,13 @@ async fn refresh_once(
         let cands = candidates.clone();
         tokio::task::spawn_blocking(move || validate::validate(&cfg, &cands))
             .await
-            .map_err(|e| fail(format!("validation task failed: {e}")))??;
+            .map_err(|e| fail(FetchFailure::ValidationTask(e.to_string())))??;
         validate::apply(config_path, &candidates)
-            .map_err(|e| fail(format!("cannot write {}: {e}", copy.display())))?;
+            .map_err(|e| fail(FetchFailure::Write(copy.clone(), e)))?;
     }
     // The validators describe the copy now on disk, so they go after it.
     if let Ok(json) = serde_json::to_vec(&new_meta)
-        && let Err(e) = crate::lists::write_atomic(meta_path(&copy), &json)
+        && let Err(e) = crate::listfile::write_atomic(meta_path(&copy), &json)
     {
         tracing::warn!(url = %sub.url, "cannot keep ETag/Last-Modified: {e}");
     }

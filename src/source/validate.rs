@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
+use super::Refused;
 use crate::config::{self, load::read_bounded};
 use crate::policy::RuleSet;
 
@@ -22,7 +23,7 @@ pub type Candidates = BTreeMap<String, Vec<u8>>;
 /// The relative paths of every list file the config at `config_path`
 /// references now (system and trunk lists), read fresh so a source follows
 /// config edits. Absolute paths are left out: a source never writes there.
-pub fn list_paths(config_path: &Path) -> Result<Vec<String>, Vec<String>> {
+pub fn list_paths(config_path: &Path) -> Result<Vec<String>, Refused> {
     let raw = read_config(config_path)?;
     let mut out: Vec<String> = raw
         .lists
@@ -36,29 +37,31 @@ pub fn list_paths(config_path: &Path) -> Result<Vec<String>, Vec<String>> {
     Ok(out)
 }
 
-fn read_config(config_path: &Path) -> Result<config::types::RawConfig, Vec<String>> {
+fn read_config(config_path: &Path) -> Result<config::types::RawConfig, Refused> {
     let file = config_path.display().to_string();
     let bytes = read_bounded(config_path, crate::config::load::MAX_CONFIG_BYTES, &file)
-        .map_err(|p| vec![p.to_string()])?;
-    let text = String::from_utf8(bytes).map_err(|e| vec![format!("{file}: not UTF-8: {e}")])?;
-    config::load::parse(&text, &file).map_err(|p| p.0.iter().map(ToString::to_string).collect())
+        .map_err(|p| Refused::one(p.to_string()))?;
+    let text =
+        String::from_utf8(bytes).map_err(|e| Refused::one(format!("{file}: not UTF-8: {e}")))?;
+    config::load::parse(&text, &file)
+        .map_err(|p| Refused(p.0.iter().map(ToString::to_string).collect()))
 }
 
 /// Loads and compiles the config at `config_path` with `candidates` in place
 /// of the list files of the same relative path. `Err` carries every problem,
 /// with paths as they would read in the real directory.
-pub fn validate(config_path: &Path, candidates: &Candidates) -> Result<(), Vec<String>> {
-    let io = |what: &str, e: std::io::Error| vec![format!("validation: {what}: {e}")];
+pub fn validate(config_path: &Path, candidates: &Candidates) -> Result<(), Refused> {
+    let io = |what: &str, e: std::io::Error| Refused::one(format!("validation: {what}: {e}"));
     let base = base_dir(config_path);
     let file_name = config_path
         .file_name()
-        .ok_or_else(|| vec![format!("{}: not a file", config_path.display())])?;
+        .ok_or_else(|| Refused::one(format!("{}: not a file", config_path.display())))?;
     let text = read_bounded(
         config_path,
         crate::config::load::MAX_CONFIG_BYTES,
         &config_path.display().to_string(),
     )
-    .map_err(|p| vec![p.to_string()])?;
+    .map_err(|p| Refused::one(p.to_string()))?;
     let lists = list_paths(config_path)?;
     let tmp = tempfile::Builder::new()
         .prefix("callguard-validate-")
@@ -82,7 +85,7 @@ pub fn validate(config_path: &Path, candidates: &Candidates) -> Result<(), Vec<S
                     // The loader reports it (or, for a subscription, starts empty).
                     continue;
                 }
-                read_bounded(&real, MAX_LIST_BYTES, rel).map_err(|p| vec![p.to_string()])?
+                read_bounded(&real, MAX_LIST_BYTES, rel).map_err(|p| Refused::one(p.to_string()))?
             }
         };
         if let Some(parent) = dest.parent() {
@@ -98,11 +101,13 @@ pub fn validate(config_path: &Path, candidates: &Candidates) -> Result<(), Vec<S
         Err(problems) => {
             let from = tmp_base.display().to_string();
             let to = base.display().to_string();
-            Err(problems
-                .0
-                .iter()
-                .map(|p| p.to_string().replace(&from, &to))
-                .collect())
+            Err(Refused(
+                problems
+                    .0
+                    .iter()
+                    .map(|p| p.to_string().replace(&from, &to))
+                    .collect(),
+            ))
         }
     }
 }
@@ -121,7 +126,7 @@ pub fn apply(config_path: &Path, candidates: &Candidates) -> std::io::Result<Vec
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        crate::lists::write_atomic(&dest, bytes)?;
+        crate::listfile::write_atomic(&dest, bytes)?;
         written.push(rel.clone());
     }
     Ok(written)

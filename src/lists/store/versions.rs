@@ -9,7 +9,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
 use crate::history::{History, Result, VersionInfo};
-use crate::lists::{RuleRow, diff_rows};
+use crate::listfile::{RuleRow, diff_rows};
 
 /// (list, version, time in ms, author, summary) → hash of that version's rows.
 type Key = (String, u64, i64, String, String);

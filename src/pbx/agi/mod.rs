@@ -2,8 +2,8 @@
 
 pub mod codec;
 pub mod command;
-pub mod env;
+pub(crate) mod env;
 pub mod mset;
-pub mod recipe;
-pub mod reply;
-pub mod session;
+pub(crate) mod recipe;
+pub(crate) mod reply;
+pub(crate) mod session;

@@ -1,5 +1,5 @@
 //! How each plan step is done on Asterisk: the command table of
-//! `protocol/fastagi.md`. Pure functions, so each recipe is tested on its own.
+//! `tests/fixtures/fastagi.md`. Pure functions, so each recipe is tested on its own.
 
 use crate::action::{Step, Tone};
 

@@ -112,8 +112,6 @@ fn expands(s: &[u8]) -> bool {
     var_check_const(s) || has_escaped_data(s)
 }
 
-/// The text `base_set` must receive so that expansion yields `value` (already inert).
-
 fn unescape_char(c: u8) -> u8 {
     match c {
         b'n' => b'\n',

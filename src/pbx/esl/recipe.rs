@@ -1,5 +1,5 @@
 //! How each plan step is done on FreeSWITCH: `sendmsg` executes of the
-//! dptools applications (`protocol/esl.md`). Pure functions, tested one by one.
+//! dptools applications (`tests/fixtures/esl.md`). Pure functions, tested one by one.
 
 use crate::action::{Cause, Step, Tone};
 

@@ -8,8 +8,8 @@
 use std::fmt;
 use std::path::Path;
 
+use super::MatchType;
 use super::RuleRow;
-use crate::config::types::MatchType;
 
 mod csv_io;
 mod json_io;

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use super::*;
 use crate::calllog::CallRecord;
 use crate::calllog::store::{insert_record, open_writer};
-use crate::lists::{ChangeSummary, RuleRow};
+use crate::listfile::{ChangeSummary, RuleRow};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap()

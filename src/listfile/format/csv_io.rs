@@ -6,7 +6,7 @@
 use csv::{ByteRecord, ReaderBuilder};
 
 use super::{Field, MAX_ROW_BYTES, ParsedList, RowFields};
-use crate::lists::RuleRow;
+use crate::listfile::RuleRow;
 
 const REQUIRED: [Field; 5] = [
     Field::Name,
