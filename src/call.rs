@@ -3,7 +3,7 @@
 //! → record metrics and the log. A driver only knows its wire protocol and how
 //! to execute one [`Step`]; it knows nothing of rules.
 
-use crate::action::{Pbx, Step};
+use crate::action::{Challenge, Pbx, Step};
 
 /// What a driver has read of a call before anything is decided.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -63,6 +63,10 @@ pub trait CallDriver {
 
     /// Executes one step and waits until it is done.
     async fn execute(&mut self, step: &Step) -> Result<StepOutcome, DriveError>;
+
+    /// Asks the caller for `digit` (answering or in early media), up to the
+    /// challenge's tries; true when the caller pressed it.
+    async fn challenge(&mut self, c: &Challenge, digit: u8) -> Result<bool, DriveError>;
 }
 
 use std::sync::Arc;
@@ -106,6 +110,8 @@ struct Screened {
     verdict: &'static str,
     /// Set when no decision was made.
     error: Option<FailReason>,
+    /// The trunk's blocked action: a failed challenge's default `on_fail`.
+    blocked: Option<Arc<Plan>>,
 }
 
 impl Screened {
@@ -145,12 +151,18 @@ pub async fn handle<D: CallDriver>(
         plan,
         verdict,
         error,
+        blocked,
     } = screened;
+    let ctx = RunCtx {
+        state,
+        trunk: record.trunk.clone(),
+        blocked,
+    };
     log_record(state, record);
     let result = match (res, plan) {
         (Err(e), _) => Err(e),
         (Ok(()), None) => Ok(EndState::FailOpen),
-        (Ok(()), Some(plan)) => run_plan(driver, &plan).await.map(|end| match end {
+        (Ok(()), Some(plan)) => run_plan(driver, &plan, &ctx).await.map(|end| match end {
             EndState::Completed if error.is_some() => EndState::FailClosed,
             end => end,
         }),
@@ -245,6 +257,7 @@ async fn screen(info: &CallInfo, state: &State, pbx: Pbx, decide_timeout: Durati
                 plan: Some(action.plan(pbx).clone()),
                 verdict: d.verdict.as_str(),
                 error: None,
+                blocked: Some(rs.action(rs.trunk(d.trunk).blocked_action).plan(pbx).clone()),
             }
         }
         Err((why, detail)) => {
@@ -268,11 +281,13 @@ async fn screen(info: &CallInfo, state: &State, pbx: Pbx, decide_timeout: Durati
             record.action = action_name;
             record.reason = format!("fail {}: {detail}", if closed { "closed" } else { "open" });
             record.fail_open = !closed;
+            let blocked = trunk.map(|t| rs.action(rs.trunk(t).blocked_action).plan(pbx).clone());
             Screened {
                 record,
                 plan,
                 verdict,
                 error: Some(why),
+                blocked,
             }
         }
     }
@@ -303,8 +318,79 @@ fn warn_unknown_trunk(pbx: crate::action::Pbx, unique_id: &str, note: &str) {
     }
 }
 
-/// Runs the plan; a bridge nobody answered falls back to `on_no_answer`.
-async fn run_plan<D: CallDriver>(driver: &mut D, plan: &Plan) -> Result<EndState, DriveError> {
+/// What running a plan needs beyond the plan: where to count, and the
+/// trunk's blocked action for a failed challenge.
+struct RunCtx<'a> {
+    state: &'a State,
+    trunk: String,
+    blocked: Option<Arc<Plan>>,
+}
+
+/// Runs the plan; a challenge runs `on_pass` / `on_fail` after it.
+async fn run_plan<D: CallDriver>(
+    driver: &mut D,
+    plan: &Plan,
+    ctx: &RunCtx<'_>,
+) -> Result<EndState, DriveError> {
+    if plan.advise {
+        return Ok(EndState::Advised);
+    }
+    let Step::Challenge(c) = &plan.step else {
+        return run_simple(driver, plan).await;
+    };
+    let digit = c.draw();
+    let count = |result: &str| {
+        ctx.state
+            .metrics
+            .challenges_total
+            .with_label_values(&[ctx.trunk.as_str(), result])
+            .inc();
+    };
+    let passed = match driver.challenge(c, digit).await {
+        Ok(p) => p,
+        Err(e) => {
+            if matches!(e, DriveError::Hangup { .. }) {
+                count("abandoned");
+            }
+            return Err(e);
+        }
+    };
+    count(if passed { "passed" } else { "failed" });
+    let next = if passed {
+        Some(c.on_pass.clone())
+    } else {
+        c.on_fail.clone().or_else(|| ctx.blocked.clone())
+    };
+    // The dialplan sees the outcome: a passed caller must not be taken for
+    // blocked by the snippet when the call goes back to it.
+    let next_name = next.as_ref().map_or("pass", |p| &*p.action);
+    let verdict = match (&next, passed) {
+        (_, true) => "allow",
+        (Some(p), false) if matches!(p.step, Step::Continue) && !p.advise => "allow",
+        _ => "block",
+    };
+    driver
+        .set_vars(&[
+            ("VERDICT", verdict),
+            ("ACTION", next_name),
+            ("CHALLENGE", if passed { "passed" } else { "failed" }),
+        ])
+        .await?;
+    if let Some(next) = next
+        && !next.advise
+    {
+        run_simple(driver, &next).await?;
+    }
+    Ok(if passed {
+        EndState::ChallengePassed
+    } else {
+        EndState::ChallengeFailed
+    })
+}
+
+/// Runs a plan without a challenge; a bridge nobody answered falls back to
+/// `on_no_answer`.
+async fn run_simple<D: CallDriver>(driver: &mut D, plan: &Plan) -> Result<EndState, DriveError> {
     if plan.advise {
         return Ok(EndState::Advised);
     }

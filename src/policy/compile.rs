@@ -439,25 +439,23 @@ impl<'a> Builder<'a> {
         for (i, (n, _)) in names.iter().enumerate() {
             self.action_ids.insert(n.clone(), i as ActionId);
         }
-        // Plans without `on_no_answer` first, so a bridge can point at them.
+        // Plans that name no other action first, so a bridge can point at
+        // them; challenges last, so `on_pass` may ring a bridge.
         let mut plans: BTreeMap<String, [Arc<Plan>; 2]> = BTreeMap::new();
-        for (name, cfg) in &names {
-            if let Some(c) = cfg
-                && c.value.kind == ActionKind::WhisperBridge
-            {
-                continue;
-            }
-            let p = match cfg {
-                Some(c) => self.resolve_action(name, c, &plans),
-                None => crate::action::builtin_plans(name),
-            };
-            plans.insert(name.clone(), p);
-        }
-        for (name, cfg) in &names {
-            if let Some(c) = cfg
-                && c.value.kind == ActionKind::WhisperBridge
-            {
-                let p = self.resolve_action(name, c, &plans);
+        for round in [0, 1, 2] {
+            for (name, cfg) in &names {
+                let r = match cfg.map(|c| c.value.kind) {
+                    Some(ActionKind::WhisperBridge) => 1,
+                    Some(ActionKind::Challenge) => 2,
+                    _ => 0,
+                };
+                if r != round {
+                    continue;
+                }
+                let p = match cfg {
+                    Some(c) => self.resolve_action(name, c, &plans),
+                    None => crate::action::builtin_plans(name),
+                };
                 plans.insert(name.clone(), p);
             }
         }

@@ -37,6 +37,9 @@ pub enum DecidedBy {
     Blacklist,
     Exclusive,
     Default,
+    /// A velocity rule: the caller (range, trunk) went over its rate, or is
+    /// under a temporary block it earned.
+    Velocity,
 }
 
 impl DecidedBy {
@@ -48,6 +51,7 @@ impl DecidedBy {
             DecidedBy::Blacklist => "blacklist",
             DecidedBy::Exclusive => "exclusive",
             DecidedBy::Default => "default",
+            DecidedBy::Velocity => "velocity",
         }
     }
 }
@@ -142,6 +146,10 @@ impl Decision {
                 format!("trunk {trunk} is in exclusive mode and the caller is not whitelisted")
             }
             DecidedBy::Default => "no rule matched".to_string(),
+            DecidedBy::Velocity => format!(
+                "velocity rule {} on trunk {trunk}",
+                self.rule_name(rs).unwrap_or("?")
+            ),
         }
     }
 }

@@ -16,7 +16,7 @@ use super::codec::{AgiCodec, AgiCommand, AgiFrame, Reply};
 use super::env::AgiEnv;
 use super::mset;
 use super::recipe::{self, AgiOp};
-use crate::action::{Pbx, Step};
+use crate::action::{Challenge, Pbx, Step};
 use crate::call::{self, CallDriver, CallInfo, DriveError, ErrorKind, StepOutcome};
 use crate::config::types::{AgiConfig, SetVars};
 use crate::state::State;
@@ -122,6 +122,16 @@ impl AgiSession {
         cmd: AgiCommand,
         lasts_the_call: bool,
     ) -> Result<Reply, DriveError> {
+        let wait = (!lasts_the_call).then_some(self.settings.reply_timeout);
+        self.command_within(cmd, wait).await
+    }
+
+    /// [`AgiSession::command`] with its own bound on the reply (`None`: none).
+    async fn command_within(
+        &mut self,
+        cmd: AgiCommand,
+        wait: Option<Duration>,
+    ) -> Result<Reply, DriveError> {
         // A peer that stops reading must not hold the task: the write is
         // bounded like a reply, even for commands that last the call.
         tokio::time::timeout(self.settings.reply_timeout, self.framed.send(cmd))
@@ -130,8 +140,7 @@ impl AgiSession {
             .map_err(|e| DriveError::Protocol(e.to_string()))?;
         // One deadline for the reply, not one per frame: a peer trickling
         // `HANGUP` lines cannot keep the session open past it.
-        let deadline =
-            (!lasts_the_call).then(|| tokio::time::Instant::now() + self.settings.reply_timeout);
+        let deadline = wait.map(|w| tokio::time::Instant::now() + w);
         loop {
             let next = self.framed.next();
             let frame = match deadline {
@@ -175,9 +184,70 @@ impl AgiSession {
     }
 }
 
+impl AgiSession {
+    /// One command of a challenge: a hangup (notice or `result=-1`) ends it,
+    /// a reply without a result (510 / 511 / 520) is a protocol error.
+    async fn challenge_command(
+        &mut self,
+        cmd: AgiCommand,
+        wait: Duration,
+    ) -> Result<Reply, DriveError> {
+        if self.hung_up {
+            return Err(DriveError::Hangup { cause: None });
+        }
+        let line = cmd.to_line().unwrap_or_default();
+        let reply = self.command_within(cmd, Some(wait)).await?;
+        if self.hung_up || reply.result() == Some(-1) {
+            self.hung_up = true;
+            return Err(DriveError::Hangup { cause: None });
+        }
+        if reply.result().is_none() {
+            return Err(DriveError::Protocol(format!(
+                "Asterisk refused {:?}",
+                line.trim_end()
+            )));
+        }
+        Ok(reply)
+    }
+}
+
 impl CallDriver for AgiSession {
     fn pbx(&self) -> Pbx {
         Pbx::Asterisk
+    }
+
+    async fn challenge(&mut self, c: &Challenge, digit: u8) -> Result<bool, DriveError> {
+        let want = char::from(b'0' + digit.min(9));
+        // A prompt plays in well under the reply timeout; the wait for the
+        // key gets its own timeout on top.
+        let wait = self.settings.reply_timeout;
+        let key_wait = wait + Duration::from_millis(u64::from(c.timeout_ms));
+        let start = recipe::challenge_start(c);
+        self.challenge_command(start, wait).await?;
+        for attempt in 0..c.tries {
+            if attempt > 0
+                && let Some(cmd) = recipe::challenge_invalid(c)
+            {
+                self.challenge_command(cmd, wait).await?;
+            }
+            let mut key = None;
+            for cmd in recipe::challenge_try(c, digit) {
+                let bound = if matches!(cmd, AgiCommand::WaitForDigit { .. }) {
+                    key_wait
+                } else {
+                    wait
+                };
+                let reply = self.challenge_command(cmd, bound).await?;
+                key = recipe::pressed(reply.result());
+                if key.is_some() {
+                    break;
+                }
+            }
+            if key == Some(want) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     async fn set_vars(&mut self, vars: &[(&'static str, &str)]) -> Result<(), DriveError> {
