@@ -257,7 +257,11 @@ async fn screen(info: &CallInfo, state: &State, pbx: Pbx, decide_timeout: Durati
                 plan: Some(action.plan(pbx).clone()),
                 verdict: d.verdict.as_str(),
                 error: None,
-                blocked: Some(rs.action(rs.trunk(d.trunk).blocked_action).plan(pbx).clone()),
+                blocked: Some(
+                    rs.action(rs.trunk(d.trunk).blocked_action)
+                        .plan(pbx)
+                        .clone(),
+                ),
             }
         }
         Err((why, detail)) => {

@@ -112,6 +112,9 @@ pub fn resolve(
         Arc::new(plan_for(Pbx::Asterisk, &mut errs)),
         Arc::new(plan_for(Pbx::FreeSwitch, &mut errs)),
     ];
+    // A problem of a shared key shows up for each PBX: say it once.
+    let mut seen = std::collections::HashSet::new();
+    errs.retain(|e| seen.insert(e.clone()));
     (plans, errs)
 }
 
@@ -153,8 +156,10 @@ fn challenge(
     let mut then = |key: &str, name: &Option<String>| -> Option<Arc<Plan>> {
         let n = name.as_deref()?.trim();
         match done.get(n) {
-            Some(p) => Some(p[pbx.index()].clone()),
-            None => {
+            Some(p) if !matches!(p[pbx.index()].step, Step::Challenge(_)) => {
+                Some(p[pbx.index()].clone())
+            }
+            _ => {
                 errs.push(format!(
                     "{key}: no action named {n:?} (or it is itself a challenge)"
                 ));

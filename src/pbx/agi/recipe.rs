@@ -81,9 +81,7 @@ pub fn challenge_try(c: &Challenge, digit: u8) -> [AgiCommand; 3] {
 
 /// After a wrong key, before the next try.
 pub fn challenge_invalid(c: &Challenge) -> Option<AgiCommand> {
-    c.invalid
-        .as_deref()
-        .map(|s| AgiCommand::stream_file(s, ""))
+    c.invalid.as_deref().map(|s| AgiCommand::stream_file(s, ""))
 }
 
 /// The key a STREAM FILE / SAY DIGITS / WAIT FOR DIGIT reply reports:
@@ -253,10 +251,7 @@ mod tests {
                 "WAIT FOR DIGIT 5000\n"
             ]
         );
-        assert_eq!(
-            challenge_start(&c).to_line().unwrap(),
-            "EXEC Answer \"\"\n"
-        );
+        assert_eq!(challenge_start(&c).to_line().unwrap(), "EXEC Answer \"\"\n");
         let early = Challenge {
             answer: false,
             ..challenge()
