@@ -4,6 +4,7 @@
 //! to execute one [`Step`]; it knows nothing of rules.
 
 use crate::action::{Challenge, Pbx, Step};
+use crate::policy::attest::{Attestation, IdentityInputs};
 
 /// What a driver has read of a call before anything is decided.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -20,6 +21,10 @@ pub struct CallInfo {
     pub dids: Vec<String>,
     /// A trunk named by the dialplan (`?trunk=`, `agi_arg_N`, `callguard_trunk`).
     pub trunk_hint: Option<String>,
+    /// SIP headers the driver had at hand (FreeSWITCH channel data), for
+    /// the caller ID's attestation.
+    pub pai: Option<String>,
+    pub from: Option<String>,
 }
 
 /// How one step ended.
@@ -67,6 +72,10 @@ pub trait CallDriver {
     /// Asks the caller for `digit` (answering or in early media), up to the
     /// challenge's tries; true when the caller pressed it.
     async fn challenge(&mut self, c: &Challenge, digit: u8) -> Result<bool, DriveError>;
+
+    /// What the PBX knows of the caller ID's signature (asked only when a
+    /// rule of the call's trunk has an `attestation:` condition).
+    async fn identity(&mut self, info: &CallInfo) -> Result<IdentityInputs, DriveError>;
 }
 
 use std::sync::Arc;
@@ -78,7 +87,7 @@ use crate::action::Plan;
 use crate::calllog::{CallEnd, CallRecord};
 use crate::config::types::FailMode;
 pub use crate::outcome::{EndState, ErrorKind, FailReason};
-use crate::policy::decide::decide;
+use crate::policy::decide::{DecidedBy, Decision, Verdict, decide_attested};
 use crate::state::{Snapshot, State};
 
 /// How a call's session ended, for the log and metrics.
@@ -143,7 +152,7 @@ pub async fn handle<D: CallDriver>(
 ) -> CallOutcome {
     let started = Instant::now();
     let pbx = driver.pbx();
-    let screened = screen(info, state, pbx, decide_timeout).await;
+    let screened = screen(driver, info, state, pbx, decide_timeout).await;
     let (vars, n) = screened.vars();
     let res = driver.set_vars(&vars[..n]).await;
     let Screened {
@@ -172,7 +181,13 @@ pub async fn handle<D: CallDriver>(
 
 /// Chooses the trunk and decides within the deadline; on failure applies
 /// `fail:`. Counts the call and fills its log row.
-async fn screen(info: &CallInfo, state: &State, pbx: Pbx, decide_timeout: Duration) -> Screened {
+async fn screen<D: CallDriver>(
+    driver: &mut D,
+    info: &CallInfo,
+    state: &State,
+    pbx: Pbx,
+    decide_timeout: Duration,
+) -> Screened {
     let snap: Arc<Snapshot> = state.snapshot();
     let rs = &snap.rules;
     let choice = rs.choose_trunk(
@@ -200,7 +215,25 @@ async fn screen(info: &CallInfo, state: &State, pbx: Pbx, decide_timeout: Durati
                     .to_string(),
             },
         )),
-        Some(t) => decide_with_deadline(&snap, t, info, decide_timeout).await,
+        Some(t) => {
+            let attestation = if rs.trunk(t).needs_attestation {
+                Some(match driver.identity(info).await {
+                    Ok(inputs) => crate::policy::attest::attestation(&inputs),
+                    Err(e) => {
+                        tracing::info!(pbx = pbx.as_str(), call = ?info.unique_id, "caller ID attestation not read: {e}");
+                        Attestation::unsigned()
+                    }
+                })
+            } else {
+                None
+            };
+            decide_with_deadline(&snap, t, info, attestation, decide_timeout)
+                .await
+                .map(|(d, elapsed)| {
+                    let (d, note) = velocity(state, rs, d);
+                    (d, elapsed, note)
+                })
+        }
     };
     let did = info
         .dids
@@ -230,16 +263,20 @@ async fn screen(info: &CallInfo, state: &State, pbx: Pbx, decide_timeout: Durati
         fail_open: false,
     };
     match decided {
-        Ok((d, elapsed)) => {
+        Ok((d, elapsed, velocity_note)) => {
             state
                 .metrics
                 .decision_duration
                 .observe(elapsed.as_secs_f64());
             state.metrics.count_call(&snap.handles, rs, pbx, &d);
             let action = rs.action(d.action);
-            record.reason = match &trunk_note {
-                Some(note) => format!("{}; {note}", d.reason(rs)),
+            let reason = match velocity_note {
+                Some(v) => format!("{}: {v}", d.reason(rs)),
                 None => d.reason(rs),
+            };
+            record.reason = match &trunk_note {
+                Some(note) => format!("{reason}; {note}"),
+                None => reason,
             };
             record.caller_e164 = d.caller.e164.clone();
             record.anonymous = d.caller.anonymous;
@@ -462,6 +499,7 @@ async fn decide_with_deadline(
     snap: &Arc<Snapshot>,
     trunk: usize,
     info: &CallInfo,
+    attestation: Option<Attestation>,
     timeout: Duration,
 ) -> Result<(crate::policy::Decision, Duration), (FailReason, String)> {
     let snap = snap.clone();
@@ -469,7 +507,14 @@ async fn decide_with_deadline(
     let restricted = info.presentation_restricted;
     let job = tokio::task::spawn_blocking(move || {
         let start = Instant::now();
-        let d = decide(&snap.rules, trunk, &caller, restricted, Utc::now());
+        let d = decide_attested(
+            &snap.rules,
+            trunk,
+            &caller,
+            restricted,
+            attestation.as_ref(),
+            Utc::now(),
+        );
         (d, start.elapsed())
     });
     match tokio::time::timeout(timeout, job).await {
@@ -481,4 +526,97 @@ async fn decide_with_deadline(
             format!("no decision within {timeout:?}"),
         )),
     }
+}
+
+/// The trunk's velocity rules around a decision: a caller (range, trunk)
+/// under a temporary block, or over a rule's rate now, gets the rule's
+/// action instead. Protected numbers and whitelisted callers are exempt (an
+/// operator's explicit trust). Returns the decision and what to add to its
+/// reason.
+fn velocity(state: &State, rs: &crate::policy::RuleSet, d: Decision) -> (Decision, Option<String>) {
+    let t = rs.trunk(d.trunk);
+    if t.velocity.is_empty() || matches!(d.list, DecidedBy::Protected | DecidedBy::Whitelist) {
+        return (d, None);
+    }
+    let tracker = &state.extras.velocity;
+    let now = Utc::now();
+    let mut over: Option<(usize, String)> = None;
+    for (i, v) in t.velocity.iter().enumerate() {
+        let Some(key) = v.counter_key(&t.name, &d.caller) else {
+            continue;
+        };
+        if over.is_some() {
+            // Still count this call for the other rules.
+            tracker.count(
+                &key,
+                crate::velocity::millis(now),
+                v.per.as_millis() as i64,
+                v.max,
+            );
+            continue;
+        }
+        if let Some(b) = tracker.active_block(&key, now) {
+            over = Some((
+                i,
+                format!(
+                    "{} is blocked until {} (temporary, {} calls within {})",
+                    b.subject,
+                    b.until.format("%Y-%m-%dT%H:%M:%SZ"),
+                    v.max + 1,
+                    humantime::format_duration(v.per)
+                ),
+            ));
+            continue;
+        }
+        let n = tracker.count(
+            &key,
+            crate::velocity::millis(now),
+            v.per.as_millis() as i64,
+            v.max,
+        );
+        if n > v.max {
+            let subject = key.rsplit('|').next().unwrap_or("").to_string();
+            state
+                .metrics
+                .velocity_blocks_total
+                .with_label_values(&[&*t.name, &*v.name])
+                .inc();
+            let mut note = format!(
+                "{n} calls from {subject} within {} (max {})",
+                humantime::format_duration(v.per),
+                v.max
+            );
+            if let Some(block_for) = v.block_for {
+                let until = now
+                    + chrono::TimeDelta::from_std(block_for).unwrap_or(chrono::TimeDelta::days(1));
+                note.push_str(&format!(
+                    "; blocked until {}",
+                    until.format("%Y-%m-%dT%H:%M:%SZ")
+                ));
+                tracker.add_block(crate::velocity::Block {
+                    key: key.clone(),
+                    trunk: t.name.to_string(),
+                    rule: v.name.to_string(),
+                    subject,
+                    created: now,
+                    until,
+                });
+            }
+            over = Some((i, note));
+        }
+    }
+    let Some((i, note)) = over else {
+        return (d, None);
+    };
+    let v = &t.velocity[i];
+    let d = Decision {
+        verdict: Verdict::Block,
+        list: DecidedBy::Velocity,
+        rule: Some(v.rule),
+        action: v.action,
+        matched_on: None,
+        captures: Vec::new(),
+        ..d
+    };
+    (d, Some(note))
 }

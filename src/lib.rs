@@ -25,3 +25,4 @@ pub mod reload;
 pub mod server;
 pub mod source;
 pub mod state;
+pub mod velocity;

@@ -19,6 +19,7 @@ pub fn why(w: &SkipReason) -> &'static str {
         SkipReason::Disabled => "disabled",
         SkipReason::ScheduleInactive => "schedule inactive",
         SkipReason::Shadowed => "matched, but an earlier list or rule decided",
+        SkipReason::AttestationMismatch => "matched, but its attestation condition does not hold",
     }
 }
 

@@ -19,6 +19,7 @@ use super::recipe::{self, AgiOp};
 use crate::action::{Challenge, Pbx, Step};
 use crate::call::{self, CallDriver, CallInfo, DriveError, ErrorKind, StepOutcome};
 use crate::config::types::{AgiConfig, SetVars};
+use crate::policy::attest::IdentityInputs;
 use crate::state::State;
 
 /// Variable values are cut to this many bytes: the dialplan needs a short
@@ -93,6 +94,8 @@ pub fn call_info(env: &AgiEnv) -> CallInfo {
             .map(str::to_string)
             .collect(),
         trunk_hint: trunk_hint.filter(|t| !t.trim().is_empty()),
+        pai: None,
+        from: None,
     }
 }
 
@@ -185,6 +188,15 @@ impl AgiSession {
 }
 
 impl AgiSession {
+    /// `GET VARIABLE name`: the value, or `None` when unset.
+    async fn get_var(&mut self, name: &str) -> Result<Option<String>, DriveError> {
+        let r = self.command(AgiCommand::get_variable(name), false).await?;
+        if self.hung_up {
+            return Err(DriveError::Hangup { cause: None });
+        }
+        Ok(r.variable().map(str::to_string).filter(|v| !v.is_empty()))
+    }
+
     /// One command of a challenge: a hangup (notice or `result=-1`) ends it,
     /// a reply without a result (510 / 511 / 520) is a protocol error.
     async fn challenge_command(
@@ -214,6 +226,40 @@ impl AgiSession {
 impl CallDriver for AgiSession {
     fn pbx(&self) -> Pbx {
         Pbx::Asterisk
+    }
+
+    /// Asterisk's own verification first (`STIR_SHAKEN(count)`, then the
+    /// first identity's result and level), else the PJSIP headers carrying
+    /// the carrier's `verstat`. Each is one `GET VARIABLE`; a function or
+    /// header that is not there answers `200 result=0`.
+    async fn identity(&mut self, _info: &CallInfo) -> Result<IdentityInputs, DriveError> {
+        let mut inputs = IdentityInputs::default();
+        let count = self.get_var("STIR_SHAKEN(count)").await?;
+        if count
+            .as_deref()
+            .and_then(|c| c.trim().parse::<u32>().ok())
+            .unwrap_or(0)
+            > 0
+        {
+            let result = self.get_var("STIR_SHAKEN(0,verify_result)").await?;
+            let level = self.get_var("STIR_SHAKEN(0,attestation)").await?;
+            inputs.stir_shaken = Some((result.unwrap_or_default(), level.unwrap_or_default()));
+            if inputs.stir_decides() {
+                return Ok(inputs);
+            }
+        }
+        inputs.pai = self
+            .get_var("PJSIP_HEADER(read,P-Asserted-Identity)")
+            .await?;
+        if inputs
+            .pai
+            .as_deref()
+            .and_then(crate::policy::attest::verstat)
+            .is_none()
+        {
+            inputs.from = self.get_var("PJSIP_HEADER(read,From)").await?;
+        }
+        Ok(inputs)
     }
 
     async fn challenge(&mut self, c: &Challenge, digit: u8) -> Result<bool, DriveError> {

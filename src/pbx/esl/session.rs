@@ -18,6 +18,7 @@ use super::recipe::{self, EslOp};
 use crate::action::{Cause, Challenge, Pbx, Step};
 use crate::call::{self, CallDriver, CallInfo, DriveError, EndState, ErrorKind, StepOutcome};
 use crate::config::types::{EslConfig, SetVars};
+use crate::policy::attest::IdentityInputs;
 use crate::state::State;
 
 /// Serves one connection from FreeSWITCH until the call is handed back or over.
@@ -257,12 +258,30 @@ pub fn call_info(h: &Headers) -> CallInfo {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .map(str::to_string),
+        // mod_sofia's copies of the INVITE's headers (values URL-decoded).
+        pai: h
+            .get("variable_sip_P-Asserted-Identity")
+            .filter(|v| !v.is_empty() && *v != "_undef_")
+            .map(str::to_string),
+        from: h
+            .get("variable_sip_full_from")
+            .filter(|v| !v.is_empty() && *v != "_undef_")
+            .map(str::to_string),
     }
 }
 
 impl CallDriver for EslSession {
     fn pbx(&self) -> Pbx {
         Pbx::FreeSwitch
+    }
+
+    /// FreeSWITCH sent the headers with the channel data: no round trip.
+    async fn identity(&mut self, info: &CallInfo) -> Result<IdentityInputs, DriveError> {
+        Ok(IdentityInputs {
+            stir_shaken: None,
+            pai: info.pai.clone(),
+            from: info.from.clone(),
+        })
     }
 
     async fn challenge(&mut self, c: &Challenge, digit: u8) -> Result<bool, DriveError> {
