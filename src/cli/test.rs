@@ -9,7 +9,8 @@ use clap::Args;
 
 use crate::config::types::MatchType;
 use crate::policy::RuleSet;
-use crate::policy::decide::decide_explained;
+use crate::policy::attest::{Attest, Attestation};
+use crate::policy::decide::decide_explained_attested;
 use crate::policy::explain::{self, why};
 use crate::policy::ruleset::Exclusive;
 use crate::policy::tester::PatternTester;
@@ -31,6 +32,10 @@ pub struct TestArgs {
     /// Treat the callers as presentation-restricted by the PBX.
     #[arg(long)]
     pub anonymous: bool,
+    /// The caller ID's attestation: A, B, C, none or failed (default: as an
+    /// unsigned call, for rules with an `attestation:` condition).
+    #[arg(long, value_parser = parse_attestation)]
+    pub attestation: Option<Attest>,
     /// One JSON object per line.
     #[arg(long)]
     pub json: bool,
@@ -59,6 +64,10 @@ fn parse_at(s: &str) -> Result<DateTime<Utc>, String> {
                  offset, e.g. 2026-11-23T21:00:00-05:00 or 2026-11-24T02:00:00Z"
             )
         })
+}
+
+fn parse_attestation(s: &str) -> Result<Attest, String> {
+    Attest::parse(s).ok_or_else(|| format!("attestation {s:?}: use A, B, C, none or failed"))
 }
 
 fn parse_match_type(s: &str) -> Result<MatchType, String> {
@@ -96,10 +105,21 @@ pub fn run(args: TestArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     };
+    let attestation = args.attestation.map(|level| Attestation {
+        level,
+        source: "callguard test --attestation".into(),
+    });
     let mut code = ExitCode::SUCCESS;
     for caller in &args.callers {
         if args.json {
-            match explain::caller_json(&rs, trunk, caller, args.anonymous, at) {
+            match explain::caller_json_attested(
+                &rs,
+                trunk,
+                caller,
+                args.anonymous,
+                attestation.as_ref(),
+                at,
+            ) {
                 Ok(line) => println!("{line}"),
                 Err(line) => {
                     code = ExitCode::from(1);
@@ -109,7 +129,8 @@ pub fn run(args: TestArgs) -> ExitCode {
             continue;
         }
         let start = Instant::now();
-        let result = decide_explained(&rs, trunk, caller, args.anonymous, at);
+        let result =
+            decide_explained_attested(&rs, trunk, caller, args.anonymous, attestation.as_ref(), at);
         let eval_ns = start.elapsed().as_nanos() as u64;
         match result {
             Ok((d, skipped)) => print_human(&rs, trunk, caller, &d, &skipped, at, eval_ns),
