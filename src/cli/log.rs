@@ -54,6 +54,9 @@ pub struct LogArgs {
     /// Totals and blocked calls per rule, list and trunk for the period.
     #[arg(long)]
     pub stats: bool,
+    /// The temporary blocks velocity rules have put in force (until they expire).
+    #[arg(long, conflicts_with = "stats")]
+    pub blocks: bool,
 }
 
 pub fn run(args: LogArgs) -> ExitCode {
@@ -71,6 +74,9 @@ pub fn run(args: LogArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.blocks {
+        return print_blocks(&path, args.json);
+    }
     match print(&path, &query, &args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(CallLogError::NotFound(p)) => {
@@ -143,4 +149,43 @@ fn print(path: &Path, query: &LogQuery, args: &LogArgs) -> Result<(), CallLogErr
         print!("{}", render_table(&calls));
     }
     Ok(())
+}
+
+/// `callguard log --blocks`: one line per velocity block in force.
+fn print_blocks(path: &std::path::Path, json: bool) -> ExitCode {
+    if !path.exists() {
+        eprintln!("callguard log: no call log at {}", path.display());
+        return ExitCode::from(1);
+    }
+    match crate::velocity::read_blocks(path, Utc::now()) {
+        Ok(blocks) => {
+            if json {
+                for b in &blocks {
+                    println!("{}", serde_json::to_string(b).unwrap_or_default());
+                }
+            } else if blocks.is_empty() {
+                println!("no velocity blocks in force");
+            } else {
+                println!(
+                    "{:<20}  {:<12}  {:<16}  {:<20}  until",
+                    "since", "trunk", "rule", "blocked"
+                );
+                for b in &blocks {
+                    println!(
+                        "{:<20}  {:<12}  {:<16}  {:<20}  {}",
+                        b.created.format("%Y-%m-%dT%H:%M:%SZ"),
+                        b.trunk,
+                        b.rule,
+                        b.subject,
+                        b.until.format("%Y-%m-%dT%H:%M:%SZ")
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("callguard log: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -121,6 +121,10 @@ impl<'a> Builder<'a> {
         let protected = self.index(protected, "protected");
         let system = self.index(system, "system blacklist");
         if !self.problems.is_empty() {
+            // A system-level velocity rule is compiled for every trunk: its
+            // problem is said once.
+            let mut seen = HashSet::new();
+            self.problems.retain(|p| seen.insert(p.to_string()));
             return Err(Problems(self.problems));
         }
         Ok(RuleSet {
