@@ -166,6 +166,11 @@ pub async fn handle<D: CallDriver>(
         state,
         trunk: record.trunk.clone(),
         blocked,
+        caller: match (&record.caller_e164, record.anonymous) {
+            (_, true) => String::new(),
+            (Some(e), _) => e.clone(),
+            (None, _) => record.caller_raw.clone(),
+        },
     };
     log_record(state, record);
     let result = match (res, plan) {
@@ -365,6 +370,8 @@ struct RunCtx<'a> {
     state: &'a State,
     trunk: String,
     blocked: Option<Arc<Plan>>,
+    /// The caller's number (E.164 when known), for learning from challenges.
+    caller: String,
 }
 
 /// Runs the plan; a challenge runs `on_pass` / `on_fail` after it.
@@ -397,6 +404,9 @@ async fn run_plan<D: CallDriver>(
         }
     };
     count(if passed { "passed" } else { "failed" });
+    if let Some(learn) = &c.learn {
+        learn_from(ctx, &plan.action, learn, passed);
+    }
     let next = if passed {
         Some(c.on_pass.clone())
     } else {
@@ -427,6 +437,49 @@ async fn run_plan<D: CallDriver>(
     } else {
         EndState::ChallengeFailed
     })
+}
+
+/// Key prefixes of learned entries in the velocity store.
+const LEARNED_BLOCK: &str = "learned-block";
+const LEARNED_TRUST: &str = "learned-trust";
+
+/// Opt-in learning from a challenge: `fails` failures within `per` put the
+/// caller in `add_failed_to` for `block_for`; a pass puts it in
+/// `add_passed_to` (verified humans) for `trust_for`. The entries are kept
+/// with the velocity blocks (same store, same expiry), named by the list.
+fn learn_from(ctx: &RunCtx<'_>, action: &str, learn: &crate::action::Learn, passed: bool) {
+    if ctx.caller.is_empty() {
+        return;
+    }
+    let tracker = &ctx.state.extras.velocity;
+    let now = Utc::now();
+    let entry = |kind: &str, list: &str, ttl: Duration| crate::velocity::Block {
+        key: format!("{kind}|{}", ctx.caller),
+        trunk: "*".into(),
+        rule: list.to_string(),
+        subject: ctx.caller.clone(),
+        created: now,
+        until: now + chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::days(1)),
+    };
+    if passed {
+        if let Some(list) = &learn.add_passed_to {
+            tracker.add_block(entry(LEARNED_TRUST, list, learn.trust_for));
+        }
+        return;
+    }
+    let Some(list) = &learn.add_failed_to else {
+        return;
+    };
+    let key = format!("learn-fails|{action}|{}", ctx.caller);
+    let n = tracker.count(
+        &key,
+        crate::velocity::millis(now),
+        learn.per.as_millis() as i64,
+        learn.fails,
+    );
+    if n >= learn.fails {
+        tracker.add_block(entry(LEARNED_BLOCK, list, learn.block_for));
+    }
 }
 
 /// Runs a plan without a challenge; a bridge nobody answered falls back to
@@ -535,11 +588,62 @@ async fn decide_with_deadline(
 /// reason.
 fn velocity(state: &State, rs: &crate::policy::RuleSet, d: Decision) -> (Decision, Option<String>) {
     let t = rs.trunk(d.trunk);
-    if t.velocity.is_empty() || matches!(d.list, DecidedBy::Protected | DecidedBy::Whitelist) {
+    if matches!(d.list, DecidedBy::Protected | DecidedBy::Whitelist) {
         return (d, None);
     }
     let tracker = &state.extras.velocity;
     let now = Utc::now();
+    if let Some(caller) = d.caller.e164.clone().or_else(|| Some(d.caller.raw.clone()))
+        && !d.caller.anonymous
+        && !caller.is_empty()
+    {
+        // Learned from challenges: a caller who kept failing is blocked; a
+        // verified human skips the challenge.
+        if let Some(b) = tracker.active_block(&format!("{LEARNED_BLOCK}|{caller}"), now) {
+            let note = format!(
+                "{caller} is in {} until {} (failed challenges)",
+                b.rule,
+                b.until.format("%Y-%m-%dT%H:%M:%SZ")
+            );
+            let d = Decision {
+                verdict: Verdict::Block,
+                list: DecidedBy::Velocity,
+                rule: None,
+                action: t.blocked_action,
+                matched_on: None,
+                captures: Vec::new(),
+                ..d
+            };
+            return (d, Some(note));
+        }
+        let challenged = matches!(
+            rs.action(d.action).kind,
+            crate::config::types::ActionKind::Challenge
+        );
+        if challenged
+            && let Some(b) = tracker.active_block(&format!("{LEARNED_TRUST}|{caller}"), now)
+            && let Some(pass) = rs.actions.iter().position(|a| &*a.name == "pass")
+        {
+            let note = format!(
+                "{caller} is in {} until {} (passed a challenge): not challenged again",
+                b.rule,
+                b.until.format("%Y-%m-%dT%H:%M:%SZ")
+            );
+            let d = Decision {
+                verdict: Verdict::Allow,
+                list: DecidedBy::Velocity,
+                rule: None,
+                action: pass as crate::policy::ruleset::ActionId,
+                matched_on: None,
+                captures: Vec::new(),
+                ..d
+            };
+            return (d, Some(note));
+        }
+    }
+    if t.velocity.is_empty() {
+        return (d, None);
+    }
     let mut over: Option<(usize, String)> = None;
     for (i, v) in t.velocity.iter().enumerate() {
         let Some(key) = v.counter_key(&t.name, &d.caller) else {

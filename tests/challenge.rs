@@ -34,6 +34,11 @@ actions:
     answer: false
     on_pass: vm
     on_fail: refuse
+  learning-check:
+    kind: challenge
+    prompt: custom/press
+    tries: 1
+    learn: { fails: 2, per: 1h, add_failed_to: robots, block_for: 1d, add_passed_to: humans, trust_for: 30d }
   vm:     { kind: voicemail, mailbox: "100@default", freeswitch: { mailbox: "default example.com 100" } }
   refuse: { kind: reject, tone: hangup, cause: 21 }
 trunks:
@@ -43,6 +48,7 @@ trunks:
     blacklist:
       - { name: Robots, pattern: "+1555000*", action: robot-check }
       - { name: Early, pattern: "+15550009999", action: check-then-vm }
+      - { name: Learn, pattern: "+1555111*", action: learning-check }
   screened:
     dids: ["+18005550111"]
     allowed_action: robot-check
@@ -403,4 +409,74 @@ fn bad_challenge_settings_are_reported_at_the_action() {
     ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
+}
+
+#[tokio::test]
+async fn learning_blocks_repeat_failures_and_trusts_verified_humans() {
+    let mut srv = server::start(YAML).await;
+    for i in 0..2 {
+        let r = AsteriskSim::new()
+            .callerid("+15551110001")
+            .dtmf(Dtmf::Silent)
+            .run(srv.agi())
+            .await;
+        assert!(
+            r.commands.iter().any(|c| c.starts_with("SAY DIGITS")),
+            "try {i}"
+        );
+        assert_eq!(r.variables["CALLGUARD_CHALLENGE"], "failed");
+    }
+    // Two failures within the hour: the caller is learned as a robot.
+    let r = AsteriskSim::new()
+        .callerid("+15551110001")
+        .run(srv.agi())
+        .await;
+    assert!(
+        !r.commands.iter().any(|c| c.starts_with("SAY DIGITS")),
+        "{:?}",
+        r.commands
+    );
+    assert_eq!(r.variables["CALLGUARD_VERDICT"], "block");
+    assert_eq!(r.variables["CALLGUARD_LIST"], "velocity");
+    assert!(
+        r.variables["CALLGUARD_REASON"].starts_with(
+            "learned from challenges on trunk support: +15551110001 is in robots until "
+        ),
+        "{:?}",
+        r.variables
+    );
+    assert_eq!(r.commands[1..], ["EXEC Busy 5", "EXEC Hangup 17"]);
+
+    // A human passes once and is not challenged again.
+    let r = AsteriskSim::new()
+        .callerid("+15551110002")
+        .dtmf(Dtmf::Heard)
+        .run(srv.agi())
+        .await;
+    assert_eq!(r.variables["CALLGUARD_CHALLENGE"], "passed");
+    let r = AsteriskSim::new()
+        .callerid("+15551110002")
+        .run(srv.agi())
+        .await;
+    assert!(!r.commands.iter().any(|c| c.starts_with("SAY DIGITS")));
+    assert_eq!(r.variables["CALLGUARD_VERDICT"], "allow");
+    assert_eq!(r.variables["CALLGUARD_ACTION"], "pass");
+    assert!(r.variables["CALLGUARD_REASON"].contains("+15551110002 is in humans until "));
+    let blocks: Value = reqwest::get(format!("http://{}/api/v1/velocity", srv.http()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rules: Vec<&str> = blocks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["rule"].as_str().unwrap())
+        .collect();
+    assert!(
+        rules.contains(&"robots") && rules.contains(&"humans"),
+        "{blocks}"
+    );
+    srv.stop().await;
 }

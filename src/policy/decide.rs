@@ -168,10 +168,10 @@ impl Decision {
                 format!("trunk {trunk} is in exclusive mode and the caller is not whitelisted")
             }
             DecidedBy::Default => "no rule matched".to_string(),
-            DecidedBy::Velocity => format!(
-                "velocity rule {} on trunk {trunk}",
-                self.rule_name(rs).unwrap_or("?")
-            ),
+            DecidedBy::Velocity => match self.rule_name(rs) {
+                Some(n) => format!("velocity rule {n} on trunk {trunk}"),
+                None => format!("learned from challenges on trunk {trunk}"),
+            },
         }
     }
 }
