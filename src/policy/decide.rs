@@ -365,8 +365,7 @@ fn decide_observed(
             index,
             subj,
             caller.anonymous,
-            at,
-            attest,
+            (at, attest),
             by,
             &mut on_skip,
         )? {
@@ -413,8 +412,7 @@ fn best_match(
     index: &ListIndex,
     subjects: &[Subject<'_>],
     anonymous: bool,
-    at: DateTime<Utc>,
-    attest: Attest,
+    (at, attest): (DateTime<Utc>, Attest),
     list: DecidedBy,
     on_skip: &mut impl FnMut(Skipped),
 ) -> Result<Option<(RuleId, MatchedOn)>, MatchError> {
