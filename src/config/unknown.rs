@@ -233,6 +233,7 @@ const ROOT: Shape = Struct(&[
             ("reply_timeout", Any),
             ("max_connections", Any),
             ("allow", Any),
+            ("set_vars", Any),
         ]),
     ),
     (
@@ -246,6 +247,7 @@ const ROOT: Shape = Struct(&[
             ("max_header_bytes", Any),
             ("max_body_bytes", Any),
             ("linger", Any),
+            ("set_vars", Any),
         ]),
     ),
     (
