@@ -149,10 +149,19 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
             None
         }
     };
+    let velocity = Arc::new(crate::velocity::Tracker::new(
+        raw.velocity_limits.max_tracked,
+    ));
+    match velocity.attach_store(&log_path, chrono::Utc::now()) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("{n} velocity block(s) still in force"),
+        Err(e) => tracing::warn!("velocity blocks will not survive a restart: {e}"),
+    }
     let extras = crate::state::Extras {
         log_path: Some(log_path),
         log_postgres: raw.log.postgres_target().and_then(Result::ok),
         history,
+        velocity,
     };
     let state = State::with_extras(rules, metrics, log, extras);
     let reloader = Reloader::new(config_path.to_path_buf(), state.clone());

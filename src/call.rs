@@ -3,7 +3,8 @@
 //! → record metrics and the log. A driver only knows its wire protocol and how
 //! to execute one [`Step`]; it knows nothing of rules.
 
-use crate::action::{Pbx, Step};
+use crate::action::{Challenge, Pbx, Step};
+use crate::policy::attest::{Attestation, IdentityInputs};
 
 /// What a driver has read of a call before anything is decided.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -20,6 +21,10 @@ pub struct CallInfo {
     pub dids: Vec<String>,
     /// A trunk named by the dialplan (`?trunk=`, `agi_arg_N`, `callguard_trunk`).
     pub trunk_hint: Option<String>,
+    /// SIP headers the driver had at hand (FreeSWITCH channel data), for
+    /// the caller ID's attestation.
+    pub pai: Option<String>,
+    pub from: Option<String>,
 }
 
 /// How one step ended.
@@ -63,6 +68,14 @@ pub trait CallDriver {
 
     /// Executes one step and waits until it is done.
     async fn execute(&mut self, step: &Step) -> Result<StepOutcome, DriveError>;
+
+    /// Asks the caller for `digit` (answering or in early media), up to the
+    /// challenge's tries; true when the caller pressed it.
+    async fn challenge(&mut self, c: &Challenge, digit: u8) -> Result<bool, DriveError>;
+
+    /// What the PBX knows of the caller ID's signature (asked only when a
+    /// rule of the call's trunk has an `attestation:` condition).
+    async fn identity(&mut self, info: &CallInfo) -> Result<IdentityInputs, DriveError>;
 }
 
 use std::sync::Arc;
@@ -74,7 +87,7 @@ use crate::action::Plan;
 use crate::calllog::{CallEnd, CallRecord};
 use crate::config::types::FailMode;
 pub use crate::outcome::{EndState, ErrorKind, FailReason};
-use crate::policy::decide::decide;
+use crate::policy::decide::{DecidedBy, Decision, Verdict, decide_attested};
 use crate::state::{Snapshot, State};
 
 /// How a call's session ended, for the log and metrics.
@@ -106,6 +119,8 @@ struct Screened {
     verdict: &'static str,
     /// Set when no decision was made.
     error: Option<FailReason>,
+    /// The trunk's blocked action: a failed challenge's default `on_fail`.
+    blocked: Option<Arc<Plan>>,
 }
 
 impl Screened {
@@ -137,7 +152,7 @@ pub async fn handle<D: CallDriver>(
 ) -> CallOutcome {
     let started = Instant::now();
     let pbx = driver.pbx();
-    let screened = screen(info, state, pbx, decide_timeout).await;
+    let screened = screen(driver, info, state, pbx, decide_timeout).await;
     let (vars, n) = screened.vars();
     let res = driver.set_vars(&vars[..n]).await;
     let Screened {
@@ -145,12 +160,23 @@ pub async fn handle<D: CallDriver>(
         plan,
         verdict,
         error,
+        blocked,
     } = screened;
+    let ctx = RunCtx {
+        state,
+        trunk: record.trunk.clone(),
+        blocked,
+        caller: match (&record.caller_e164, record.anonymous) {
+            (_, true) => String::new(),
+            (Some(e), _) => e.clone(),
+            (None, _) => record.caller_raw.clone(),
+        },
+    };
     log_record(state, record);
     let result = match (res, plan) {
         (Err(e), _) => Err(e),
         (Ok(()), None) => Ok(EndState::FailOpen),
-        (Ok(()), Some(plan)) => run_plan(driver, &plan).await.map(|end| match end {
+        (Ok(()), Some(plan)) => run_plan(driver, &plan, &ctx).await.map(|end| match end {
             EndState::Completed if error.is_some() => EndState::FailClosed,
             end => end,
         }),
@@ -160,7 +186,13 @@ pub async fn handle<D: CallDriver>(
 
 /// Chooses the trunk and decides within the deadline; on failure applies
 /// `fail:`. Counts the call and fills its log row.
-async fn screen(info: &CallInfo, state: &State, pbx: Pbx, decide_timeout: Duration) -> Screened {
+async fn screen<D: CallDriver>(
+    driver: &mut D,
+    info: &CallInfo,
+    state: &State,
+    pbx: Pbx,
+    decide_timeout: Duration,
+) -> Screened {
     let snap: Arc<Snapshot> = state.snapshot();
     let rs = &snap.rules;
     let choice = rs.choose_trunk(
@@ -188,7 +220,25 @@ async fn screen(info: &CallInfo, state: &State, pbx: Pbx, decide_timeout: Durati
                     .to_string(),
             },
         )),
-        Some(t) => decide_with_deadline(&snap, t, info, decide_timeout).await,
+        Some(t) => {
+            let attestation = if rs.trunk(t).needs_attestation {
+                Some(match driver.identity(info).await {
+                    Ok(inputs) => crate::policy::attest::attestation(&inputs),
+                    Err(e) => {
+                        tracing::info!(pbx = pbx.as_str(), call = ?info.unique_id, "caller ID attestation not read: {e}");
+                        Attestation::unsigned()
+                    }
+                })
+            } else {
+                None
+            };
+            decide_with_deadline(&snap, t, info, attestation, decide_timeout)
+                .await
+                .map(|(d, elapsed)| {
+                    let (d, note) = velocity(state, rs, d);
+                    (d, elapsed, note)
+                })
+        }
     };
     let did = info
         .dids
@@ -218,16 +268,20 @@ async fn screen(info: &CallInfo, state: &State, pbx: Pbx, decide_timeout: Durati
         fail_open: false,
     };
     match decided {
-        Ok((d, elapsed)) => {
+        Ok((d, elapsed, velocity_note)) => {
             state
                 .metrics
                 .decision_duration
                 .observe(elapsed.as_secs_f64());
             state.metrics.count_call(&snap.handles, rs, pbx, &d);
             let action = rs.action(d.action);
-            record.reason = match &trunk_note {
-                Some(note) => format!("{}; {note}", d.reason(rs)),
+            let reason = match velocity_note {
+                Some(v) => format!("{}: {v}", d.reason(rs)),
                 None => d.reason(rs),
+            };
+            record.reason = match &trunk_note {
+                Some(note) => format!("{reason}; {note}"),
+                None => reason,
             };
             record.caller_e164 = d.caller.e164.clone();
             record.anonymous = d.caller.anonymous;
@@ -245,6 +299,11 @@ async fn screen(info: &CallInfo, state: &State, pbx: Pbx, decide_timeout: Durati
                 plan: Some(action.plan(pbx).clone()),
                 verdict: d.verdict.as_str(),
                 error: None,
+                blocked: Some(
+                    rs.action(rs.trunk(d.trunk).blocked_action)
+                        .plan(pbx)
+                        .clone(),
+                ),
             }
         }
         Err((why, detail)) => {
@@ -268,11 +327,13 @@ async fn screen(info: &CallInfo, state: &State, pbx: Pbx, decide_timeout: Durati
             record.action = action_name;
             record.reason = format!("fail {}: {detail}", if closed { "closed" } else { "open" });
             record.fail_open = !closed;
+            let blocked = trunk.map(|t| rs.action(rs.trunk(t).blocked_action).plan(pbx).clone());
             Screened {
                 record,
                 plan,
                 verdict,
                 error: Some(why),
+                blocked,
             }
         }
     }
@@ -303,8 +364,127 @@ fn warn_unknown_trunk(pbx: crate::action::Pbx, unique_id: &str, note: &str) {
     }
 }
 
-/// Runs the plan; a bridge nobody answered falls back to `on_no_answer`.
-async fn run_plan<D: CallDriver>(driver: &mut D, plan: &Plan) -> Result<EndState, DriveError> {
+/// What running a plan needs beyond the plan: where to count, and the
+/// trunk's blocked action for a failed challenge.
+struct RunCtx<'a> {
+    state: &'a State,
+    trunk: String,
+    blocked: Option<Arc<Plan>>,
+    /// The caller's number (E.164 when known), for learning from challenges.
+    caller: String,
+}
+
+/// Runs the plan; a challenge runs `on_pass` / `on_fail` after it.
+async fn run_plan<D: CallDriver>(
+    driver: &mut D,
+    plan: &Plan,
+    ctx: &RunCtx<'_>,
+) -> Result<EndState, DriveError> {
+    if plan.advise {
+        return Ok(EndState::Advised);
+    }
+    let Step::Challenge(c) = &plan.step else {
+        return run_simple(driver, plan).await;
+    };
+    let digit = c.draw();
+    let count = |result: &str| {
+        ctx.state
+            .metrics
+            .challenges_total
+            .with_label_values(&[ctx.trunk.as_str(), result])
+            .inc();
+    };
+    let passed = match driver.challenge(c, digit).await {
+        Ok(p) => p,
+        Err(e) => {
+            if matches!(e, DriveError::Hangup { .. }) {
+                count("abandoned");
+            }
+            return Err(e);
+        }
+    };
+    count(if passed { "passed" } else { "failed" });
+    if let Some(learn) = &c.learn {
+        learn_from(ctx, &plan.action, learn, passed);
+    }
+    let next = if passed {
+        Some(c.on_pass.clone())
+    } else {
+        c.on_fail.clone().or_else(|| ctx.blocked.clone())
+    };
+    // The dialplan sees the outcome: a passed caller must not be taken for
+    // blocked by the snippet when the call goes back to it.
+    let next_name = next.as_ref().map_or("pass", |p| &*p.action);
+    let verdict = match (&next, passed) {
+        (_, true) => "allow",
+        (Some(p), false) if matches!(p.step, Step::Continue) && !p.advise => "allow",
+        _ => "block",
+    };
+    driver
+        .set_vars(&[
+            ("VERDICT", verdict),
+            ("ACTION", next_name),
+            ("CHALLENGE", if passed { "passed" } else { "failed" }),
+        ])
+        .await?;
+    if let Some(next) = next
+        && !next.advise
+    {
+        run_simple(driver, &next).await?;
+    }
+    Ok(if passed {
+        EndState::ChallengePassed
+    } else {
+        EndState::ChallengeFailed
+    })
+}
+
+/// Key prefixes of learned entries in the velocity store.
+const LEARNED_BLOCK: &str = "learned-block";
+const LEARNED_TRUST: &str = "learned-trust";
+
+/// Opt-in learning from a challenge: `fails` failures within `per` put the
+/// caller in `add_failed_to` for `block_for`; a pass puts it in
+/// `add_passed_to` (verified humans) for `trust_for`. The entries are kept
+/// with the velocity blocks (same store, same expiry), named by the list.
+fn learn_from(ctx: &RunCtx<'_>, action: &str, learn: &crate::action::Learn, passed: bool) {
+    if ctx.caller.is_empty() {
+        return;
+    }
+    let tracker = &ctx.state.extras.velocity;
+    let now = Utc::now();
+    let entry = |kind: &str, list: &str, ttl: Duration| crate::velocity::Block {
+        key: format!("{kind}|{}", ctx.caller),
+        trunk: "*".into(),
+        rule: list.to_string(),
+        subject: ctx.caller.clone(),
+        created: now,
+        until: now + chrono::TimeDelta::from_std(ttl).unwrap_or(chrono::TimeDelta::days(1)),
+    };
+    if passed {
+        if let Some(list) = &learn.add_passed_to {
+            tracker.add_block(entry(LEARNED_TRUST, list, learn.trust_for));
+        }
+        return;
+    }
+    let Some(list) = &learn.add_failed_to else {
+        return;
+    };
+    let key = format!("learn-fails|{action}|{}", ctx.caller);
+    let n = tracker.count(
+        &key,
+        crate::velocity::millis(now),
+        learn.per.as_millis() as i64,
+        learn.fails,
+    );
+    if n >= learn.fails {
+        tracker.add_block(entry(LEARNED_BLOCK, list, learn.block_for));
+    }
+}
+
+/// Runs a plan without a challenge; a bridge nobody answered falls back to
+/// `on_no_answer`.
+async fn run_simple<D: CallDriver>(driver: &mut D, plan: &Plan) -> Result<EndState, DriveError> {
     if plan.advise {
         return Ok(EndState::Advised);
     }
@@ -372,6 +552,7 @@ async fn decide_with_deadline(
     snap: &Arc<Snapshot>,
     trunk: usize,
     info: &CallInfo,
+    attestation: Option<Attestation>,
     timeout: Duration,
 ) -> Result<(crate::policy::Decision, Duration), (FailReason, String)> {
     let snap = snap.clone();
@@ -379,7 +560,14 @@ async fn decide_with_deadline(
     let restricted = info.presentation_restricted;
     let job = tokio::task::spawn_blocking(move || {
         let start = Instant::now();
-        let d = decide(&snap.rules, trunk, &caller, restricted, Utc::now());
+        let d = decide_attested(
+            &snap.rules,
+            trunk,
+            &caller,
+            restricted,
+            attestation.as_ref(),
+            Utc::now(),
+        );
         (d, start.elapsed())
     });
     match tokio::time::timeout(timeout, job).await {
@@ -391,4 +579,148 @@ async fn decide_with_deadline(
             format!("no decision within {timeout:?}"),
         )),
     }
+}
+
+/// The trunk's velocity rules around a decision: a caller (range, trunk)
+/// under a temporary block, or over a rule's rate now, gets the rule's
+/// action instead. Protected numbers and whitelisted callers are exempt (an
+/// operator's explicit trust). Returns the decision and what to add to its
+/// reason.
+fn velocity(state: &State, rs: &crate::policy::RuleSet, d: Decision) -> (Decision, Option<String>) {
+    let t = rs.trunk(d.trunk);
+    if matches!(d.list, DecidedBy::Protected | DecidedBy::Whitelist) {
+        return (d, None);
+    }
+    let tracker = &state.extras.velocity;
+    let now = Utc::now();
+    if let Some(caller) = d.caller.e164.clone().or_else(|| Some(d.caller.raw.clone()))
+        && !d.caller.anonymous
+        && !caller.is_empty()
+    {
+        // Learned from challenges: a caller who kept failing is blocked; a
+        // verified human skips the challenge.
+        if let Some(b) = tracker.active_block(&format!("{LEARNED_BLOCK}|{caller}"), now) {
+            let note = format!(
+                "{caller} is in {} until {} (failed challenges)",
+                b.rule,
+                b.until.format("%Y-%m-%dT%H:%M:%SZ")
+            );
+            let d = Decision {
+                verdict: Verdict::Block,
+                list: DecidedBy::Velocity,
+                rule: None,
+                action: t.blocked_action,
+                matched_on: None,
+                captures: Vec::new(),
+                ..d
+            };
+            return (d, Some(note));
+        }
+        let challenged = matches!(
+            rs.action(d.action).kind,
+            crate::config::types::ActionKind::Challenge
+        );
+        if challenged
+            && let Some(b) = tracker.active_block(&format!("{LEARNED_TRUST}|{caller}"), now)
+            && let Some(pass) = rs.actions.iter().position(|a| &*a.name == "pass")
+        {
+            let note = format!(
+                "{caller} is in {} until {} (passed a challenge): not challenged again",
+                b.rule,
+                b.until.format("%Y-%m-%dT%H:%M:%SZ")
+            );
+            let d = Decision {
+                verdict: Verdict::Allow,
+                list: DecidedBy::Velocity,
+                rule: None,
+                action: pass as crate::policy::ruleset::ActionId,
+                matched_on: None,
+                captures: Vec::new(),
+                ..d
+            };
+            return (d, Some(note));
+        }
+    }
+    if t.velocity.is_empty() {
+        return (d, None);
+    }
+    let mut over: Option<(usize, String)> = None;
+    for (i, v) in t.velocity.iter().enumerate() {
+        let Some(key) = v.counter_key(&t.name, &d.caller) else {
+            continue;
+        };
+        if over.is_some() {
+            // Still count this call for the other rules.
+            tracker.count(
+                &key,
+                crate::velocity::millis(now),
+                v.per.as_millis() as i64,
+                v.max,
+            );
+            continue;
+        }
+        if let Some(b) = tracker.active_block(&key, now) {
+            over = Some((
+                i,
+                format!(
+                    "{} is blocked until {} (temporary, {} calls within {})",
+                    b.subject,
+                    b.until.format("%Y-%m-%dT%H:%M:%SZ"),
+                    v.max + 1,
+                    humantime::format_duration(v.per)
+                ),
+            ));
+            continue;
+        }
+        let n = tracker.count(
+            &key,
+            crate::velocity::millis(now),
+            v.per.as_millis() as i64,
+            v.max,
+        );
+        if n > v.max {
+            let subject = key.rsplit('|').next().unwrap_or("").to_string();
+            state
+                .metrics
+                .velocity_blocks_total
+                .with_label_values(&[&*t.name, &*v.name])
+                .inc();
+            let mut note = format!(
+                "{n} calls from {subject} within {} (max {})",
+                humantime::format_duration(v.per),
+                v.max
+            );
+            if let Some(block_for) = v.block_for {
+                let until = now
+                    + chrono::TimeDelta::from_std(block_for).unwrap_or(chrono::TimeDelta::days(1));
+                note.push_str(&format!(
+                    "; blocked until {}",
+                    until.format("%Y-%m-%dT%H:%M:%SZ")
+                ));
+                tracker.add_block(crate::velocity::Block {
+                    key: key.clone(),
+                    trunk: t.name.to_string(),
+                    rule: v.name.to_string(),
+                    subject,
+                    created: now,
+                    until,
+                });
+            }
+            over = Some((i, note));
+        }
+    }
+    let Some((i, note)) = over else {
+        return (d, None);
+    };
+    let v = &t.velocity[i];
+    let d = Decision {
+        verdict: Verdict::Block,
+        list: DecidedBy::Velocity,
+        rule: Some(v.rule),
+        action: v.action,
+        matched_on: None,
+        captures: Vec::new(),
+        ..d
+    };
+    (d, Some(note))
 }

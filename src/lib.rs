@@ -27,3 +27,4 @@ pub(crate) mod report;
 pub(crate) mod server;
 pub(crate) mod source;
 pub mod state;
+pub mod velocity;

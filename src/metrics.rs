@@ -35,6 +35,8 @@ pub const METRIC_NAMES: &[&str] = &[
     "callguard_log_dropped_total",
     "callguard_rules_source_info",
     "callguard_unknown_trunk_total",
+    "callguard_challenges_total",
+    "callguard_velocity_blocks_total",
 ];
 
 pub struct Metrics {
@@ -54,6 +56,8 @@ pub struct Metrics {
     pub log_dropped_total: IntCounter,
     pub rules_source_info: IntGaugeVec,
     pub unknown_trunk_total: IntCounterVec,
+    pub challenges_total: IntCounterVec,
+    pub velocity_blocks_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -172,6 +176,16 @@ impl Metrics {
             "Calls whose dialplan named a trunk the configuration does not have (another trunk was chosen).",
             &["pbx"],
         );
+        let challenges_total = counter_vec(
+            "callguard_challenges_total",
+            "Challenges (\"press N\") by trunk and result: passed, failed, abandoned (the caller hung up).",
+            &["trunk", "result"],
+        );
+        let velocity_blocks_total = counter_vec(
+            "callguard_velocity_blocks_total",
+            "Calls over a velocity rule's rate (each gets the rule's action), by trunk and rule.",
+            &["trunk", "rule"],
+        );
         // Dashboards and alerts compare these series over time (`increase`,
         // `unless … offset`); a series born at its first event has no earlier
         // sample, so the first failure would go unseen. They start at 0.
@@ -201,6 +215,8 @@ impl Metrics {
             build_info,
             log_dropped_total,
             unknown_trunk_total,
+            challenges_total,
+            velocity_blocks_total,
         }
     }
 
@@ -289,13 +305,14 @@ impl Default for Metrics {
     }
 }
 
-const LISTS: [DecidedBy; 6] = [
+const LISTS: [DecidedBy; 7] = [
     DecidedBy::Protected,
     DecidedBy::SystemBlacklist,
     DecidedBy::Whitelist,
     DecidedBy::Blacklist,
     DecidedBy::Exclusive,
     DecidedBy::Default,
+    DecidedBy::Velocity,
 ];
 
 /// Counter handles resolved on first use and then reused without touching the

@@ -24,6 +24,10 @@ pub enum EndState {
         status: String,
         then: Option<Arc<str>>,
     },
+    /// A challenge: the caller pressed the right digit (then `on_pass` ran).
+    ChallengePassed,
+    /// A challenge: a wrong digit or none (then `on_fail` ran).
+    ChallengeFailed,
     /// The session broke off.
     Error(ErrorKind),
 }
@@ -37,6 +41,8 @@ impl EndState {
             EndState::FailOpen => Cow::Borrowed("fail_open"),
             EndState::FailClosed => Cow::Borrowed("fail_closed"),
             EndState::CallerHangup => Cow::Borrowed("caller_hangup"),
+            EndState::ChallengePassed => Cow::Borrowed("challenge_passed"),
+            EndState::ChallengeFailed => Cow::Borrowed("challenge_failed"),
             EndState::Dial { status, then: None } => Cow::Owned(format!("dial:{status}")),
             EndState::Dial {
                 status,

@@ -49,6 +49,8 @@ pub struct Extras {
     pub log_postgres: Option<crate::calllog::PgTarget>,
     /// List versions, for history and rollback.
     pub history: Option<Arc<crate::history::History>>,
+    /// Velocity counters and temporary blocks.
+    pub velocity: Arc<crate::velocity::Tracker>,
 }
 
 /// State shared by every listener and the admin API.

@@ -142,8 +142,65 @@ pub enum Step {
         timeout: u32,
         on_no_answer: Option<Arc<Plan>>,
     },
+    /// Ask the caller to press a digit chosen at random per call; the call
+    /// flow runs `on_pass` or `on_fail` after it.
+    Challenge(Box<Challenge>),
     /// Hand the call back to the dialplan unchanged.
     Continue,
+}
+
+/// A resolved `kind: challenge` action for one PBX.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Challenge {
+    /// Asks for the digit; the digit is said after it.
+    pub prompt: String,
+    /// FreeSWITCH: the file saying the digit, `{digit}` replaced. Asterisk
+    /// says the digit with `SAY DIGITS` and ignores it.
+    pub digit_sound: String,
+    /// Played after a wrong digit, before the next try.
+    pub invalid: Option<String>,
+    /// The digit is drawn from `low..=high` (both 0-9).
+    pub low: u8,
+    pub high: u8,
+    pub tries: u32,
+    /// Time to press the digit after each prompt.
+    pub timeout_ms: u32,
+    /// `answer: false`: the challenge runs as early media.
+    pub answer: bool,
+    pub on_pass: Arc<Plan>,
+    /// `None`: the trunk's blocked action.
+    pub on_fail: Option<Arc<Plan>>,
+    /// The action's name, for the learning store and the log.
+    pub learn: Option<Learn>,
+}
+
+/// What a challenge teaches the lists (opt-in).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Learn {
+    pub fails: u32,
+    pub per: std::time::Duration,
+    pub add_failed_to: Option<String>,
+    pub block_for: std::time::Duration,
+    pub add_passed_to: Option<String>,
+    pub trust_for: std::time::Duration,
+}
+
+impl Challenge {
+    /// The digit for one call, drawn from the range with the OS's randomness
+    /// (a v4 UUID's random bytes), so a robot cannot predict it.
+    pub fn draw(&self) -> u8 {
+        let span = u16::from(self.high.saturating_sub(self.low)) + 1;
+        let r = u16::from_le_bytes({
+            let b = uuid::Uuid::new_v4().into_bytes();
+            [b[0], b[1]]
+        });
+        self.low + (r % span) as u8
+    }
+
+    /// The FreeSWITCH file that says `digit`.
+    pub fn digit_file(&self, digit: u8) -> String {
+        self.digit_sound.replace("{digit}", &digit.to_string())
+    }
 }
 
 /// A resolved action for one PBX.
@@ -157,4 +214,4 @@ pub struct Plan {
 }
 
 mod resolve;
-pub use resolve::{builtin_plans, resolve};
+pub use resolve::{builtin_plans, parse_digit_range, resolve};

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{Cause, Pbx, Plan, Step, Tone};
+use super::{Cause, Challenge, Learn, Pbx, Plan, Step, Tone};
 use crate::config::types::{ActionConfig, ActionKind, ActionMode, CauseValue, Then};
 
 /// The plans of action `name` for Asterisk and FreeSWITCH, and every
@@ -86,10 +86,20 @@ pub fn resolve(
                         Pbx::Asterisk => "beep".into(),
                         Pbx::FreeSwitch => "tone_stream://%(200,0,800)".into(),
                     }),
-                    timeout: c.timeout.unwrap_or(30),
+                    timeout: match &c.timeout {
+                        None => 30,
+                        Some(t) => t.millis().map_or_else(
+                            |e| {
+                                errs.push(format!("timeout: {e}"));
+                                30
+                            },
+                            |ms| (ms / 1000).clamp(1, u64::from(u32::MAX)) as u32,
+                        ),
+                    },
                     on_no_answer,
                 }
             }
+            ActionKind::Challenge => challenge(c, &o, pbx, done, errs),
             ActionKind::Continue => Step::Continue,
         };
         Plan {
@@ -102,7 +112,109 @@ pub fn resolve(
         Arc::new(plan_for(Pbx::Asterisk, &mut errs)),
         Arc::new(plan_for(Pbx::FreeSwitch, &mut errs)),
     ];
+    // A problem of a shared key shows up for each PBX: say it once.
+    let mut seen = std::collections::HashSet::new();
+    errs.retain(|e| seen.insert(e.clone()));
     (plans, errs)
+}
+
+/// A `kind: challenge` for one PBX: its prompt, range, tries, timeout and
+/// the actions after it (which must be resolved already: not challenges).
+fn challenge(
+    c: &ActionConfig,
+    o: &crate::config::types::PbxOverride,
+    pbx: Pbx,
+    done: &BTreeMap<String, [Arc<Plan>; 2]>,
+    errs: &mut Vec<String>,
+) -> Step {
+    let pick = |over: &Option<String>, base: &Option<String>| over.clone().or_else(|| base.clone());
+    let (low, high) = match c.digits.as_deref() {
+        None => (1, 9),
+        Some(d) => parse_digit_range(d).unwrap_or_else(|e| {
+            errs.push(format!("digits: {e}"));
+            (1, 9)
+        }),
+    };
+    let tries = c.tries.unwrap_or(2);
+    if !(1..=10).contains(&tries) {
+        errs.push(format!("tries: {tries}: use 1 to 10"));
+    }
+    let timeout_ms = match &c.timeout {
+        None => 5_000,
+        Some(t) => match t.millis() {
+            Ok(ms) if (500..=60_000).contains(&ms) => ms as u32,
+            Ok(ms) => {
+                errs.push(format!("timeout: {ms} ms: use 500ms to 60s"));
+                5_000
+            }
+            Err(e) => {
+                errs.push(format!("timeout: {e}"));
+                5_000
+            }
+        },
+    };
+    let mut then = |key: &str, name: &Option<String>| -> Option<Arc<Plan>> {
+        let n = name.as_deref()?.trim();
+        match done.get(n) {
+            Some(p) if !matches!(p[pbx.index()].step, Step::Challenge(_)) => {
+                Some(p[pbx.index()].clone())
+            }
+            _ => {
+                errs.push(format!(
+                    "{key}: no action named {n:?} (or it is itself a challenge)"
+                ));
+                None
+            }
+        }
+    };
+    let on_pass = then("on_pass", &c.on_pass);
+    let on_fail = then("on_fail", &c.on_fail);
+    let on_pass = on_pass.unwrap_or_else(|| builtin_plans("pass")[0].clone());
+    let learn = c.learn.as_ref().map(|l| Learn {
+        fails: l.fails.max(1),
+        per: l.per,
+        add_failed_to: l.add_failed_to.clone(),
+        block_for: l.block_for,
+        add_passed_to: l.add_passed_to.clone(),
+        trust_for: l.trust_for,
+    });
+    Step::Challenge(Box::new(Challenge {
+        prompt: need(pick(&o.prompt, &c.prompt), "prompt", c.kind, errs),
+        digit_sound: o
+            .digit_sound
+            .clone()
+            .unwrap_or_else(|| "digits/{digit}.wav".into()),
+        invalid: pick(&o.invalid, &c.invalid),
+        low,
+        high,
+        tries,
+        timeout_ms,
+        answer: c.answer.unwrap_or(true),
+        on_pass,
+        on_fail,
+        learn,
+    }))
+}
+
+/// `1-9`, `0-9`, `5`: the digits a challenge may ask for.
+pub fn parse_digit_range(s: &str) -> Result<(u8, u8), String> {
+    let digit = |t: &str| -> Result<u8, String> {
+        match t.trim().as_bytes() {
+            [d @ b'0'..=b'9'] => Ok(d - b'0'),
+            _ => Err(format!("{s:?}: use one digit or a range such as 1-9")),
+        }
+    };
+    let (lo, hi) = match s.split_once('-') {
+        Some((a, b)) => (digit(a)?, digit(b)?),
+        None => {
+            let d = digit(s)?;
+            (d, d)
+        }
+    };
+    if lo > hi {
+        return Err(format!("{s:?}: the range runs low to high (1-9)"));
+    }
+    Ok((lo, hi))
 }
 
 /// A required string of an action, or a problem naming the key.

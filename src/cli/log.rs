@@ -55,12 +55,18 @@ pub struct LogArgs {
     /// Totals and blocked calls per rule, list and trunk for the period.
     #[arg(long)]
     pub stats: bool,
+    /// The temporary blocks velocity rules have put in force (until they expire).
+    #[arg(long, conflicts_with = "stats")]
+    pub blocks: bool,
 }
 
 pub fn run(args: LogArgs) -> Result<(), CliError> {
     let query =
         build_query(&args).map_err(|msg| CliError::refused(format!("callguard log: {msg}")))?;
     let (path, postgres) = db_path(&args).map_err(CliError::refused)?;
+    if args.blocks {
+        return print_blocks(&path, args.json);
+    }
     print(&path, postgres.as_ref(), &query, &args).map_err(|e| match e {
         CallLogError::NotFound(p) => CliError::failed(format!(
             "callguard log: no call log at {} — the service has not run with this log.path \
@@ -138,4 +144,42 @@ fn print(
         print!("{}", render_table(&calls));
     }
     Ok(())
+}
+
+/// `callguard log --blocks`: one line per velocity block in force.
+fn print_blocks(path: &std::path::Path, json: bool) -> Result<(), CliError> {
+    if !path.exists() {
+        return Err(CliError::failed(format!(
+            "callguard log: no call log at {}",
+            path.display()
+        )));
+    }
+    match crate::velocity::read_blocks(path, Utc::now()) {
+        Ok(blocks) => {
+            if json {
+                for b in &blocks {
+                    println!("{}", serde_json::to_string(b).unwrap_or_default());
+                }
+            } else if blocks.is_empty() {
+                println!("no velocity blocks in force");
+            } else {
+                println!(
+                    "{:<20}  {:<12}  {:<16}  {:<20}  until",
+                    "since", "trunk", "rule", "blocked"
+                );
+                for b in &blocks {
+                    println!(
+                        "{:<20}  {:<12}  {:<16}  {:<20}  {}",
+                        b.created.format("%Y-%m-%dT%H:%M:%SZ"),
+                        b.trunk,
+                        b.rule,
+                        b.subject,
+                        b.until.format("%Y-%m-%dT%H:%M:%SZ")
+                    );
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(CliError::failed(format!("callguard log: {e}"))),
+    }
 }

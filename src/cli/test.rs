@@ -9,7 +9,8 @@ use clap::Args;
 use super::CliError;
 use crate::config::types::MatchType;
 use crate::policy::RuleSet;
-use crate::policy::decide::decide_explained;
+use crate::policy::attest::{Attest, Attestation};
+use crate::policy::decide::decide_explained_attested;
 use crate::policy::explain::{self, why};
 use crate::policy::ruleset::Exclusive;
 use crate::policy::tester::PatternTester;
@@ -31,6 +32,10 @@ pub struct TestArgs {
     /// Treat the callers as presentation-restricted by the PBX.
     #[arg(long)]
     pub anonymous: bool,
+    /// The caller ID's attestation: A, B, C, none or failed (default: as an
+    /// unsigned call, for rules with an `attestation:` condition).
+    #[arg(long, value_parser = parse_attestation)]
+    pub attestation: Option<Attest>,
     /// One JSON object per line.
     #[arg(long)]
     pub json: bool,
@@ -61,6 +66,10 @@ fn parse_at(s: &str) -> Result<DateTime<Utc>, String> {
         })
 }
 
+fn parse_attestation(s: &str) -> Result<Attest, String> {
+    Attest::parse(s).ok_or_else(|| format!("attestation {s:?}: use A, B, C, none or failed"))
+}
+
 fn parse_match_type(s: &str) -> Result<MatchType, String> {
     MatchType::parse(s).ok_or_else(|| {
         format!(
@@ -86,10 +95,21 @@ pub fn run(args: TestArgs) -> Result<(), CliError> {
             "no trunk selected: pass --trunk or --did, or set default_trunk (a call would fail open)",
         ));
     };
+    let attestation = args.attestation.map(|level| Attestation {
+        level,
+        source: "callguard test --attestation".into(),
+    });
     let mut code = Ok(());
     for caller in &args.callers {
         if args.json {
-            match explain::caller_json(&rs, trunk, caller, args.anonymous, at) {
+            match explain::caller_json_attested(
+                &rs,
+                trunk,
+                caller,
+                args.anonymous,
+                attestation.as_ref(),
+                at,
+            ) {
                 Ok(line) => println!("{line}"),
                 Err(line) => {
                     code = Err(CliError::Reported);
@@ -99,7 +119,8 @@ pub fn run(args: TestArgs) -> Result<(), CliError> {
             continue;
         }
         let start = Instant::now();
-        let result = decide_explained(&rs, trunk, caller, args.anonymous, at);
+        let result =
+            decide_explained_attested(&rs, trunk, caller, args.anonymous, attestation.as_ref(), at);
         let eval_ns = start.elapsed().as_nanos() as u64;
         match result {
             Ok((d, skipped)) => print_human(&rs, trunk, caller, &d, &skipped, at, eval_ns),

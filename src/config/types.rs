@@ -67,6 +67,34 @@ pub struct RawConfig {
     /// Rules managed in a git repository.
     #[serde(default)]
     pub source: Option<SourceConfig>,
+    /// System-level velocity rules: every trunk's calls count.
+    #[serde(default)]
+    pub velocity: Vec<S<VelocityConfig>>,
+    /// Bounds of the velocity counters.
+    #[serde(default)]
+    pub velocity_limits: VelocityLimits,
+}
+
+fn d100k() -> usize {
+    100_000
+}
+
+/// `velocity_limits: { max_tracked: 100000 }`: the counters live in memory;
+/// past `max_tracked` keys, those whose window has passed are dropped first,
+/// then the least recently seen.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VelocityLimits {
+    #[serde(default = "d100k")]
+    pub max_tracked: usize,
+}
+
+impl Default for VelocityLimits {
+    fn default() -> Self {
+        Self {
+            max_tracked: d100k(),
+        }
+    }
 }
 
 fn default_branch() -> String {
@@ -127,6 +155,8 @@ pub enum ActionKind {
     Transfer,
     WhisperBridge,
     Continue,
+    /// "Press N to be connected": a digit chosen at random per call.
+    Challenge,
 }
 
 /// `then:` of a `play` action.
@@ -173,9 +203,26 @@ pub struct ActionConfig {
     pub mailbox: Option<String>,
     pub target: Option<String>,
     pub dial: Option<String>,
-    pub timeout: Option<u32>,
+    /// whisper_bridge: ring time in seconds (`30`). challenge: time to press
+    /// the digit after each prompt (`5s`, or seconds as a number).
+    pub timeout: Option<Seconds>,
     /// whisper_bridge: the action to run when the VIP team does not answer.
     pub on_no_answer: Option<String>,
+    /// challenge: the sound asking for the digit ("please press"); the digit
+    /// itself is said after it.
+    pub prompt: Option<String>,
+    /// challenge: the range the digit is drawn from, `1-9` (default).
+    pub digits: Option<String>,
+    /// challenge: how many prompts before the caller fails (default 2).
+    pub tries: Option<u32>,
+    /// challenge: the action after the right digit (default `pass`: on into the dialplan).
+    pub on_pass: Option<String>,
+    /// challenge: the action after a wrong digit or none (default: the trunk's blocked action).
+    pub on_fail: Option<String>,
+    /// challenge: a sound played after a wrong digit, before the next try.
+    pub invalid: Option<String>,
+    /// challenge: learn from the outcome (opt-in), see [`LearnConfig`].
+    pub learn: Option<LearnConfig>,
     #[serde(default)]
     pub mode: ActionMode,
     pub asterisk: Option<PbxOverride>,
@@ -191,6 +238,83 @@ pub struct PbxOverride {
     pub tone: Option<String>,
     pub mailbox: Option<String>,
     pub target: Option<String>,
+    /// challenge: the prompt on this PBX.
+    pub prompt: Option<String>,
+    /// challenge: the wrong-digit sound on this PBX.
+    pub invalid: Option<String>,
+    /// challenge (FreeSWITCH): the file saying the digit, `{digit}` replaced
+    /// (default `digits/{digit}.wav`; Asterisk says it with `SAY DIGITS`).
+    pub digit_sound: Option<String>,
+}
+
+/// A number of seconds written as a number (`30`) or a duration (`5s`, `1500ms`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Seconds {
+    Number(u32),
+    Text(String),
+}
+
+impl Seconds {
+    /// The value in milliseconds, or why it is not a duration.
+    pub fn millis(&self) -> Result<u64, String> {
+        match self {
+            Seconds::Number(n) => Ok(u64::from(*n) * 1000),
+            Seconds::Text(t) => humantime::parse_duration(t.trim())
+                .map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64)
+                .map_err(|e| format!("bad duration {t:?}: {e}")),
+        }
+    }
+}
+
+/// `learn:` of a challenge action (opt-in): a caller who fails `fails` times
+/// within `per` is added to list `add_failed_to` for `block_for`; a caller who
+/// passes is added to `add_passed_to` (a whitelist of verified humans) for
+/// `trust_for`. The entries expire by themselves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearnConfig {
+    #[serde(default = "one")]
+    pub fails: u32,
+    #[serde(default = "d1h_learn", deserialize_with = "duration")]
+    pub per: Duration,
+    pub add_failed_to: Option<String>,
+    #[serde(default = "d24h", deserialize_with = "duration")]
+    pub block_for: Duration,
+    pub add_passed_to: Option<String>,
+    #[serde(default = "d30d", deserialize_with = "duration")]
+    pub trust_for: Duration,
+}
+
+fn one() -> u32 {
+    1
+}
+fn d24h() -> Duration {
+    Duration::from_secs(86_400)
+}
+fn d30d() -> Duration {
+    Duration::from_secs(30 * 86_400)
+}
+fn d1h_learn() -> Duration {
+    Duration::from_secs(3_600)
+}
+
+/// `velocity:` rule (per trunk or system-wide): more than `max` calls in `per`
+/// from one `scope` gets `action` and, with `block_for`, a temporary block.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VelocityConfig {
+    pub name: S<String>,
+    /// `caller` (default), `prefix:N` (the first N digits of the E.164
+    /// number) or `trunk` (every call of the trunk: a fraud burst).
+    pub scope: Option<S<String>>,
+    pub max: u32,
+    #[serde(deserialize_with = "duration")]
+    pub per: Duration,
+    /// Default: the trunk's blocked action.
+    pub action: Option<S<String>>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub block_for: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -282,6 +406,9 @@ pub struct RuleConfig {
     pub notes: Option<String>,
     #[serde(default)]
     pub case_insensitive: bool,
+    /// Caller-ID attestation condition: `[A, B, C, none, failed]`; AND-ed
+    /// with `pattern`, or alone (then it matches every caller so attested).
+    pub attestation: Option<S<Vec<String>>>,
 }
 
 fn yes() -> bool {
@@ -321,6 +448,8 @@ pub struct TrunkConfig {
     pub blacklist: Vec<S<RuleConfig>>,
     #[serde(default)]
     pub lists: Vec<S<ListFileConfig>>,
+    #[serde(default)]
+    pub velocity: Vec<S<VelocityConfig>>,
 }
 
 /// A bulk list file (CSV or JSON in the import format), or a remote subscription.

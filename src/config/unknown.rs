@@ -124,6 +124,25 @@ const OVERRIDE: Shape = Struct(&[
     ("tone", Any),
     ("mailbox", Any),
     ("target", Any),
+    ("prompt", Any),
+    ("invalid", Any),
+    ("digit_sound", Any),
+]);
+const LEARN: Shape = Struct(&[
+    ("fails", Any),
+    ("per", Any),
+    ("add_failed_to", Any),
+    ("block_for", Any),
+    ("add_passed_to", Any),
+    ("trust_for", Any),
+]);
+const VELOCITY: Shape = Struct(&[
+    ("name", Any),
+    ("scope", Any),
+    ("max", Any),
+    ("per", Any),
+    ("action", Any),
+    ("block_for", Any),
 ]);
 const ACTION: Shape = Struct(&[
     ("kind", Any),
@@ -138,6 +157,13 @@ const ACTION: Shape = Struct(&[
     ("dial", Any),
     ("timeout", Any),
     ("on_no_answer", Any),
+    ("prompt", Any),
+    ("digits", Any),
+    ("tries", Any),
+    ("on_pass", Any),
+    ("on_fail", Any),
+    ("invalid", Any),
+    ("learn", LEARN),
     ("mode", Any),
     ("asterisk", OVERRIDE),
     ("freeswitch", OVERRIDE),
@@ -159,6 +185,7 @@ const RULE: Shape = Struct(&[
     ("enabled", Any),
     ("notes", Any),
     ("case_insensitive", Any),
+    ("attestation", Any),
 ]);
 const LIST_FILE: Shape = Struct(&[
     ("path", Any),
@@ -178,6 +205,7 @@ const TRUNK: Shape = Struct(&[
     ("whitelist", List(&RULE)),
     ("blacklist", List(&RULE)),
     ("lists", List(&LIST_FILE)),
+    ("velocity", List(&VELOCITY)),
 ]);
 const TOKEN: Shape = Struct(&[("name", Any), ("token_env", Any)]);
 
@@ -254,6 +282,8 @@ const ROOT: Shape = Struct(&[
         "source",
         Struct(&[("git", Any), ("branch", Any), ("path", Any), ("poll", Any)]),
     ),
+    ("velocity", List(&VELOCITY)),
+    ("velocity_limits", Struct(&[("max_tracked", Any)])),
 ]);
 
 /// Every key of `text` that the configuration does not know, located.

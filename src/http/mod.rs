@@ -36,6 +36,7 @@ pub fn router(api: Api) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/status", get(status))
         .route("/api/v1/reload", post(reload))
+        .route("/api/v1/velocity", get(velocity_blocks))
         .merge(lists::routes())
         .merge(calls::routes())
         .merge(trunks::routes())
@@ -48,10 +49,18 @@ pub fn router(api: Api) -> Router {
         .with_state(api)
 }
 
+/// `GET /api/v1/velocity`: the temporary blocks velocity rules put in force
+/// (caller, range or trunk, rule, until), newest first; expired ones are gone.
+async fn velocity_blocks(AxState(api): AxState<Api>) -> Response {
+    let blocks = api.state.extras.velocity.blocks(chrono::Utc::now());
+    axum::Json(blocks).into_response()
+}
+
 /// Reads whose answers hold phone numbers: list exports, history, the call
 /// log and the tester (a POST that changes nothing).
 fn reads_numbers(method: &Method, path: &str) -> bool {
-    const UNDER: [&str; 5] = [
+    const UNDER: [&str; 6] = [
+        "/api/v1/velocity",
         "/api/v1/lists",
         "/api/v1/history",
         "/api/v1/calls",

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde_saphyr::{Location, Spanned};
 
+use super::attest::Attest;
 use super::index::{ListIndex, ListIndexBuilder};
 use super::number::{Dialing, Region};
 use super::pattern;
@@ -16,10 +17,11 @@ use super::ruleset::{
     Trunk, TrunkId, did_key,
 };
 use super::schedule::Schedule;
+use super::velocity::{Scope, VelocityRule};
 use crate::action::Plan;
 use crate::config::types::{
     ActionConfig, ActionKind, ListRole, MatchType, RuleConfig, ScheduleRef, TrunkConfig,
-    WhitelistMode,
+    VelocityConfig, WhitelistMode,
 };
 use crate::config::{LoadedConfig, Problem, Problems};
 
@@ -38,7 +40,17 @@ pub(super) struct Builder<'a> {
     schedule_ids: HashMap<String, usize>,
     list_names: HashSet<String>,
     dialing: HashMap<Region, Arc<Dialing>>,
+    /// Rules with an `attestation:` condition compiled so far.
+    attest_rules: usize,
+    /// The protected list or system blacklist has such a rule.
+    system_attest: bool,
+    /// `velocity:` rules at the top of the file, for every trunk.
+    system_velocity: Vec<VelocityConfigRef<'a>>,
 }
+
+/// A system-level velocity rule, compiled per trunk (its default action is
+/// the trunk's blocked action).
+type VelocityConfigRef<'a> = &'a Spanned<VelocityConfig>;
 
 /// The trunks being built, with their lookups.
 #[derive(Default)]
@@ -67,6 +79,9 @@ impl<'a> Builder<'a> {
             schedule_ids: HashMap::new(),
             list_names: HashSet::new(),
             dialing: HashMap::new(),
+            attest_rules: 0,
+            system_attest: false,
+            system_velocity: Vec::new(),
         }
     }
 
@@ -99,11 +114,17 @@ impl<'a> Builder<'a> {
         let system_blocked_action = self.action_or(&raw.blocked_action, self.builtin("reject"));
         let protected = self.protected();
         let system = self.system_blacklist();
+        self.system_attest = self.attest_rules > 0;
+        self.system_velocity = raw.velocity.iter().collect();
         let trunks = self.trunks(default_region, system_blocked_action);
         let default_trunk = self.default_trunk(&trunks);
         let protected = self.index(protected, "protected");
         let system = self.index(system, "system blacklist");
         if !self.problems.is_empty() {
+            // A system-level velocity rule is compiled for every trunk: its
+            // problem is said once.
+            let mut seen = HashSet::new();
+            self.problems.retain(|p| seen.insert(p.to_string()));
             return Err(Problems(self.problems));
         }
         Ok(RuleSet {
@@ -220,7 +241,11 @@ impl<'a> Builder<'a> {
                 exclusive: Exclusive::Never,
                 blocked_action: system_blocked_action,
                 allowed_action: self.builtin("pass"),
+                needs_attestation: self.system_attest,
+                velocity: Vec::new(),
             });
+            let velocity = self.velocity_rules("default", &[], system_blocked_action);
+            trunks.list[0].velocity = velocity;
             return trunks;
         }
         for (name, t) in &raw.trunks {
@@ -272,8 +297,10 @@ impl<'a> Builder<'a> {
         }
         let mut wl = ListIndexBuilder::default();
         let mut bl = ListIndexBuilder::default();
+        let attest_before = self.attest_rules;
         self.rules_into(&mut wl, &tc.whitelist, &format!("{name}.whitelist"));
         self.rules_into(&mut bl, &tc.blacklist, &format!("{name}.blacklist"));
+        let needs_attestation = self.system_attest || self.attest_rules > attest_before;
         for (kind, count) in [
             ("whitelist", tc.whitelist.len()),
             ("blacklist", tc.blacklist.len()),
@@ -302,6 +329,7 @@ impl<'a> Builder<'a> {
         let pass = self.builtin("pass");
         let allowed_action = self.action_or(&tc.allowed_action, pass);
         let dialing = self.dialing(region);
+        let velocity = self.velocity_rules(name, &tc.velocity, blocked_action);
         Trunk {
             name: name.into(),
             dialing,
@@ -310,7 +338,96 @@ impl<'a> Builder<'a> {
             exclusive,
             blocked_action,
             allowed_action,
+            needs_attestation,
+            velocity,
         }
+    }
+
+    /// The trunk's own velocity rules, then the system-level ones; each is
+    /// also a row of the rule table (named in the log and the metrics).
+    fn velocity_rules(
+        &mut self,
+        trunk: &str,
+        own: &[Spanned<VelocityConfig>],
+        blocked_action: ActionId,
+    ) -> Vec<VelocityRule> {
+        let system: Vec<&Spanned<VelocityConfig>> = self.system_velocity.clone();
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let all = own
+            .iter()
+            .map(|v| (v, false))
+            .chain(system.into_iter().map(|v| (v, true)));
+        for (v, is_system) in all {
+            let c = &v.value;
+            let name = c.name.value.trim();
+            let what = if is_system {
+                format!("velocity rule {name}")
+            } else {
+                format!("trunk {trunk}: velocity rule {name}")
+            };
+            if name.is_empty() {
+                self.problem(&c.name.referenced, "a velocity rule needs a name");
+                continue;
+            }
+            if !seen.insert(name.to_string()) {
+                // A system rule of the same name as the trunk's own: reported once.
+                if !is_system {
+                    self.problem(
+                        &c.name.referenced,
+                        format!("trunk {trunk}: duplicate velocity rule name {name:?}"),
+                    );
+                }
+                continue;
+            }
+            let scope = match &c.scope {
+                None => Scope::Caller,
+                Some(sc) => match Scope::parse(&sc.value) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.problem(&sc.referenced, format!("{what}: {e}"));
+                        continue;
+                    }
+                },
+            };
+            if c.max == 0 || c.max > 10_000 {
+                self.problem(
+                    &v.referenced,
+                    format!("{what}: max {}: use 1 to 10000", c.max),
+                );
+                continue;
+            }
+            if c.per.is_zero() || c.per > std::time::Duration::from_secs(7 * 86_400) {
+                self.problem(&v.referenced, format!("{what}: per: use 1s to 7d"));
+                continue;
+            }
+            if c.block_for.is_some_and(|b| b.is_zero()) {
+                self.problem(
+                    &v.referenced,
+                    format!("{what}: block_for: use a duration above 0"),
+                );
+                continue;
+            }
+            let action = match &c.action {
+                Some(a) => self.action_id(a),
+                None => blocked_action,
+            };
+            let origin = self.origin("velocity", false);
+            let rule = self.rules.push(name, 0, action, true, None, origin);
+            self.rules
+                .condition_only(rule, &format!("velocity {}", scope.as_string()));
+            out.push(VelocityRule {
+                name: name.into(),
+                rule,
+                scope,
+                max: c.max,
+                per: c.per,
+                action,
+                block_for: c.block_for,
+                system: is_system,
+            });
+        }
+        out
     }
 
     /// `default_trunk`, or the only trunk when there is one.
@@ -439,25 +556,23 @@ impl<'a> Builder<'a> {
         for (i, (n, _)) in names.iter().enumerate() {
             self.action_ids.insert(n.clone(), i as ActionId);
         }
-        // Plans without `on_no_answer` first, so a bridge can point at them.
+        // Plans that name no other action first, so a bridge can point at
+        // them; challenges last, so `on_pass` may ring a bridge.
         let mut plans: BTreeMap<String, [Arc<Plan>; 2]> = BTreeMap::new();
-        for (name, cfg) in &names {
-            if let Some(c) = cfg
-                && c.value.kind == ActionKind::WhisperBridge
-            {
-                continue;
-            }
-            let p = match cfg {
-                Some(c) => self.resolve_action(name, c, &plans),
-                None => crate::action::builtin_plans(name),
-            };
-            plans.insert(name.clone(), p);
-        }
-        for (name, cfg) in &names {
-            if let Some(c) = cfg
-                && c.value.kind == ActionKind::WhisperBridge
-            {
-                let p = self.resolve_action(name, c, &plans);
+        for round in [0, 1, 2] {
+            for (name, cfg) in &names {
+                let r = match cfg.map(|c| c.value.kind) {
+                    Some(ActionKind::WhisperBridge) => 1,
+                    Some(ActionKind::Challenge) => 2,
+                    _ => 0,
+                };
+                if r != round {
+                    continue;
+                }
+                let p = match cfg {
+                    Some(c) => self.resolve_action(name, c, &plans),
+                    None => crate::action::builtin_plans(name),
+                };
                 plans.insert(name.clone(), p);
             }
         }
@@ -530,13 +645,39 @@ impl<'a> Builder<'a> {
                         continue;
                     }
                 },
-                None if rc.anonymous => None,
+                None if rc.anonymous || rc.attestation.is_some() => None,
                 None => {
                     self.problem(
                         &r.referenced,
-                        format!("rule {name}: needs `pattern:` or `anonymous: true`"),
+                        format!(
+                            "rule {name}: needs `pattern:`, `anonymous: true` or `attestation:`"
+                        ),
                     );
                     continue;
+                }
+            };
+            let attest = match &rc.attestation {
+                None => None,
+                Some(a) => {
+                    let mut mask = 0u8;
+                    let mut bad = Vec::new();
+                    for v in &a.value {
+                        match Attest::parse(v) {
+                            Some(l) => mask |= l.bit(),
+                            None => bad.push(v.as_str()),
+                        }
+                    }
+                    if !bad.is_empty() || a.value.is_empty() {
+                        self.problem(
+                            &a.referenced,
+                            format!(
+                                "rule {name}: attestation {:?}: use a list of A, B, C, none, failed",
+                                if bad.is_empty() { a.value.join(", ") } else { bad.join(", ") }
+                            ),
+                        );
+                        continue;
+                    }
+                    Some(mask)
                 }
             };
             let action = match &rc.action {
@@ -560,6 +701,26 @@ impl<'a> Builder<'a> {
                 && let Some(c) = self.schedule_cond(s, &r.referenced, &format!("rule {name}"))
             {
                 self.rules.schedule.insert(id, c);
+            }
+            if let Some(mask) = attest {
+                self.rules.attest.insert(id, mask);
+                self.attest_rules += 1;
+                if compiled.is_none() && !rc.anonymous {
+                    let levels: Vec<&str> = Attest::ALL
+                        .iter()
+                        .filter(|l| mask & l.bit() != 0)
+                        .map(|l| l.as_str())
+                        .collect();
+                    self.rules.condition_only(
+                        id,
+                        &format!(
+                            "{}[{}]",
+                            super::ruleset::ATTESTATION_RULE,
+                            levels.join(", ")
+                        ),
+                    );
+                    list.add_always(id);
+                }
             }
             if rc.anonymous {
                 list.add_anonymous(id);

@@ -8,6 +8,7 @@ use std::cell::Cell;
 
 use chrono::{DateTime, Utc};
 
+use super::attest::{Attest, Attestation};
 use super::index::{ListIndex, MatchError, MatchedOn, RuleId, Subject};
 use super::number::Caller;
 use super::ruleset::{ActionId, RuleSet, TrunkId};
@@ -37,6 +38,9 @@ pub enum DecidedBy {
     Blacklist,
     Exclusive,
     Default,
+    /// A velocity rule: the caller (range, trunk) went over its rate, or is
+    /// under a temporary block it earned.
+    Velocity,
 }
 
 impl DecidedBy {
@@ -48,6 +52,7 @@ impl DecidedBy {
             DecidedBy::Blacklist => "blacklist",
             DecidedBy::Exclusive => "exclusive",
             DecidedBy::Default => "default",
+            DecidedBy::Velocity => "velocity",
         }
     }
 }
@@ -65,6 +70,8 @@ pub struct Decision {
     pub captures: Vec<(String, String)>,
     pub caller: Caller,
     pub exclusive_active: bool,
+    /// The call's attestation, when the trunk's rules needed it.
+    pub attestation: Option<Attestation>,
 }
 
 /// A rule that matched but did not count, for `callguard test`.
@@ -82,6 +89,8 @@ pub enum SkipReason {
     ScheduleInactive,
     /// A higher list decided first.
     Shadowed,
+    /// Its `attestation:` condition does not hold for this call.
+    AttestationMismatch,
 }
 
 impl Decision {
@@ -99,6 +108,7 @@ impl Decision {
             MatchedOn::Raw => Some(&self.caller.raw),
             MatchedOn::E164 => self.caller.e164.as_deref(),
             MatchedOn::Anonymous => Some("Anonymous"),
+            MatchedOn::Attestation => Some(&self.caller.raw),
         }
     }
 
@@ -108,6 +118,9 @@ impl Decision {
         match rs.rules.pattern(r) {
             Some((p, _)) if p == super::ruleset::ANONYMOUS_RULE => {
                 Some((p.to_string(), "anonymous"))
+            }
+            Some((p, _)) if p.starts_with(super::ruleset::ATTESTATION_RULE) => {
+                Some((p.to_string(), "attestation"))
             }
             Some((p, m)) => Some((p.to_string(), m.as_str())),
             None => self.matched_text().map(|t| (t.to_string(), "exact")),
@@ -126,12 +139,25 @@ impl Decision {
                 Some(MatchedOn::Anonymous) => " (caller ID hidden)".to_string(),
                 _ => String::new(),
             };
-            let what = if m == "anonymous" {
+            let what = if m == "anonymous" || m == "attestation" {
                 p
             } else {
                 format!("{m} {p}")
             };
-            format!("{} ({what}){on}", self.rule_name(rs).unwrap_or("?"))
+            // A rule with an attestation condition says what the call had
+            // and where it was read: `attestation C (verstat on P-Asserted-Identity)`.
+            let attested = match (
+                self.rule.and_then(|r| rs.rules.attestation(r)),
+                &self.attestation,
+            ) {
+                (Some(_), Some(a)) => format!(", {a}"),
+                (Some(_), None) => format!(", {}", Attestation::unsigned()),
+                _ => String::new(),
+            };
+            format!(
+                "{} ({what}{attested}){on}",
+                self.rule_name(rs).unwrap_or("?")
+            )
         };
         match self.list {
             DecidedBy::Protected => format!("protected number {}: never blocked", how()),
@@ -142,6 +168,10 @@ impl Decision {
                 format!("trunk {trunk} is in exclusive mode and the caller is not whitelisted")
             }
             DecidedBy::Default => "no rule matched".to_string(),
+            DecidedBy::Velocity => match self.rule_name(rs) {
+                Some(n) => format!("velocity rule {n} on trunk {trunk}"),
+                None => format!("learned from challenges on trunk {trunk}"),
+            },
         }
     }
 }
@@ -154,7 +184,36 @@ pub fn decide(
     presentation_restricted: bool,
     at: DateTime<Utc>,
 ) -> Result<Decision, MatchError> {
-    decide_observed(rs, trunk, raw_caller, presentation_restricted, at, |_| {})
+    decide_observed(
+        rs,
+        trunk,
+        raw_caller,
+        presentation_restricted,
+        None,
+        at,
+        |_| {},
+    )
+}
+
+/// [`decide`] with the call's attestation (`None`: not fetched; rules with
+/// an `attestation:` condition then see the call as unsigned).
+pub fn decide_attested(
+    rs: &RuleSet,
+    trunk: TrunkId,
+    raw_caller: &str,
+    presentation_restricted: bool,
+    attestation: Option<&Attestation>,
+    at: DateTime<Utc>,
+) -> Result<Decision, MatchError> {
+    decide_observed(
+        rs,
+        trunk,
+        raw_caller,
+        presentation_restricted,
+        attestation,
+        at,
+        |_| {},
+    )
 }
 
 /// [`decide`], also reporting matching rules that did not count.
@@ -165,12 +224,32 @@ pub fn decide_explained(
     presentation_restricted: bool,
     at: DateTime<Utc>,
 ) -> Result<(Decision, Vec<Skipped>), MatchError> {
+    decide_explained_attested(rs, trunk, raw_caller, presentation_restricted, None, at)
+}
+
+/// [`decide_explained`] with the call's attestation (`callguard test --attestation C`).
+pub fn decide_explained_attested(
+    rs: &RuleSet,
+    trunk: TrunkId,
+    raw_caller: &str,
+    presentation_restricted: bool,
+    attestation: Option<&Attestation>,
+    at: DateTime<Utc>,
+) -> Result<(Decision, Vec<Skipped>), MatchError> {
     let mut skipped: Vec<Skipped> = Vec::new();
-    let d = decide_observed(rs, trunk, raw_caller, presentation_restricted, at, |s| {
-        if !skipped.iter().any(|x| x.rule == s.rule) {
-            skipped.push(s);
-        }
-    })?;
+    let d = decide_observed(
+        rs,
+        trunk,
+        raw_caller,
+        presentation_restricted,
+        attestation,
+        at,
+        |s| {
+            if !skipped.iter().any(|x| x.rule == s.rule) {
+                skipped.push(s);
+            }
+        },
+    )?;
     // Rules of lower lists that matched too, so the tester can say what lost.
     if d.list != DecidedBy::Default {
         let t = rs.trunk(trunk);
@@ -197,6 +276,8 @@ pub fn decide_explained(
                             .is_some_and(|c| !rs.cond_active(c, at))
                         {
                             SkipReason::ScheduleInactive
+                        } else if !attest_holds(rs, id, level(d.attestation.as_ref())) {
+                            SkipReason::AttestationMismatch
                         } else {
                             SkipReason::Shadowed
                         };
@@ -243,9 +324,11 @@ fn decide_observed(
     trunk: TrunkId,
     raw_caller: &str,
     presentation_restricted: bool,
+    attestation: Option<&Attestation>,
     at: DateTime<Utc>,
     mut on_skip: impl FnMut(Skipped),
 ) -> Result<Decision, MatchError> {
+    let attest = level(attestation);
     let t = rs.trunk(trunk);
     let caller = t.dialing.normalize(raw_caller, presentation_restricted);
     let (subj, n) = subjects(&caller);
@@ -271,14 +354,21 @@ fn decide_observed(
             anonymous: false,
         },
         exclusive_active,
+        attestation: attestation.cloned(),
     };
     for (by, index) in lists {
         if index.is_empty() {
             continue;
         }
-        if let Some((rule, on)) =
-            best_match(rs, index, subj, caller.anonymous, at, by, &mut on_skip)?
-        {
+        if let Some((rule, on)) = best_match(
+            rs,
+            index,
+            subj,
+            caller.anonymous,
+            (at, attest),
+            by,
+            &mut on_skip,
+        )? {
             let (verdict, default_action) = match by {
                 DecidedBy::Protected | DecidedBy::Whitelist => (Verdict::Allow, t.allowed_action),
                 DecidedBy::SystemBlacklist => (Verdict::Block, rs.system_blocked_action),
@@ -299,6 +389,7 @@ fn decide_observed(
                     MatchedOn::Raw => caller.raw.as_str(),
                     MatchedOn::E164 => caller.e164.as_deref().unwrap_or(""),
                     MatchedOn::Anonymous => "Anonymous",
+                    MatchedOn::Attestation => "",
                 };
                 decision.captures = index.captures(rule, text);
             }
@@ -321,7 +412,7 @@ fn best_match(
     index: &ListIndex,
     subjects: &[Subject<'_>],
     anonymous: bool,
-    at: DateTime<Utc>,
+    (at, attest): (DateTime<Utc>, Attest),
     list: DecidedBy,
     on_skip: &mut impl FnMut(Skipped),
 ) -> Result<Option<(RuleId, MatchedOn)>, MatchError> {
@@ -358,10 +449,30 @@ fn best_match(
                 });
                 return;
             }
+            if !attest_holds(rs, id, attest) {
+                on_skip(Skipped {
+                    rule: id,
+                    list,
+                    why: SkipReason::AttestationMismatch,
+                });
+                return;
+            }
             if best.get().is_none_or(|(b, _)| key(id) < key(b)) {
                 best.set(Some((id, on)));
             }
         },
     )?;
     Ok(best.get())
+}
+
+/// The level a decision uses: unsigned when none was fetched.
+fn level(a: Option<&Attestation>) -> Attest {
+    a.map_or(Attest::None, |a| a.level)
+}
+
+/// Whether rule `id`'s attestation condition (if any) holds for `level`.
+fn attest_holds(rs: &RuleSet, id: RuleId, level: Attest) -> bool {
+    rs.rules
+        .attestation(id)
+        .is_none_or(|mask| mask & level.bit() != 0)
 }

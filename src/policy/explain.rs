@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::RuleSet;
-use super::decide::{SkipReason, decide_explained};
+use super::attest::Attestation;
+use super::decide::{SkipReason, decide_explained_attested};
 use super::ruleset::TrunkId;
 use super::tester::PatternTester;
 
@@ -19,6 +20,7 @@ pub fn why(w: &SkipReason) -> &'static str {
         SkipReason::Disabled => "disabled",
         SkipReason::ScheduleInactive => "schedule inactive",
         SkipReason::Shadowed => "matched, but an earlier list or rule decided",
+        SkipReason::AttestationMismatch => "matched, but its attestation condition does not hold",
     }
 }
 
@@ -31,8 +33,20 @@ pub fn caller_json(
     anonymous: bool,
     at: DateTime<Utc>,
 ) -> Result<Value, Value> {
+    caller_json_attested(rs, trunk, caller, anonymous, None, at)
+}
+
+/// [`caller_json`] for a call with this attestation (`test --attestation C`).
+pub fn caller_json_attested(
+    rs: &RuleSet,
+    trunk: TrunkId,
+    caller: &str,
+    anonymous: bool,
+    attestation: Option<&Attestation>,
+    at: DateTime<Utc>,
+) -> Result<Value, Value> {
     let start = Instant::now();
-    let result = decide_explained(rs, trunk, caller, anonymous, at);
+    let result = decide_explained_attested(rs, trunk, caller, anonymous, attestation, at);
     let eval_ns = start.elapsed().as_nanos() as u64;
     match result {
         Ok((d, skipped)) => {
@@ -55,6 +69,7 @@ pub fn caller_json(
                 "match_type": d.pattern(rs).map(|(_, m)| m),
                 "captures": d.captures.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
                 "exclusive_active": d.exclusive_active,
+                "attestation": d.attestation.as_ref().map(|a| a.level.as_str()),
                 "skipped": skipped,
                 "at": at.to_rfc3339(),
                 "eval_ns": eval_ns,

@@ -25,6 +25,8 @@ pub enum MatchedOn {
     /// The caller is anonymous: an `anonymous: true` rule, or a pattern that
     /// matched the canonical word `Anonymous`.
     Anonymous,
+    /// A rule with only an `attestation:` condition: it matches every caller.
+    Attestation,
 }
 
 impl MatchedOn {
@@ -33,6 +35,7 @@ impl MatchedOn {
             MatchedOn::Raw => "raw",
             MatchedOn::E164 => "e164",
             MatchedOn::Anonymous => "anonymous",
+            MatchedOn::Attestation => "attestation",
         }
     }
 }
@@ -148,6 +151,7 @@ pub struct ListIndexBuilder {
     set: Vec<(String, RuleId)>,
     fancy: Vec<(String, RuleId, i32)>,
     anonymous: Vec<RuleId>,
+    always: Vec<RuleId>,
     contains_max_priority: i32,
     set_max_priority: i32,
 }
@@ -184,6 +188,12 @@ impl ListIndexBuilder {
             Matcher::Regex(r) => self.set.push((r.clone(), id)),
             Matcher::Fancy(r) => self.fancy.push((r.clone(), id, priority)),
         }
+    }
+
+    /// A rule without a pattern whose only condition is its attestation:
+    /// a candidate for every caller (the condition is checked by `decide`).
+    pub fn add_always(&mut self, id: RuleId) {
+        self.always.push(id);
     }
 
     pub fn add_anonymous(&mut self, id: RuleId) {
@@ -273,6 +283,7 @@ impl ListIndexBuilder {
             set,
             fancy,
             anonymous: self.anonymous,
+            always: self.always,
             contains_max_priority: self.contains_max_priority,
             set_max_priority: self.set_max_priority,
         })
@@ -306,6 +317,7 @@ pub struct ListIndex {
     /// For each look-around regex, its pattern index in `fancy_prefilter`.
     fancy_relaxed: Vec<Option<usize>>,
     anonymous: Vec<RuleId>,
+    always: Vec<RuleId>,
     contains_max_priority: i32,
     set_max_priority: i32,
 }
@@ -401,6 +413,7 @@ impl ListIndex {
             && self.set.is_none()
             && self.fancy.is_empty()
             && self.anonymous.is_empty()
+            && self.always.is_empty()
     }
 
     /// Calls `visit(rule, matched_on)` for every rule of this list that
@@ -420,6 +433,9 @@ impl ListIndex {
             for &id in &self.anonymous {
                 visit(id, MatchedOn::Anonymous);
             }
+        }
+        for &id in &self.always {
+            visit(id, MatchedOn::Attestation);
         }
         for s in subjects {
             let text = s.text;
@@ -535,5 +551,6 @@ impl ListIndex {
             + self.set.as_ref().map_or(0, |s| s.ids.len())
             + self.fancy.len()
             + self.anonymous.len()
+            + self.always.len()
     }
 }

@@ -60,6 +60,11 @@ pub struct Trunk {
     pub exclusive: Exclusive,
     pub blocked_action: ActionId,
     pub allowed_action: ActionId,
+    /// A rule of this trunk (or of the system blacklist) has an
+    /// `attestation:` condition: the driver fetches the call's level.
+    pub needs_attestation: bool,
+    /// Velocity rules of this trunk, then the system-level ones.
+    pub velocity: Vec<crate::policy::velocity::VelocityRule>,
 }
 
 /// Where a rule came from: its own name counts in metrics, entries of bulk
@@ -86,12 +91,17 @@ pub struct RuleTable {
     /// Pattern text and match type of non-exact rules (for explanations).
     patterns: HashMap<RuleId, (Box<str>, MatchType)>,
     pub(super) origins: Vec<Origin>,
+    /// `attestation:` conditions: a mask of [`super::attest::Attest::bit`]s.
+    pub(super) attest: HashMap<RuleId, u8>,
 }
 
 pub const NO_ACTION: ActionId = ActionId::MAX;
 
 /// The pattern text shown for an `anonymous: true` rule without a pattern.
 pub const ANONYMOUS_RULE: &str = "anonymous: true";
+
+/// How a rule whose only condition is `attestation:` is shown.
+pub const ATTESTATION_RULE: &str = "attestation: ";
 
 impl RuleTable {
     pub fn len(&self) -> usize {
@@ -134,6 +144,20 @@ impl RuleTable {
     }
     pub fn pattern(&self, id: RuleId) -> Option<(&str, MatchType)> {
         self.patterns.get(&id).map(|(p, m)| (&**p, *m))
+    }
+    /// The rule's attestation condition, if it has one.
+    pub fn attestation(&self, id: RuleId) -> Option<u8> {
+        self.attest.get(&id).copied()
+    }
+    /// Whether any rule has an attestation condition.
+    pub fn any_attestation(&self) -> bool {
+        !self.attest.is_empty()
+    }
+    /// A rule whose only condition is its attestation: the least specific
+    /// of all, explained by its condition.
+    pub(super) fn condition_only(&mut self, id: RuleId, text: &str) {
+        self.specificity[id as usize] = u16::MAX;
+        self.patterns.insert(id, (text.into(), MatchType::Exact));
     }
 
     pub(super) fn push(

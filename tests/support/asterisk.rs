@@ -60,6 +60,19 @@ pub enum Fault {
     OverlongLine(usize),
 }
 
+/// What the caller keys in when asked for a digit (`SAY DIGITS` then `WAIT FOR DIGIT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dtmf {
+    /// Nothing: `WAIT FOR DIGIT` times out (`200 result=0`).
+    Silent,
+    /// The digit just said, during `WAIT FOR DIGIT` (`200 result=51` for 3).
+    Heard,
+    /// Another digit than the one said.
+    Wrong,
+    /// The digit just said, interrupting `SAY DIGITS` itself.
+    HeardEarly,
+}
+
 /// What happened during one run.
 #[derive(Debug, Default)]
 pub struct SimResult {
@@ -97,6 +110,7 @@ pub struct AsteriskSim {
     timeout: Duration,
     /// Waited before answering each command: a call that lasts (load and shutdown tests).
     reply_delay: Duration,
+    dtmf: Dtmf,
 }
 
 /// The environment of `asterisk-22-pjsip-sip-call.txt`, in its order.
@@ -154,6 +168,7 @@ impl AsteriskSim {
             stream_file_reply: "200 result=0 endpos=2000".into(),
             timeout: Duration::from_secs(10),
             reply_delay: Duration::ZERO,
+            dtmf: Dtmf::Silent,
         }
     }
 
@@ -250,6 +265,12 @@ impl AsteriskSim {
         self
     }
 
+    /// What the caller keys in when asked for a digit.
+    pub fn dtmf(mut self, dtmf: Dtmf) -> Self {
+        self.dtmf = dtmf;
+        self
+    }
+
     /// Bound on the whole run, so a server that never closes cannot hang a test.
     /// Waits this long before answering each command.
     pub fn reply_delay(mut self, delay: Duration) -> Self {
@@ -284,6 +305,7 @@ impl AsteriskSim {
             },
             hangup_fired: false,
             stalled: false,
+            said: None,
         };
         match tokio::time::timeout(self.timeout, session.play(addr)).await {
             Ok(Ok(())) => {}
@@ -301,6 +323,8 @@ struct Session<'a> {
     result: SimResult,
     hangup_fired: bool,
     stalled: bool,
+    /// The digit the last `SAY DIGITS` said.
+    said: Option<u8>,
 }
 
 impl Session<'_> {
@@ -504,7 +528,25 @@ impl Session<'_> {
             }
             ["STREAM", "FILE", ..] => self.sim.stream_file_reply.clone(),
             ["WAIT", "FOR", "DIGIT", ..] if argv.len() != 4 => usage("WAIT FOR DIGIT <timeout>"),
-            ["WAIT", "FOR", "DIGIT", ..] => "200 result=0".into(),
+            ["WAIT", "FOR", "DIGIT", ..] => match (self.sim.dtmf, self.said) {
+                (Dtmf::Heard, Some(d)) => format!("200 result={}", d),
+                (Dtmf::Wrong, Some(d)) => {
+                    let other = if d == b'9' { b'1' } else { d + 1 };
+                    format!("200 result={other}")
+                }
+                _ => "200 result=0".into(),
+            },
+            // res_agi.c handle_saydigits: the key pressed while saying, or 0.
+            ["SAY", "DIGITS", ..] if argv.len() != 4 => {
+                usage("SAY DIGITS <number> <escape_digits>")
+            }
+            ["SAY", "DIGITS", ..] => {
+                self.said = argv[2].bytes().last();
+                match (self.sim.dtmf, self.said) {
+                    (Dtmf::HeardEarly, Some(d)) => format!("200 result={d}"),
+                    _ => "200 result=0".into(),
+                }
+            }
             ["ANSWER"] => "200 result=0".into(),
             ["HANGUP"] => {
                 self.result.hung_up = true;
@@ -527,6 +569,7 @@ fn is_live_only(words: &[&str]) -> bool {
             | ["HANGUP", ..]
             | ["SET", "CONTEXT" | "EXTENSION" | "PRIORITY", ..]
             | ["GET", "DATA", ..]
+            | ["SAY", "DIGITS", ..]
     )
 }
 

@@ -70,6 +70,17 @@ pub enum Injection {
     OversizedBody(usize),
 }
 
+/// What the caller keys in when `play_and_get_digits` asks for a digit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dtmf {
+    /// Nothing: every try times out.
+    Silent,
+    /// The digit the prompt said (the last digit file of the `file_string://`).
+    Heard,
+    /// Another digit, on every try.
+    Wrong,
+}
+
 /// What the simulated call looks like and how the simulator misbehaves.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -103,6 +114,7 @@ pub struct SimConfig {
     /// disconnect notice (FreeSWITCH waits the full `linger N` seconds).
     pub linger_cap: Duration,
     pub overall_timeout: Duration,
+    pub dtmf: Dtmf,
 }
 
 impl Default for SimConfig {
@@ -125,6 +137,7 @@ impl Default for SimConfig {
             connect_timeout: Duration::from_secs(5),
             linger_cap: Duration::from_millis(200),
             overall_timeout: Duration::from_secs(10),
+            dtmf: Dtmf::Silent,
         }
     }
 }
@@ -460,6 +473,10 @@ impl<'r> Session<'r> {
             }
             "playback" => "FILE PLAYED".to_owned(),
             "bridge" => self.bridge_outcome(),
+            "play_and_get_digits" => {
+                frames.extend(self.play_and_get_digits(&arg));
+                "_none_".to_owned()
+            }
             _ => "_none_".to_owned(),
         };
         if self.config.interleave_foreign_events {
@@ -470,6 +487,59 @@ impl<'r> Session<'r> {
         complete.insert(2, ("Application-Response", response.as_str()));
         frames.push(self.event("CHANNEL_EXECUTE_COMPLETE", &complete));
         frames
+    }
+
+    /// `play_and_get_digits <min> <max> <tries> <timeout> <terminators> <file>
+    /// <invalid_file> <var_name> <regexp> [<digit_timeout>]`, as
+    /// switch_play_and_get_digits leaves the channel: `var_name` = the digits
+    /// when they matched the regexp (unset after the last failed try, the
+    /// wrong keys in `<var_name>_invalid`), `read_result`; a DTMF event per key.
+    fn play_and_get_digits(&mut self, arg: &str) -> Vec<Vec<u8>> {
+        let argv: Vec<&str> = arg.split(' ').collect();
+        let (Some(file), Some(var), Some(regexp)) = (argv.get(5), argv.get(7), argv.get(8)) else {
+            return Vec::new();
+        };
+        let tries: usize = argv.get(2).and_then(|t| t.parse().ok()).unwrap_or(1);
+        let said = file
+            .rsplit('!')
+            .next()
+            .and_then(|last| last.bytes().rev().find(u8::is_ascii_digit));
+        let key = match (self.config.dtmf, said) {
+            (Dtmf::Heard, Some(d)) => Some(d),
+            (Dtmf::Wrong, Some(d)) => Some(if d == b'9' { b'1' } else { d + 1 }),
+            _ => None,
+        };
+        let mut frames = Vec::new();
+        let Some(key) = key else {
+            self.set_variable("read_result", "timeout");
+            self.unset_variable(var);
+            return frames;
+        };
+        let digit = (key as char).to_string();
+        let matched = regex::Regex::new(regexp).is_ok_and(|r| r.is_match(&digit));
+        for _ in 0..if matched { 1 } else { tries } {
+            frames.push(self.event(
+                "DTMF",
+                &[
+                    ("DTMF-Digit", digit.as_str()),
+                    ("DTMF-Duration", "2000"),
+                    ("DTMF-Source", "RTP"),
+                ],
+            ));
+        }
+        self.set_variable("read_result", "success");
+        if matched {
+            self.set_variable(var, &digit);
+        } else {
+            self.unset_variable(var);
+            self.set_variable(&format!("{var}_invalid"), &digit);
+        }
+        frames
+    }
+
+    fn unset_variable(&mut self, name: &str) {
+        let key = format!("variable_{name}");
+        self.channel.retain(|(n, _)| *n != key);
     }
 
     /// Sets the variables `switch_ivr_originate` and mod_dptools' bridge leave

@@ -29,6 +29,11 @@ pub enum AgiCommand {
     StreamFile { file: String, escape_digits: String },
     /// `WAIT FOR DIGIT <ms>` (-1 waits forever).
     WaitForDigit { timeout_ms: i64 },
+    /// `SAY DIGITS <digits> "<escape digits>"`.
+    SayDigits {
+        digits: String,
+        escape_digits: String,
+    },
     /// `VERBOSE "<message>" <level>`.
     Verbose { message: String, level: u8 },
     /// `NOOP`.
@@ -103,6 +108,15 @@ impl AgiCommand {
             }
             AgiCommand::WaitForDigit { timeout_ms } => {
                 let _ = write!(line, "WAIT FOR DIGIT {timeout_ms}");
+            }
+            AgiCommand::SayDigits {
+                digits,
+                escape_digits,
+            } => {
+                line.push_str("SAY DIGITS ");
+                push_word(&mut line, digits);
+                line.push(' ');
+                push_quoted(&mut line, escape_digits);
             }
             AgiCommand::Verbose { message, level } => {
                 line.push_str("VERBOSE ");

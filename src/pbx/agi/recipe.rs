@@ -1,7 +1,8 @@
 //! How each plan step is done on Asterisk: the command table of
 //! `tests/fixtures/fastagi.md`. Pure functions, so each recipe is tested on its own.
 
-use crate::action::{Step, Tone};
+use super::command::AgiCommand;
+use crate::action::{Challenge, Step, Tone};
 
 /// One FastAGI command callguard sends, before escaping and encoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,8 +48,47 @@ pub fn commands(step: &Step) -> Vec<AgiOp> {
             timeout,
             ..
         } => bridge(dial, tone, *timeout),
-        Step::Continue => Vec::new(),
+        // Interactive: the session runs it with `challenge_*` below.
+        Step::Challenge(_) | Step::Continue => Vec::new(),
     }
+}
+
+/// The digits a caller may press during a challenge's prompts: any of them
+/// stops the sound at once (a robot that presses early is answered too).
+pub const ESCAPE_DIGITS: &str = "0123456789*#";
+
+/// Before the first prompt: answer (`EXEC Answer`), or early media
+/// (`EXEC Progress`) when `answer: false`. STREAM FILE does neither.
+pub fn challenge_start(c: &Challenge) -> AgiCommand {
+    AgiCommand::exec(if c.answer { "Answer" } else { "Progress" }, "")
+}
+
+/// One try: the prompt and the digit (both interruptible by a key), then
+/// `WAIT FOR DIGIT` for the timeout. Each reply's `result` is the ASCII code
+/// of the key pressed (0: none yet), see [`pressed`].
+pub fn challenge_try(c: &Challenge, digit: u8) -> [AgiCommand; 3] {
+    [
+        AgiCommand::stream_file(c.prompt.as_str(), ESCAPE_DIGITS),
+        AgiCommand::SayDigits {
+            digits: digit.to_string(),
+            escape_digits: ESCAPE_DIGITS.into(),
+        },
+        AgiCommand::WaitForDigit {
+            timeout_ms: i64::from(c.timeout_ms),
+        },
+    ]
+}
+
+/// After a wrong key, before the next try.
+pub fn challenge_invalid(c: &Challenge) -> Option<AgiCommand> {
+    c.invalid.as_deref().map(|s| AgiCommand::stream_file(s, ""))
+}
+
+/// The key a STREAM FILE / SAY DIGITS / WAIT FOR DIGIT reply reports:
+/// `200 result=51` is `3`; 0 is none, -1 a hangup.
+pub fn pressed(result: Option<i64>) -> Option<char> {
+    let r = u8::try_from(result?).ok().filter(|&r| r > 0)?;
+    Some(char::from(r)).filter(|c| c.is_ascii_digit() || *c == '*' || *c == '#')
 }
 
 /// Busy/Congestion signal before answer (PJSIP sends 486 / 503 at once) and
@@ -178,5 +218,61 @@ mod tests {
         );
         assert!(lasts_the_call(&commands(&b)[0]));
         assert!(commands(&Step::Continue).is_empty());
+    }
+
+    fn challenge() -> Challenge {
+        Challenge {
+            prompt: "custom/press".into(),
+            digit_sound: "digits/{digit}.wav".into(),
+            invalid: Some("custom/wrong".into()),
+            low: 1,
+            high: 9,
+            tries: 2,
+            timeout_ms: 5000,
+            answer: true,
+            on_pass: crate::action::builtin_plans("pass")[0].clone(),
+            on_fail: None,
+            learn: None,
+        }
+    }
+
+    #[test]
+    fn challenge_lines_are_what_res_agi_parses() {
+        let c = challenge();
+        let lines: Vec<String> = challenge_try(&c, 7)
+            .iter()
+            .map(|c| c.to_line().unwrap())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "STREAM FILE custom/press \"0123456789*#\"\n",
+                "SAY DIGITS 7 \"0123456789*#\"\n",
+                "WAIT FOR DIGIT 5000\n"
+            ]
+        );
+        assert_eq!(challenge_start(&c).to_line().unwrap(), "EXEC Answer \"\"\n");
+        let early = Challenge {
+            answer: false,
+            ..challenge()
+        };
+        assert_eq!(
+            challenge_start(&early).to_line().unwrap(),
+            "EXEC Progress \"\"\n"
+        );
+        assert_eq!(
+            challenge_invalid(&c).unwrap().to_line().unwrap(),
+            "STREAM FILE custom/wrong \"\"\n"
+        );
+    }
+
+    #[test]
+    fn keys_from_results() {
+        assert_eq!(pressed(Some(51)), Some('3'));
+        assert_eq!(pressed(Some(35)), Some('#'));
+        assert_eq!(pressed(Some(0)), None);
+        assert_eq!(pressed(Some(-1)), None);
+        assert_eq!(pressed(Some(65)), None);
+        assert_eq!(pressed(None), None);
     }
 }

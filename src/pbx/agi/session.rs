@@ -16,9 +16,10 @@ use super::codec::{AgiCodec, AgiCommand, AgiFrame, Reply};
 use super::env::AgiEnv;
 use super::mset;
 use super::recipe::{self, AgiOp};
-use crate::action::{Pbx, Step};
+use crate::action::{Challenge, Pbx, Step};
 use crate::call::{self, CallDriver, CallInfo, DriveError, ErrorKind, StepOutcome};
 use crate::config::types::{AgiConfig, SetVars};
+use crate::policy::attest::IdentityInputs;
 use crate::state::State;
 
 /// Variable values are cut to this many bytes: the dialplan needs a short
@@ -93,6 +94,8 @@ pub fn call_info(env: &AgiEnv) -> CallInfo {
             .map(str::to_string)
             .collect(),
         trunk_hint: trunk_hint.filter(|t| !t.trim().is_empty()),
+        pai: None,
+        from: None,
     }
 }
 
@@ -122,6 +125,16 @@ impl AgiSession {
         cmd: AgiCommand,
         lasts_the_call: bool,
     ) -> Result<Reply, DriveError> {
+        let wait = (!lasts_the_call).then_some(self.settings.reply_timeout);
+        self.command_within(cmd, wait).await
+    }
+
+    /// [`AgiSession::command`] with its own bound on the reply (`None`: none).
+    async fn command_within(
+        &mut self,
+        cmd: AgiCommand,
+        wait: Option<Duration>,
+    ) -> Result<Reply, DriveError> {
         // A peer that stops reading must not hold the task: the write is
         // bounded like a reply, even for commands that last the call.
         tokio::time::timeout(self.settings.reply_timeout, self.framed.send(cmd))
@@ -130,8 +143,7 @@ impl AgiSession {
             .map_err(|e| DriveError::Protocol(e.to_string()))?;
         // One deadline for the reply, not one per frame: a peer trickling
         // `HANGUP` lines cannot keep the session open past it.
-        let deadline =
-            (!lasts_the_call).then(|| tokio::time::Instant::now() + self.settings.reply_timeout);
+        let deadline = wait.map(|w| tokio::time::Instant::now() + w);
         loop {
             let next = self.framed.next();
             let frame = match deadline {
@@ -175,9 +187,113 @@ impl AgiSession {
     }
 }
 
+impl AgiSession {
+    /// `GET VARIABLE name`: the value, or `None` when unset.
+    async fn get_var(&mut self, name: &str) -> Result<Option<String>, DriveError> {
+        let r = self.command(AgiCommand::get_variable(name), false).await?;
+        if self.hung_up {
+            return Err(DriveError::Hangup { cause: None });
+        }
+        Ok(r.variable().map(str::to_string).filter(|v| !v.is_empty()))
+    }
+
+    /// One command of a challenge: a hangup (notice or `result=-1`) ends it,
+    /// a reply without a result (510 / 511 / 520) is a protocol error.
+    async fn challenge_command(
+        &mut self,
+        cmd: AgiCommand,
+        wait: Duration,
+    ) -> Result<Reply, DriveError> {
+        if self.hung_up {
+            return Err(DriveError::Hangup { cause: None });
+        }
+        let line = cmd.to_line().unwrap_or_default();
+        let reply = self.command_within(cmd, Some(wait)).await?;
+        if self.hung_up || reply.result() == Some(-1) {
+            self.hung_up = true;
+            return Err(DriveError::Hangup { cause: None });
+        }
+        if reply.result().is_none() {
+            return Err(DriveError::Protocol(format!(
+                "Asterisk refused {:?}",
+                line.trim_end()
+            )));
+        }
+        Ok(reply)
+    }
+}
+
 impl CallDriver for AgiSession {
     fn pbx(&self) -> Pbx {
         Pbx::Asterisk
+    }
+
+    /// Asterisk's own verification first (`STIR_SHAKEN(count)`, then the
+    /// first identity's result and level), else the PJSIP headers carrying
+    /// the carrier's `verstat`. Each is one `GET VARIABLE`; a function or
+    /// header that is not there answers `200 result=0`.
+    async fn identity(&mut self, _info: &CallInfo) -> Result<IdentityInputs, DriveError> {
+        let mut inputs = IdentityInputs::default();
+        let count = self.get_var("STIR_SHAKEN(count)").await?;
+        if count
+            .as_deref()
+            .and_then(|c| c.trim().parse::<u32>().ok())
+            .unwrap_or(0)
+            > 0
+        {
+            let result = self.get_var("STIR_SHAKEN(0,verify_result)").await?;
+            let level = self.get_var("STIR_SHAKEN(0,attestation)").await?;
+            inputs.stir_shaken = Some((result.unwrap_or_default(), level.unwrap_or_default()));
+            if inputs.stir_decides() {
+                return Ok(inputs);
+            }
+        }
+        inputs.pai = self
+            .get_var("PJSIP_HEADER(read,P-Asserted-Identity)")
+            .await?;
+        if inputs
+            .pai
+            .as_deref()
+            .and_then(crate::policy::attest::verstat)
+            .is_none()
+        {
+            inputs.from = self.get_var("PJSIP_HEADER(read,From)").await?;
+        }
+        Ok(inputs)
+    }
+
+    async fn challenge(&mut self, c: &Challenge, digit: u8) -> Result<bool, DriveError> {
+        let want = char::from(b'0' + digit.min(9));
+        // A prompt plays in well under the reply timeout; the wait for the
+        // key gets its own timeout on top.
+        let wait = self.settings.reply_timeout;
+        let key_wait = wait + Duration::from_millis(u64::from(c.timeout_ms));
+        let start = recipe::challenge_start(c);
+        self.challenge_command(start, wait).await?;
+        for attempt in 0..c.tries {
+            if attempt > 0
+                && let Some(cmd) = recipe::challenge_invalid(c)
+            {
+                self.challenge_command(cmd, wait).await?;
+            }
+            let mut key = None;
+            for cmd in recipe::challenge_try(c, digit) {
+                let bound = if matches!(cmd, AgiCommand::WaitForDigit { .. }) {
+                    key_wait
+                } else {
+                    wait
+                };
+                let reply = self.challenge_command(cmd, bound).await?;
+                key = recipe::pressed(reply.result());
+                if key.is_some() {
+                    break;
+                }
+            }
+            if key == Some(want) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     async fn set_vars(&mut self, vars: &[(&'static str, &str)]) -> Result<(), DriveError> {

@@ -1,7 +1,7 @@
 //! How each plan step is done on FreeSWITCH: `sendmsg` executes of the
 //! dptools applications (`tests/fixtures/esl.md`). Pure functions, tested one by one.
 
-use crate::action::{Cause, Step, Tone};
+use crate::action::{Cause, Challenge, Step, Tone};
 
 /// One `sendmsg` callguard sends, before encoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,8 +48,34 @@ pub fn commands(step: &Step) -> Vec<EslOp> {
             timeout,
             ..
         } => vec![execute("bridge", bridge_arg(dial, tone, *timeout))],
-        Step::Continue => Vec::new(),
+        // Interactive: the session runs it with `challenge_*` below.
+        Step::Challenge(_) | Step::Continue => Vec::new(),
     }
+}
+
+/// The channel variable play_and_get_digits fills with the right digit (it
+/// stays unset when every try failed; the wrong keys go to `…_invalid`).
+pub const CHALLENGE_VAR: &str = "callguard_challenge";
+
+/// Before the prompt: `answer`, or `pre_answer` (early media) for `answer: false`.
+pub fn challenge_start(c: &Challenge) -> EslOp {
+    execute(if c.answer { "answer" } else { "pre_answer" }, "")
+}
+
+/// `play_and_get_digits <min> <max> <tries> <timeout> <terminators> <file>
+/// <invalid_file> <var_name> <regexp> <digit_timeout>` (mod_dptools): one
+/// key, only `digit` accepted; the prompt and the digit's file are played as
+/// one `file_string://`, any key interrupts them. Its CHANNEL_EXECUTE_COMPLETE
+/// carries `variable_callguard_challenge` = the digit when the caller passed.
+pub fn challenge_arg(c: &Challenge, digit: u8) -> String {
+    let invalid = c.invalid.as_deref().unwrap_or("silence_stream://250");
+    format!(
+        "1 1 {tries} {ms} # file_string://{prompt}!{said} {invalid} {CHALLENGE_VAR} ^{digit}$ {ms}",
+        tries = c.tries,
+        ms = c.timeout_ms,
+        prompt = c.prompt,
+        said = c.digit_file(digit),
+    )
 }
 
 /// `respond` answers the INVITE with a final response before any answer;
@@ -266,5 +292,29 @@ mod tests {
         );
         assert!(lasts_the_call(&ops[0]));
         assert!(commands(&Step::Continue).is_empty());
+    }
+
+    #[test]
+    fn challenge_is_one_play_and_get_digits() {
+        let c = Challenge {
+            prompt: "ivr/press.wav".into(),
+            digit_sound: "digits/{digit}.wav".into(),
+            invalid: None,
+            low: 1,
+            high: 9,
+            tries: 2,
+            timeout_ms: 5000,
+            answer: true,
+            on_pass: crate::action::builtin_plans("pass")[0].clone(),
+            on_fail: None,
+            learn: None,
+        };
+        assert_eq!(
+            challenge_arg(&c, 4),
+            "1 1 2 5000 # file_string://ivr/press.wav!digits/4.wav silence_stream://250 callguard_challenge ^4$ 5000"
+        );
+        assert_eq!(challenge_start(&c), execute("answer", ""));
+        let early = Challenge { answer: false, ..c };
+        assert_eq!(challenge_start(&early), execute("pre_answer", ""));
     }
 }

@@ -15,9 +15,10 @@ use tokio_util::codec::Framed;
 use super::codec::{EslCodec, EslCommand, EslMessage, Event, Headers};
 use super::multiset;
 use super::recipe::{self, EslOp};
-use crate::action::{Cause, Pbx, Step};
+use crate::action::{Cause, Challenge, Pbx, Step};
 use crate::call::{self, CallDriver, CallInfo, DriveError, EndState, ErrorKind, StepOutcome};
 use crate::config::types::{EslConfig, SetVars};
+use crate::policy::attest::IdentityInputs;
 use crate::state::State;
 
 /// Serves one connection from FreeSWITCH until the call is handed back or over.
@@ -172,6 +173,17 @@ impl EslSession {
         arg: &str,
         lasts: bool,
     ) -> Result<Event, DriveError> {
+        let wait = (!lasts).then_some(self.settings.reply_timeout);
+        self.execute_app_within(app, arg, wait).await
+    }
+
+    /// [`EslSession::execute_app`] with its own bound on the completion.
+    async fn execute_app_within(
+        &mut self,
+        app: &str,
+        arg: &str,
+        wait: Option<Duration>,
+    ) -> Result<Event, DriveError> {
         let uuid = uuid::Uuid::new_v4().to_string();
         self.command(EslCommand::Execute {
             app: app.to_string(),
@@ -180,7 +192,7 @@ impl EslSession {
             event_uuid: uuid.clone(),
         })
         .await?;
-        let wait = (!lasts).then(|| Instant::now() + self.settings.reply_timeout);
+        let wait = wait.map(|w| Instant::now() + w);
         loop {
             if let Some(cause) = &self.hangup {
                 return Err(DriveError::Hangup {
@@ -246,12 +258,50 @@ pub fn call_info(h: &Headers) -> CallInfo {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .map(str::to_string),
+        // mod_sofia's copies of the INVITE's headers (values URL-decoded).
+        pai: h
+            .get("variable_sip_P-Asserted-Identity")
+            .filter(|v| !v.is_empty() && *v != "_undef_")
+            .map(str::to_string),
+        from: h
+            .get("variable_sip_full_from")
+            .filter(|v| !v.is_empty() && *v != "_undef_")
+            .map(str::to_string),
     }
 }
 
 impl CallDriver for EslSession {
     fn pbx(&self) -> Pbx {
         Pbx::FreeSwitch
+    }
+
+    /// FreeSWITCH sent the headers with the channel data: no round trip.
+    async fn identity(&mut self, info: &CallInfo) -> Result<IdentityInputs, DriveError> {
+        Ok(IdentityInputs {
+            stir_shaken: None,
+            pai: info.pai.clone(),
+            from: info.from.clone(),
+        })
+    }
+
+    async fn challenge(&mut self, c: &Challenge, digit: u8) -> Result<bool, DriveError> {
+        let EslOp::Execute { app, arg } = recipe::challenge_start(c) else {
+            return Err(DriveError::Protocol("no start for the challenge".into()));
+        };
+        self.execute_app(app, &arg, false).await?;
+        // Every try plays the prompt and waits for the key: bounded by the
+        // tries, each with the reply timeout for the sound and the key's own.
+        let per_try = self.settings.reply_timeout + Duration::from_millis(u64::from(c.timeout_ms));
+        let wait = per_try * c.tries.max(1);
+        let done = self
+            .execute_app_within(
+                "play_and_get_digits",
+                &recipe::challenge_arg(c, digit),
+                Some(wait),
+            )
+            .await?;
+        let got = done.get(&format!("variable_{}", recipe::CHALLENGE_VAR));
+        Ok(got == Some(char::from(b'0' + digit.min(9)).encode_utf8(&mut [0; 4])))
     }
 
     async fn set_vars(&mut self, vars: &[(&'static str, &str)]) -> Result<(), DriveError> {

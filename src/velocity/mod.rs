@@ -1,0 +1,228 @@
+//! Velocity counters and temporary blocks: the state the velocity rules of
+//! `policy::velocity` need, kept outside the pure policy core.
+//!
+//! Counters live in memory, bounded: at most `velocity_limits.max_tracked`
+//! keys. When a new key would pass that, keys whose window has passed are
+//! dropped first, then the least recently seen ones (an eighth of the table
+//! at a time, so eviction is rare and its cost spread). A restart forgets the
+//! counters (a burst in progress starts counting again) but not the blocks:
+//! temporary blocks are written to the embedded SQLite store (the decision
+//! log's file, table `velocity_blocks`) and read back at start; each expires
+//! by itself at its `until`.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, TimeZone, Utc};
+
+mod store;
+pub use store::{VelocityStore, read_blocks};
+
+/// A temporary block one velocity rule put on one key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Block {
+    /// The counter key (`trunk|rule|subject`).
+    pub key: String,
+    pub trunk: String,
+    pub rule: String,
+    /// The caller, `+1555` range or `*` (the whole trunk) that is blocked.
+    pub subject: String,
+    pub created: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+struct Counter {
+    times: VecDeque<i64>,
+    last: i64,
+    per: i64,
+}
+
+struct Inner {
+    counters: HashMap<String, Counter>,
+    blocks: HashMap<String, Block>,
+    capacity: usize,
+}
+
+/// The counters and blocks of the running service.
+pub struct Tracker {
+    inner: Mutex<Inner>,
+    store: Mutex<Option<Arc<VelocityStore>>>,
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        Tracker::new(100_000)
+    }
+}
+
+impl Tracker {
+    pub fn new(capacity: usize) -> Tracker {
+        Tracker {
+            inner: Mutex::new(Inner {
+                counters: HashMap::new(),
+                blocks: HashMap::new(),
+                capacity: capacity.max(1),
+            }),
+            store: Mutex::new(None),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_capacity(&self, capacity: usize) {
+        self.lock().capacity = capacity.max(1);
+    }
+
+    /// Opens the store beside the decision log and loads the blocks still
+    /// in force, so a restart keeps them.
+    pub fn attach_store(&self, path: &Path, now: DateTime<Utc>) -> Result<usize, String> {
+        let store = VelocityStore::open(path).map_err(|e| e.to_string())?;
+        let blocks = store.active(now).map_err(|e| e.to_string())?;
+        let n = blocks.len();
+        {
+            let mut inner = self.lock();
+            for b in blocks {
+                inner.blocks.insert(b.key.clone(), b);
+            }
+        }
+        *self.store.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(store));
+        Ok(n)
+    }
+
+    /// The block in force on `key` at `now`; an expired one is forgotten.
+    pub fn active_block(&self, key: &str, now: DateTime<Utc>) -> Option<Block> {
+        let mut inner = self.lock();
+        match inner.blocks.get(key) {
+            Some(b) if b.until > now => Some(b.clone()),
+            Some(_) => {
+                inner.blocks.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Counts one call on `key` and returns the calls in its window.
+    pub fn count(&self, key: &str, now_ms: i64, per_ms: i64, max: u32) -> u32 {
+        let mut inner = self.lock();
+        if !inner.counters.contains_key(key) && inner.counters.len() >= inner.capacity {
+            evict(&mut inner, now_ms);
+        }
+        let c = inner.counters.entry(key.to_string()).or_insert(Counter {
+            times: VecDeque::new(),
+            last: now_ms,
+            per: per_ms,
+        });
+        c.last = now_ms;
+        c.per = per_ms;
+        crate::policy::velocity::count(&mut c.times, now_ms, per_ms, max)
+    }
+
+    /// Keys counted now (for tests and the status page).
+    pub fn tracked(&self) -> usize {
+        self.lock().counters.len()
+    }
+
+    /// Puts a block in force and writes it to the store (off the call path).
+    pub fn add_block(&self, block: Block) {
+        self.lock().blocks.insert(block.key.clone(), block.clone());
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(store) = store {
+            let write = move || {
+                if let Err(e) = store.insert(&block) {
+                    tracing::warn!("velocity block not persisted: {e}");
+                }
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(h) => {
+                    h.spawn_blocking(write);
+                }
+                Err(_) => write(),
+            }
+        }
+    }
+
+    /// Every block in force at `now`, newest first.
+    pub fn blocks(&self, now: DateTime<Utc>) -> Vec<Block> {
+        let mut inner = self.lock();
+        inner.blocks.retain(|_, b| b.until > now);
+        let mut v: Vec<Block> = inner.blocks.values().cloned().collect();
+        v.sort_by(|a, b| b.created.cmp(&a.created).then(a.key.cmp(&b.key)));
+        v
+    }
+}
+
+/// Makes room for one key: expired counters go first, then the least
+/// recently seen eighth of the table.
+fn evict(inner: &mut Inner, now_ms: i64) {
+    inner.counters.retain(|_, c| c.last > now_ms - c.per);
+    if inner.counters.len() < inner.capacity {
+        return;
+    }
+    let mut lasts: Vec<i64> = inner.counters.values().map(|c| c.last).collect();
+    let cut = (lasts.len() / 8).max(1);
+    let (_, nth, _) = lasts.select_nth_unstable(cut - 1);
+    let threshold = *nth;
+    let mut dropped = 0;
+    inner.counters.retain(|_, c| {
+        if dropped < cut && c.last <= threshold {
+            dropped += 1;
+            false
+        } else {
+            true
+        }
+    });
+}
+
+/// Milliseconds since the epoch, the counters' clock.
+pub fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// A time from the store's seconds.
+pub(crate) fn from_secs(s: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(s, 0).single().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_counters_evict_expired_then_oldest() {
+        let t = Tracker::new(4);
+        for (i, k) in ["a", "b", "c", "d"].iter().enumerate() {
+            t.count(k, i as i64 * 1000, 60_000, 5);
+        }
+        assert_eq!(t.tracked(), 4);
+        // Full: the least recently seen ("a") makes room.
+        t.count("e", 5_000, 60_000, 5);
+        assert_eq!(t.tracked(), 4);
+        assert_eq!(t.count("a", 6_000, 60_000, 5), 1, "a was forgotten");
+        // Much later every window has passed: all expired go at once.
+        t.count("z", 1_000_000, 60_000, 5);
+        assert_eq!(t.tracked(), 1);
+    }
+
+    #[test]
+    fn blocks_expire_by_themselves() {
+        let t = Tracker::new(10);
+        let now = Utc::now();
+        t.add_block(Block {
+            key: "support|burst|*".into(),
+            trunk: "support".into(),
+            rule: "burst".into(),
+            subject: "*".into(),
+            created: now,
+            until: now + chrono::TimeDelta::seconds(60),
+        });
+        assert!(t.active_block("support|burst|*", now).is_some());
+        assert_eq!(t.blocks(now).len(), 1);
+        let later = now + chrono::TimeDelta::seconds(61);
+        assert!(t.active_block("support|burst|*", later).is_none());
+        assert!(t.blocks(later).is_empty());
+    }
+}
