@@ -76,8 +76,9 @@ start_bare() { # MODE AGI ESL -> sets BARE_PID
     for _ in $(seq 100); do grep -q listening "$dir/bare-$1.err" && break; sleep 0.1; done
 }
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-hwm_mb() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
+# A server that died reads as 0 (its row then shows the load generator's errors).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+hwm_mb() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 row() { # NAME PID PBX TARGET
     local before after json
