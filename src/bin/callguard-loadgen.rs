@@ -105,7 +105,9 @@ async fn place(pbx: Pbx, target: SocketAddr, caller: &str, did: &str, late: Dura
     let late_us = late.as_micros() as u64;
     match pbx {
         Pbx::Agi => {
+            // The trunk by name, as the shipped dialplan passes it (ESL: `callguard_trunk`).
             let r = asterisk::AsteriskSim::new()
+                .script("callfilter?trunk=support")
                 .callerid(caller)
                 .set_env("agi_dnid", did)
                 .run(target)

@@ -339,6 +339,10 @@ impl<'r> Session<'r> {
         let mut words = command.line.split_whitespace();
         match (words.next(), words.next()) {
             (Some("myevents"), _) => vec![reply("+OK Events Enabled")],
+            // Libraries subscribe explicitly too (modesl: `event plain BACKGROUND_JOB …`).
+            (Some("event"), Some(format)) => {
+                vec![reply(&format!("+OK event listener enabled {format}"))]
+            }
             (Some("linger"), seconds) => {
                 let seconds = seconds.and_then(|s| s.parse().ok()).unwrap_or(600);
                 self.lingering = Some(seconds);
