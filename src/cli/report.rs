@@ -35,7 +35,8 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
     let cfg = config::load(&args.config).map_err(|p| fail(p.to_string()))?;
     let log_path = cfg.resolve(&cfg.raw.log.path);
     let postgres = cfg.raw.log.postgres_target().transpose().map_err(fail)?;
-    let log = LogReader::open_either(&log_path, postgres.as_ref()).map_err(|e| fail(e.to_string()))?;
+    let log =
+        LogReader::open_either(&log_path, postgres.as_ref()).map_err(|e| fail(e.to_string()))?;
     // The history lives in the same database, which exists (the log opened).
     let history = History::open(&log_path).ok();
     let report = build(&log, history.as_ref(), since, until)
