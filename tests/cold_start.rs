@@ -17,25 +17,10 @@ mod server;
 use asterisk::AsteriskSim;
 use freeswitch::SimConfig;
 
-/// Region, a caller as sent in that region's national format, and its
-/// E.164 form (the blacklisted number).
-const REGIONS: &[(&str, &str, &str)] = &[
-    ("US", "202-555-1234", "+12025551234"),
-    ("CA", "(416) 555-0199", "+14165550199"),
-    ("GB", "020 7946 0018", "+442079460018"),
-    ("NL", "020-1234567", "+31201234567"),
-    ("DE", "030 1234567", "+49301234567"),
-    ("FR", "01 23 45 67 89", "+33123456789"),
-    ("ES", "912 345 678", "+34912345678"),
-    ("IT", "06 1234 5678", "+390612345678"),
-    ("AU", "(02) 9876 5432", "+61298765432"),
-    ("JP", "03-1234-5678", "+81312345678"),
-    ("IN", "022 2345 6789", "+912223456789"),
-    ("BR", "(11) 2345-6789", "+551123456789"),
-    ("MX", "55 1234 5678", "+525512345678"),
-    ("ZA", "021 123 4567", "+27211234567"),
-    ("RU", "8 (495) 123-45-67", "+74951234567"),
-];
+// Region, a caller as sent in that region's national format, and its E.164
+// form (the blacklisted number).
+include!("fixtures/national_formats.rs");
+const REGIONS: &[(&str, &str, &str)] = NATIONAL_FORMATS;
 
 /// The issue's own scenario: a system blacklist range, default region US.
 const SYSTEM_RANGE: &str = r#"
