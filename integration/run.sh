@@ -189,6 +189,12 @@ last_row() {
 }
 
 # ------------------------------------------------------------------ one call
+dtmf_pcap() { # digit -> SIPp's RFC 2833 capture of that key (payload type 101, as uac.xml offers)
+    local f="${PCAP%/*}/dtmf_2833_$1.pcap"
+    [ -r "$f" ] || die "$f is missing (Debian's sip-tester package ships it)"
+    echo "$f"
+}
+
 PASSED=0
 FAILED=0
 PENDING=0
@@ -198,9 +204,15 @@ FAILED_IDS=""
 run_row() {
     local id="$1" pbx="$2" via="$3" caller="$4" did="$5" scenario="$6" code="$7"
     local verdict="$8" list="$9" rule="${10}" action="${11}" end_state="${12}" checks="${13}" about="${14}"
-    local port log_file src=127.0.0.1 kind="${scenario%%:*}" hold extra="" media="" timeout=30s
-    hold="${scenario#*:}"
-    [ "$hold" = "$scenario" ] && hold=1000
+    local port log_file src=127.0.0.1 kind arg1 arg2 hold extra="" media="" early_media="" timeout=30s
+    local from_params="" from_user=""
+    IFS=: read -r kind arg1 arg2 <<<"$scenario"
+    # answer|cancel|voicemail|private[:HOLD]; dtmf|early-dtmf:DIGIT[:HOLD];
+    # verstat-pai|verstat-from|verstat-from-user:VALUE[:HOLD]
+    case "$kind" in
+        dtmf | early-dtmf | verstat-*) hold="${arg2:-1000}" ;;
+        *) hold="${arg1:-1000}" ;;
+    esac
     case "$pbx" in
         asterisk) port=5070; log_file="$AST_DIR/log/messages.log" ;;
         freeswitch) port=5090; log_file="$FS_DIR/log/freeswitch.log" ;;
@@ -212,6 +224,20 @@ run_row() {
         answer) ;;
         cancel) template="$HERE/sipp/uac-cancel.xml" ;;
         private) extra='Privacy: id\n      P-Asserted-Identity: <sip:'"$caller"'@127.0.0.1>' ;;
+        # Press DIGIT (RFC 2833 events, SIPp's dtmf_2833_N.pcap) 1.5 s after the answer, or
+        # 1 s into the early media (183) for a challenge that does not answer.
+        dtmf)
+            media='<pause milliseconds="1500"/><nop><action><exec play_pcap_audio="'"$(dtmf_pcap "$arg1")"'"/></action></nop>' ;;
+        early-dtmf)
+            # (The call may then send more 183s: the destination's ringing.)
+            early_media='<pause milliseconds="1000"/><nop><action><exec play_pcap_audio="'"$(dtmf_pcap "$arg1")"'"/></action></nop>'
+            early_media="$early_media"'<recv response="183" optional="true"/><recv response="180" optional="true"/>' ;;
+        # The carrier's STIR/SHAKEN result: verstat in the P-Asserted-Identity's user part (the
+        # 3GPP form), or as a parameter of the From URI.
+        verstat-pai) extra='P-Asserted-Identity: <sip:'"$caller"';verstat='"$arg1"'@127.0.0.1;user=phone>' ;;
+        verstat-from) from_params=";user=phone;verstat=$arg1" ;;
+        # ... or in the From URI's user part (the 3GPP form: the PBXs strip it from the caller ID).
+        verstat-from-user) from_user=";verstat=$arg1" ;;
         voicemail)
             # Speak once the greeting is over (about 6 s), then hang up HOLD ms later.
             media='<pause milliseconds="6000"/><nop><action><exec play_pcap_audio="'"$PCAP"'"/></action></nop>'
@@ -221,9 +247,14 @@ run_row() {
 
     local dir="$LAB/calls/$id"
     mkdir -p "$dir"
-    local header_edit='/EXTRA_HEADERS/d'
-    [ -n "$extra" ] && header_edit="s|EXTRA_HEADERS|$extra|"
-    sed -e "s/HOLD_MS/$hold/g" -e "$header_edit" -e "s|MEDIA|$media|" "$template" >"$dir/scenario.xml"
+    local header_edit='/^ *EXTRA_HEADERS$/d'
+    [ -n "$extra" ] && header_edit="s|^\( *\)EXTRA_HEADERS$|\1$extra|"
+    local early_edit='/^ *EARLY_MEDIA$/d'
+    # A challenge in early media: the 183 must come, then the key is pressed.
+    [ -n "$early_media" ] && early_edit="s|^ *EARLY_MEDIA$|$early_media|; s|<recv response=\"183\" optional=\"true\">|<recv response=\"183\">|"
+    sed -e "s/HOLD_MS/$hold/g" -e "$header_edit" -e "$early_edit" -e "s|^ *MEDIA$|$media|" \
+        -e "s|<sip:\[field0\]@\[local_ip\]:\[local_port\]>;tag=|<sip:[field0]$from_user@[local_ip]:[local_port]$from_params>;tag=|" \
+        "$template" >"$dir/scenario.xml"
     printf 'SEQUENTIAL\n%s;Lab Caller;\n' "$caller" >"$dir/caller.csv"
 
     local before_id before_log before_vm
@@ -281,6 +312,11 @@ run_row() {
                     sleep 0.1
                 done
                 [ "$found" = yes ] || problems+=("the $pbx log shows no '$pattern'") ;;
+            reason:*)
+                local want_reason="${check#reason:}"
+                want_reason="${want_reason//\~/ }"
+                jq -r '.reason // ""' <<<"$row" | grep -qE -- "$want_reason" \
+                    || problems+=("reason '$(jq -r '.reason // ""' <<<"$row")' does not match '$want_reason'") ;;
             mailbox:200)
                 local after_vm
                 after_vm="$(find "$AST_DIR/spool/voicemail/default/200/INBOX" -name 'msg*.txt' 2>/dev/null | wc -l)"

@@ -1,7 +1,7 @@
 //! `attestation:` as a rule condition: decisions (pure), the explanation, the
 //! CLI's `--attestation`, and where each PBX's level comes from over the
 //! wire (Asterisk: GET VARIABLE of STIR_SHAKEN() and PJSIP_HEADER(); FreeSWITCH:
-//! the channel data's sip_P-Asserted-Identity / sip_full_from), fetched only
+//! the channel data's sip_P-Asserted-Identity / sip_full_from / sip_from_uri), fetched only
 //! when a rule of the call's trunk needs it.
 
 #[path = "support/asterisk.rs"]
@@ -89,6 +89,12 @@ fn attestation_alone_or_anded_with_a_pattern() {
     // B in the range: the condition does not hold.
     let b = d("+15551234567", Some(att(Attest::B, "verstat on From")));
     assert_eq!(b.list, DecidedBy::Default);
+    // The default decision still says what the call had, so an operator
+    // sees why the attestation rule did not apply.
+    assert_eq!(
+        b.reason(&rs),
+        "no rule matched (attestation B (verstat on From))"
+    );
     // Failed signature: blocked by the condition alone.
     let f = d(
         "+442071234567",
@@ -253,10 +259,20 @@ async fn freeswitch_reads_verstat_from_the_channel_data() {
             .unwrap()
             .contains("attestation A (verstat on P-Asserted-Identity)")
     );
-    let r = sim(&[(
-        "sip_full_from",
-        "\"Bob\" <sip:+15551234567;verstat=TN-Validation-Failed@c.example>;tag=1",
-    )])
+    // verstat in the From URI's user part (the 3GPP form): FreeSWITCH 1.10.12
+    // rebuilds sip_full_from without it and keeps it in sip_from_uri (the
+    // channel data of a lab call, integration row f68).
+    let r = sim(&[
+        (
+            "sip_full_from",
+            "\"Bob\" <sip:+15551234567@c.example:5060>;tag=1",
+        ),
+        (
+            "sip_from_uri",
+            "+15551234567;verstat=TN-Validation-Failed@c.example:5060",
+        ),
+        ("sip_from_user", "+15551234567;verstat=TN-Validation-Failed"),
+    ])
     .run(srv.esl())
     .await;
     assert_eq!(r.variable("callguard_rule"), Some("Failed-Sig"));
@@ -265,5 +281,16 @@ async fn freeswitch_reads_verstat_from_the_channel_data() {
             .unwrap()
             .contains("attestation failed (verstat on From)")
     );
+    // verstat as a parameter after the host stays in sip_full_from (row f66).
+    let r = sim(&[
+        (
+            "sip_full_from",
+            "\"Bob\" <sip:+15551234567@c.example:5060;user=phone;verstat=TN-Validation-Failed>;tag=1",
+        ),
+        ("sip_from_uri", "+15551234567@c.example:5060"),
+    ])
+    .run(srv.esl())
+    .await;
+    assert_eq!(r.variable("callguard_rule"), Some("Failed-Sig"));
     srv.stop().await;
 }

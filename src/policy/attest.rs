@@ -84,7 +84,7 @@ pub struct IdentityInputs {
     /// The P-Asserted-Identity header (FreeSWITCH `sip_P-Asserted-Identity`,
     /// Asterisk `PJSIP_HEADER(read,P-Asserted-Identity)`).
     pub pai: Option<String>,
-    /// The From header (FreeSWITCH `sip_full_from`, Asterisk `PJSIP_HEADER(read,From)`).
+    /// The From header (FreeSWITCH `sip_full_from`, or `sip_from_uri` when only it carries the verstat; Asterisk `PJSIP_HEADER(read,From)`).
     pub from: Option<String>,
 }
 

@@ -127,6 +127,13 @@ impl Decision {
         }
     }
 
+    /// ` (attestation A (verstat on P-Asserted-Identity))` when it was fetched.
+    fn attested_note(&self) -> String {
+        self.attestation
+            .as_ref()
+            .map_or_else(String::new, |a| format!(" ({a})"))
+    }
+
     /// One line a human can act on.
     pub fn reason(&self, rs: &RuleSet) -> String {
         let trunk = &rs.trunk(self.trunk).name;
@@ -164,10 +171,14 @@ impl Decision {
             DecidedBy::SystemBlacklist => format!("system blacklist rule {}", how()),
             DecidedBy::Whitelist => format!("whitelist rule {} on trunk {trunk}", how()),
             DecidedBy::Blacklist => format!("blacklist rule {} on trunk {trunk}", how()),
-            DecidedBy::Exclusive => {
-                format!("trunk {trunk} is in exclusive mode and the caller is not whitelisted")
-            }
-            DecidedBy::Default => "no rule matched".to_string(),
+            // When the trunk's rules needed the call's attestation, the
+            // reason says what it was, so an operator sees why a rule with an
+            // `attestation:` condition did not apply.
+            DecidedBy::Exclusive => format!(
+                "trunk {trunk} is in exclusive mode and the caller is not whitelisted{}",
+                self.attested_note()
+            ),
+            DecidedBy::Default => format!("no rule matched{}", self.attested_note()),
             DecidedBy::Velocity => match self.rule_name(rs) {
                 Some(n) => format!("velocity rule {n} on trunk {trunk}"),
                 None => format!("learned from challenges on trunk {trunk}"),

@@ -263,11 +263,32 @@ pub fn call_info(h: &Headers) -> CallInfo {
             .get("variable_sip_P-Asserted-Identity")
             .filter(|v| !v.is_empty() && *v != "_undef_")
             .map(str::to_string),
-        from: h
-            .get("variable_sip_full_from")
-            .filter(|v| !v.is_empty() && *v != "_undef_")
-            .map(str::to_string),
+        from: from_header(h),
     }
+}
+
+/// The From text to read a `verstat` from. mod_sofia rebuilds
+/// `sip_full_from` without the user part's parameters, so the 3GPP form
+/// `sip:+15551234567;verstat=TN-Validation-Failed@carrier` arrives only in
+/// `sip_from_uri` (`+15551234567;verstat=…@carrier`, seen on FreeSWITCH
+/// 1.10.12 in the lab); a verstat after the host stays in `sip_full_from`.
+fn from_header(h: &Headers) -> Option<String> {
+    let set = |name: &str| {
+        h.get(name)
+            .filter(|v| !v.is_empty() && *v != "_undef_")
+            .map(str::to_string)
+    };
+    let full = set("variable_sip_full_from");
+    let has_verstat = |v: &Option<String>| {
+        v.as_deref()
+            .and_then(crate::policy::attest::verstat)
+            .is_some()
+    };
+    if has_verstat(&full) {
+        return full;
+    }
+    let uri = set("variable_sip_from_uri").map(|u| format!("<sip:{u}>"));
+    if has_verstat(&uri) { uri } else { full }
 }
 
 impl CallDriver for EslSession {
