@@ -202,7 +202,8 @@ impl Reloader {
         let built = tokio::task::spawn_blocking(move || {
             let cfg = config::load_all(&path)?;
             let rules = RuleSet::compile(&cfg)?;
-            Ok::<_, Problems>((rules, file_lists(cfg)))
+            let max_tracked = cfg.raw.velocity_limits.max_tracked;
+            Ok::<_, Problems>((rules, max_tracked, file_lists(cfg)))
         })
         .await
         .unwrap_or_else(|e| {
@@ -210,7 +211,7 @@ impl Reloader {
         });
         let metrics = &self.state.metrics;
         match built {
-            Ok((rules, lists)) => {
+            Ok((rules, max_tracked, lists)) => {
                 let label = match &why {
                     Trigger::Git { id, .. } => {
                         let mut c = self.commit.lock().unwrap_or_else(|e| e.into_inner());
@@ -220,6 +221,10 @@ impl Reloader {
                     _ => self.commit.lock().ok().and_then(|c| c.clone()),
                 };
                 let version = self.state.install(rules, label);
+                self.state
+                    .extras
+                    .velocity
+                    .set_capacity(max_tracked, crate::velocity::millis(chrono::Utc::now()));
                 self.set_status(&why.source(), None);
                 self.set_loaded(prints);
                 self.record_history(lists, &why).await;

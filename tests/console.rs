@@ -51,6 +51,8 @@ trunks:
     lists:
       - { path: lists/spam.csv, as: blacklist, name: spam }
       - { path: lists/partners.json, as: whitelist, name: partners }
+    velocity:
+      - { name: Burst, scope: caller, max: 3, per: 10m, action: reject, block_for: 1h }
   vip-line:
     dids: ["+18005550199"]
     whitelist_mode: exclusive
@@ -263,6 +265,49 @@ async fn block_a_caller_from_the_call_log() {
     b.select("#block-list", "spam").await;
     b.click("#block-save").await;
     b.wait_text("#flash", "already matched").await;
+    b.close().await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_velocity_block_is_shown_and_lifted() {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let mut srv = start().await;
+    let base = format!("http://{}", srv.http());
+    // Three calls in ten minutes are allowed; the fourth trips rule Burst
+    // and blocks the caller for an hour.
+    for i in 1..=3 {
+        let verdict = agi_call(&srv, "+15553334444", &format!("burst-{i}")).await;
+        assert_eq!(verdict, "allow", "call {i}");
+    }
+    assert_eq!(agi_call(&srv, "+15553334444", "burst-4").await, "block");
+    assert_eq!(agi_call(&srv, "+15553334444", "burst-5").await, "block");
+    b.goto(&format!("{base}/#blocks")).await;
+    let row = "tr[data-key='support|Burst|+15553334444']";
+    let text = b.wait_text(row, "+15553334444").await;
+    assert!(
+        text.contains("velocity rule") && text.contains("Burst"),
+        "{text}"
+    );
+    b.screenshot("blocks").await;
+    b.click(&format!("{row} button")).await;
+    b.wait_text("#confirm-text", "Lift the block on +15553334444")
+        .await;
+    b.click("#confirm-yes").await;
+    give_token(&b).await;
+    b.wait_text("#flash", "lifted").await;
+    b.wait_text("#blocks", "No temporary blocks in force").await;
+    // Lifted at once, and counted afresh: the caller's next call is allowed.
+    assert_eq!(agi_call(&srv, "+15553334444", "burst-6").await, "allow");
+    let left: Vec<serde_json::Value> = reqwest::get(format!("{base}/api/v1/velocity"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
     b.close().await;
     srv.stop().await;
 }

@@ -1,7 +1,8 @@
 //! Velocity rules over the wire: a caller over its rate gets the rule's
 //! action and a temporary block that survives a restart (the SQLite store)
 //! and shows in `callguard log --blocks`, `GET /api/v1/velocity` and
-//! `callguard_velocity_blocks_total`; a trunk-wide burst; exemptions;
+//! `callguard_velocity_blocks_total`; an operator lifts a block through the
+//! API; a reload changes the counters' bound; a trunk-wide burst; exemptions;
 //! located config problems.
 
 #[path = "support/asterisk.rs"]
@@ -187,4 +188,109 @@ fn bad_velocity_rules_are_located() {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
     drop(dir);
+}
+
+#[tokio::test]
+async fn an_operator_lifts_a_block_and_a_reload_changes_the_bound() {
+    // SAFETY: set before this test's server reads it; no other test in this
+    // binary reads this variable.
+    unsafe { std::env::set_var("CG_VELOCITY_TEST_TOKEN", "velocity-ops-token") };
+    let with = |max_tracked: usize| {
+        format!(
+            "{YAML}\nhttp:\n  tokens:\n    - {{ name: ops, token_env: CG_VELOCITY_TEST_TOKEN }}\n\
+             velocity_limits: {{ max_tracked: {max_tracked} }}\n"
+        )
+    };
+    let mut srv = server::start(&with(100)).await;
+    let base = format!("http://{}", srv.http());
+    for i in 1..=3 {
+        call("+15551112222", &format!("c{i}")).run(srv.agi()).await;
+    }
+    let r = call("+15551112222", "blocked").run(srv.agi()).await;
+    assert_eq!(r.variables["CALLGUARD_LIST"], "velocity");
+    for i in 0..5 {
+        call(&format!("+1555000000{i}"), &format!("o{i}"))
+            .run(srv.agi())
+            .await;
+    }
+    let status: Value = reqwest::get(format!("{base}/api/v1/status"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["velocity"]["max_tracked"], 100, "{status}");
+    assert_eq!(status["velocity"]["blocks"], 1, "{status}");
+    assert!(
+        status["velocity"]["tracked"].as_u64().unwrap() >= 6,
+        "{status}"
+    );
+
+    // Lifting needs a token, like any change.
+    let url = format!("{base}/api/v1/velocity/support%7Crepeat-caller%7C%2B15551112222");
+    let http = reqwest::Client::new();
+    let refused = http.delete(&url).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let lifted = http
+        .delete(&url)
+        .bearer_auth("velocity-ops-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lifted.status(), 200);
+    let body: Value = lifted.json().await.unwrap();
+    assert_eq!(body["lifted"]["subject"], "+15551112222", "{body}");
+    assert_eq!(body["author"], "ops");
+    let again = http
+        .delete(&url)
+        .bearer_auth("velocity-ops-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404, "nothing left to lift");
+    // Lifted at once and counted afresh: the next call is allowed.
+    let r = call("+15551112222", "after-lift").run(srv.agi()).await;
+    assert_eq!(
+        r.variables["CALLGUARD_VERDICT"], "allow",
+        "{:?}",
+        r.variables
+    );
+
+    // A reload with a smaller bound applies at once.
+    let text = std::fs::read_to_string(&srv.config).unwrap();
+    assert!(text.contains("max_tracked: 100"));
+    std::fs::write(
+        &srv.config,
+        text.replace("max_tracked: 100", "max_tracked: 2"),
+    )
+    .unwrap();
+    let reloaded = http
+        .post(format!("{base}/api/v1/reload"))
+        .bearer_auth("velocity-ops-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reloaded.status(), 200, "{}", reloaded.text().await.unwrap());
+    let status: Value = reqwest::get(format!("{base}/api/v1/status"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["velocity"]["max_tracked"], 2, "{status}");
+    assert!(
+        status["velocity"]["tracked"].as_u64().unwrap() <= 2,
+        "{status}"
+    );
+
+    // A restart does not bring the lifted block back.
+    srv.stop().await;
+    srv.running = Some(app::start(&srv.config).await.unwrap());
+    let r = call("+15551112222", "after-restart").run(srv.agi()).await;
+    assert_ne!(
+        r.variables["CALLGUARD_LIST"], "velocity",
+        "{:?}",
+        r.variables
+    );
+    srv.stop().await;
 }

@@ -22,6 +22,7 @@ pub mod lists;
 pub mod overview;
 pub mod report;
 pub mod trunks;
+pub mod velocity;
 use crate::state::State;
 pub use error::{ApiError, ApiResult};
 
@@ -36,7 +37,6 @@ pub fn router(api: Api) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/status", get(status))
         .route("/api/v1/reload", post(reload))
-        .route("/api/v1/velocity", get(velocity_blocks))
         .merge(lists::routes())
         .merge(calls::routes())
         .merge(trunks::routes())
@@ -45,15 +45,9 @@ pub fn router(api: Api) -> Router {
         .merge(overview::routes())
         .merge(report::routes())
         .merge(console::routes())
+        .merge(velocity::routes())
         .layer(middleware::from_fn_with_state(api.clone(), guard_reads))
         .with_state(api)
-}
-
-/// `GET /api/v1/velocity`: the temporary blocks velocity rules put in force
-/// (caller, range or trunk, rule, until), newest first; expired ones are gone.
-async fn velocity_blocks(AxState(api): AxState<Api>) -> Response {
-    let blocks = api.state.extras.velocity.blocks(chrono::Utc::now());
-    axum::Json(blocks).into_response()
 }
 
 /// Reads whose answers hold phone numbers: list exports, history, the call
@@ -112,6 +106,7 @@ async fn metrics(AxState(api): AxState<Api>) -> Response {
 async fn status(AxState(api): AxState<Api>) -> Response {
     let snap = api.state.snapshot();
     let last_error = api.reloader.last_error();
+    let velocity = &api.state.extras.velocity;
     axum::Json(json!({
         "version": snap.version,
         "loaded_at": snap.loaded_at.to_rfc3339(),
@@ -121,6 +116,11 @@ async fn status(AxState(api): AxState<Api>) -> Response {
         "lists": snap.rules.lists,
         "last_error": last_error.map(|e| json!({ "at": e.at.to_rfc3339(), "problems": e.problems })),
         "sources": api.reloader.status(),
+        "velocity": {
+            "tracked": velocity.tracked(),
+            "max_tracked": velocity.capacity(),
+            "blocks": velocity.blocks(chrono::Utc::now()).len(),
+        },
         "build": env!("CARGO_PKG_VERSION"),
     }))
     .into_response()

@@ -72,8 +72,45 @@ impl Tracker {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn set_capacity(&self, capacity: usize) {
-        self.lock().capacity = capacity.max(1);
+    /// A reload's `velocity_limits.max_tracked`. A smaller bound applies at
+    /// once: the table is cut down to it (expired keys first, then the least
+    /// recently seen), not left over it until new callers push keys out.
+    pub fn set_capacity(&self, capacity: usize, now_ms: i64) {
+        let mut inner = self.lock();
+        inner.capacity = capacity.max(1);
+        evict(&mut inner, now_ms, Room::WithinBound);
+    }
+
+    /// Lifts the block on `key` before it expires (an operator's decision:
+    /// a legitimate caller caught by a burst) and forgets its counter, so the
+    /// caller's next call is counted afresh instead of blocked again at once.
+    /// The stored row goes too, so a restart does not bring it back.
+    pub fn lift(&self, key: &str) -> Result<Option<Block>, String> {
+        let lifted = {
+            let mut inner = self.lock();
+            inner.counters.remove(key);
+            let lifted = inner.blocks.remove(key);
+            // A learned block's failures are counted per challenge action
+            // (`learn-fails|action|caller`): forgotten too, or the caller's
+            // next failure would put the block back at once.
+            if let Some(b) = lifted
+                .as_ref()
+                .filter(|_| key.starts_with("learned-block|"))
+            {
+                let tail = format!("|{}", b.subject);
+                inner
+                    .counters
+                    .retain(|k, _| !(k.starts_with("learn-fails|") && k.ends_with(&tail)));
+            }
+            lifted
+        };
+        if lifted.is_some() {
+            let store = self.store.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some(store) = store {
+                store.delete(key).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(lifted)
     }
 
     /// Opens the store beside the decision log and loads the blocks still
@@ -109,7 +146,7 @@ impl Tracker {
     pub fn count(&self, key: &str, now_ms: i64, per_ms: i64, max: u32) -> u32 {
         let mut inner = self.lock();
         if !inner.counters.contains_key(key) && inner.counters.len() >= inner.capacity {
-            evict(&mut inner, now_ms);
+            evict(&mut inner, now_ms, Room::ForOneMore);
         }
         let c = inner.counters.entry(key.to_string()).or_insert(Counter {
             times: VecDeque::new(),
@@ -124,6 +161,11 @@ impl Tracker {
     /// Keys counted now (for tests and the status page).
     pub fn tracked(&self) -> usize {
         self.lock().counters.len()
+    }
+
+    /// The bound on [`Tracker::tracked`] in force (`velocity_limits.max_tracked`).
+    pub fn capacity(&self) -> usize {
+        self.lock().capacity
     }
 
     /// Puts a block in force and writes it to the store (off the call path).
@@ -155,15 +197,32 @@ impl Tracker {
     }
 }
 
-/// Makes room for one key: expired counters go first, then the least
-/// recently seen eighth of the table.
-fn evict(inner: &mut Inner, now_ms: i64) {
+/// How much [`evict`] frees.
+#[derive(Clone, Copy)]
+enum Room {
+    /// Room for one new key, dropping an eighth of the table at a time so
+    /// eviction is rare on the call path.
+    ForOneMore,
+    /// Down to the bound exactly (a reload lowered it).
+    WithinBound,
+}
+
+/// Expired counters go first, then the least recently seen.
+fn evict(inner: &mut Inner, now_ms: i64, room: Room) {
     inner.counters.retain(|_, c| c.last > now_ms - c.per);
-    if inner.counters.len() < inner.capacity {
+    let limit = match room {
+        Room::ForOneMore => inner.capacity - 1,
+        Room::WithinBound => inner.capacity,
+    };
+    if inner.counters.len() <= limit {
         return;
     }
     let mut lasts: Vec<i64> = inner.counters.values().map(|c| c.last).collect();
-    let cut = (lasts.len() / 8).max(1);
+    let over = lasts.len() - limit;
+    let cut = match room {
+        Room::ForOneMore => (lasts.len() / 8).max(over),
+        Room::WithinBound => over,
+    };
     let (_, nth, _) = lasts.select_nth_unstable(cut - 1);
     let threshold = *nth;
     let mut dropped = 0;
@@ -205,6 +264,49 @@ mod tests {
         // Much later every window has passed: all expired go at once.
         t.count("z", 1_000_000, 60_000, 5);
         assert_eq!(t.tracked(), 1);
+    }
+
+    #[test]
+    fn a_smaller_bound_on_reload_applies_at_once() {
+        let t = Tracker::new(100);
+        for i in 0..50 {
+            t.count(&format!("k{i}"), i * 1000, 600_000, 5);
+        }
+        assert_eq!(t.tracked(), 50);
+        t.set_capacity(10, 50_000);
+        assert_eq!(t.tracked(), 10);
+        // The most recently seen stay: k49 still has its call counted.
+        assert_eq!(t.count("k49", 51_000, 600_000, 5), 2);
+        assert_eq!(t.count("k0", 51_000, 600_000, 5), 1, "k0 was dropped");
+        // A larger bound changes nothing already counted.
+        t.set_capacity(1000, 52_000);
+        assert_eq!(t.tracked(), 10);
+    }
+
+    #[test]
+    fn a_lifted_block_and_its_counter_are_gone() {
+        let t = Tracker::new(10);
+        let now = Utc::now();
+        let key = "support|burst|+15550001111";
+        for i in 0..3 {
+            t.count(key, millis(now) + i, 60_000, 2);
+        }
+        t.add_block(Block {
+            key: key.into(),
+            trunk: "support".into(),
+            rule: "burst".into(),
+            subject: "+15550001111".into(),
+            created: now,
+            until: now + chrono::TimeDelta::hours(1),
+        });
+        assert_eq!(t.lift(key).unwrap().map(|b| b.rule), Some("burst".into()));
+        assert!(t.active_block(key, now).is_none());
+        assert_eq!(
+            t.count(key, millis(now) + 10, 60_000, 2),
+            1,
+            "counted afresh"
+        );
+        assert_eq!(t.lift(key).unwrap(), None, "nothing left to lift");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Temporary velocity blocks in the embedded SQLite file (the decision log's),
-//! table `velocity_blocks`: written when a block starts, read at start and by
-//! `callguard log --blocks`. Expired rows are ignored and purged on open.
+//! table `velocity_blocks`: written when a block starts, deleted when an operator
+//! lifts it, read at start and by `callguard log --blocks`. Expired rows are ignored and purged on open.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -56,6 +56,12 @@ impl VelocityStore {
                 b.until.timestamp()
             ],
         )?;
+        Ok(())
+    }
+
+    pub fn delete(&self, key: &str) -> rusqlite::Result<()> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        conn.execute("DELETE FROM velocity_blocks WHERE key = ?1", params![key])?;
         Ok(())
     }
 

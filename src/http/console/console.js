@@ -618,6 +618,40 @@ screens.report = async () => {
   await run();
 };
 
+// ---------- temporary blocks (velocity rules, learning from challenges) ----------
+/** What put an entry in force, from its key (`trunk|rule|subject`, `learned-block|…`, `learned-trust|…`). */
+function blockKind(b) {
+  if (b.key.startsWith("learned-block|")) return ["failed challenges", "block"];
+  if (b.key.startsWith("learned-trust|")) return ["verified human", "allow"];
+  return ["velocity rule", "block"];
+}
+screens.blocks = async () => {
+  const body = h("div", { id: "blocks" }, h("p", { class: "muted" }, "Loading…"));
+  page("Temporary blocks",
+    h("p", { class: "muted" }, "Put in force by velocity rules and by learning from challenges; each expires by itself. Lifting one lets the caller's next call be decided and counted afresh."),
+    body);
+  let blocks;
+  try { blocks = await api("GET", "/api/v1/velocity"); }
+  catch (e) { body.replaceChildren(errorBox(e)); return; }
+  const lift = async (b) => {
+    const what = b.subject === "*" ? `every caller on trunk ${b.trunk}` : b.subject;
+    if (!(await confirmBox(`Lift the block on ${what} (${b.rule}) now? It would have expired at ${fmtTime(b.until)}.`, "Lift block"))) return;
+    await change(() => api("DELETE", "/api/v1/velocity/" + encodeURIComponent(b.key)),
+      () => `Block on ${what} lifted`, screens.blocks);
+  };
+  const rows = blocks.map((b) => {
+    const [kind, cls] = blockKind(b);
+    return h("tr", { "data-key": b.key },
+      h("td", { class: "mono" }, b.subject === "*" ? "(whole trunk)" : b.subject),
+      h("td", {}, badge(kind, cls)),
+      h("td", {}, b.rule), h("td", {}, b.trunk === "*" ? "(all)" : b.trunk),
+      h("td", {}, fmtTime(b.created)), h("td", {}, fmtTime(b.until)),
+      h("td", { class: "noprint" }, h("button", { type: "button", class: "danger small lift", onclick: () => lift(b), "aria-label": `${kind === "verified human" ? "Forget" : "Lift the block on"} ${b.subject}` }, kind === "verified human" ? "Forget" : "Lift")));
+  });
+  body.replaceChildren(table(`${blocks.length} in force`, ["Caller or range", "Kind", "Rule or list", "Trunk", "Since", "Until", ""],
+    rows.length ? rows : [h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No temporary blocks in force."))]));
+};
+
 // ---------- navigation ----------
 async function route() {
   const name = (location.hash || "#overview").slice(1).split("?")[0];
