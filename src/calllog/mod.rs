@@ -17,6 +17,7 @@
 use chrono::{DateTime, Utc};
 
 mod error;
+mod filter;
 pub mod pg;
 pub mod query;
 pub mod render;

@@ -20,8 +20,9 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::config::Host;
 use tokio_postgres::types::ToSql;
 
+use super::filter::{self, Dialect, RULE};
 use super::{CallEnd, CallLogError, CallRecord, LogQuery, LoggedCall, StatCount, Stats};
-use super::{MIN_SUFFIX_DIGITS, NO_RULE, store::digits};
+use super::{NO_RULE, store::digits};
 
 /// The table every instance writes; prefixed, as it usually shares a database.
 pub const TABLE: &str = "callguard_calls";
@@ -454,9 +455,6 @@ impl PgReader {
     }
 }
 
-/// The deciding rule as shown (see `query::RULE`).
-const RULE: &str = "coalesce(rule, CASE WHEN list = 'exclusive' THEN 'exclusive' END)";
-
 const SELECT: &str = "id, time, unique_id, pbx, trunk, did, caller_raw, caller_e164, caller_name, \
      anonymous, verdict, list, coalesce(rule, CASE WHEN list = 'exclusive' THEN 'exclusive' END), \
      action, reason, decision_ns, fail_open, end_state, hangup_cause, duration_ms, ended_at, list_name";
@@ -479,56 +477,28 @@ impl Arg {
     }
 }
 
-/// ` WHERE …` and its parameters `$1…`: the same filters as the SQLite reader.
+/// PostgreSQL: `$n`, typed times.
+struct Postgres;
+
+impl Dialect for Postgres {
+    type Arg = Arg;
+    fn placeholder(n: usize) -> String {
+        format!("${n}")
+    }
+    fn time(t: DateTime<Utc>) -> Arg {
+        Arg::Time(t)
+    }
+    fn text(s: String) -> Arg {
+        Arg::Text(s)
+    }
+    fn ends_either_way(col: &str, len: usize, p: &str) -> String {
+        format!("right({col}, {len}) = {p} OR right({p}::text, length({col})) = {col}")
+    }
+}
+
+/// The same filters as the SQLite reader.
 fn where_clause(q: &LogQuery) -> (String, Vec<Arg>) {
-    let mut conds: Vec<String> = Vec::new();
-    let mut args: Vec<Arg> = Vec::new();
-    let bind = |v: Arg, args: &mut Vec<Arg>| {
-        args.push(v);
-        format!("${}", args.len())
-    };
-    if let Some(t) = q.since {
-        let p = bind(Arg::Time(t), &mut args);
-        conds.push(format!("time >= {p}"));
-    }
-    if let Some(t) = q.until {
-        let p = bind(Arg::Time(t), &mut args);
-        conds.push(format!("time < {p}"));
-    }
-    for (column, value) in [
-        ("verdict", &q.verdict),
-        ("trunk", &q.trunk),
-        (RULE, &q.rule),
-    ] {
-        if let Some(v) = value {
-            let p = bind(Arg::Text(v.clone()), &mut args);
-            conds.push(format!("{column} = {p}"));
-        }
-    }
-    if let Some(caller) = &q.caller {
-        let p = bind(Arg::Text(caller.clone()), &mut args);
-        let mut alts = vec![format!("caller_raw = {p}"), format!("caller_e164 = {p}")];
-        let d = digits(caller);
-        if !d.is_empty() {
-            let len = d.len();
-            let pd = bind(Arg::Text(d), &mut args);
-            for col in ["caller_digits", "e164_digits"] {
-                alts.push(format!("{col} = {pd}"));
-                if len >= MIN_SUFFIX_DIGITS {
-                    alts.push(format!(
-                        "(length({col}) >= {MIN_SUFFIX_DIGITS} AND \
-                          (right({col}, {len}) = {pd} OR right({pd}::text, length({col})) = {col}))"
-                    ));
-                }
-            }
-        }
-        conds.push(format!("({})", alts.join(" OR ")));
-    }
-    if conds.is_empty() {
-        (String::new(), args)
-    } else {
-        (format!(" WHERE {}", conds.join(" AND ")), args)
-    }
+    filter::where_clause::<Postgres>(q)
 }
 
 fn pg_err(e: postgres::Error) -> CallLogError {

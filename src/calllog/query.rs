@@ -11,6 +11,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, Row, params_from_iter};
 use serde::{Serialize, Serializer};
 
+use super::filter::{self, Dialect, RULE};
 use super::{CallLogError, store};
 
 /// Digits both numbers must have before one may match as the tail of the other
@@ -167,10 +168,6 @@ impl LogReader {
     }
 }
 
-/// The deciding rule as shown and filtered: an exclusive-mode block has no
-/// rule of its own, so `exclusive` (the trunk's mode) is what decided it.
-const RULE: &str = "coalesce(rule, CASE WHEN list = 'exclusive' THEN 'exclusive' END)";
-
 /// The selected columns; a log written before schema 2 has no `list_name`.
 fn columns(conn: &Connection) -> Result<String, CallLogError> {
     let list_name = if store::schema_version(conn)? >= 2 {
@@ -274,56 +271,27 @@ fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-/// ` WHERE …` (or nothing) and its bound values, numbered `?1`….
+/// SQLite: `?n`, times in epoch milliseconds.
+struct Sqlite;
+
+impl Dialect for Sqlite {
+    type Arg = Value;
+    fn placeholder(n: usize) -> String {
+        format!("?{n}")
+    }
+    fn time(t: DateTime<Utc>) -> Value {
+        Value::Integer(t.timestamp_millis())
+    }
+    fn text(s: String) -> Value {
+        Value::Text(s)
+    }
+    fn ends_either_way(col: &str, len: usize, p: &str) -> String {
+        format!("substr({col}, -{len}) = {p} OR substr({p}, -length({col})) = {col}")
+    }
+}
+
 fn where_clause(q: &LogQuery) -> (String, Vec<Value>) {
-    let mut conds: Vec<String> = Vec::new();
-    let mut args: Vec<Value> = Vec::new();
-    let bind = |v: Value, args: &mut Vec<Value>| {
-        args.push(v);
-        format!("?{}", args.len())
-    };
-    if let Some(t) = q.since {
-        let p = bind(Value::Integer(t.timestamp_millis()), &mut args);
-        conds.push(format!("time >= {p}"));
-    }
-    if let Some(t) = q.until {
-        let p = bind(Value::Integer(t.timestamp_millis()), &mut args);
-        conds.push(format!("time < {p}"));
-    }
-    for (column, value) in [
-        ("verdict", &q.verdict),
-        ("trunk", &q.trunk),
-        (RULE, &q.rule),
-    ] {
-        if let Some(v) = value {
-            let p = bind(Value::Text(v.clone()), &mut args);
-            conds.push(format!("{column} = {p}"));
-        }
-    }
-    if let Some(caller) = &q.caller {
-        let p = bind(Value::Text(caller.clone()), &mut args);
-        let mut alts = vec![format!("caller_raw = {p}"), format!("caller_e164 = {p}")];
-        let d = store::digits(caller);
-        if !d.is_empty() {
-            let len = d.len();
-            let pd = bind(Value::Text(d), &mut args);
-            for col in ["caller_digits", "e164_digits"] {
-                alts.push(format!("{col} = {pd}"));
-                if len >= MIN_SUFFIX_DIGITS {
-                    alts.push(format!(
-                        "(length({col}) >= {MIN_SUFFIX_DIGITS} AND \
-                          (substr({col}, -{len}) = {pd} OR substr({pd}, -length({col})) = {col}))"
-                    ));
-                }
-            }
-        }
-        conds.push(format!("({})", alts.join(" OR ")));
-    }
-    if conds.is_empty() {
-        (String::new(), args)
-    } else {
-        (format!(" WHERE {}", conds.join(" AND ")), args)
-    }
+    filter::where_clause::<Sqlite>(q)
 }
 
 fn logged_call(r: &Row<'_>) -> Result<LoggedCall, CallLogError> {
