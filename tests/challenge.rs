@@ -480,3 +480,60 @@ async fn learning_blocks_repeat_failures_and_trusts_verified_humans() {
     );
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn learning_on_freeswitch_blocks_repeat_failures_and_trusts_verified_humans() {
+    let mut srv = server::start(YAML).await;
+    let sim = |caller: &str, uid: &str, dtmf| SimConfig {
+        caller_number: caller.into(),
+        unique_id: uid.into(),
+        dtmf,
+        ..SimConfig::default()
+    };
+    let challenged = |a: &[String]| a.iter().any(|x| x.starts_with("play_and_get_digits "));
+    for i in 0..2 {
+        let r = sim(
+            "+15551110003",
+            &format!("fs-robot-{i}"),
+            freeswitch::Dtmf::Wrong,
+        )
+        .run(srv.esl())
+        .await;
+        assert!(r.error.is_none() && !r.timed_out, "{r:?}");
+        assert!(challenged(&fs_actions(&r)), "try {i}");
+        assert_eq!(r.variable("callguard_challenge"), Some("failed"));
+    }
+    // Two failures within the hour: blocked without a challenge.
+    let r = sim("+15551110003", "fs-robot-2", freeswitch::Dtmf::Heard)
+        .run(srv.esl())
+        .await;
+    let a = fs_actions(&r);
+    assert!(!challenged(&a), "{a:?}");
+    assert_eq!(r.variable("callguard_verdict"), Some("block"));
+    assert_eq!(r.variable("callguard_list"), Some("velocity"));
+    assert!(
+        r.variable("callguard_reason")
+            .unwrap()
+            .contains("+15551110003 is in robots until "),
+        "{r:?}"
+    );
+    assert_eq!(r.hangup_cause.as_deref(), Some("USER_BUSY"));
+
+    // A human passes once and is not challenged again.
+    let r = sim("+15551110004", "fs-human-1", freeswitch::Dtmf::Heard)
+        .run(srv.esl())
+        .await;
+    assert_eq!(r.variable("callguard_challenge"), Some("passed"));
+    let r = sim("+15551110004", "fs-human-2", freeswitch::Dtmf::Silent)
+        .run(srv.esl())
+        .await;
+    let a = fs_actions(&r);
+    assert!(!challenged(&a), "{a:?}");
+    assert_eq!(r.variable("callguard_verdict"), Some("allow"));
+    assert!(
+        r.variable("callguard_reason")
+            .unwrap()
+            .contains("+15551110004 is in humans until ")
+    );
+    srv.stop().await;
+}
