@@ -249,7 +249,7 @@ impl Metrics {
             {
                 cell.get_or_init(|| {
                     self.rule_hits_total.with_label_values(&[
-                        &rs.trunk(d.trunk).name,
+                        rs.trunk(d.trunk).name.as_ref(),
                         d.list.as_str(),
                         rs.rules.metric_label(rule),
                     ])
