@@ -38,6 +38,11 @@ trunks:
       - { name: fraud-burst, scope: trunk, max: 3, per: 1m, action: congest }
 "#;
 
+/// GET `url` and its JSON body.
+async fn get_json(url: String) -> Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
 fn call(caller: &str, uid: &str) -> AsteriskSim {
     AsteriskSim::new().callerid(caller).uniqueid(uid)
 }
@@ -80,12 +85,7 @@ async fn a_repeat_caller_is_blocked_and_the_block_survives_a_restart() {
         .await,
         1.0
     );
-    let blocks: Value = reqwest::get(format!("http://{}/api/v1/velocity", srv.http()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let blocks: Value = get_json(format!("http://{}/api/v1/velocity", srv.http())).await;
     assert_eq!(blocks.as_array().unwrap().len(), 1, "{blocks}");
     assert_eq!(blocks[0]["subject"], "+15551112222");
     assert_eq!(blocks[0]["rule"], "repeat-caller");
@@ -156,12 +156,7 @@ async fn a_trunk_wide_burst_gets_the_rules_action_on_freeswitch() {
         .await,
         2.0
     );
-    let blocks: Value = reqwest::get(format!("http://{}/api/v1/velocity", srv.http()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let blocks: Value = get_json(format!("http://{}/api/v1/velocity", srv.http())).await;
     assert_eq!(blocks, serde_json::json!([]));
     srv.stop().await;
 }
@@ -213,12 +208,7 @@ async fn an_operator_lifts_a_block_and_a_reload_changes_the_bound() {
             .run(srv.agi())
             .await;
     }
-    let status: Value = reqwest::get(format!("{base}/api/v1/status"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: Value = get_json(format!("{base}/api/v1/status")).await;
     assert_eq!(status["velocity"]["max_tracked"], 100, "{status}");
     assert_eq!(status["velocity"]["blocks"], 1, "{status}");
     assert!(
@@ -271,12 +261,7 @@ async fn an_operator_lifts_a_block_and_a_reload_changes_the_bound() {
         .await
         .unwrap();
     assert_eq!(reloaded.status(), 200, "{}", reloaded.text().await.unwrap());
-    let status: Value = reqwest::get(format!("{base}/api/v1/status"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: Value = get_json(format!("{base}/api/v1/status")).await;
     assert_eq!(status["velocity"]["max_tracked"], 2, "{status}");
     assert!(
         status["velocity"]["tracked"].as_u64().unwrap() <= 2,
