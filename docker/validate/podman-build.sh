@@ -78,9 +78,9 @@ RUN id && test "\$(id -un)" = callguard \\
  && echo "HEALTHCHECK: healthy"
 EOT
 say "running the image's check and health check as its user"
-podman build --isolation chroot --network host --no-cache -t localhost/callguard-probe "$WORK/probe" \
+podman build --format docker --isolation chroot --network host --no-cache -t localhost/callguard-probe "$WORK/probe" \
     >"$WORK/probe.log" 2>&1 || { tail -30 "$WORK/probe.log"; exit 1; }
-grep -E '^uid=|OK —|HEALTHCHECK' "$WORK/probe.log" >&2
+grep -E '^uid=|: OK —|^HEALTHCHECK: healthy' "$WORK/probe.log" >&2
 podman rmi localhost/callguard-probe >/dev/null 2>&1 || true
 size="$(podman image inspect "$IMAGE" --format '{{.Size}}')"
 say "OK: $IMAGE ($((size / 1000000)) MB)"
