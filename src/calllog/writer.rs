@@ -99,6 +99,49 @@ impl CallLog {
                 None
             }
         };
+        let sink = PgSink {
+            target,
+            client,
+            last_attempt: Some(std::time::Instant::now()),
+            instance: pg::instance_name(),
+        };
+        let (handle, writer) = Self::queue(queue_capacity, dropped, retention_days, purge_every);
+        let writer = Writer {
+            pg: Some(sink),
+            ..writer
+        };
+        Ok((handle, writer.spawn()?))
+    }
+
+    /// Opens the database and creates the queue without consuming it: messages
+    /// pile up until [`Writer::spawn`] (or [`Writer::run`]) is called.
+    pub fn open(
+        path: impl AsRef<Path>,
+        queue_capacity: usize,
+        dropped: IntCounter,
+        retention_days: u32,
+        purge_every: Duration,
+    ) -> Result<(CallLogHandle, Writer), CallLogError> {
+        let path = path.as_ref().to_path_buf();
+        let conn = store::open_writer(&path)?;
+        let (handle, writer) = Self::queue(queue_capacity, dropped, retention_days, purge_every);
+        let writer = Writer {
+            path,
+            conn: Some(conn),
+            ..writer
+        };
+        Ok((handle, writer))
+    }
+
+    /// The queue between the call path and a writer with no store yet
+    /// (the callers add SQLite's connection or the PostgreSQL sink).
+    fn queue(
+        queue_capacity: usize,
+        dropped: IntCounter,
+        retention_days: u32,
+        purge_every: Duration,
+    ) -> (CallLogHandle, Writer) {
+        // A zero-capacity channel is a panic in tokio; one slot is the minimum.
         let (tx, rx) = mpsc::channel(queue_capacity.max(1));
         let counters = Arc::new(Counters::default());
         let wake = Arc::new(Notify::new());
@@ -116,48 +159,9 @@ impl CallLog {
             retention_days,
             purge_every: purge_every.max(MIN_PURGE_EVERY),
             counters,
-            pg: Some(PgSink {
-                target,
-                client,
-                last_attempt: Some(std::time::Instant::now()),
-                instance: pg::instance_name(),
-            }),
-        };
-        Ok((handle, writer.spawn()?))
-    }
-
-    /// Opens the database and creates the queue without consuming it: messages
-    /// pile up until [`Writer::spawn`] (or [`Writer::run`]) is called.
-    pub fn open(
-        path: impl AsRef<Path>,
-        queue_capacity: usize,
-        dropped: IntCounter,
-        retention_days: u32,
-        purge_every: Duration,
-    ) -> Result<(CallLogHandle, Writer), CallLogError> {
-        let path = path.as_ref().to_path_buf();
-        let conn = store::open_writer(&path)?;
-        // A zero-capacity channel is a panic in tokio; one slot is the minimum.
-        let (tx, rx) = mpsc::channel(queue_capacity.max(1));
-        let counters = Arc::new(Counters::default());
-        let wake = Arc::new(Notify::new());
-        let handle = CallLogHandle {
-            tx,
-            dropped,
-            counters: counters.clone(),
-            wake: wake.clone(),
-        };
-        let writer = Writer {
-            rx,
-            wake,
-            path,
-            conn: Some(conn),
-            retention_days,
-            purge_every: purge_every.max(MIN_PURGE_EVERY),
-            counters,
             pg: None,
         };
-        Ok((handle, writer))
+        (handle, writer)
     }
 }
 
