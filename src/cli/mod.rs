@@ -118,6 +118,16 @@ pub enum Command {
     Report(report::ReportArgs),
 }
 
+impl Command {
+    /// Whether this subcommand is a one-shot tool whose output may go to a
+    /// pipe (`callguard log | head`), so SIGPIPE's default action (exit quietly)
+    /// suits it. `serve` is the one that must never take it: a PBX peer that
+    /// vanishes before a write would end the service.
+    pub fn writes_to_pipe(&self) -> bool {
+        !matches!(self, Command::Serve { .. })
+    }
+}
+
 /// Why a subcommand failed: the lines it writes to stderr, and by its kind
 /// the exit code. Scripts rely on the codes: 2 when the input was refused
 /// (an argument, a configuration with problems, a change the list store
