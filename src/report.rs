@@ -11,7 +11,9 @@ use std::fmt::Write as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::calllog::{LogQuery, LogReader, StatCount, parse_time_arg};
+use crate::calllog::{
+    FIELD_WIDTH, LogQuery, LogReader, SUMMARY_WIDTH, StatCount, parse_time_arg, terminal_cell,
+};
 use crate::history::History;
 
 /// Blocked calls read for the per-list, per-country and per-caller counts;
@@ -156,7 +158,11 @@ pub fn country(e164: Option<&str>) -> String {
 }
 
 impl Report {
-    /// Plain text for a terminal or a cron mail.
+    /// Plain text for a terminal or a cron mail. Callers, rule names (which
+    /// name callers: `Block-…`) and authors are untrusted: every field goes
+    /// through [`terminal_cell`], so no control character reaches the
+    /// terminal and no field is wider than [`FIELD_WIDTH`] (a summary
+    /// [`SUMMARY_WIDTH`]). The JSON report keeps the exact values.
     pub fn to_text(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "callguard report {} .. {}", self.since, self.until);
@@ -176,13 +182,13 @@ impl Report {
             if rows.is_empty() {
                 let _ = writeln!(s, "  none");
             }
-            let w = rows
+            let keys: Vec<String> = rows
                 .iter()
-                .map(|r| r.key.chars().count())
-                .max()
-                .unwrap_or(0);
-            for r in rows {
-                let _ = writeln!(s, "  {:<w$}  {:>7}", r.key, r.calls);
+                .map(|r| terminal_cell(&r.key, FIELD_WIDTH))
+                .collect();
+            let w = keys.iter().map(|k| k.chars().count()).max().unwrap_or(0);
+            for (key, r) in keys.iter().zip(rows) {
+                let _ = writeln!(s, "  {key:<w$}  {:>7}", r.calls);
             }
         }
         let _ = writeln!(s, "\nrule changes");
@@ -193,7 +199,11 @@ impl Report {
             let _ = writeln!(
                 s,
                 "  {}  {} v{}  {}  {}",
-                c.time, c.list, c.version, c.author, c.summary
+                terminal_cell(&c.time, FIELD_WIDTH),
+                terminal_cell(&c.list, FIELD_WIDTH),
+                c.version,
+                terminal_cell(&c.author, FIELD_WIDTH),
+                terminal_cell(&c.summary, SUMMARY_WIDTH)
             );
         }
         s

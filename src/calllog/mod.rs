@@ -31,7 +31,9 @@ pub use query::{
     LogQuery, LogReader, LoggedCall, MIN_SUFFIX_DIGITS, NO_RULE, StatCount, Stats,
     find_by_unique_id, query, stats,
 };
-pub use render::{render_stats, render_table};
+pub use render::{
+    FIELD_WIDTH, SUMMARY_WIDTH, render_stats, render_table, terminal_cell, terminal_safe,
+};
 pub use timearg::parse_time_arg;
 pub use writer::{CallLog, CallLogHandle, Writer};
 

@@ -1,10 +1,23 @@
-//! Fixed-width text for the terminal (`callguard log`, `callguard stats`).
+//! Fixed-width text for the terminal (`callguard log`, `callguard log
+//! --stats`), and the sanitiser every text table and report shares
+//! ([`terminal_safe`], [`terminal_cell`]).
 //!
-//! Cells come from callers and PBXs, so control characters (a newline in a
-//! caller name) are flattened to spaces and long text is cut on a character
-//! boundary: one call stays one line.
+//! Cells come from callers and PBXs, so control characters (an escape
+//! sequence or a newline in a caller ID) become visible escapes and long
+//! text is cut on a character boundary: one call stays one line, and a
+//! caller cannot clear the screen, retitle the terminal or widen a column.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
 
 use super::query::{LoggedCall, StatCount, Stats};
+
+/// Widest a free-text field (a caller ID, a trunk, rule or list name, an
+/// author) grows in a text table or report: one long caller ID must not pad
+/// every row of its column.
+pub const FIELD_WIDTH: usize = 40;
+/// Widest a change summary (`+1 −0 ~0 (added: …)`, which names rules) grows.
+pub const SUMMARY_WIDTH: usize = 120;
 
 /// Columns before the reason.
 const N: usize = 9;
@@ -93,14 +106,80 @@ fn cells(c: &LoggedCall) -> [String; N + 1] {
         end,
         c.reason.clone(),
     ]
-    .map(|s| flatten(&s))
+    .map(|s| terminal_safe(&s).into_owned())
 }
 
-/// Control characters (newlines, tabs, escapes) become spaces.
-fn flatten(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+/// Characters a terminal acts on or that reorder or break the text around
+/// them: C0 (tab, CR, LF, ESC, BEL…), DEL and C1 (`char::is_control`), the
+/// Unicode bidirectional controls (U+061C, U+200E/F, U+202A–E, U+2066–9,
+/// "Trojan Source") and the line and paragraph separators (U+2028/9).
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{2028}'
+                | '\u{2029}'
+        )
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '\t' => out.push_str("\\t"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        c if (c as u32) < 0x80 => {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        }
+        c => {
+            let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+        }
+    }
+}
+
+/// `s` with every unsafe character (see [`is_unsafe`]) written as a visible
+/// escape (`\x1b`, `\r`, `\u{202e}`), so text from a caller can be printed
+/// to a terminal or a mail: it stays on its line and cannot send the
+/// terminal an escape sequence. Borrowed when there is nothing to escape.
+pub fn terminal_safe(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_unsafe) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if is_unsafe(c) {
+            push_escaped(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// [`terminal_safe`], then cut to at most `width` characters ending in `…`;
+/// reads no further than it shows, so a huge value costs only `width`.
+pub fn terminal_cell(s: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut count = 0usize;
+    let mut cut = false;
+    for c in s.chars() {
+        let before = out.len();
+        if is_unsafe(c) {
+            push_escaped(&mut out, c);
+        } else {
+            out.push(c);
+        }
+        count += out[before..].chars().count();
+        if count > width {
+            cut = true;
+            break;
+        }
+    }
+    if cut { fit(&out, width) } else { out }
 }
 
 /// At most `width` characters, ending in `…` when cut.
@@ -137,7 +216,10 @@ fn section(out: &mut String, counts: &[StatCount]) {
         out.push_str("  (none)\n");
         return;
     }
-    let keys: Vec<String> = counts.iter().map(|c| fit(&flatten(&c.key), 40)).collect();
+    let keys: Vec<String> = counts
+        .iter()
+        .map(|c| terminal_cell(&c.key, FIELD_WIDTH))
+        .collect();
     let kw = keys.iter().map(|k| k.chars().count()).max().unwrap_or(0);
     let nw = counts
         .iter()
@@ -194,7 +276,8 @@ mod tests {
         assert!(lines[1].contains("blacklist (spam)"), "{t}");
         assert!(lines[1].contains("spam-555"));
         assert!(lines[1].contains("completed (NORMAL_CLEARING)"));
-        assert!(lines[1].ends_with("matched blacklist \"spam\""));
+        // A line break in a field is shown, not obeyed.
+        assert!(lines[1].ends_with("matched\\nblacklist \"spam\""), "{t}");
         // Columns line up: the verdict starts at the same place on each line.
         let col = lines[0].find("VERDICT").unwrap();
         assert_eq!(&lines[1][col..col + 5], "block");
@@ -208,6 +291,35 @@ mod tests {
         assert!(line.ends_with('…'));
         let reason = line.rsplit("  ").next().unwrap();
         assert_eq!(reason.chars().count(), REASON_WIDTH);
+    }
+
+    #[test]
+    fn control_characters_become_visible_escapes() {
+        let hostile = "\x1b[2J\x1b]0;pwned\x07\r+1\u{7f}\u{9b}\u{202e}x\u{2066}\t\n";
+        assert_eq!(
+            terminal_safe(hostile),
+            "\\x1b[2J\\x1b]0;pwned\\x07\\r+1\\x7f\\u{009b}\\u{202e}x\\u{2066}\\t\\n"
+        );
+        assert!(matches!(terminal_safe("+15551234567 é☎"), Cow::Borrowed(_)));
+        let cell = terminal_cell(hostile, 12);
+        assert_eq!(cell, "\\x1b[2J\\x1b…");
+        assert_eq!(cell.chars().count(), 12);
+        assert_eq!(terminal_cell("short", 12), "short");
+        assert_eq!(
+            terminal_cell(&"9".repeat(4096), FIELD_WIDTH)
+                .chars()
+                .count(),
+            FIELD_WIDTH
+        );
+        let mut t = call("ok");
+        t.caller_raw = hostile.into();
+        t.trunk = "\u{1b}]0;title\u{7}".into();
+        let table = render_table(&[t]);
+        assert!(
+            !table.chars().any(|c| is_unsafe(c) && c != '\n'),
+            "{table:?}"
+        );
+        assert_eq!(table.lines().count(), 2, "{table}");
     }
 
     #[test]

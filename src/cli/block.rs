@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::CliError;
+use crate::calllog::terminal_safe;
 use crate::lists::block::{BlockError, BlockRequest, Blocked, block_from_call};
 
 #[derive(Args, Debug)]
@@ -41,18 +42,20 @@ pub fn run(args: BlockArgs) -> Result<(), CliError> {
             applied,
             rule,
         }) => {
+            // The number and the rule's name are the caller's text: shown
+            // with its control characters escaped.
             println!(
                 "{} added to {} ({}) as {}: {}",
-                number,
+                terminal_safe(&number),
                 applied.list,
                 applied.path.display(),
-                rule.rule_name,
-                applied.summary
+                terminal_safe(&rule.rule_name),
+                terminal_safe(&applied.summary.to_string())
             );
             Ok(())
         }
         Ok(already @ Blocked::AlreadyMatched { .. }) => {
-            println!("{}", already.message());
+            println!("{}", terminal_safe(&already.message()));
             Ok(())
         }
         Err(BlockError::Store(e)) => Err(e.into()),

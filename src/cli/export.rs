@@ -1,5 +1,8 @@
 //! `callguard export`: a list file in any of the reference's formats, every
-//! field included, so that export → import is lossless.
+//! field included, so that export → import is lossless. A CSV cell that a
+//! spreadsheet could run as a formula (a caller ID `=HYPERLINK(…)` that
+//! `block --from-call` made a rule) is written behind a `'` and read back
+//! without it (`listfile::format::csv_cell`).
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::CliError;
+use crate::calllog::{FIELD_WIDTH, SUMMARY_WIDTH, terminal_cell};
 use crate::config;
 use crate::history::{History, VersionInfo};
 use crate::lists::store::{self, StoreError};
@@ -78,7 +79,9 @@ fn limit(n: usize) -> usize {
     if n == 0 { usize::MAX } else { n }
 }
 
-/// A table under a header, and how to restore one of the versions.
+/// A table under a header, and how to restore one of the versions. Authors
+/// and summaries (which name rules, and `block --from-call` names a rule
+/// after the caller) are untrusted: shown through [`terminal_cell`].
 pub fn render(versions: &[VersionInfo], list: Option<&str>) -> String {
     if versions.is_empty() {
         return match list {
@@ -92,8 +95,8 @@ pub fn render(versions: &[VersionInfo], list: Option<&str>) -> String {
             [
                 v.version.to_string(),
                 v.time.format("%Y-%m-%d %H:%M:%S").to_string(),
-                v.list.clone(),
-                v.author.clone(),
+                terminal_cell(&v.list, FIELD_WIDTH),
+                terminal_cell(&v.author, FIELD_WIDTH),
             ]
         })
         .collect();
@@ -117,11 +120,7 @@ pub fn render(versions: &[VersionInfo], list: Option<&str>) -> String {
     };
     let mut out = line(headers, "SUMMARY");
     for (r, v) in rows.iter().zip(versions) {
-        let summary: String = v
-            .summary
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
+        let summary = terminal_cell(&v.summary, SUMMARY_WIDTH);
         out.push_str(&line([&r[0], &r[1], &r[2], &r[3]], &summary));
     }
     let newest = &versions[0];

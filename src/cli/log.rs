@@ -15,7 +15,8 @@ use clap::Args;
 
 use super::CliError;
 use crate::calllog::{
-    CallLogError, LogQuery, LogReader, PgTarget, parse_time_arg, render_stats, render_table,
+    CallLogError, FIELD_WIDTH, LogQuery, LogReader, PgTarget, parse_time_arg, render_stats,
+    render_table, terminal_cell,
 };
 use crate::config;
 
@@ -167,13 +168,14 @@ fn print_blocks(path: &std::path::Path, json: bool) -> Result<(), CliError> {
                     "{:<20}  {:<12}  {:<16}  {:<20}  until",
                     "since", "trunk", "rule", "blocked"
                 );
+                // Subjects are callers: untrusted text for the terminal.
                 for b in &blocks {
                     println!(
                         "{:<20}  {:<12}  {:<16}  {:<20}  {}",
                         b.created.format("%Y-%m-%dT%H:%M:%SZ"),
-                        b.trunk,
-                        b.rule,
-                        b.subject,
+                        terminal_cell(&b.trunk, FIELD_WIDTH),
+                        terminal_cell(&b.rule, FIELD_WIDTH),
+                        terminal_cell(&b.subject, FIELD_WIDTH),
                         b.until.format("%Y-%m-%dT%H:%M:%SZ")
                     );
                 }

@@ -11,6 +11,7 @@ use std::path::Path;
 use super::MatchType;
 use super::RuleRow;
 
+mod csv_cell;
 mod csv_io;
 mod json_io;
 mod xml_io;

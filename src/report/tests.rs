@@ -301,3 +301,85 @@ fn country_of_a_number() {
     assert_eq!(country(None), "unknown");
     assert_eq!(country(Some("12345")), "unknown");
 }
+
+/// Issue 19.6: caller IDs are untrusted. An escape-sequence caller and a
+/// 4 KB one leave the text report free of control characters and its rows
+/// narrow; the JSON report keeps both exactly.
+#[test]
+fn hostile_callers_cannot_reach_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.db");
+    let conn = open_writer(&path).unwrap();
+    let escapes = "\x1b[2J\x1b]0;pwned\x07\r";
+    let long = "9".repeat(4096);
+    for (i, caller) in [escapes, &long, "+442071234567"].into_iter().enumerate() {
+        let rule = format!("Block-{caller}");
+        let c = call(
+            i as i64,
+            "support",
+            caller,
+            "block",
+            "blacklist",
+            "spam",
+            Some(&rule),
+            false,
+        );
+        insert_record(&conn, &c).unwrap();
+    }
+    let h = History::open(&path).unwrap();
+    let row = RuleRow {
+        rule_name: format!("Block-{escapes}"),
+        pattern: escapes.into(),
+        match_type: "exact".into(),
+        action: String::new(),
+        enabled: true,
+        notes: String::new(),
+    };
+    let added = ChangeSummary {
+        added: vec![row.rule_name.clone()],
+        ..ChangeSummary::default()
+    };
+    h.record_at("spam", escapes, &added, &[row], t0() + Duration::minutes(5))
+        .unwrap();
+    let log = LogReader::open(&path).unwrap();
+    let r = build(&log, Some(&h), t0(), t0() + Duration::hours(1)).unwrap();
+    let text = r.to_text();
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "{text:?}"
+    );
+    assert!(text.contains("\\x1b[2J\\x1b]0;pwned\\x07\\r"), "{text}");
+    // No line is wider than a capped field, its count and the indent.
+    for line in text.lines() {
+        assert!(
+            line.chars().count() <= 200,
+            "{} chars: {line}",
+            line.chars().count()
+        );
+    }
+    let callers = text.split("top blocked callers\n").nth(1).unwrap();
+    let row = callers
+        .lines()
+        .find(|l| l.contains("+442071234567"))
+        .unwrap();
+    assert!(
+        row.chars().count() <= 2 + crate::calllog::FIELD_WIDTH + 2 + 7,
+        "{row}"
+    );
+    assert!(
+        callers.contains(&format!("{}…", "9".repeat(39))),
+        "{callers}"
+    );
+    let json = serde_json::to_value(&r).unwrap();
+    let keys: Vec<&str> = json["top_blocked_callers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        keys.contains(&escapes) && keys.contains(&long.as_str()),
+        "{keys:?}"
+    );
+    assert_eq!(json["rule_changes"][0]["author"], escapes);
+}

@@ -5,6 +5,7 @@
 
 use csv::{ByteRecord, ReaderBuilder};
 
+use super::csv_cell::{neutralise, restore};
 use super::{Field, MAX_ROW_BYTES, ParsedList, RowFields};
 use crate::listfile::RuleRow;
 
@@ -244,7 +245,9 @@ fn row(
     let mut fields = RowFields::default();
     for (i, (raw, field)) in record.iter().zip(columns).enumerate() {
         match std::str::from_utf8(raw) {
-            Ok(s) => fields.set(*field, s.to_string()),
+            // A cell the writer quoted against formula injection reads back
+            // as the value it stands for.
+            Ok(s) => fields.set(*field, restore(s).to_string()),
             Err(_) => {
                 let (l, c) = locate_field(bytes, start, line, i);
                 out.error(l, Some(c), format!("{}: not UTF-8 text", field.key()));
@@ -298,7 +301,8 @@ fn locate_field(bytes: &[u8], start: usize, line: u32, index: usize) -> (u32, u3
     (line, col)
 }
 
-/// CSV with the export header; fields quoted only when they must be.
+/// CSV with the export header; fields quoted only when they must be, and a
+/// cell a spreadsheet could run as a formula neutralised (see `csv_cell`).
 pub(super) fn write(rows: &[RuleRow]) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + rows.len() * 64);
     out.extend_from_slice(b"rule_name,pattern,match_type,action,enabled,notes\n");
@@ -318,6 +322,7 @@ pub(super) fn write(rows: &[RuleRow]) -> Vec<u8> {
 }
 
 fn field(out: &mut Vec<u8>, s: &str) {
+    let s = &*neutralise(s);
     if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
         out.push(b'"');
         for b in s.bytes() {
