@@ -60,8 +60,9 @@ pub enum PoolError {
     Failed(String),
 }
 
-impl IntoResponse for PoolError {
-    fn into_response(self) -> Response {
+impl PoolError {
+    /// The answer, with `Retry-After` (rounded up to whole seconds) on 503.
+    pub fn into_response_retry(self, retry_after: Duration) -> Response {
         match self {
             PoolError::Busy { slots } => {
                 let mut r = ApiError::new(
@@ -73,8 +74,9 @@ impl IntoResponse for PoolError {
                 )
                 .with_details(vec![format!("limit: concurrency {slots}")])
                 .into_response();
+                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
                 r
             }
             PoolError::Failed(e) => ApiError::internal(e).into_response(),
@@ -102,12 +104,9 @@ impl AdminPool {
         }
     }
 
-    pub fn slots(&self) -> usize {
-        self.slots
-    }
-
-    /// Slots free now (for tests and diagnostics).
-    pub fn free(&self) -> usize {
+    /// Slots free now.
+    #[cfg(test)]
+    fn free(&self) -> usize {
         self.free.available_permits()
     }
 

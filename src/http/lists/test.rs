@@ -3,11 +3,14 @@
 //!
 //! The tester runs patterns nobody has vetted, so its work is bounded three
 //! ways: each evaluation by the rule set's backtracking limit (as a call's),
-//! each request by a time budget ([`BUDGET`], checked between evaluations),
+//! each request by a time budget (`http.tester_budget`, checked between
+//! evaluations: past it the answer is 422 with what was done, since a
+//! pattern that slow is one to fix, not to wait for),
 //! and all requests together by the admin pool's slots (see
 //! [`crate::http::admin_pool`]): it never runs on the threads that serve and
 //! decide calls, and a client that goes away stops its work.
 
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -28,10 +31,6 @@ use crate::policy::tester::{Budget, PatternTester, Stop};
 const MAX_NUMBERS: usize = 1000;
 /// Timed evaluations per number (the CLI does 1000; a request stays quick).
 const RUNS: u32 = 100;
-/// Time one request may spend evaluating. Past it the tester stops and
-/// answers 422 with what it did: a pattern that slow is one to fix, not to
-/// wait for.
-pub const BUDGET: Duration = Duration::from_secs(2);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,11 +57,12 @@ pub(super) async fn explain(AxState(api): AxState<Api>, body: Bytes) -> ApiResul
         ))
     })?;
     let snap = api.state.snapshot();
+    let budget = snap.rules.http.tester_budget;
     if let Some(p) = req.pattern.clone() {
         let mt = checked_pattern_request(&req)?;
         let limit = snap.rules.backtrack_limit;
-        return pooled(move |cancel| {
-            pattern(&p, mt, &req, limit, &Budget::new(BUDGET, Some(cancel)))
+        return pooled(budget, move |cancel| {
+            pattern(&p, mt, &req, limit, &Budget::new(budget, Some(cancel)))
         })
         .await;
     }
@@ -88,7 +88,7 @@ pub(super) async fn explain(AxState(api): AxState<Api>, body: Bytes) -> ApiResul
     let at = req.at.unwrap_or_else(Utc::now);
     // One decision, as a call's: bounded by the backtracking limit of each
     // rule it evaluates, but as heavy as the rule set, so off the runtime too.
-    pooled(move |_| {
+    pooled(budget, move |_| {
         Ok(
             match explain::caller_json(&snap.rules, trunk, &caller, req.anonymous, at) {
                 Ok(mut v) => {
@@ -102,14 +102,16 @@ pub(super) async fn explain(AxState(api): AxState<Api>, body: Bytes) -> ApiResul
     .await
 }
 
-/// Runs `job` in the tester's admin pool; a full pool answers 503.
+/// Runs `job` in the tester's admin pool; a full pool answers 503 (retry
+/// after about one `budget`, when a slot will have freed).
 async fn pooled(
-    job: impl FnOnce(&std::sync::atomic::AtomicBool) -> ApiResult + Send + 'static,
+    budget: Duration,
+    job: impl FnOnce(&AtomicBool) -> ApiResult + Send + 'static,
 ) -> ApiResult {
     TESTER
         .run(job)
         .await
-        .unwrap_or_else(|e| Ok(e.into_response()))
+        .unwrap_or_else(|e| Ok(e.into_response_retry(budget)))
 }
 
 /// The cheap checks of a pattern request, before it takes a slot.
