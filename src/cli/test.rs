@@ -1,7 +1,7 @@
 //! `callguard test`: the decision explainer and the bare pattern tester.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use clap::Args;
@@ -13,7 +13,7 @@ use crate::policy::attest::{Attest, Attestation};
 use crate::policy::decide::decide_explained_attested;
 use crate::policy::explain::{self, why};
 use crate::policy::ruleset::Exclusive;
-use crate::policy::tester::PatternTester;
+use crate::policy::tester::{Budget, PatternTester};
 
 #[derive(Args, Debug)]
 pub struct TestArgs {
@@ -201,12 +201,10 @@ fn print_human(
 }
 
 fn pattern(p: &str, args: &TestArgs) -> Result<(), CliError> {
-    let tester =
-        PatternTester::new(p, args.match_type, args.case_insensitive, 1_000_000).map_err(|e| {
-            match e.column {
-                Some(c) => CliError::refused(format!("pattern {p:?}, column {c}: {e}")),
-                None => CliError::refused(format!("pattern {p:?}: {e}")),
-            }
+    let tester = PatternTester::new(p, args.match_type, args.case_insensitive, default_limit())
+        .map_err(|e| match e.column {
+            Some(c) => CliError::refused(format!("pattern {p:?}, column {c}: {e}")),
+            None => CliError::refused(format!("pattern {p:?}: {e}")),
         })?;
     if !args.json {
         println!(
@@ -215,19 +213,22 @@ fn pattern(p: &str, args: &TestArgs) -> Result<(), CliError> {
             tester.explain()
         );
     }
+    // The CLI is its own process (no call waits on it, Ctrl-C stops it):
+    // no overall budget, but each number's timing stops at an error (a
+    // failing evaluation costs the whole backtracking limit every time) and
+    // after `TIMING`, as the API's does.
+    const RUNS: u32 = 1000;
+    const TIMING: Duration = Duration::from_secs(1);
+    let budget = Budget::unlimited();
     for n in &args.callers {
         if args.json {
-            println!("{}", explain::pattern_json(&tester, p, n, 1000));
+            println!(
+                "{}",
+                explain::pattern_json(&tester, p, n, RUNS, TIMING, &budget)
+            );
             continue;
         }
-        // Time many evaluations for a stable per-match figure.
-        const RUNS: u32 = 1000;
-        let start = Instant::now();
-        let mut result = tester.test(n);
-        for _ in 1..RUNS {
-            result = tester.test(n);
-        }
-        let per_match_ns = start.elapsed().as_nanos() as f64 / f64::from(RUNS);
+        let (result, per_match_ns) = explain::timed_test(&tester, n, RUNS, TIMING, &budget);
         match result {
             Ok(r) => {
                 let caps = if r.captures.is_empty() {
@@ -251,4 +252,10 @@ fn pattern(p: &str, args: &TestArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// `--pattern` reads no configuration: the default backtracking limit of
+/// `policy.regex_backtrack_limit`.
+fn default_limit() -> usize {
+    crate::config::types::PolicyTuning::default().regex_backtrack_limit
 }

@@ -639,6 +639,14 @@ pub struct HttpConfig {
     /// loopback unless the operator moves it.
     #[serde(default)]
     pub protect_reads: bool,
+    /// Time one `POST /api/v1/test` request may spend evaluating patterns
+    /// (nobody vetted them) before it stops and answers what it did.
+    #[serde(default = "d2s_tester", deserialize_with = "duration")]
+    pub tester_budget: Duration,
+}
+
+fn d2s_tester() -> Duration {
+    Duration::from_secs(2)
 }
 
 impl Default for HttpConfig {
@@ -647,6 +655,7 @@ impl Default for HttpConfig {
             tokens: Vec::new(),
             max_body_bytes: d32m(),
             protect_reads: false,
+            tester_budget: d2s_tester(),
         }
     }
 }

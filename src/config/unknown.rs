@@ -256,6 +256,7 @@ const ROOT: Shape = Struct(&[
             ("tokens", List(&TOKEN)),
             ("max_body_bytes", Any),
             ("protect_reads", Any),
+            ("tester_budget", Any),
         ]),
     ),
     (

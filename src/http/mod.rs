@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::reload::{Reloader, Trigger};
 
+pub mod admin_pool;
 pub mod auth;
 pub mod block;
 pub mod calls;

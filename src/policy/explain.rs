@@ -3,7 +3,7 @@
 //!
 //! Timing uses a monotonic stopwatch only; the decision time stays a parameter.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use super::RuleSet;
 use super::attest::Attestation;
 use super::decide::{SkipReason, decide_explained_attested};
+use super::index::MatchError;
 use super::ruleset::TrunkId;
-use super::tester::PatternTester;
+use super::tester::{Budget, PatternResult, PatternTester, Stop};
 
 /// Why a matching rule did not decide, in words.
 pub fn why(w: &SkipReason) -> &'static str {
@@ -79,22 +80,135 @@ pub fn caller_json_attested(
     }
 }
 
-/// Tests one number against a pattern; the JSON object of `test --pattern --json`.
-/// `runs` evaluations are timed for a stable per-match figure.
-pub fn pattern_json(tester: &PatternTester, pattern: &str, number: &str, runs: u32) -> Value {
-    let runs = runs.max(1);
+/// Evaluates `number` up to `runs` times for a stable per-match figure (in
+/// ns). The first evaluation always runs (the answer needs it); the timing
+/// stops early on an error (a failing evaluation costs the whole
+/// backtracking limit every time), once `timing` has been spent, or when
+/// `budget` says stop.
+pub fn timed_test(
+    tester: &PatternTester,
+    number: &str,
+    runs: u32,
+    timing: Duration,
+    budget: &Budget<'_>,
+) -> (Result<PatternResult, MatchError>, f64) {
     let start = Instant::now();
     let mut result = tester.test(number);
-    for _ in 1..runs {
+    let mut done = 1u32;
+    while done < runs && result.is_ok() && start.elapsed() < timing && budget.check().is_ok() {
         result = tester.test(number);
+        done += 1;
     }
-    let per_match_ns = start.elapsed().as_nanos() as f64 / f64::from(runs);
-    match result {
-        Ok(r) => {
+    (result, start.elapsed().as_nanos() as f64 / f64::from(done))
+}
+
+/// Tests one number against a pattern; the JSON object of `test --pattern --json`.
+/// See [`timed_test`] for `runs`, `timing` and `budget`.
+pub fn pattern_json(
+    tester: &PatternTester,
+    pattern: &str,
+    number: &str,
+    runs: u32,
+    timing: Duration,
+    budget: &Budget<'_>,
+) -> Value {
+    match timed_test(tester, number, runs, timing, budget) {
+        (Ok(r), per_match_ns) => {
             json!({"number": number, "pattern": pattern, "match_type": tester.compiled.match_type.as_str(), "matched": r.matched,
                "captures": r.captures.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
                "eval_ns": per_match_ns.round() as u64})
         }
-        Err(e) => json!({"number": number, "pattern": pattern, "error": e.to_string()}),
+        (Err(e), _) => json!({"number": number, "pattern": pattern, "error": e.to_string()}),
+    }
+}
+
+/// Timing of one number when the budget has no time limit.
+const UNLIMITED_TIMING: Duration = Duration::from_secs(1);
+
+/// [`pattern_json`] for each of `numbers` while `budget` lasts: the results
+/// of the numbers tested, and why it stopped before the end if it did. Each
+/// number's timing runs get at most an equal share of half the time limit,
+/// so that timing alone never exhausts it: only evaluations that are slow
+/// once do.
+pub fn patterns_json(
+    tester: &PatternTester,
+    pattern: &str,
+    numbers: &[String],
+    runs: u32,
+    budget: &Budget<'_>,
+) -> (Vec<Value>, Option<Stop>) {
+    let share = u32::try_from(numbers.len().max(1) * 2).unwrap_or(u32::MAX);
+    let timing = budget.limit().map_or(UNLIMITED_TIMING, |l| l / share);
+    let mut out = Vec::with_capacity(numbers.len());
+    for n in numbers {
+        if let Err(stop) = budget.check() {
+            return (out, Some(stop));
+        }
+        out.push(pattern_json(tester, pattern, n, runs, timing, budget));
+    }
+    (out, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::config::types::MatchType;
+
+    /// A back-reference makes this a fancy-regex pattern that backtracks
+    /// exponentially on a run of digits without the `x`.
+    const PATHOLOGICAL: &str = r"^(\d+)*\1x$";
+
+    fn ones() -> String {
+        "1".repeat(40)
+    }
+
+    #[test]
+    fn a_failing_evaluation_is_not_repeated_for_timing() {
+        // A small backtracking limit: each evaluation errors quickly.
+        let t = PatternTester::new(PATHOLOGICAL, Some(MatchType::Regex), false, 1_000).unwrap();
+        let start = Instant::now();
+        let (r, _) = timed_test(&t, &ones(), u32::MAX, Duration::MAX, &Budget::unlimited());
+        assert!(r.is_err(), "the backtracking limit applies to the tester");
+        // u32::MAX runs would never end; one failing run ends it.
+        assert!(start.elapsed() < Duration::from_secs(60));
+    }
+
+    #[test]
+    fn the_budget_stops_between_numbers_and_says_why() {
+        let t = PatternTester::new(PATHOLOGICAL, Some(MatchType::Regex), false, 1_000).unwrap();
+        let numbers = vec![ones(); 5];
+        let (done, stop) = patterns_json(
+            &t,
+            PATHOLOGICAL,
+            &numbers,
+            100,
+            &Budget::new(Duration::ZERO, None),
+        );
+        assert!(done.is_empty());
+        assert_eq!(stop, Some(Stop::TimeUp(Duration::ZERO)));
+
+        let cancel = AtomicBool::new(false);
+        let budget = Budget::new(Duration::from_secs(3600), Some(&cancel));
+        let (done, stop) = patterns_json(&t, PATHOLOGICAL, &numbers, 100, &budget);
+        assert_eq!((done.len(), stop), (5, None));
+        assert!(
+            done.iter().all(|v| v["error"].as_str().is_some()),
+            "{done:?}"
+        );
+        cancel.store(true, Ordering::Relaxed);
+        let (done, stop) = patterns_json(&t, PATHOLOGICAL, &numbers, 100, &budget);
+        assert_eq!((done.len(), stop), (0, Some(Stop::Cancelled)));
+    }
+
+    #[test]
+    fn timing_runs_share_the_budget() {
+        let t = PatternTester::new("+1555*", None, false, 1_000).unwrap();
+        let numbers = vec!["+15551234567".to_string(); 3];
+        let budget = Budget::new(Duration::from_secs(3600), None);
+        let (done, stop) = patterns_json(&t, "+1555*", &numbers, 10, &budget);
+        assert_eq!(stop, None);
+        assert!(done.iter().all(|v| v["matched"] == true), "{done:?}");
     }
 }

@@ -1,6 +1,9 @@
 //! The bare pattern tester of the reference: does this pattern match these
 //! numbers, why, with which captures, and how fast.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
 use super::index::{ListIndex, ListIndexBuilder, MatchError, MatchedOn, Subject};
 use super::pattern::{self, CompiledPattern, Matcher, PatternError};
 use crate::config::types::MatchType;
@@ -68,6 +71,68 @@ impl PatternTester {
     }
 }
 
+/// How much work one tester request may do: a time limit and a cancel flag,
+/// checked between evaluations (one evaluation is itself bounded by the rule
+/// set's backtracking limit). The tester runs patterns nobody has vetted, so
+/// without this a request of a thousand numbers against a pathological regex
+/// would run for minutes after its client had given up.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget<'a> {
+    start: Instant,
+    limit: Option<Duration>,
+    cancel: Option<&'a AtomicBool>,
+}
+
+/// Why a budgeted run stopped before it was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The time limit (given here) ran out.
+    TimeUp(Duration),
+    /// Whoever asked is gone (the HTTP client disconnected).
+    Cancelled,
+}
+
+impl<'a> Budget<'a> {
+    /// No limit: `check` always passes.
+    pub fn unlimited() -> Budget<'static> {
+        Budget {
+            start: Instant::now(),
+            limit: None,
+            cancel: None,
+        }
+    }
+
+    /// `limit` from now, stopped early when `cancel` is set.
+    pub fn new(limit: Duration, cancel: Option<&'a AtomicBool>) -> Budget<'a> {
+        Budget {
+            start: Instant::now(),
+            limit: Some(limit),
+            cancel,
+        }
+    }
+
+    /// The time limit, if any.
+    pub fn limit(&self) -> Option<Duration> {
+        self.limit
+    }
+
+    /// Time spent so far.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// `Err` once the work should stop: cancelled, or the time is up.
+    pub fn check(&self) -> Result<(), Stop> {
+        if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(Stop::Cancelled);
+        }
+        match self.limit {
+            Some(limit) if self.start.elapsed() >= limit => Err(Stop::TimeUp(limit)),
+            _ => Ok(()),
+        }
+    }
+}
+
 fn describe_wildcard(p: &str) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut lit = String::new();
@@ -114,4 +179,21 @@ fn describe_wildcard(p: &str) -> String {
     }
     flush(&mut lit, &mut parts);
     parts.join(", then ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_stops_on_time_and_on_cancel() {
+        assert_eq!(Budget::unlimited().check(), Ok(()));
+        let flag = AtomicBool::new(false);
+        let b = Budget::new(Duration::from_secs(3600), Some(&flag));
+        assert_eq!(b.check(), Ok(()));
+        flag.store(true, Ordering::Relaxed);
+        assert_eq!(b.check(), Err(Stop::Cancelled));
+        let b = Budget::new(Duration::ZERO, None);
+        assert_eq!(b.check(), Err(Stop::TimeUp(Duration::ZERO)));
+    }
 }

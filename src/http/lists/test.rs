@@ -1,5 +1,17 @@
 //! `POST /api/v1/test`: the decision explainer over HTTP, answering exactly
 //! what `callguard test --json` prints, against the rules in force now.
+//!
+//! The tester runs patterns nobody has vetted, so its work is bounded three
+//! ways: each evaluation by the rule set's backtracking limit (as a call's),
+//! each request by a time budget (`http.tester_budget`, checked between
+//! evaluations: past it the answer is 422 with what was done, since a
+//! pattern that slow is one to fix, not to wait for),
+//! and all requests together by the admin pool's slots (see
+//! [`crate::http::admin_pool`]): it never runs on the threads that serve and
+//! decide calls, and a client that goes away stops its work.
+
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State as AxState;
@@ -10,9 +22,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::types::MatchType;
+use crate::http::admin_pool::TESTER;
 use crate::http::{Api, ApiError, ApiResult};
 use crate::policy::explain;
-use crate::policy::tester::PatternTester;
+use crate::policy::tester::{Budget, PatternTester, Stop};
 
 /// Numbers tested against one pattern per request.
 const MAX_NUMBERS: usize = 1000;
@@ -43,15 +56,21 @@ pub(super) async fn explain(AxState(api): AxState<Api>, body: Bytes) -> ApiResul
             "expected {{\"caller\": …, \"trunk\"?, \"did\"?, \"at\"?, \"anonymous\"?}} or {{\"pattern\": …, \"match\"?, \"numbers\": […]}}: {e}"
         ))
     })?;
-    if let Some(p) = &req.pattern {
-        return pattern(p, &req, api.state.snapshot().rules.backtrack_limit);
+    let snap = api.state.snapshot();
+    let budget = snap.rules.http.tester_budget;
+    if let Some(p) = req.pattern.clone() {
+        let mt = checked_pattern_request(&req)?;
+        let limit = snap.rules.backtrack_limit;
+        return pooled(budget, move |cancel| {
+            pattern(&p, mt, &req, limit, &Budget::new(budget, Some(cancel)))
+        })
+        .await;
     }
-    let Some(caller) = &req.caller else {
+    let Some(caller) = req.caller.clone() else {
         return Err(ApiError::bad_request(
             "give `caller` (or `pattern` with `numbers`)",
         ));
     };
-    let snap = api.state.snapshot();
     let rs = &snap.rules;
     if let Some(t) = &req.trunk
         && rs.trunk_by_name(t).is_none()
@@ -67,31 +86,58 @@ pub(super) async fn explain(AxState(api): AxState<Api>, body: Bytes) -> ApiResul
         ));
     };
     let at = req.at.unwrap_or_else(Utc::now);
-    Ok(
-        match explain::caller_json(rs, trunk, caller, req.anonymous, at) {
-            Ok(mut v) => {
-                v["rules_version"] = json!(snap.version);
-                axum::Json(v).into_response()
-            }
-            Err(v) => (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(v)).into_response(),
-        },
-    )
+    // One decision, as a call's: bounded by the backtracking limit of each
+    // rule it evaluates, but as heavy as the rule set, so off the runtime too.
+    pooled(budget, move |_| {
+        Ok(
+            match explain::caller_json(&snap.rules, trunk, &caller, req.anonymous, at) {
+                Ok(mut v) => {
+                    v["rules_version"] = json!(snap.version);
+                    axum::Json(v).into_response()
+                }
+                Err(v) => (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(v)).into_response(),
+            },
+        )
+    })
+    .await
 }
 
-fn pattern(p: &str, req: &TestRequest, backtrack_limit: usize) -> ApiResult {
+/// Runs `job` in the tester's admin pool; a full pool answers 503 (retry
+/// after about one `budget`, when a slot will have freed).
+async fn pooled(
+    budget: Duration,
+    job: impl FnOnce(&AtomicBool) -> ApiResult + Send + 'static,
+) -> ApiResult {
+    TESTER
+        .run(job)
+        .await
+        .unwrap_or_else(|e| Ok(e.into_response_retry(budget)))
+}
+
+/// The cheap checks of a pattern request, before it takes a slot.
+fn checked_pattern_request(req: &TestRequest) -> Result<Option<MatchType>, ApiError> {
     if req.numbers.is_empty() || req.numbers.len() > MAX_NUMBERS {
         return Err(ApiError::bad_request(format!(
             "give 1 to {MAX_NUMBERS} `numbers` to test"
         )));
     }
-    let mt = match req.match_type.as_deref() {
-        None => None,
-        Some(m) => Some(MatchType::parse(m).ok_or_else(|| {
+    match req.match_type.as_deref() {
+        None => Ok(None),
+        Some(m) => Ok(Some(MatchType::parse(m).ok_or_else(|| {
             ApiError::bad_request(format!(
                 "unknown match type {m:?} (exact, starts_with, contains, ends_with, wildcard, regex)"
             ))
-        })?),
-    };
+        })?)),
+    }
+}
+
+fn pattern(
+    p: &str,
+    mt: Option<MatchType>,
+    req: &TestRequest,
+    backtrack_limit: usize,
+    budget: &Budget<'_>,
+) -> ApiResult {
     let tester = PatternTester::new(p, mt, req.case_insensitive, backtrack_limit).map_err(|e| {
         let at = e
             .column
@@ -100,16 +146,31 @@ fn pattern(p: &str, req: &TestRequest, backtrack_limit: usize) -> ApiResult {
         ApiError::bad_request("invalid pattern")
             .with_details(vec![format!("pattern {p:?}{at}: {e}")])
     })?;
-    let results: Vec<_> = req
-        .numbers
-        .iter()
-        .map(|n| explain::pattern_json(&tester, p, n, RUNS))
-        .collect();
-    Ok(axum::Json(json!({
+    let (results, stop) = explain::patterns_json(&tester, p, &req.numbers, RUNS, budget);
+    let mut answer = json!({
         "pattern": p,
         "match_type": tester.compiled.match_type.as_str(),
         "explain": tester.explain(),
         "results": results,
-    }))
-    .into_response())
+    });
+    match stop {
+        None => Ok(axum::Json(answer).into_response()),
+        Some(Stop::Cancelled) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cancelled: the client went away",
+        )),
+        Some(Stop::TimeUp(limit)) => {
+            // The API's error shape, with the partial answer beside it.
+            let tested = answer["results"].as_array().map_or(0, Vec::len);
+            answer["error"] = json!(format!(
+                "budget exceeded: the tester stopped after its per-request time budget of {limit:?}, \
+                 with {tested} of {} numbers tested; the results cover those",
+                req.numbers.len()
+            ));
+            answer["details"] = json!([format!("limit: time budget {limit:?} per request")]);
+            answer["budget_exceeded"] = json!(true);
+            answer["budget_ms"] = json!(limit.as_millis() as u64);
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, axum::Json(answer)).into_response())
+        }
+    }
 }
