@@ -256,6 +256,11 @@ const ROOT: Shape = Struct(&[
             ("tokens", List(&TOKEN)),
             ("max_body_bytes", Any),
             ("protect_reads", Any),
+            ("max_connections", Any),
+            ("header_timeout", Any),
+            ("body_timeout", Any),
+            ("keep_alive_timeout", Any),
+            ("allowed_hosts", Any),
         ]),
     ),
     (
