@@ -100,8 +100,8 @@ async fn head_and_every_unlisted_route_need_a_token_under_protect_reads() {
     assert_eq!(r.status(), 401);
     let r = c.head(&calls).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    // Not in the public list: protected, for every method, existing or not.
-    for path in ["/api/v1/overview", "/api/v1/report", "/api/v1/not-a-route"] {
+    // Not in the public list: protected, existing or not.
+    for path in ["/api/v1/trunks", "/api/v1/report", "/api/v1/not-a-route"] {
         for m in [reqwest::Method::GET, reqwest::Method::HEAD] {
             let r = c
                 .request(m.clone(), format!("{base}{path}"))
@@ -111,12 +111,20 @@ async fn head_and_every_unlisted_route_need_a_token_under_protect_reads() {
             assert_eq!(r.status(), 401, "{m} {path}");
         }
     }
+    // A change with no authorisation of its own is covered too.
+    let r = c
+        .post(format!("{base}/api/v1/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "POST /api/v1/reload");
     for path in [
         "/",
         "/console/console.js",
         "/console/console.css",
         "/metrics",
         "/api/v1/status",
+        "/api/v1/overview",
     ] {
         let r = c.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");

@@ -27,13 +27,15 @@ use crate::config::types::HttpConfig;
 
 /// Routes anyone who reaches `listen.http` may read, even with
 /// `http.protect_reads`: the console's page and assets (they hold no data),
-/// the health check and the metrics (no caller numbers).
-const PUBLIC: [&str; 5] = [
+/// the health check and the metrics (no caller numbers), the overview
+/// (counts only; it tells the console that reads will ask for a token).
+const PUBLIC: [&str; 6] = [
     "/",
     "/console/console.css",
     "/console/console.js",
     "/metrics",
     "/api/v1/status",
+    "/api/v1/overview",
 ];
 
 /// Routes monitoring fetches under whatever name it knows us by: no `Host`
