@@ -238,9 +238,10 @@ mod tests {
     use super::*;
 
     fn cfg(allowed: &[&str]) -> HttpConfig {
-        let mut c = HttpConfig::default();
-        c.allowed_hosts = allowed.iter().map(|s| s.to_string()).collect();
-        c
+        HttpConfig {
+            allowed_hosts: allowed.iter().map(|s| s.to_string()).collect(),
+            ..HttpConfig::default()
+        }
     }
 
     #[test]
