@@ -207,13 +207,14 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
         let router = http::router(http::Api {
             state: state.clone(),
             reloader: reloader.clone(),
+            listen: Some(addr.to_string()),
         });
-        let stop = shutdown.stop.clone();
-        tasks.push(tokio::spawn(async move {
-            let _ = axum::serve(l, router)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-        }));
+        tasks.push(tokio::spawn(http::listener::serve(
+            l,
+            router,
+            state.clone(),
+            shutdown.stop.clone(),
+        )));
     }
     tasks.extend(crate::source::spawn(
         &cfg,

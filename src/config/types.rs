@@ -643,20 +643,42 @@ pub struct HttpConfig {
     /// (nobody vetted them) before it stops and answers what it did.
     #[serde(default = "d2s_tester", deserialize_with = "duration")]
     pub tester_budget: Duration,
+    /// Connections open at once; past it a connection is closed at once.
+    /// Also held to an eighth of the open-file limit (`http::listener`), so
+    /// that an HTTP flood leaves descriptors for calls.
+    #[serde(default = "d256")]
+    pub max_connections: usize,
+    /// Time for a request's head, from the connection's start (first
+    /// request) or from its first byte (later ones): a slow-header client
+    /// cannot hold a connection.
+    #[serde(default = "d10s", deserialize_with = "duration")]
+    pub header_timeout: Duration,
+    /// Time for a whole request body; past it the answer is 408.
+    #[serde(default = "d30s", deserialize_with = "duration")]
+    pub body_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request:
+    /// longer than a 60 s Prometheus scrape interval, so the scraper reuses it.
+    #[serde(default = "d75s", deserialize_with = "duration")]
+    pub keep_alive_timeout: Duration,
+    /// Host names (optionally `name:port`) accepted in `Host`, besides
+    /// `localhost`, the name in `listen.http` and IP literals (DNS
+    /// rebinding needs a name). `"*"` accepts any.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 fn d2s_tester() -> Duration {
     Duration::from_secs(2)
 }
 
+fn d256() -> usize {
+    256
+}
+duration_default!(d75s, 75_000);
+
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self {
-            tokens: Vec::new(),
-            max_body_bytes: d32m(),
-            protect_reads: false,
-            tester_budget: d2s_tester(),
-        }
+        serde_saphyr::from_str("{}").expect("defaults")
     }
 }
 

@@ -257,6 +257,11 @@ const ROOT: Shape = Struct(&[
             ("max_body_bytes", Any),
             ("protect_reads", Any),
             ("tester_budget", Any),
+            ("max_connections", Any),
+            ("header_timeout", Any),
+            ("body_timeout", Any),
+            ("keep_alive_timeout", Any),
+            ("allowed_hosts", Any),
         ]),
     ),
     (

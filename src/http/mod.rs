@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State as AxState};
-use axum::http::{Method, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::State as AxState;
+use axum::http::{StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
@@ -19,6 +19,8 @@ pub mod calls;
 pub mod console;
 pub mod edit;
 pub mod error;
+mod guard;
+pub mod listener;
 pub mod lists;
 pub mod overview;
 pub mod report;
@@ -31,6 +33,8 @@ pub use error::{ApiError, ApiResult};
 pub struct Api {
     pub state: Arc<State>,
     pub reloader: Arc<Reloader>,
+    /// `listen.http` as configured: its host name is one of ours (`guard`).
+    pub listen: Option<String>,
 }
 
 pub fn router(api: Api) -> Router {
@@ -47,42 +51,8 @@ pub fn router(api: Api) -> Router {
         .merge(report::routes())
         .merge(console::routes())
         .merge(velocity::routes())
-        .layer(middleware::from_fn_with_state(api.clone(), guard_reads))
+        .layer(middleware::from_fn_with_state(api.clone(), guard::guard))
         .with_state(api)
-}
-
-/// Reads whose answers hold phone numbers: list exports, history, the call
-/// log and the tester (a POST that changes nothing).
-fn reads_numbers(method: &Method, path: &str) -> bool {
-    const UNDER: [&str; 6] = [
-        "/api/v1/velocity",
-        "/api/v1/lists",
-        "/api/v1/history",
-        "/api/v1/calls",
-        "/api/v1/trunks",
-        "/api/v1/report",
-    ];
-    let under = |p: &str| {
-        path.strip_prefix(p)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    };
-    (method == Method::GET && UNDER.into_iter().any(under))
-        || (method == Method::POST && path == "/api/v1/test")
-}
-
-/// With `http.protect_reads`, reads that hold phone numbers need a token as
-/// changes do. Mutations are authorised by their own handlers.
-async fn guard_reads(AxState(api): AxState<Api>, req: Request, next: Next) -> Response {
-    if reads_numbers(req.method(), req.uri().path()) {
-        let snap = api.state.snapshot();
-        let http = &snap.rules.http;
-        if http.protect_reads
-            && let Err(refused) = auth::authorize(http, req.headers())
-        {
-            return refused.into_response();
-        }
-    }
-    next.run(req).await
 }
 
 /// A JSON error in the API's one shape, as a response (for handlers that
