@@ -208,6 +208,9 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
             state: state.clone(),
             reloader: reloader.clone(),
             listen: Some(addr.to_string()),
+            tester_pool: Arc::new(http::admin_pool::AdminPool::new(
+                http::admin_pool::default_slots(),
+            )),
         });
         tasks.push(tokio::spawn(http::listener::serve(
             l,

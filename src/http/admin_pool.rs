@@ -25,7 +25,7 @@
 //! always stands for a thread that may be busy.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -36,9 +36,6 @@ use super::ApiError;
 
 /// How long a request waits for a free slot before 503.
 pub const ADMISSION_WAIT: Duration = Duration::from_secs(1);
-
-/// The pool of the tester and explainer (`POST /api/v1/test`).
-pub static TESTER: LazyLock<AdminPool> = LazyLock::new(|| AdminPool::new(default_slots()));
 
 /// Half the cores, at least one: admin work never takes every core.
 pub fn default_slots() -> usize {

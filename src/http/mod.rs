@@ -35,6 +35,10 @@ pub struct Api {
     pub reloader: Arc<Reloader>,
     /// `listen.http` as configured: its host name is one of ours (`guard`).
     pub listen: Option<String>,
+    /// The tester's and explainer's threads (`POST /api/v1/test`): one pool
+    /// per listener, not a process-wide static, so each service (and each
+    /// in-process test server) owns its own capacity.
+    pub tester_pool: Arc<admin_pool::AdminPool>,
 }
 
 pub fn router(api: Api) -> Router {

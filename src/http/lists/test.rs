@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::types::MatchType;
-use crate::http::admin_pool::TESTER;
+use crate::http::admin_pool::AdminPool;
 use crate::http::{Api, ApiError, ApiResult};
 use crate::policy::explain;
 use crate::policy::tester::{Budget, PatternTester, Stop};
@@ -61,7 +61,7 @@ pub(super) async fn explain(AxState(api): AxState<Api>, body: Bytes) -> ApiResul
     if let Some(p) = req.pattern.clone() {
         let mt = checked_pattern_request(&req)?;
         let limit = snap.rules.backtrack_limit;
-        return pooled(budget, move |cancel| {
+        return pooled(&api.tester_pool, budget, move |cancel| {
             pattern(&p, mt, &req, limit, &Budget::new(budget, Some(cancel)))
         })
         .await;
@@ -88,7 +88,7 @@ pub(super) async fn explain(AxState(api): AxState<Api>, body: Bytes) -> ApiResul
     let at = req.at.unwrap_or_else(Utc::now);
     // One decision, as a call's: bounded by the backtracking limit of each
     // rule it evaluates, but as heavy as the rule set, so off the runtime too.
-    pooled(budget, move |_| {
+    pooled(&api.tester_pool, budget, move |_| {
         Ok(
             match explain::caller_json(&snap.rules, trunk, &caller, req.anonymous, at) {
                 Ok(mut v) => {
@@ -105,11 +105,11 @@ pub(super) async fn explain(AxState(api): AxState<Api>, body: Bytes) -> ApiResul
 /// Runs `job` in the tester's admin pool; a full pool answers 503 (retry
 /// after about one `budget`, when a slot will have freed).
 async fn pooled(
+    pool: &AdminPool,
     budget: Duration,
     job: impl FnOnce(&AtomicBool) -> ApiResult + Send + 'static,
 ) -> ApiResult {
-    TESTER
-        .run(job)
+    pool.run(job)
         .await
         .unwrap_or_else(|e| Ok(e.into_response_retry(budget)))
 }
