@@ -46,6 +46,8 @@ enum Msg {
     Record(CallRecord),
     /// The end, stamped with the time it was reported (not when written).
     End(CallEnd, DateTime<Utc>),
+    /// A call that ended before it was screened: its row, written whole.
+    Ended(CallRecord, CallEnd, DateTime<Utc>),
     Flush(oneshot::Sender<()>),
     Purge(oneshot::Sender<usize>),
     Close(oneshot::Sender<()>),
@@ -187,6 +189,14 @@ impl CallLogHandle {
     /// Same contract as [`record`](Self::record).
     pub fn finish(&self, end: CallEnd) -> bool {
         self.offer(Msg::End(end, Utc::now()))
+    }
+
+    /// Queues a call that ended before it was screened (no connect reply, no
+    /// whole environment, refused) as one row with its end already filled: its
+    /// unique id is often unknown (empty), so a later [`finish`](Self::finish)
+    /// could not find it. Same contract as [`record`](Self::record).
+    pub fn record_ended(&self, record: CallRecord, end: CallEnd) -> bool {
+        self.offer(Msg::Ended(record, end, Utc::now()))
     }
 
     fn offer(&self, msg: Msg) -> bool {
@@ -510,6 +520,12 @@ fn write_rows(conn: &mut Connection, rows: Vec<Msg>, counters: &Counters) {
                     fail(counters, 1);
                 }
             }
+            Msg::Ended(r, end, at) => {
+                if let Err(e) = store::insert_ended(&tx, &r, &end, at) {
+                    tracing::warn!(unique_id = %r.unique_id, error = %e, "call log: insert failed");
+                    fail(counters, 1);
+                }
+            }
             Msg::End(end, at) => match store::apply_end(&tx, &end, at) {
                 Ok(true) => {}
                 Ok(false) => {
@@ -609,6 +625,7 @@ impl PgSink {
             .filter_map(|m| match m {
                 Msg::Record(r) => Some(PgRow::Record(r)),
                 Msg::End(e, at) => Some(PgRow::End(e, at)),
+                Msg::Ended(r, e, at) => Some(PgRow::Ended(r, e, at)),
                 _ => None,
             })
             .collect();
