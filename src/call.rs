@@ -6,6 +6,8 @@
 use crate::action::{Challenge, Pbx, Step};
 use crate::policy::attest::{Attestation, IdentityInputs};
 
+pub mod unscreened;
+
 /// What a driver has read of a call before anything is decided.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallInfo {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use crate::action::Pbx;
-use crate::outcome::{ErrorKind, FailReason};
+use crate::outcome::{ErrorKind, FailReason, Unscreened};
 use crate::policy::RuleSet;
 use crate::policy::decide::{DecidedBy, Decision};
 use crate::policy::index::RuleId;
@@ -37,6 +37,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "callguard_unknown_trunk_total",
     "callguard_challenges_total",
     "callguard_velocity_blocks_total",
+    "callguard_unscreened_total",
 ];
 
 pub struct Metrics {
@@ -58,6 +59,7 @@ pub struct Metrics {
     pub unknown_trunk_total: IntCounterVec,
     pub challenges_total: IntCounterVec,
     pub velocity_blocks_total: IntCounterVec,
+    pub unscreened_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -186,6 +188,11 @@ impl Metrics {
             "Calls over a velocity rule's rate (each gets the rule's action), by trunk and rule.",
             &["trunk", "rule"],
         );
+        let unscreened_total = counter_vec(
+            "callguard_unscreened_total",
+            "Calls the PBX sent that were never screened (the session never started, or the connection was refused), by reason.",
+            &["pbx", "reason"],
+        );
         // Dashboards and alerts compare these series over time (`increase`,
         // `unless … offset`); a series born at its first event has no earlier
         // sample, so the first failure would go unseen. They start at 0.
@@ -197,6 +204,9 @@ impl Metrics {
                 fail_open_total.with_label_values(&[pbx.as_str(), reason.as_str()]);
             }
             unknown_trunk_total.with_label_values(&[pbx.as_str()]);
+            for reason in Unscreened::ALL {
+                unscreened_total.with_label_values(&[pbx.as_str(), reason.as_str()]);
+            }
         }
         Metrics {
             rules_source_info,
@@ -217,6 +227,7 @@ impl Metrics {
             unknown_trunk_total,
             challenges_total,
             velocity_blocks_total,
+            unscreened_total,
         }
     }
 
@@ -286,6 +297,13 @@ impl Metrics {
     pub fn count_session_error(&self, pbx: crate::action::Pbx, kind: ErrorKind) {
         self.protocol_errors_total
             .with_label_values(&[pbx.as_str(), kind.as_str()])
+            .inc();
+    }
+
+    /// Counts a call that was never screened. A rare path (label set resolved here).
+    pub fn count_unscreened(&self, pbx: crate::action::Pbx, why: Unscreened) {
+        self.unscreened_total
+            .with_label_values(&[pbx.as_str(), why.as_str()])
             .inc();
     }
 

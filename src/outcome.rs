@@ -30,6 +30,9 @@ pub enum EndState {
     ChallengeFailed,
     /// The session broke off.
     Error(ErrorKind),
+    /// The PBX sent the call but it was never screened: the session never
+    /// started or the connection was refused ([`Unscreened`] says why).
+    NotScreened,
 }
 
 impl EndState {
@@ -49,6 +52,7 @@ impl EndState {
                 then: Some(action),
             } => Cow::Owned(format!("dial:{status}:{action}")),
             EndState::Error(kind) => Cow::Owned(format!("{}_error", kind.as_str())),
+            EndState::NotScreened => Cow::Borrowed("not_screened"),
         }
     }
 }
@@ -96,6 +100,67 @@ impl FailReason {
             FailReason::NoTrunk => "no_trunk",
             FailReason::Timeout => "timeout",
             FailReason::Error => "error",
+        }
+    }
+}
+
+/// Why a call the PBX sent was never screened: its session never started
+/// (no connect reply, no whole environment) or its connection was refused.
+/// A fixed set, so that it can be the `reason` label of
+/// `callguard_unscreened_total` (bounded) as well as the log row's reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unscreened {
+    /// ESL: FreeSWITCH never sent the channel data (timed out, or closed).
+    NoConnectReply,
+    /// ESL: what came instead of the channel data could not be read.
+    BadConnectReply,
+    /// ESL: the channel data came, `myevents` or `linger` then failed.
+    SetupFailed,
+    /// FastAGI: the environment never came whole (cut short, timed out).
+    EnvironmentIncomplete,
+    /// FastAGI: the environment could not be read (malformed, too long).
+    BadEnvironment,
+    /// Refused: the peer is not in the listener's `allow` list.
+    NotAllowed,
+    /// Refused: `max_connections` sessions were already open.
+    MaxConnections,
+}
+
+impl Unscreened {
+    pub const ALL: [Unscreened; 7] = [
+        Unscreened::NoConnectReply,
+        Unscreened::BadConnectReply,
+        Unscreened::SetupFailed,
+        Unscreened::EnvironmentIncomplete,
+        Unscreened::BadEnvironment,
+        Unscreened::NotAllowed,
+        Unscreened::MaxConnections,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unscreened::NoConnectReply => "no_connect_reply",
+            Unscreened::BadConnectReply => "bad_connect_reply",
+            Unscreened::SetupFailed => "setup_failed",
+            Unscreened::EnvironmentIncomplete => "environment_incomplete",
+            Unscreened::BadEnvironment => "bad_environment",
+            Unscreened::NotAllowed => "not_allowed",
+            Unscreened::MaxConnections => "max_connections",
+        }
+    }
+
+    /// The words of the log row's reason; `section` is the listener's
+    /// configuration section (`agi`, `esl`), named by the allow-list refusal.
+    pub fn describe(self, section: &str) -> String {
+        match self {
+            Unscreened::NoConnectReply => "no connect reply".into(),
+            Unscreened::BadConnectReply => "bad connect reply".into(),
+            Unscreened::SetupFailed => "session setup failed".into(),
+            Unscreened::EnvironmentIncomplete => "environment incomplete".into(),
+            Unscreened::BadEnvironment => "bad environment".into(),
+            Unscreened::NotAllowed => format!("refused: not in {section}.allow"),
+            Unscreened::MaxConnections => format!("refused: {section}.max_connections"),
         }
     }
 }

@@ -17,6 +17,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::action::Pbx;
+use crate::call::CallInfo;
+use crate::call::unscreened::{self, NotScreened};
+use crate::outcome::Unscreened;
 use crate::state::State;
 
 /// Who may connect and how many at once.
@@ -77,20 +80,57 @@ const RELEASE_MAX_BYTES: usize = 64 * 1024;
 /// discarded, `exit`; the `socket` application then returns and the snippet's fail-open
 /// branch runs. Bounded: [`MAX_RELEASING`] at once, [`RELEASE_TIMEOUT`] each; beyond
 /// that the connection is closed as before.
-fn release(stream: TcpStream, pbx: Pbx, releasing: &Arc<Semaphore>) {
-    if pbx != Pbx::FreeSwitch {
-        return;
-    }
-    let Ok(permit) = releasing.clone().try_acquire_owned() else {
+///
+/// `row` is the refused call's log row (when it is to be written): for an ESL release it is
+/// written once the release is over, with the `Unique-ID` of the channel data read.
+fn release(
+    stream: TcpStream,
+    pbx: Pbx,
+    releasing: &Arc<Semaphore>,
+    state: &Arc<State>,
+    row: Option<NotScreened>,
+) {
+    let permit = match pbx {
+        Pbx::FreeSwitch => releasing.clone().try_acquire_owned().ok(),
+        Pbx::Asterisk => None,
+    };
+    let Some(permit) = permit else {
+        drop(stream);
+        if let Some(row) = row {
+            unscreened::log_row(state, row);
+        }
         return;
     };
+    let state = state.clone();
     tokio::spawn(async move {
-        let _ = tokio::time::timeout(RELEASE_TIMEOUT, release_esl(stream)).await;
+        let started = Instant::now();
+        let mut unique_id = None;
+        let _ = tokio::time::timeout(RELEASE_TIMEOUT, release_esl(stream, &mut unique_id)).await;
         drop(permit);
+        if let Some(mut row) = row {
+            row.info.unique_id = unique_id.unwrap_or_default();
+            row.duration = started.elapsed();
+            unscreened::log_row(&state, row);
+        }
     });
 }
 
-async fn release_esl(mut stream: TcpStream) -> std::io::Result<()> {
+/// The `Unique-ID` of a channel-data block, when it has a sane one.
+fn unique_id_of(headers: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(headers).ok()?;
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Unique-ID: "))?
+        .trim();
+    let sane = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    sane.then(|| id.to_string())
+}
+
+async fn release_esl(mut stream: TcpStream, unique_id: &mut Option<String>) -> std::io::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     stream.write_all(b"connect\n\n").await?;
     let mut seen: Vec<u8> = Vec::new();
@@ -103,7 +143,8 @@ async fn release_esl(mut stream: TcpStream) -> std::io::Result<()> {
         // The blank line may straddle two reads: look from one byte back.
         let from = seen.len().saturating_sub(1);
         seen.extend_from_slice(&buf[..n]);
-        if seen[from..].windows(2).any(|w| w == b"\n\n") {
+        if let Some(end) = seen[from..].windows(2).position(|w| w == b"\n\n") {
+            *unique_id = unique_id_of(&seen[..from + end]);
             break;
         }
         if seen.len() > RELEASE_MAX_BYTES {
@@ -114,6 +155,60 @@ async fn release_esl(mut stream: TcpStream) -> std::io::Result<()> {
     // FreeSWITCH answers `+OK bye` and a disconnect notice, then closes.
     while stream.read(&mut buf).await? > 0 {}
     Ok(())
+}
+
+/// Refused connections from peers outside the allow list that get a log row
+/// (and a warning) per [`LOG_WINDOW`]; every one is counted regardless.
+///
+/// Why bounded: such a peer is not one of our PBXs (a scanner, a misrouted
+/// host, a flood), and nothing bounds how often it connects. One row each
+/// would let it fill the disk and, worse, crowd the real calls' rows out of
+/// the log's bounded queue, which drops what does not fit. A few rows a
+/// minute show who is knocking; the next row written says how many were left
+/// out since, and `callguard_unscreened_total{reason="not_allowed"}` (like
+/// `callguard_connections_refused_total`) counts them all. Calls refused for
+/// `max_connections` come from an allowed PBX: each is a real call that went
+/// on unscreened, so each gets its row (only their warnings are bounded).
+pub const REFUSED_ROWS_PER_WINDOW: u32 = 10;
+/// The window of [`REFUSED_ROWS_PER_WINDOW`].
+pub const LOG_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// At most `max` events per [`LOG_WINDOW`] get through; counts the others.
+/// Owned by one accept loop, so no locking.
+struct Limiter {
+    max: u32,
+    window_start: Option<Instant>,
+    used: u32,
+    left_out: u64,
+}
+
+impl Limiter {
+    fn new(max: u32) -> Limiter {
+        Limiter {
+            max,
+            window_start: None,
+            used: 0,
+            left_out: 0,
+        }
+    }
+
+    /// `Some(n)` when this event may be logged, `n` being how many were left
+    /// out since the last one that was; `None` when it is left out.
+    fn admit(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .window_start
+            .is_none_or(|start| now.duration_since(start) >= LOG_WINDOW)
+        {
+            self.window_start = Some(now);
+            self.used = 0;
+        }
+        if self.used >= self.max {
+            self.left_out += 1;
+            return None;
+        }
+        self.used += 1;
+        Some(std::mem::take(&mut self.left_out))
+    }
 }
 
 /// Accepts connections until shutdown, running `handler` for each allowed one.
@@ -151,6 +246,17 @@ pub async fn accept_loop<H, F>(
             .inc();
     };
     let handler = Arc::new(handler);
+    let mut not_allowed_rows = Limiter::new(REFUSED_ROWS_PER_WINDOW);
+    let mut too_many_warnings = Limiter::new(REFUSED_ROWS_PER_WINDOW);
+    let refused_row = |why: Unscreened, peer: SocketAddr, suppressed: u64| NotScreened {
+        pbx,
+        why,
+        peer,
+        info: CallInfo::default(),
+        detail: None,
+        duration: std::time::Duration::ZERO,
+        suppressed,
+    };
     loop {
         let accepted = tokio::select! {
             _ = shutdown.stop.cancelled() => break,
@@ -166,15 +272,36 @@ pub async fn accept_loop<H, F>(
             }
         };
         if !limits.allow.iter().any(|n| n.contains(&peer.ip())) {
-            tracing::warn!(pbx = pbx.as_str(), %peer, "connection refused: peer not in the allow list");
             refused("not_allowed");
-            release(stream, pbx, &releasing);
+            state.metrics.count_unscreened(pbx, Unscreened::NotAllowed);
+            let row = not_allowed_rows.admit(Instant::now()).map(|left_out| {
+                tracing::warn!(
+                    pbx = pbx.as_str(),
+                    %peer,
+                    left_out,
+                    "connection refused: peer not in the allow list (at most {REFUSED_ROWS_PER_WINDOW} such warnings and log rows a minute)"
+                );
+                refused_row(Unscreened::NotAllowed, peer, left_out)
+            });
+            release(stream, pbx, &releasing, &state, row);
             continue;
         }
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(pbx = pbx.as_str(), %peer, "connection refused: {} connections already open", limits.max_connections);
             refused("too_many");
-            release(stream, pbx, &releasing);
+            state
+                .metrics
+                .count_unscreened(pbx, Unscreened::MaxConnections);
+            if let Some(left_out) = too_many_warnings.admit(Instant::now()) {
+                tracing::warn!(
+                    pbx = pbx.as_str(),
+                    %peer,
+                    left_out,
+                    "connection refused: {} connections already open (at most {REFUSED_ROWS_PER_WINDOW} such warnings a minute)",
+                    limits.max_connections
+                );
+            }
+            let row = refused_row(Unscreened::MaxConnections, peer, 0);
+            release(stream, pbx, &releasing, &state, Some(row));
             continue;
         };
         let _ = stream.set_nodelay(true);

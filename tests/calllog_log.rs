@@ -167,6 +167,49 @@ mod calllog {
         assert_eq!(b.end_state, None);
     }
 
+    /// A call never screened is written whole: its end lands on its own row
+    /// even with an empty unique id shared by other rows (issue 19.5).
+    #[tokio::test]
+    async fn a_row_written_whole_keeps_its_own_end_without_a_unique_id() {
+        let dir = TempDir::new().unwrap();
+        let path = db(&dir);
+        let (h, join) = CallLog::start(&path, 64, counter(), 0, HOUR).unwrap();
+        let unscreened = |ms: u64| {
+            let mut r = rec("", base());
+            r.verdict = "unscreened".into();
+            r.reason = format!("not screened after {ms} ms");
+            let end = CallEnd {
+                unique_id: String::new(),
+                end_state: "not_screened".into(),
+                hangup_cause: None,
+                duration_ms: ms,
+            };
+            (r, end)
+        };
+        let (r1, e1) = unscreened(10);
+        let (r2, e2) = unscreened(20);
+        assert!(h.record_ended(r1, e1));
+        // A decided call without an id in between, its end not yet known.
+        assert!(h.record(rec("", base())));
+        assert!(h.record_ended(r2, e2));
+        h.flush().await.unwrap();
+        let rows = all(&path);
+        assert_eq!(rows.len(), 3);
+        for ms in [10, 20] {
+            let r = rows
+                .iter()
+                .find(|c| c.reason == format!("not screened after {ms} ms"))
+                .unwrap();
+            assert_eq!(r.end_state.as_deref(), Some("not_screened"));
+            assert_eq!(r.duration_ms, Some(ms));
+            assert!(r.ended_at.is_some());
+        }
+        let decided = rows.iter().find(|c| c.verdict == "allow").unwrap();
+        assert_eq!(decided.end_state, None, "{rows:#?}");
+        drop(h);
+        join.await.unwrap();
+    }
+
     #[tokio::test]
     async fn an_end_long_after_the_record_updates_that_row() {
         let dir = TempDir::new().unwrap();

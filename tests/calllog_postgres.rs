@@ -89,6 +89,51 @@ async fn read<T: Send + 'static>(
         .unwrap()
 }
 
+/// A call never screened is written whole (issue 19.5): its end lands on its
+/// own row even with an empty unique id that other rows share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_written_whole_keeps_its_own_end_without_a_unique_id() {
+    let Some(pg) = PgCluster::start() else { return };
+    let t = target(&pg);
+    let dropped = IntCounter::new("dropped", "test").unwrap();
+    let (log, _writer) =
+        CallLog::start_postgres(t.clone(), 64, dropped, 0, Duration::from_secs(3600))
+            .await
+            .unwrap();
+    for ms in [10u64, 20] {
+        let mut r = record("", "5550000001", "unscreened", None, TimeDelta::zero());
+        r.reason = format!("not screened after {ms} ms");
+        assert!(log.record_ended(
+            r,
+            CallEnd {
+                unique_id: String::new(),
+                end_state: "not_screened".into(),
+                hangup_cause: None,
+                duration_ms: ms,
+            }
+        ));
+        // A decided call without an id, its end not yet known.
+        assert!(log.record(record("", "5550000002", "allow", None, TimeDelta::zero())));
+    }
+    log.flush().await.unwrap();
+    let rows = read(&t, |r| r.query(&LogQuery::default()).unwrap()).await;
+    assert_eq!(rows.len(), 4, "{rows:#?}");
+    for ms in [10, 20] {
+        let r = rows
+            .iter()
+            .find(|c| c.reason == format!("not screened after {ms} ms"))
+            .unwrap();
+        assert_eq!(r.end_state.as_deref(), Some("not_screened"));
+        assert_eq!(r.duration_ms, Some(ms));
+    }
+    assert!(
+        rows.iter()
+            .filter(|c| c.verdict == "allow")
+            .all(|c| c.end_state.is_none()),
+        "{rows:#?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writer_batches_and_readers_filter_count_and_purge() {
     let Some(pg) = PgCluster::start() else { return };

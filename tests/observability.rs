@@ -275,6 +275,31 @@ async fn metrics_and_decision_log_account_for_every_call() {
         .unwrap()
         .query(&LogQuery::default())
         .unwrap();
+    // The broken session went on unscreened: it has its row too (issue 19.5).
+    let (unscreened, rows): (Vec<LoggedCall>, Vec<LoggedCall>) =
+        rows.into_iter().partition(|r| r.verdict == "unscreened");
+    assert_eq!(unscreened.len(), 1, "{unscreened:#?}");
+    assert_eq!(unscreened[0].pbx, "asterisk");
+    assert_eq!(unscreened[0].end_state.as_deref(), Some("not_screened"));
+    assert!(
+        unscreened[0]
+            .reason
+            .starts_with("not screened: bad environment (line longer than"),
+        "{unscreened:#?}"
+    );
+    assert_eq!(
+        scrape_sum(
+            http,
+            "callguard_unscreened_total",
+            &[r#"pbx="asterisk""#, r#"reason="bad_environment""#]
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        scrape_sum(http, "callguard_unscreened_total", &[]).await,
+        1.0
+    );
     assert_eq!(rows.len(), calls.len(), "{rows:#?}");
     let by_uid: BTreeMap<&str, &LoggedCall> =
         rows.iter().map(|r| (r.unique_id.as_str(), r)).collect();

@@ -187,6 +187,8 @@ pub fn instance_name() -> String {
 pub enum PgRow {
     Record(CallRecord),
     End(CallEnd, DateTime<Utc>),
+    /// A call that ended before it was screened: inserted with its end.
+    Ended(CallRecord, CallEnd, DateTime<Utc>),
 }
 
 fn sat(v: u64) -> i64 {
@@ -203,15 +205,30 @@ pub async fn write_batch(
 ) -> Result<(), tokio_postgres::Error> {
     let mut records = Vec::new();
     let mut ends = Vec::new();
+    let mut ended = Vec::new();
     for r in rows {
         match r {
             PgRow::Record(r) => records.push(r),
             PgRow::End(e, at) => ends.push((e, at)),
+            PgRow::Ended(r, e, at) => ended.push((r, e, at)),
         }
     }
     let tx = client.transaction().await?;
     for chunk in records.chunks(ROWS_PER_INSERT) {
-        insert_records(&tx, instance, chunk).await?;
+        insert_records(&tx, instance, chunk, false).await?;
+    }
+    // Rare (sessions that never started): one row each, its end set by the
+    // id the insert returns, since its unique id is often unknown.
+    for (r, e, at) in &ended {
+        let id = insert_records(&tx, instance, std::slice::from_ref(r), true).await?;
+        tx.execute(
+            &format!(
+                "UPDATE {TABLE} SET end_state = $1, hangup_cause = $2, duration_ms = $3, ended_at = $4
+                 WHERE id = $5"
+            ),
+            &[&e.end_state, &e.hangup_cause, &sat(e.duration_ms), at, &id],
+        )
+        .await?;
     }
     if !ends.is_empty() {
         let update = tx
@@ -264,13 +281,16 @@ const COLUMNS: [&str; 20] = [
     "e164_digits",
 ];
 
+/// Inserts `records` in one statement; with `returning`, returns the
+/// highest id inserted (else 0: a batch does not need its ids back).
 async fn insert_records(
     tx: &tokio_postgres::Transaction<'_>,
     instance: &str,
     records: &[CallRecord],
-) -> Result<(), tokio_postgres::Error> {
+    returning: bool,
+) -> Result<i64, tokio_postgres::Error> {
     if records.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let mut sql = format!("INSERT INTO {TABLE} ({}) VALUES ", COLUMNS.join(", "));
     // Owned values first, borrowed as parameters below.
@@ -318,8 +338,17 @@ async fn insert_records(
             &d.2,
         ]);
     }
-    tx.execute(sql.as_str(), &params).await?;
-    Ok(())
+    if !returning {
+        tx.execute(sql.as_str(), &params).await?;
+        return Ok(0);
+    }
+    sql.push_str(" RETURNING id");
+    let rows = tx.query(sql.as_str(), &params).await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| r.try_get::<_, i64>(0).ok())
+        .max()
+        .unwrap_or(0))
 }
 
 /// Deletes up to `limit` rows older than `cutoff`, oldest first.

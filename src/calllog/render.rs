@@ -24,7 +24,7 @@ const N: usize = 9;
 /// Widest a column grows; the reason, last, is cut at [`REASON_WIDTH`].
 /// The unique id is never cut in practice (Asterisk `1795432537.14`,
 /// FreeSWITCH's 36-character UUID): `block --from-call` takes it.
-const CAPS: [usize; N] = [19, 36, 14, 20, 7, 30, 20, 12, 28];
+const CAPS: [usize; N] = [19, 36, 14, 20, 10, 30, 20, 12, 28];
 const HEADERS: [&str; N] = [
     "TIME",
     "UNIQUE-ID",
@@ -75,8 +75,11 @@ fn push_line(out: &mut String, cols: &[String], widths: &[usize; N], last: &str)
 
 /// The deciding list's kind with its name beside it when that says more:
 /// `blacklist (spam)`, `whitelist (exec-vip)`, `system_blacklist`.
+/// `-` when no list decided (a call that was never screened).
 fn list_cell(c: &LoggedCall) -> String {
-    if c.list_name.is_empty() || c.list_name == c.list {
+    if c.list.is_empty() {
+        "-".to_string()
+    } else if c.list_name.is_empty() || c.list_name == c.list {
         c.list.clone()
     } else {
         format!("{} ({})", c.list, c.list_name)
@@ -102,7 +105,11 @@ fn cells(c: &LoggedCall) -> [String; N + 1] {
         c.verdict.clone(),
         list_cell(c),
         c.rule.clone().unwrap_or_else(|| "-".into()),
-        c.action.clone(),
+        if c.action.is_empty() {
+            "-".to_string()
+        } else {
+            c.action.clone()
+        },
         end,
         c.reason.clone(),
     ]
@@ -320,6 +327,26 @@ mod tests {
             "{table:?}"
         );
         assert_eq!(table.lines().count(), 2, "{table}");
+    }
+
+    #[test]
+    fn a_call_never_screened_shows_dashes_not_blanks() {
+        let mut c = call("not screened: no connect reply");
+        c.unique_id = String::new();
+        c.verdict = "unscreened".into();
+        c.list = String::new();
+        c.list_name = String::new();
+        c.rule = None;
+        c.action = String::new();
+        c.end_state = Some("not_screened".into());
+        c.hangup_cause = None;
+        let t = render_table(&[c]);
+        let line = t.lines().nth(1).unwrap();
+        assert!(
+            line.contains("unscreened  -     -     -       not_screened"),
+            "{t}"
+        );
+        assert!(line.ends_with("not_screened  not screened: no connect reply"));
     }
 
     #[test]

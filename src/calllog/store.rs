@@ -188,6 +188,28 @@ pub fn insert_record(conn: &Connection, r: &CallRecord) -> rusqlite::Result<()> 
     Ok(())
 }
 
+/// Inserts a call that ended before it was screened, its end columns filled
+/// on the row just inserted (its unique id may be empty or repeated).
+pub fn insert_ended(
+    conn: &Connection,
+    r: &CallRecord,
+    e: &CallEnd,
+    ended_at: DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    insert_record(conn, r)?;
+    let mut stmt = conn.prepare_cached(
+        "UPDATE calls SET end_state = ?1, hangup_cause = ?2, duration_ms = ?3, ended_at = ?4
+         WHERE id = last_insert_rowid()",
+    )?;
+    stmt.execute(params![
+        e.end_state,
+        e.hangup_cause,
+        sat(e.duration_ms),
+        ended_at.timestamp_millis(),
+    ])?;
+    Ok(())
+}
+
 /// Fills the end columns of the newest row with this unique id (a PBX may
 /// reuse ids across restarts). Returns whether a row was found: none means
 /// the record was dropped on a full queue or already purged.

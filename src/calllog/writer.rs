@@ -20,8 +20,11 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::pg::{self, PgRow, PgTarget};
+use super::pg::{self, PgTarget};
 use super::{CallEnd, CallLogError, CallRecord, store};
+
+mod pg_sink;
+use pg_sink::PgSink;
 
 /// Messages written per transaction: big enough to amortise the commit under
 /// load, small enough that a batch commits in milliseconds.
@@ -46,6 +49,8 @@ enum Msg {
     Record(CallRecord),
     /// The end, stamped with the time it was reported (not when written).
     End(CallEnd, DateTime<Utc>),
+    /// A call that ended before it was screened: its row, written whole.
+    Ended(CallRecord, CallEnd, DateTime<Utc>),
     Flush(oneshot::Sender<()>),
     Purge(oneshot::Sender<usize>),
     Close(oneshot::Sender<()>),
@@ -187,6 +192,14 @@ impl CallLogHandle {
     /// Same contract as [`record`](Self::record).
     pub fn finish(&self, end: CallEnd) -> bool {
         self.offer(Msg::End(end, Utc::now()))
+    }
+
+    /// Queues a call that ended before it was screened (no connect reply, no
+    /// whole environment, refused) as one row with its end already filled: its
+    /// unique id is often unknown (empty), so a later [`finish`](Self::finish)
+    /// could not find it. Same contract as [`record`](Self::record).
+    pub fn record_ended(&self, record: CallRecord, end: CallEnd) -> bool {
+        self.offer(Msg::Ended(record, end, Utc::now()))
     }
 
     fn offer(&self, msg: Msg) -> bool {
@@ -510,6 +523,12 @@ fn write_rows(conn: &mut Connection, rows: Vec<Msg>, counters: &Counters) {
                     fail(counters, 1);
                 }
             }
+            Msg::Ended(r, end, at) => {
+                if let Err(e) = store::insert_ended(&tx, &r, &end, at) {
+                    tracing::warn!(unique_id = %r.unique_id, error = %e, "call log: insert failed");
+                    fail(counters, 1);
+                }
+            }
             Msg::End(end, at) => match store::apply_end(&tx, &end, at) {
                 Ok(true) => {}
                 Ok(false) => {
@@ -526,142 +545,5 @@ fn write_rows(conn: &mut Connection, rows: Vec<Msg>, counters: &Counters) {
     if let Err(e) = tx.commit() {
         tracing::error!(error = %e, rows = n, "call log: commit failed; batch lost");
         fail(counters, n);
-    }
-}
-
-/// The PostgreSQL side of the writer (`log.postgres`): one async connection,
-/// rebuilt after a failure.
-struct PgSink {
-    target: PgTarget,
-    client: Option<tokio_postgres::Client>,
-    /// When a connection was last tried, so a down server costs one attempt a second.
-    last_attempt: Option<std::time::Instant>,
-    instance: String,
-}
-
-/// Reconnection attempts are at least this far apart.
-const PG_RETRY: Duration = Duration::from_secs(1);
-
-impl PgSink {
-    async fn client(&mut self) -> Option<&mut tokio_postgres::Client> {
-        if self.client.as_ref().is_some_and(|c| c.is_closed()) {
-            self.client = None;
-        }
-        if self.client.is_none() && self.last_attempt.is_none_or(|t| t.elapsed() >= PG_RETRY) {
-            self.last_attempt = Some(std::time::Instant::now());
-            match self.target.connect().await {
-                Ok(c) => {
-                    tracing::info!(server = %self.target.shown(), "call log: PostgreSQL connected");
-                    self.client = Some(c);
-                }
-                Err(e) => tracing::error!(error = %e, "call log: cannot reach PostgreSQL"),
-            }
-        }
-        self.client.as_mut()
-    }
-
-    async fn process(
-        &mut self,
-        work: Work,
-        cutoff: Option<DateTime<Utc>>,
-        counters: &Counters,
-    ) -> Outcome {
-        match work {
-            Work::PurgeChunk => {
-                let n = self.purge(cutoff, store::PURGE_CHUNK).await;
-                Outcome {
-                    more_to_purge: n == store::PURGE_CHUNK,
-                    ..Outcome::default()
-                }
-            }
-            Work::Batch(batch) => {
-                let Split {
-                    rows,
-                    flushes,
-                    purges,
-                    out,
-                } = split(batch);
-                self.write(rows, counters).await;
-                let mut purged = 0;
-                if !purges.is_empty() {
-                    loop {
-                        let n = self.purge(cutoff, store::PURGE_CHUNK).await;
-                        purged += n;
-                        if n < store::PURGE_CHUNK {
-                            break;
-                        }
-                    }
-                }
-                for ack in flushes {
-                    let _ = ack.send(());
-                }
-                for ack in purges {
-                    let _ = ack.send(purged);
-                }
-                out
-            }
-        }
-    }
-
-    async fn write(&mut self, rows: Vec<Msg>, counters: &Counters) {
-        let rows: Vec<PgRow> = rows
-            .into_iter()
-            .filter_map(|m| match m {
-                Msg::Record(r) => Some(PgRow::Record(r)),
-                Msg::End(e, at) => Some(PgRow::End(e, at)),
-                _ => None,
-            })
-            .collect();
-        if rows.is_empty() {
-            return;
-        }
-        let n = rows.len();
-        let instance = self.instance.clone();
-        let Some(client) = self.client().await else {
-            return fail(counters, n);
-        };
-        let job = pg::write_batch(client, &instance, rows);
-        match tokio::time::timeout(pg::STATEMENT_TIMEOUT, job).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, rows = n, "call log: PostgreSQL batch failed; batch lost");
-                fail(counters, n);
-            }
-            Err(_) => {
-                tracing::error!(
-                    rows = n,
-                    "call log: PostgreSQL batch timed out; batch lost, reconnecting"
-                );
-                fail(counters, n);
-                self.client = None;
-            }
-        }
-    }
-
-    /// Deletes up to `limit` rows past retention; 0 when off or on error.
-    async fn purge(&mut self, cutoff: Option<DateTime<Utc>>, limit: usize) -> usize {
-        let Some(cutoff) = cutoff else { return 0 };
-        let Some(client) = self.client().await else {
-            return 0;
-        };
-        let job = pg::purge_chunk(client, cutoff, limit);
-        match tokio::time::timeout(pg::STATEMENT_TIMEOUT, job).await {
-            Ok(Ok(n)) => {
-                let n = usize::try_from(n).unwrap_or(usize::MAX);
-                if n > 0 {
-                    tracing::info!(rows = n, %cutoff, "call log: purged rows past retention");
-                }
-                n
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "call log: purge failed");
-                0
-            }
-            Err(_) => {
-                tracing::warn!("call log: purge timed out");
-                self.client = None;
-                0
-            }
-        }
     }
 }

@@ -126,6 +126,17 @@ impl AgiCodec {
         }
     }
 
+    /// The environment lines read so far while the environment is still
+    /// incomplete (the peer went away or fell silent in the middle of it):
+    /// what the session's log row can still tell of the call, such as
+    /// `agi_uniqueid`. `None` once it is complete or before its first line.
+    pub fn partial_env(&self) -> Option<AgiEnv> {
+        match &self.phase {
+            Phase::Env(pairs) if !pairs.is_empty() => Some(AgiEnv::new(pairs.clone())),
+            _ => None,
+        }
+    }
+
     fn too_long(&self, buf: &BytesMut) -> AgiError {
         let start = &buf[..buf.len().min(QUOTE_LEN)];
         AgiError::LineTooLong {

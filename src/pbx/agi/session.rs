@@ -12,13 +12,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
-use super::codec::{AgiCodec, AgiCommand, AgiFrame, Reply};
+use super::codec::{AgiCodec, AgiCommand, AgiError, AgiFrame, Reply};
 use super::env::AgiEnv;
 use super::mset;
 use super::recipe::{self, AgiOp};
 use crate::action::{Challenge, Pbx, Step};
+use crate::call::unscreened::{self, NotScreened};
 use crate::call::{self, CallDriver, CallInfo, DriveError, ErrorKind, StepOutcome};
 use crate::config::types::{AgiConfig, SetVars};
+use crate::outcome::Unscreened;
 use crate::policy::attest::IdentityInputs;
 use crate::state::State;
 
@@ -33,45 +35,84 @@ pub async fn serve(
     state: Arc<State>,
     settings: Arc<AgiConfig>,
 ) {
+    let started = std::time::Instant::now();
     let mut framed = Framed::new(stream, AgiCodec::new());
-    let env = match tokio::time::timeout(settings.env_timeout, framed.next()).await {
-        Ok(Some(Ok(AgiFrame::Env(env)))) => env,
-        // A connection closed without a byte: a health check or port probe.
+    let failed = match tokio::time::timeout(settings.env_timeout, framed.next()).await {
+        Ok(Some(Ok(AgiFrame::Env(env)))) => {
+            return screen(framed, env, peer, &state, settings).await;
+        }
+        // A connection closed without a byte: a health check or port probe,
+        // not a call (Asterisk always sends its environment at once).
         Ok(None) => return,
-        Ok(Some(Ok(_))) => {
-            return protocol_error(
-                &state,
-                peer,
-                ErrorKind::Protocol,
-                "a reply before the environment",
-            );
-        }
+        Ok(Some(Ok(_))) => (
+            ErrorKind::Protocol,
+            Unscreened::BadEnvironment,
+            "a reply before the environment".to_string(),
+        ),
         Ok(Some(Err(e))) => {
-            return protocol_error(&state, peer, ErrorKind::Protocol, &e.to_string());
+            let why = match e {
+                AgiError::Io(_) | AgiError::Truncated(_) => Unscreened::EnvironmentIncomplete,
+                _ => Unscreened::BadEnvironment,
+            };
+            let text = e.to_string();
+            (DriveError::from(e).kind(), why, text)
         }
-        Err(_) => {
-            return protocol_error(
-                &state,
-                peer,
-                ErrorKind::Timeout,
-                "no complete environment in time",
-            );
-        }
+        Err(_) => (
+            ErrorKind::Timeout,
+            Unscreened::EnvironmentIncomplete,
+            format!("no complete environment within {:?}", settings.env_timeout),
+        ),
     };
+    let (kind, why, detail) = failed;
+    state.metrics.count_session_error(Pbx::Asterisk, kind);
+    // What arrived of the environment still names the call.
+    let env = framed.codec().partial_env();
+    let lines = env.as_ref().map_or(0, |e| e.pairs().len());
+    let detail = format!("{detail}; {lines} environment lines read");
+    let info = env.as_ref().map(call_info).unwrap_or_default();
+    tracing::warn!(%peer, call = ?info.unique_id, "FastAGI session not started: {detail}");
+    unscreened::not_screened(
+        &state,
+        NotScreened {
+            pbx: Pbx::Asterisk,
+            why,
+            peer,
+            info,
+            detail: Some(detail),
+            duration: started.elapsed(),
+            suppressed: 0,
+        },
+    );
+}
+
+/// Screens the call whose environment has arrived, then closes.
+async fn screen(
+    framed: Framed<TcpStream, AgiCodec>,
+    env: AgiEnv,
+    peer: SocketAddr,
+    state: &State,
+    settings: Arc<AgiConfig>,
+) {
     let info = call_info(&env);
     let mut session = AgiSession {
         framed,
         settings: settings.clone(),
         hung_up: false,
     };
-    let outcome = call::handle(&mut session, &info, &state, settings.decide_timeout).await;
+    let outcome = call::handle(&mut session, &info, state, settings.decide_timeout).await;
     tracing::debug!(%peer, call = %info.unique_id, end = %outcome.end_state, "FastAGI session done");
     session.close().await;
 }
 
-fn protocol_error(state: &State, peer: SocketAddr, kind: ErrorKind, what: &str) {
-    state.metrics.count_session_error(Pbx::Asterisk, kind);
-    tracing::warn!(%peer, "FastAGI session refused: {what}");
+/// FastAGI errors keep their kind up to the metrics: an I/O error (a peer
+/// that vanished: `EPIPE`, `ECONNRESET`) is `kind="io"`, not a protocol error.
+impl From<AgiError> for DriveError {
+    fn from(e: AgiError) -> DriveError {
+        match e {
+            AgiError::Io(e) => DriveError::Io(e),
+            other => DriveError::Protocol(other.to_string()),
+        }
+    }
 }
 
 /// What the environment tells about the call. Caller data comes from the
@@ -139,8 +180,7 @@ impl AgiSession {
         // bounded like a reply, even for commands that last the call.
         tokio::time::timeout(self.settings.reply_timeout, self.framed.send(cmd))
             .await
-            .map_err(|_| DriveError::Timeout("Asterisk to read a command"))?
-            .map_err(|e| DriveError::Protocol(e.to_string()))?;
+            .map_err(|_| DriveError::Timeout("Asterisk to read a command"))??;
         // One deadline for the reply, not one per frame: a peer trickling
         // `HANGUP` lines cannot keep the session open past it.
         let deadline = wait.map(|w| tokio::time::Instant::now() + w);
@@ -163,7 +203,7 @@ impl AgiSession {
                 Some(Ok(AgiFrame::Env(_))) => {
                     return Err(DriveError::Protocol("a second environment block".into()));
                 }
-                Some(Err(e)) => return Err(DriveError::Protocol(e.to_string())),
+                Some(Err(e)) => return Err(e.into()),
                 None if self.hung_up => return Err(DriveError::Hangup { cause: None }),
                 None => return Err(DriveError::Closed),
             }

@@ -12,12 +12,14 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 use tokio_util::codec::Framed;
 
-use super::codec::{EslCodec, EslCommand, EslMessage, Event, Headers};
+use super::codec::{EslCodec, EslCodecError, EslCommand, EslMessage, Event, Headers};
 use super::multiset;
 use super::recipe::{self, EslOp};
 use crate::action::{Cause, Challenge, Pbx, Step};
+use crate::call::unscreened::{self, NotScreened};
 use crate::call::{self, CallDriver, CallInfo, DriveError, EndState, ErrorKind, StepOutcome};
 use crate::config::types::{EslConfig, SetVars};
+use crate::outcome::Unscreened;
 use crate::policy::attest::IdentityInputs;
 use crate::state::State;
 
@@ -35,28 +37,64 @@ pub async fn serve(
         peer,
         hangup: None,
     };
-    let info = match session.start().await {
+    let started = std::time::Instant::now();
+    let not_started = |e: &DriveError, why: Option<Unscreened>, info: CallInfo| {
+        // Before the session has started there is no call to hang up (a
+        // hangup is the peer closing); an I/O error stays one (kind="io").
+        let kind = match e.kind() {
+            ErrorKind::Hangup => ErrorKind::Closed,
+            k => k,
+        };
+        state.metrics.count_session_error(Pbx::FreeSwitch, kind);
+        tracing::warn!(%peer, call = ?info.unique_id, "ESL session not started: {e}");
+        let Some(why) = why else { return };
+        unscreened::not_screened(
+            &state,
+            NotScreened {
+                pbx: Pbx::FreeSwitch,
+                why,
+                peer,
+                info,
+                detail: Some(e.to_string()),
+                duration: started.elapsed(),
+                suppressed: 0,
+            },
+        );
+    };
+    let info = match session.connect().await {
         Ok(info) => info,
         Err(e) => {
-            // Before the session has started there is no call to hang up
-            // (a hangup is the peer closing), and a failed write of
-            // `connect` means a peer that speaks no ESL.
-            let kind = match e.kind() {
-                ErrorKind::Hangup => ErrorKind::Closed,
-                ErrorKind::Io => ErrorKind::Protocol,
-                k => k,
+            let why = match e {
+                // Closed before a byte came: a health check or port probe,
+                // not a call (as for FastAGI); FreeSWITCH answers at once.
+                DriveError::Closed => None,
+                DriveError::Protocol(_) => Some(Unscreened::BadConnectReply),
+                _ => Some(Unscreened::NoConnectReply),
             };
-            state.metrics.count_session_error(Pbx::FreeSwitch, kind);
-            tracing::warn!(%peer, "ESL session not started: {e}");
-            return;
+            return not_started(&e, why, CallInfo::default());
         }
     };
+    if let Err(e) = session.subscribe().await {
+        // The connect reply named the call: its row carries the unique id.
+        return not_started(&e, Some(Unscreened::SetupFailed), info);
+    }
     let outcome = call::handle(&mut session, &info, &state, settings.decide_timeout).await;
     if session.hangup.is_none() && outcome.end_state != EndState::CallerHangup {
         // Hand the call back: the dialplan runs its next action.
         let _ = session.exit().await;
     }
     tracing::debug!(%peer, call = %info.unique_id, end = %outcome.end_state, "ESL session closed");
+}
+
+/// ESL errors keep their kind up to the metrics: an I/O error (a peer that
+/// vanished: `EPIPE`, `ECONNRESET`) is `kind="io"`, not a protocol error.
+impl From<EslCodecError> for DriveError {
+    fn from(e: EslCodecError) -> DriveError {
+        match e {
+            EslCodecError::Io(e) => DriveError::Io(e),
+            other => DriveError::Protocol(other.to_string()),
+        }
+    }
 }
 
 struct EslSession {
@@ -68,15 +106,14 @@ struct EslSession {
 }
 
 impl EslSession {
-    /// `connect`, the channel data, then `myevents` and `linger`.
-    async fn start(&mut self) -> Result<CallInfo, DriveError> {
+    /// `connect` and its reply, the channel data.
+    async fn connect(&mut self) -> Result<CallInfo, DriveError> {
         // One deadline for `connect` and its whole reply: a peer trickling
         // bytes or sending frames we skip cannot keep the session open.
         let deadline = Instant::now() + self.settings.connect_timeout;
         timeout_at(deadline, self.framed.send(EslCommand::Connect))
             .await
-            .map_err(|_| DriveError::Timeout("FreeSWITCH to read connect"))?
-            .map_err(|e| DriveError::Io(std::io::Error::other(e.to_string())))?;
+            .map_err(|_| DriveError::Timeout("FreeSWITCH to read connect"))??;
         let headers = loop {
             match self.next(Some(deadline), "the connect reply").await? {
                 EslMessage::ChannelData(h) => break h,
@@ -91,11 +128,15 @@ impl EslSession {
                 }
             }
         };
-        let info = call_info(&headers);
+        Ok(call_info(&headers))
+    }
+
+    /// `myevents` and `linger`, once the channel data has come.
+    async fn subscribe(&mut self) -> Result<(), DriveError> {
         self.command(EslCommand::MyEvents).await?;
         self.command(EslCommand::Linger(self.settings.linger))
             .await?;
-        Ok(info)
+        Ok(())
     }
 
     /// Writes one command within `reply_timeout`: a peer that stops reading
@@ -104,7 +145,7 @@ impl EslSession {
         tokio::time::timeout(self.settings.reply_timeout, self.framed.send(cmd))
             .await
             .map_err(|_| DriveError::Timeout("FreeSWITCH to read a command"))?
-            .map_err(|e| DriveError::Io(std::io::Error::other(e.to_string())))
+            .map_err(DriveError::from)
     }
 
     /// The next frame, before `deadline` (None: no limit, for apps that last the call).
@@ -122,6 +163,7 @@ impl EslSession {
         };
         match frame {
             Some(Ok(m)) => Ok(m),
+            Some(Err(EslCodecError::Io(e))) => Err(DriveError::Io(e)),
             Some(Err(e)) => Err(DriveError::Protocol(format!("from {}: {e}", self.peer))),
             None => Err(match &self.hangup {
                 Some(cause) => DriveError::Hangup {
