@@ -80,10 +80,11 @@ fn to_query(params: Result<Query<Params>, QueryRejection>) -> Result<LogQuery, S
             .transpose()
     };
     if let Some(v) = &p.verdict
-        && v != "block"
-        && v != "allow"
+        && !["block", "allow", crate::call::unscreened::VERDICT].contains(&v.as_str())
     {
-        return Err(format!("verdict: {v:?} is neither block nor allow"));
+        return Err(format!(
+            "verdict: {v:?} is none of block, allow, unscreened"
+        ));
     }
     let limit = match p.limit.as_deref() {
         None | Some("") => DEFAULT_LIMIT,

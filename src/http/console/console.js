@@ -26,7 +26,9 @@ function h(tag, attrs, ...children) {
 const $ = (id) => document.getElementById(id);
 const fmtTime = (t) => (t ? new Date(t).toLocaleString() : "");
 function badge(text, kind) { return h("span", { class: "badge " + kind }, text); }
-function verdictBadge(v) { return badge(v, v === "block" ? "block" : "allow"); }
+// "unscreened": a session that never reached a decision (no connect reply, half an
+// environment, refused): the call went on, so it is shown as a warning, never as allowed.
+function verdictBadge(v) { return badge(v, v === "block" ? "block" : v === "unscreened" ? "warn" : "allow"); }
 function table(caption, headers, rows, opts) {
   const head = h("tr", {}, headers.map((x) => h("th", { scope: "col", class: /^(Hits|Calls|Blocked|Fail-open|Version|Line|Priority)$/.test(x) ? "num" : null }, x)));
   // Each cell carries its column's name, so a phone can show rows as cards.
@@ -417,7 +419,7 @@ screens.calls = async () => {
   const f = h("form", { class: "inline noprint", id: "calls-form" },
     h("div", { class: "field" }, h("label", { for: "c-since" }, "Since"), h("input", { id: "c-since", name: "since", value: "24h", size: 12, "aria-describedby": "c-since-help" })),
     h("div", { class: "field" }, h("label", { for: "c-verdict" }, "Verdict"), h("select", { id: "c-verdict", name: "verdict" },
-      h("option", { value: "" }, "any"), h("option", { value: "block" }, "blocked"), h("option", { value: "allow" }, "allowed"))),
+      h("option", { value: "" }, "any"), h("option", { value: "block" }, "blocked"), h("option", { value: "allow" }, "allowed"), h("option", { value: "unscreened" }, "not screened"))),
     h("div", { class: "field" }, h("label", { for: "c-trunk" }, "Trunk"), h("input", { id: "c-trunk", name: "trunk", size: 10 })),
     h("div", { class: "field" }, h("label", { for: "c-rule" }, "Rule"), h("input", { id: "c-rule", name: "rule", size: 12 })),
     h("div", { class: "field" }, h("label", { for: "c-caller" }, "Caller"), h("input", { id: "c-caller", name: "caller", size: 14 })),
