@@ -88,7 +88,7 @@ pub fn run(args: ImportArgs) -> Result<(), CliError> {
             ))
         })?;
     let pb = Phase::new();
-    // The spinner is cleared before any error is printed.
+    // The status line is cleared before any error is printed.
     let refused = |e: CliError| {
         pb.finish_and_clear();
         e
