@@ -201,7 +201,12 @@ impl Drop for ServeProcess {
 pub fn spawn_binary(yaml: &str, files: &[(&str, &str)]) -> ServeProcess {
     use std::io::BufRead;
     let (dir, config) = write_config(yaml, files);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_callguard"))
+    // Cargo names the binary only to callguard's own tests; callguard-sim's
+    // (callguard-sim/tests/loadgen.rs) include this file too but start the
+    // service in-process.
+    let bin = option_env!("CARGO_BIN_EXE_callguard")
+        .expect("spawn_binary is for callguard's own tests (CARGO_BIN_EXE_callguard)");
+    let mut child = std::process::Command::new(bin)
         .args(["serve", "--config"])
         .arg(&config)
         .env("RUST_LOG", "warn")
