@@ -204,8 +204,9 @@ pub fn spawn_binary(yaml: &str, files: &[(&str, &str)]) -> ServeProcess {
     // Cargo names the binary only to callguard's own tests; callguard-sim's
     // (callguard-sim/tests/loadgen.rs) include this file too but start the
     // service in-process.
-    let bin = option_env!("CARGO_BIN_EXE_callguard")
-        .expect("spawn_binary is for callguard's own tests (CARGO_BIN_EXE_callguard)");
+    let Some(bin) = option_env!("CARGO_BIN_EXE_callguard") else {
+        panic!("spawn_binary is for callguard's own tests (CARGO_BIN_EXE_callguard)");
+    };
     let mut child = std::process::Command::new(bin)
         .args(["serve", "--config"])
         .arg(&config)
