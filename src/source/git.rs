@@ -237,6 +237,8 @@ fn fetch(
             GitError::CreateClone(path, e)
         })?
     };
+    // gix builds its reqwest client on connect; see `install_tls_provider`.
+    super::install_tls_provider();
     let spec = format!("+refs/heads/{branch}:refs/callguard/{branch}");
     let remote = repo
         .remote_at(url)

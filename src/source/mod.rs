@@ -68,8 +68,10 @@ pub fn spawn(
 }
 
 /// reqwest is built without a crypto provider so that rustls uses ring (no
-/// aws-lc build); the process-wide default must then be installed once
-/// before any HTTPS client is built, ours or gix's.
+/// aws-lc build, no cmake); the process-wide default must then be installed
+/// before any reqwest client is built (even a plain-HTTP one: reqwest 0.13
+/// panics without it), ours, gix's or a test's. Idempotent and cheap, so
+/// every place that builds a client may call it.
 pub fn install_tls_provider() {
     // Err only means a provider is installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -88,6 +88,9 @@ pub async fn run(
     reloader: Arc<Reloader>,
     stop: CancellationToken,
 ) {
+    // `spawn` has installed it already; a caller of `run` alone must not
+    // meet reqwest's panic for a missing crypto provider.
+    super::install_tls_provider();
     let client = match reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .connect_timeout(CONNECT_TIMEOUT)

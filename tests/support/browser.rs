@@ -111,6 +111,8 @@ impl Browser {
             .spawn()
             .map_err(|e| format!("spawn {}: {e}", driver_bin.display()))?;
         let url = format!("http://127.0.0.1:{port}");
+        // reqwest needs the rustls provider before its first client.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(2))

@@ -70,6 +70,8 @@ impl PrometheusServer {
             println!("skipping: prometheus not installed (run .ci/install-deps)");
             return None;
         };
+        // reqwest needs the rustls provider before its first client.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .no_proxy()

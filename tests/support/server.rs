@@ -120,6 +120,11 @@ pub async fn start(yaml: &str) -> TestServer {
 /// Writes `yaml` into a new temp dir with `files` beside it, adding loopback
 /// listeners on port 0 and a log file in the dir unless it sets its own.
 pub fn write_config(yaml: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+    // Every server a test starts is then talked to with reqwest, which panics
+    // if no rustls provider is installed in this process (a spawned binary
+    // installs one in its own process only): ring, as the service's
+    // `source::install_tls_provider` does.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     for (name, body) in files {
         let p = dir.path().join(name);
@@ -196,7 +201,13 @@ impl Drop for ServeProcess {
 pub fn spawn_binary(yaml: &str, files: &[(&str, &str)]) -> ServeProcess {
     use std::io::BufRead;
     let (dir, config) = write_config(yaml, files);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_callguard"))
+    // Cargo names the binary only to callguard's own tests; callguard-sim's
+    // (callguard-sim/tests/loadgen.rs) include this file too but start the
+    // service in-process.
+    let Some(bin) = option_env!("CARGO_BIN_EXE_callguard") else {
+        panic!("spawn_binary is for callguard's own tests (CARGO_BIN_EXE_callguard)");
+    };
+    let mut child = std::process::Command::new(bin)
         .args(["serve", "--config"])
         .arg(&config)
         .env("RUST_LOG", "warn")

@@ -15,9 +15,9 @@
 //! by `--calls` and/or `--duration`.
 
 // Each simulator allows its own dead code (`#![allow(dead_code)]`).
-#[path = "../../tests/support/asterisk.rs"]
+#[path = "../../../tests/support/asterisk.rs"]
 mod asterisk;
-#[path = "../../tests/support/freeswitch.rs"]
+#[path = "../../../tests/support/freeswitch.rs"]
 mod freeswitch;
 
 use std::net::SocketAddr;

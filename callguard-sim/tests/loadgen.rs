@@ -2,7 +2,7 @@
 //! per protocol, all answered without error. No timing assertions: figures belong to
 //! `bench/compare.sh`.
 
-#[path = "support/server.rs"]
+#[path = "../../tests/support/server.rs"]
 mod server;
 
 use std::net::SocketAddr;
