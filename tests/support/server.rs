@@ -117,14 +117,18 @@ pub async fn start(yaml: &str) -> TestServer {
     start_with(yaml, &[]).await
 }
 
+/// Every server a test starts is then talked to with reqwest, which panics if
+/// no rustls provider is installed in this process (a spawned binary installs
+/// one in its own process only): ring, as the service's
+/// `source::install_tls_provider` does. Each way a test starts a server calls it.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Writes `yaml` into a new temp dir with `files` beside it, adding loopback
 /// listeners on port 0 and a log file in the dir unless it sets its own.
 pub fn write_config(yaml: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
-    // Every server a test starts is then talked to with reqwest, which panics
-    // if no rustls provider is installed in this process (a spawned binary
-    // installs one in its own process only): ring, as the service's
-    // `source::install_tls_provider` does.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_tls_provider();
     let dir = tempfile::tempdir().unwrap();
     for (name, body) in files {
         let p = dir.path().join(name);

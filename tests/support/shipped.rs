@@ -108,6 +108,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// `RLIMIT_NOFILE` lowered to `nofile` when given.
 pub fn spawn(nofile: Option<u64>) -> Shipped {
     use std::io::BufRead;
+    super::server::install_tls_provider();
     let dir = tempfile::tempdir().unwrap();
     let conf_dir = dir.path().join("config");
     copy_dir(Path::new(SHIPPED), &conf_dir);
