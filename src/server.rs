@@ -65,10 +65,9 @@ impl Shutdown {
 
 /// Refused FreeSWITCH connections being released at once; past this they are just closed.
 const MAX_RELEASING: usize = 64;
-/// The longest a release may take: FreeSWITCH answers `connect` at once.
-const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-/// The most channel data read from a refused peer before giving up on it.
-const RELEASE_MAX_BYTES: usize = 64 * 1024;
+/// The longest a release may take (`pbx::esl::release` bounds each of its steps
+/// so that its `exit` is sent within about two seconds): FreeSWITCH answers at once.
+const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Closes a refused connection so that the call goes on unscreened (fail open).
 ///
@@ -76,9 +75,9 @@ const RELEASE_MAX_BYTES: usize = 64 * 1024;
 /// FreeSWITCH 1.10's `socket` application does not: when the server closes before sending
 /// `connect` it logs `Socket Error!` and leaves the channel parked until the caller gives up
 /// (seen through a real FreeSWITCH 1.10.12 in the lab, row f50). So a refused FreeSWITCH
-/// connection is ended the way a session ends: `connect`, its channel data read and
-/// discarded, `exit`; the `socket` application then returns and the snippet's fail-open
-/// branch runs. Bounded: [`MAX_RELEASING`] at once, [`RELEASE_TIMEOUT`] each; beyond
+/// connection is ended the way a session ends (`pbx::esl::release`): `connect`, its channel
+/// data read, `myevents`, one `log` application that tells the FreeSWITCH log why, `exit`;
+/// the `socket` application then returns and the snippet's fail-open branch runs. Bounded: [`MAX_RELEASING`] at once, [`RELEASE_TIMEOUT`] each; beyond
 /// that the connection is closed as before.
 ///
 /// `row` is the refused call's log row (when it is to be written): for an ESL release it is
@@ -104,57 +103,24 @@ fn release(
     let state = state.clone();
     tokio::spawn(async move {
         let started = Instant::now();
-        let mut unique_id = None;
-        let _ = tokio::time::timeout(RELEASE_TIMEOUT, release_esl(stream, &mut unique_id)).await;
+        let mut info = CallInfo::default();
+        let peer = stream.peer_addr().ok();
+        if let Some(peer) = peer {
+            // Rows are rate limited; the FreeSWITCH log line is the only one then.
+            let why = row.as_ref().map_or_else(
+                || "connection refused".to_string(),
+                |r| r.why.describe("esl"),
+            );
+            let release = crate::pbx::esl::release(stream, peer, &why, &mut info);
+            let _ = tokio::time::timeout(RELEASE_TIMEOUT, release).await;
+        }
         drop(permit);
         if let Some(mut row) = row {
-            row.info.unique_id = unique_id.unwrap_or_default();
+            row.info = info;
             row.duration = started.elapsed();
             unscreened::log_row(&state, row);
         }
     });
-}
-
-/// The `Unique-ID` of a channel-data block, when it has a sane one.
-fn unique_id_of(headers: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(headers).ok()?;
-    let id = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Unique-ID: "))?
-        .trim();
-    let sane = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    sane.then(|| id.to_string())
-}
-
-async fn release_esl(mut stream: TcpStream, unique_id: &mut Option<String>) -> std::io::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    stream.write_all(b"connect\n\n").await?;
-    let mut seen: Vec<u8> = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        // The blank line may straddle two reads: look from one byte back.
-        let from = seen.len().saturating_sub(1);
-        seen.extend_from_slice(&buf[..n]);
-        if let Some(end) = seen[from..].windows(2).position(|w| w == b"\n\n") {
-            *unique_id = unique_id_of(&seen[..from + end]);
-            break;
-        }
-        if seen.len() > RELEASE_MAX_BYTES {
-            return Ok(());
-        }
-    }
-    stream.write_all(b"exit\n\n").await?;
-    // FreeSWITCH answers `+OK bye` and a disconnect notice, then closes.
-    while stream.read(&mut buf).await? > 0 {}
-    Ok(())
 }
 
 /// Refused connections from peers outside the allow list that get a log row

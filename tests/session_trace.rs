@@ -433,21 +433,24 @@ async fn refused_esl_peer_row_carries_the_unique_id_of_its_channel_data() {
         "{SCREEN_YAML}\nesl: {{ allow: [\"10.0.0.0/8\"] }}\n"
     ))
     .await;
-    // The release: `connect`, the channel data, `exit`.
+    // The release, against the simulator that answers as FreeSWITCH 1.10 does:
+    // `connect`, the channel data, `myevents`, one `log` application (whose
+    // completion proves the channel is parked, see `pbx::esl::release`), `exit`.
     let config = SimConfig {
         unique_id: "refused-1".into(),
         ..SimConfig::default()
     };
-    let mut r = BufReader::new(TcpStream::connect(srv.esl()).await.unwrap());
-    assert_eq!(read_block(&mut r).await, "connect\n\n");
-    r.get_mut()
-        .write_all(&freeswitch::encode_block(
-            &freeswitch::connect_reply_headers(&config),
-        ))
-        .await
-        .unwrap();
-    assert_eq!(read_block(&mut r).await, "exit\n\n");
-    drop(r);
+    let res = config.run(srv.esl()).await;
+    assert!(res.connect_received && res.error.is_none(), "{res:?}");
+    let lines: Vec<&str> = res.commands.iter().map(|c| c.line.as_str()).collect();
+    assert_eq!(lines, ["myevents", "sendmsg", "exit"], "{res:?}");
+    assert_eq!(res.commands[1].header("execute-app-name"), Some("log"));
+    assert!(
+        res.commands[1]
+            .header("execute-app-arg")
+            .is_some_and(|a| a.contains("refused: not in esl.allow")),
+        "{res:?}"
+    );
     let row = wait_row(&srv, |r| r.unique_id == "refused-1").await;
     assert_eq!(row.verdict, "unscreened");
     assert!(

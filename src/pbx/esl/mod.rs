@@ -11,3 +11,4 @@ pub(crate) mod message;
 pub mod multiset;
 pub(crate) mod recipe;
 pub(crate) mod session;
+pub(crate) use session::release;

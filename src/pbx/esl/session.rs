@@ -86,6 +86,49 @@ pub async fn serve(
     tracing::debug!(%peer, call = %info.unique_id, end = %outcome.end_state, "ESL session closed");
 }
 
+/// Hands a refused FreeSWITCH connection back so that the call goes on
+/// unscreened (fail open), filling `info` from the channel data as it comes.
+///
+/// FreeSWITCH 1.10's `socket … async` launches the listener thread and only
+/// then parks the channel; an `exit` that ends the listener before the park
+/// has begun leaves the channel parked until the caller gives up (seen in the
+/// lab, row f50, when the release answered within a millisecond). So the
+/// release waits for proof that the park loop runs — the completion event of
+/// one `log` application, which only the parked session executes, and which
+/// also tells the FreeSWITCH log why the call was not screened — then exits.
+/// The caller bounds the whole release.
+pub async fn release(stream: TcpStream, peer: SocketAddr, why: &str, info: &mut CallInfo) {
+    // Short bounds: a peer that is not FreeSWITCH, or one too busy to answer,
+    // still gets its `exit` within about two seconds.
+    let settings = EslConfig {
+        connect_timeout: Duration::from_secs(1),
+        reply_timeout: Duration::from_millis(300),
+        ..EslConfig::default()
+    };
+    let codec = EslCodec::new(settings.max_header_bytes, settings.max_body_bytes);
+    let mut session = EslSession {
+        framed: Framed::new(stream, codec),
+        settings: Arc::new(settings),
+        peer,
+        hangup: None,
+    };
+    match session.connect().await {
+        Ok(got) => *info = got,
+        Err(_) => return,
+    }
+    let answered = |r: Result<(), DriveError>| matches!(r, Ok(()) | Err(DriveError::Timeout(_)));
+    if !answered(session.command(EslCommand::MyEvents).await.map(drop)) {
+        return;
+    }
+    let note = format!("WARNING callguard: {why}; the call goes on unscreened");
+    let bound = Some(Duration::from_millis(500));
+    let logged = session.execute_app_within("log", &note, bound).await;
+    if !answered(logged.map(drop)) {
+        return;
+    }
+    let _ = session.exit().await;
+}
+
 /// ESL errors keep their kind up to the metrics: an I/O error (a peer that
 /// vanished: `EPIPE`, `ECONNRESET`) is `kind="io"`, not a protocol error.
 impl From<EslCodecError> for DriveError {
