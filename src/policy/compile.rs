@@ -17,13 +17,22 @@ use super::ruleset::{
     Trunk, TrunkId, did_key,
 };
 use super::schedule::Schedule;
-use super::velocity::{Scope, VelocityRule};
+use super::velocity::{Scope, TrunkVelocity, VelocityRule};
 use crate::action::Plan;
 use crate::config::types::{
     ActionConfig, ActionKind, ListRole, MatchType, RuleConfig, ScheduleRef, TrunkConfig,
     VelocityConfig, WhitelistMode,
 };
 use crate::config::{LoadedConfig, Problem, Problems};
+
+impl RuleSet {
+    /// Compiles a loaded configuration, or reports every problem in it.
+    /// (Here rather than in `ruleset`, so that the rule set's types do not
+    /// import their compiler.)
+    pub fn compile(cfg: &LoadedConfig) -> Result<RuleSet, Problems> {
+        Builder::new(cfg).build()
+    }
+}
 
 /// Compiles one loaded configuration, collecting every problem instead of
 /// stopping at the first, so `callguard check` can report them all.
@@ -242,10 +251,13 @@ impl<'a> Builder<'a> {
                 blocked_action: system_blocked_action,
                 allowed_action: self.builtin("pass"),
                 needs_attestation: self.system_attest,
-                velocity: Vec::new(),
+                velocity: TrunkVelocity {
+                    rules: Vec::new(),
+                    trusted_action: self.builtin("pass"),
+                },
             });
             let velocity = self.velocity_rules("default", &[], system_blocked_action);
-            trunks.list[0].velocity = velocity;
+            trunks.list[0].velocity.rules = velocity;
             return trunks;
         }
         for (name, t) in &raw.trunks {
@@ -339,7 +351,10 @@ impl<'a> Builder<'a> {
             blocked_action,
             allowed_action,
             needs_attestation,
-            velocity,
+            velocity: TrunkVelocity {
+                rules: velocity,
+                trusted_action: pass,
+            },
         }
     }
 

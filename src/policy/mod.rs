@@ -4,6 +4,7 @@
 pub mod attest;
 pub(crate) mod compile;
 pub mod decide;
+pub(crate) mod ids;
 pub(crate) mod explain;
 pub mod index;
 pub mod number;

@@ -14,10 +14,8 @@ use super::pattern::CompiledPattern;
 use super::schedule::Schedule;
 use crate::action::{Pbx, Plan};
 use crate::config::types::{ActionKind, FailMode, MatchType};
-use crate::config::{LoadedConfig, Problems};
 
-pub type ActionId = u16;
-pub type TrunkId = usize;
+pub use super::ids::{ActionId, TrunkId};
 
 /// A rule's schedule condition: active while `schedule` is open (`inside`)
 /// or closed (`!inside`).
@@ -64,7 +62,7 @@ pub struct Trunk {
     /// `attestation:` condition: the driver fetches the call's level.
     pub needs_attestation: bool,
     /// Velocity rules of this trunk, then the system-level ones.
-    pub velocity: Vec<crate::policy::velocity::VelocityRule>,
+    pub velocity: super::velocity::TrunkVelocity,
 }
 
 /// Where a rule came from: its own name counts in metrics, entries of bulk
@@ -389,9 +387,4 @@ impl RuleSet {
 
     /// Actions every configuration has unless it defines its own of that name.
     pub const BUILTIN_ACTIONS: [&'static str; 3] = ["reject", "pass", "allow"];
-
-    /// Compiles a loaded configuration, or reports every problem in it.
-    pub fn compile(cfg: &LoadedConfig) -> Result<RuleSet, Problems> {
-        super::compile::Builder::new(cfg).build()
-    }
 }

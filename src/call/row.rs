@@ -1,0 +1,125 @@
+//! A screened call's log row as the call flow builds it: verdict, list and
+//! action are typed here and become the decision log's strings only at the
+//! storage boundary ([`Row::into_record`]), so no part of the flow can
+//! invent a value the log's readers do not know.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::action::Pbx;
+use crate::calllog::CallRecord;
+use crate::outcome::FailReason;
+use crate::policy::decide::{DecidedBy, Verdict};
+
+/// The row's `list` column: the list (or mode) that decided, or that no
+/// decision was made (`fail:` applied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowList {
+    Decided(DecidedBy),
+    /// No decision: no trunk, an error or the deadline (stored as `fail`).
+    Failed,
+}
+
+impl RowList {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowList::Decided(by) => by.as_str(),
+            RowList::Failed => "fail",
+        }
+    }
+}
+
+/// The row's `action` column: the action that ran, or none (fail open).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowAction {
+    Named(Arc<str>),
+    /// Fail open: nothing was run, the call passes (stored as `pass`).
+    NoneFailOpen,
+}
+
+impl RowAction {
+    pub fn as_str(&self) -> &str {
+        match self {
+            RowAction::Named(name) => name,
+            RowAction::NoneFailOpen => "pass",
+        }
+    }
+}
+
+/// One screened call's row, typed.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub time: DateTime<Utc>,
+    pub unique_id: String,
+    pub pbx: Pbx,
+    pub trunk: String,
+    pub did: String,
+    pub caller_raw: String,
+    pub caller_e164: Option<String>,
+    pub caller_name: String,
+    pub anonymous: bool,
+    pub verdict: Verdict,
+    pub list: RowList,
+    pub list_name: String,
+    pub rule: Option<String>,
+    pub action: RowAction,
+    pub reason: String,
+    pub decision_ns: u64,
+    pub fail_open: bool,
+}
+
+impl Row {
+    /// The variables every call gets, decided or not: VERDICT, ACTION, RULE,
+    /// LIST, REASON, and ERROR when no decision was made (RULE and LIST then
+    /// empty), so a dialplan can rely on each being set.
+    pub fn vars(&self, error: Option<FailReason>) -> ([(&'static str, &str); 6], usize) {
+        let list = if error.is_some() {
+            ""
+        } else {
+            self.list.as_str()
+        };
+        let vars = [
+            ("VERDICT", self.verdict.as_str()),
+            ("ACTION", self.action.as_str()),
+            ("RULE", self.rule.as_deref().unwrap_or("")),
+            ("LIST", list),
+            ("REASON", self.reason.as_str()),
+            ("ERROR", error.map_or("", FailReason::as_str)),
+        ];
+        (vars, if error.is_some() { 6 } else { 5 })
+    }
+
+    /// The caller's number to learn from a challenge: E.164 when known,
+    /// none for a hidden caller.
+    pub fn learnable_caller(&self) -> String {
+        match (&self.caller_e164, self.anonymous) {
+            (_, true) => String::new(),
+            (Some(e), _) => e.clone(),
+            (None, _) => self.caller_raw.clone(),
+        }
+    }
+
+    /// The decision log's row: the typed columns become their stored text.
+    pub fn into_record(self) -> CallRecord {
+        CallRecord {
+            time: self.time,
+            unique_id: self.unique_id,
+            pbx: self.pbx.as_str().to_string(),
+            trunk: self.trunk,
+            did: self.did,
+            caller_raw: self.caller_raw,
+            caller_e164: self.caller_e164,
+            caller_name: self.caller_name,
+            anonymous: self.anonymous,
+            verdict: self.verdict.as_str().to_string(),
+            list: self.list.as_str().to_string(),
+            list_name: self.list_name,
+            rule: self.rule,
+            action: self.action.as_str().to_string(),
+            reason: self.reason,
+            decision_ns: self.decision_ns,
+            fail_open: self.fail_open,
+        }
+    }
+}
