@@ -13,7 +13,8 @@ use super::index::{ListIndex, ListIndexBuilder};
 use super::number::{Dialing, Region};
 use super::pattern;
 use super::ruleset::{
-    ActionDef, ActionId, Exclusive, ListInfo, NO_ACTION, Origin, RuleSet, RuleTable, ScheduleCond,
+    ActionDef, ActionId, Exclusive, ListInfo, NO_ACTION, Origin, RuleKind, RuleSet, RuleTable,
+    ScheduleCond,
     Trunk, TrunkId, did_key,
 };
 use super::schedule::Schedule;
@@ -429,8 +430,7 @@ impl<'a> Builder<'a> {
             };
             let origin = self.origin("velocity", false);
             let rule = self.rules.push(name, 0, action, true, None, origin);
-            self.rules
-                .condition_only(rule, &format!("velocity {}", scope.as_string()));
+            self.rules.condition_only(rule, RuleKind::Velocity(scope));
             out.push(VelocityRule {
                 name: name.into(),
                 rule,
@@ -721,19 +721,8 @@ impl<'a> Builder<'a> {
                 self.rules.attest.insert(id, mask);
                 self.attest_rules += 1;
                 if compiled.is_none() && !rc.anonymous {
-                    let levels: Vec<&str> = Attest::ALL
-                        .iter()
-                        .filter(|l| mask & l.bit() != 0)
-                        .map(|l| l.as_str())
-                        .collect();
-                    self.rules.condition_only(
-                        id,
-                        &format!(
-                            "{}[{}]",
-                            super::ruleset::ATTESTATION_RULE,
-                            levels.join(", ")
-                        ),
-                    );
+                    self.rules
+                        .condition_only(id, RuleKind::Attestation(mask));
                     list.add_always(id);
                 }
             }
