@@ -87,8 +87,8 @@ use std::time::{Duration, Instant};
 
 use crate::calllog::CallEnd;
 pub use crate::outcome::{EndState, ErrorKind, FailReason};
-use crate::policy::decide::Verdict;
 use crate::state::State;
+pub use row::RowVerdict;
 use run::{RunCtx, run_plan};
 use screen::{Screened, screen};
 
@@ -97,7 +97,7 @@ use screen::{Screened, screen};
 pub struct CallOutcome {
     pub end_state: EndState,
     pub hangup_cause: Option<String>,
-    pub verdict: Verdict,
+    pub verdict: RowVerdict,
 }
 
 impl DriveError {
@@ -159,7 +159,7 @@ fn finish(
     started: Instant,
     pbx: Pbx,
     result: Result<EndState, DriveError>,
-    verdict: Verdict,
+    verdict: RowVerdict,
 ) -> CallOutcome {
     let (end_state, hangup_cause) = match result {
         Ok(s) => (s, None),

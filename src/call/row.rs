@@ -12,13 +12,44 @@ use crate::calllog::CallRecord;
 use crate::outcome::FailReason;
 use crate::policy::decide::{DecidedBy, Verdict};
 
+/// The row's `verdict` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowVerdict {
+    Allow,
+    Block,
+    /// The call was never screened and went on (the snippets' fail-open
+    /// branch): neither allowed nor blocked by a decision.
+    Unscreened,
+}
+
+impl RowVerdict {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RowVerdict::Allow => "allow",
+            RowVerdict::Block => "block",
+            RowVerdict::Unscreened => "unscreened",
+        }
+    }
+}
+
+impl From<Verdict> for RowVerdict {
+    fn from(v: Verdict) -> RowVerdict {
+        match v {
+            Verdict::Allow => RowVerdict::Allow,
+            Verdict::Block => RowVerdict::Block,
+        }
+    }
+}
+
 /// The row's `list` column: the list (or mode) that decided, or that no
-/// decision was made (`fail:` applied).
+/// decision was made (`fail:` applied), or that the call was never screened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowList {
     Decided(DecidedBy),
     /// No decision: no trunk, an error or the deadline (stored as `fail`).
     Failed,
+    /// Never screened (stored empty).
+    NotScreened,
 }
 
 impl RowList {
@@ -26,6 +57,7 @@ impl RowList {
         match self {
             RowList::Decided(by) => by.as_str(),
             RowList::Failed => "fail",
+            RowList::NotScreened => "",
         }
     }
 }
@@ -36,6 +68,8 @@ pub enum RowAction {
     Named(Arc<str>),
     /// Fail open: nothing was run, the call passes (stored as `pass`).
     NoneFailOpen,
+    /// Never screened: nothing was decided nor run (stored empty).
+    NotScreened,
 }
 
 impl RowAction {
@@ -43,6 +77,7 @@ impl RowAction {
         match self {
             RowAction::Named(name) => name,
             RowAction::NoneFailOpen => "pass",
+            RowAction::NotScreened => "",
         }
     }
 }
@@ -59,7 +94,7 @@ pub struct Row {
     pub caller_e164: Option<String>,
     pub caller_name: String,
     pub anonymous: bool,
-    pub verdict: Verdict,
+    pub verdict: RowVerdict,
     pub list: RowList,
     pub list_name: String,
     pub rule: Option<String>,

@@ -10,7 +10,7 @@ use chrono::Utc;
 
 use super::CallDriver;
 use super::CallInfo;
-use super::row::{Row, RowAction, RowList};
+use super::row::{Row, RowAction, RowList, RowVerdict};
 use crate::action::{Pbx, Plan};
 use crate::config::types::FailMode;
 use crate::outcome::FailReason;
@@ -111,7 +111,7 @@ pub(super) async fn screen<D: CallDriver>(
         caller_e164: None,
         caller_name: info.caller_name.clone(),
         anonymous: info.presentation_restricted,
-        verdict: Verdict::Allow,
+        verdict: RowVerdict::Allow,
         list: RowList::Failed,
         list_name: String::new(),
         rule: None,
@@ -138,7 +138,7 @@ pub(super) async fn screen<D: CallDriver>(
             };
             row.caller_e164 = d.caller.e164.clone();
             row.anonymous = d.caller.anonymous;
-            row.verdict = d.verdict;
+            row.verdict = d.verdict.into();
             row.list = RowList::Decided(d.list);
             row.rule = d.rule_name(rs).map(str::to_string);
             row.list_name = d
@@ -179,7 +179,7 @@ pub(super) async fn screen<D: CallDriver>(
                 why,
                 closed,
             );
-            row.verdict = verdict;
+            row.verdict = verdict.into();
             row.list = RowList::Failed;
             row.action = action;
             row.reason = format!("fail {}: {detail}", if closed { "closed" } else { "open" });

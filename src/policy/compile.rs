@@ -14,8 +14,7 @@ use super::number::{Dialing, Region};
 use super::pattern;
 use super::ruleset::{
     ActionDef, ActionId, Exclusive, ListInfo, NO_ACTION, Origin, RuleKind, RuleSet, RuleTable,
-    ScheduleCond,
-    Trunk, TrunkId, did_key,
+    ScheduleCond, Trunk, TrunkId, did_key,
 };
 use super::schedule::Schedule;
 use super::velocity::{Scope, TrunkVelocity, VelocityRule};
@@ -721,8 +720,7 @@ impl<'a> Builder<'a> {
                 self.rules.attest.insert(id, mask);
                 self.attest_rules += 1;
                 if compiled.is_none() && !rc.anonymous {
-                    self.rules
-                        .condition_only(id, RuleKind::Attestation(mask));
+                    self.rules.condition_only(id, RuleKind::Attestation(mask));
                     list.add_always(id);
                 }
             }

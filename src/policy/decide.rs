@@ -126,7 +126,10 @@ impl Decision {
                     .filter(|l| mask & l.bit() != 0)
                     .map(|l| l.as_str())
                     .collect();
-                Some((format!("attestation: [{}]", levels.join(", ")), "attestation"))
+                Some((
+                    format!("attestation: [{}]", levels.join(", ")),
+                    "attestation",
+                ))
             }
             Some(RuleKind::Velocity(scope)) => {
                 Some((format!("velocity {}", scope.as_string()), "exact"))

@@ -4,8 +4,8 @@
 pub mod attest;
 pub(crate) mod compile;
 pub mod decide;
-pub(crate) mod ids;
 pub(crate) mod explain;
+pub(crate) mod ids;
 pub mod index;
 pub mod number;
 pub mod pattern;

@@ -9,9 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::ids::ActionId;
 use super::index::RuleId;
 use super::number::Caller;
-use super::ids::ActionId;
 
 /// Which calls count together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -207,12 +207,7 @@ pub fn learn(
         action: action.clone(),
         caller: caller.to_string(),
     };
-    let n = tracker.count(
-        &key,
-        millis(now),
-        learn.per.as_millis() as i64,
-        learn.fails,
-    );
+    let n = tracker.count(&key, millis(now), learn.per.as_millis() as i64, learn.fails);
     if n >= learn.fails {
         put(Key::LearnedBlock(caller.to_string()), list, learn.block_for);
     }

@@ -101,9 +101,9 @@ impl Tracker {
             // (`learn-fails|action|caller`): forgotten too, or the caller's
             // next failure would put the block back at once.
             if let (Some(_), Key::LearnedBlock(caller)) = (&lifted, &key) {
-                inner.counters.retain(
-                    |k, _| !matches!(k, Key::LearnFails { caller: c, .. } if c == caller),
-                );
+                inner
+                    .counters
+                    .retain(|k, _| !matches!(k, Key::LearnFails { caller: c, .. } if c == caller));
             }
             lifted
         };
@@ -308,14 +308,17 @@ mod tests {
         for i in 0..3 {
             t.count(key, millis(now) + i, 60_000, 2);
         }
-        t.add_block(key.clone(), Block {
-            key: text.into(),
-            trunk: "support".into(),
-            rule: "burst".into(),
-            subject: "+15550001111".into(),
-            created: now,
-            until: now + chrono::TimeDelta::hours(1),
-        });
+        t.add_block(
+            key.clone(),
+            Block {
+                key: text.into(),
+                trunk: "support".into(),
+                rule: "burst".into(),
+                subject: "+15550001111".into(),
+                created: now,
+                until: now + chrono::TimeDelta::hours(1),
+            },
+        );
         assert_eq!(t.lift(text).unwrap().map(|b| b.rule), Some("burst".into()));
         assert!(t.active_block(key, now).is_none());
         assert_eq!(
@@ -331,14 +334,17 @@ mod tests {
         let t = Tracker::new(10);
         let now = Utc::now();
         let key = Key::parse("support|burst|*").unwrap();
-        t.add_block(key.clone(), Block {
-            key: "support|burst|*".into(),
-            trunk: "support".into(),
-            rule: "burst".into(),
-            subject: "*".into(),
-            created: now,
-            until: now + chrono::TimeDelta::seconds(60),
-        });
+        t.add_block(
+            key.clone(),
+            Block {
+                key: "support|burst|*".into(),
+                trunk: "support".into(),
+                rule: "burst".into(),
+                subject: "*".into(),
+                created: now,
+                until: now + chrono::TimeDelta::seconds(60),
+            },
+        );
         assert!(t.active_block(&key, now).is_some());
         assert_eq!(t.blocks(now).len(), 1);
         let later = now + chrono::TimeDelta::seconds(61);
