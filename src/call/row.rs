@@ -158,3 +158,58 @@ impl Row {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The typed columns keep the exact text the log has always stored
+    /// (readers, filters and the console match on it).
+    #[test]
+    fn stored_text_is_unchanged() {
+        assert_eq!(RowVerdict::from(Verdict::Allow).as_str(), "allow");
+        assert_eq!(RowVerdict::from(Verdict::Block).as_str(), "block");
+        assert_eq!(RowVerdict::Unscreened.as_str(), "unscreened");
+        assert_eq!(RowList::Failed.as_str(), "fail");
+        assert_eq!(RowList::NotScreened.as_str(), "");
+        assert_eq!(
+            RowList::Decided(DecidedBy::SystemBlacklist).as_str(),
+            "system_blacklist"
+        );
+        assert_eq!(RowAction::NoneFailOpen.as_str(), "pass");
+        assert_eq!(RowAction::NotScreened.as_str(), "");
+        let row = Row {
+            time: Utc::now(),
+            unique_id: "u-1".into(),
+            pbx: Pbx::FreeSwitch,
+            trunk: "support".into(),
+            did: String::new(),
+            caller_raw: "5551234567".into(),
+            caller_e164: None,
+            caller_name: String::new(),
+            anonymous: false,
+            verdict: RowVerdict::Allow,
+            list: RowList::Failed,
+            list_name: String::new(),
+            rule: None,
+            action: RowAction::NoneFailOpen,
+            reason: "fail open: no decision within 1ms".into(),
+            decision_ns: 0,
+            fail_open: true,
+        };
+        let (vars, n) = row.vars(Some(FailReason::Timeout));
+        assert_eq!(n, 6);
+        assert_eq!(vars[3], ("LIST", ""), "no list is named without a decision");
+        assert_eq!(vars[5], ("ERROR", "timeout"));
+        let r = row.into_record();
+        assert_eq!(
+            (
+                r.pbx.as_str(),
+                r.verdict.as_str(),
+                r.list.as_str(),
+                r.action.as_str()
+            ),
+            ("freeswitch", "allow", "fail", "pass")
+        );
+    }
+}

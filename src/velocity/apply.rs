@@ -212,3 +212,102 @@ pub fn learn(
         put(Key::LearnedBlock(caller.to_string()), list, learn.block_for);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::decide;
+
+    const YAML: &str = r#"
+default_trunk: support
+trunks:
+  support:
+    whitelist:
+      - { name: Boss, pattern: "+15559990000" }
+    velocity:
+      - { name: repeat-caller, scope: caller, max: 2, per: 10m, block_for: 1h }
+"#;
+
+    fn rules() -> RuleSet {
+        let cfg = crate::config::load_str(YAML, std::path::Path::new("t.yaml")).unwrap();
+        RuleSet::compile(&cfg).unwrap()
+    }
+
+    #[test]
+    fn over_the_rate_is_blocked_and_the_block_is_kept_by_its_key() {
+        let rs = rules();
+        let tracker = Tracker::new(100);
+        let now = Utc::now();
+        let call = |caller: &str| {
+            let d = decide(&rs, 0, caller, false, now).unwrap();
+            apply(&tracker, &rs, d, now)
+        };
+        for _ in 0..2 {
+            let a = call("+15551112222");
+            assert_eq!(
+                (a.decision.list, a.note, a.tripped),
+                (DecidedBy::Default, None, None)
+            );
+        }
+        let a = call("+15551112222");
+        assert_eq!(a.decision.verdict, Verdict::Block);
+        assert_eq!(a.decision.list, DecidedBy::Velocity);
+        assert_eq!(a.decision.rule_name(&rs), Some("repeat-caller"));
+        let tripped = a.tripped.map(|(t, r)| (t.to_string(), r.to_string()));
+        assert_eq!(tripped, Some(("support".into(), "repeat-caller".into())));
+        assert!(
+            a.note
+                .unwrap()
+                .starts_with("3 calls from +15551112222 within 10m (max 2); blocked until")
+        );
+        let blocks = tracker.blocks(now);
+        assert_eq!(blocks.len(), 1);
+        assert_eq!(blocks[0].key, "support|repeat-caller|+15551112222");
+        // Under the block now, without counting past it.
+        let a = call("+15551112222");
+        assert_eq!((a.decision.list, a.tripped), (DecidedBy::Velocity, None));
+        assert!(a.note.unwrap().contains("is blocked until"));
+        // Another caller, and the whitelisted one, are not concerned.
+        assert_eq!(call("+15553334444").decision.list, DecidedBy::Default);
+        for _ in 0..5 {
+            assert_eq!(call("+15559990000").decision.list, DecidedBy::Whitelist);
+        }
+    }
+
+    #[test]
+    fn a_learned_block_applies_to_any_trunk_decision() {
+        let rs = rules();
+        let tracker = Tracker::new(100);
+        let now = Utc::now();
+        let learn_cfg = Learn {
+            fails: 2,
+            per: Duration::from_secs(600),
+            add_failed_to: Some("robots".into()),
+            block_for: Duration::from_secs(3600),
+            add_passed_to: None,
+            trust_for: Duration::from_secs(3600),
+        };
+        let action: Arc<str> = "captcha".into();
+        learn(&tracker, &learn_cfg, &action, "+15557778888", false, now);
+        assert!(tracker.blocks(now).is_empty(), "one failure is not enough");
+        learn(&tracker, &learn_cfg, &action, "+15557778888", false, now);
+        assert_eq!(tracker.blocks(now)[0].key, "learned-block|+15557778888");
+        let d = decide(&rs, 0, "+15557778888", false, now).unwrap();
+        let a = apply(&tracker, &rs, d, now);
+        assert_eq!(
+            (a.decision.verdict, a.decision.list),
+            (Verdict::Block, DecidedBy::Velocity)
+        );
+        assert_eq!(a.decision.action, rs.trunk(0).blocked_action);
+        assert!(a.note.unwrap().contains("is in robots until"));
+        // Lifting it forgets the failures too: one more is not a block again.
+        assert!(
+            tracker
+                .lift("learned-block|+15557778888")
+                .unwrap()
+                .is_some()
+        );
+        learn(&tracker, &learn_cfg, &action, "+15557778888", false, now);
+        assert!(tracker.blocks(now).is_empty());
+    }
+}
