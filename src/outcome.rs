@@ -164,3 +164,42 @@ impl Unscreened {
         }
     }
 }
+
+/// A warning said at most once per interval, for a condition that repeats
+/// on every call (a dialplan naming an unknown trunk): a counter counts
+/// every occurrence, the log says it once in a while instead of flooding.
+/// Owned by the running service (its `State`), not a process-wide static,
+/// so that two services in one process (the tests) do not share it.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    /// Seconds since the epoch of the last time it was said; 0: never.
+    last: std::sync::atomic::AtomicU64,
+}
+
+impl Throttle {
+    /// Whether to say it now (`now_secs` since the epoch), at most once per
+    /// `every_secs`; a true answer starts the next interval.
+    pub fn due(&self, now_secs: u64, every_secs: u64) -> bool {
+        use std::sync::atomic::Ordering;
+        let last = self.last.load(Ordering::Relaxed);
+        let due = last == 0 || now_secs >= last.saturating_add(every_secs);
+        due && self
+            .last
+            .compare_exchange(last, now_secs.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Throttle;
+
+    #[test]
+    fn a_throttle_says_once_per_interval() {
+        let t = Throttle::default();
+        assert!(t.due(1_000, 60));
+        assert!(!t.due(1_001, 60));
+        assert!(!t.due(1_059, 60));
+        assert!(t.due(1_060, 60));
+    }
+}

@@ -59,6 +59,8 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     pub log: Option<CallLogHandle>,
     pub extras: Extras,
+    /// The unknown-trunk warning, said at most once a minute (`call`).
+    pub unknown_trunk_warning: crate::outcome::Throttle,
     next_version: AtomicU64,
 }
 
@@ -79,6 +81,7 @@ impl State {
             metrics,
             log,
             extras,
+            unknown_trunk_warning: Default::default(),
             next_version: AtomicU64::new(2),
         };
         state.publish_gauges();

@@ -14,6 +14,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::CallInfo;
+use super::row::{Row, RowAction, RowList, RowVerdict};
 use crate::action::Pbx;
 use crate::calllog::{CallEnd, CallRecord};
 use crate::outcome::{EndState, Unscreened};
@@ -21,7 +22,7 @@ use crate::state::State;
 
 /// The verdict column of such a row: no decision was made, and the call
 /// went on (the snippets' fail-open branch), so neither `allow` nor `block`.
-pub const VERDICT: &str = "unscreened";
+pub const VERDICT: &str = RowVerdict::Unscreened.as_str();
 
 /// One call that was never screened.
 #[derive(Debug, Clone)]
@@ -84,26 +85,27 @@ pub fn row(n: &NotScreened) -> (CallRecord, CallEnd) {
         .find(|d| !d.is_empty() && *d != "unknown")
         .cloned()
         .unwrap_or_default();
-    let record = CallRecord {
+    let record = Row {
         time: Utc::now(),
         unique_id: i.unique_id.clone(),
-        pbx: n.pbx.as_str().to_string(),
+        pbx: n.pbx,
         trunk: String::new(),
         did,
         caller_raw: i.caller.clone(),
         caller_e164: None,
         caller_name: i.caller_name.clone(),
         anonymous: i.presentation_restricted,
-        verdict: VERDICT.into(),
-        list: String::new(),
+        verdict: RowVerdict::Unscreened,
+        list: RowList::NotScreened,
         list_name: String::new(),
         rule: None,
-        action: String::new(),
+        action: RowAction::NotScreened,
         reason,
         decision_ns: 0,
         // The call went on without a decision: the report counts it as such.
         fail_open: true,
-    };
+    }
+    .into_record();
     let end = CallEnd {
         unique_id: i.unique_id.clone(),
         end_state: EndState::NotScreened.as_str().into_owned(),

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use serde_saphyr::{Location, Spanned};
 
-use super::attest::Attest;
 use super::index::{ListIndex, ListIndexBuilder};
 use super::number::{Dialing, Region};
 use super::pattern;
@@ -17,13 +16,24 @@ use super::ruleset::{
     Trunk, TrunkId, did_key,
 };
 use super::schedule::Schedule;
-use super::velocity::{Scope, VelocityRule};
+use super::velocity::TrunkVelocity;
 use crate::action::Plan;
 use crate::config::types::{
-    ActionConfig, ActionKind, ListRole, MatchType, RuleConfig, ScheduleRef, TrunkConfig,
-    VelocityConfig, WhitelistMode,
+    ActionConfig, ActionKind, ListRole, ScheduleRef, TrunkConfig, VelocityConfig, WhitelistMode,
 };
 use crate::config::{LoadedConfig, Problem, Problems};
+
+mod lists;
+mod velocity;
+
+impl RuleSet {
+    /// Compiles a loaded configuration, or reports every problem in it.
+    /// (Here rather than in `ruleset`, so that the rule set's types do not
+    /// import their compiler.)
+    pub fn compile(cfg: &LoadedConfig) -> Result<RuleSet, Problems> {
+        Builder::new(cfg).build()
+    }
+}
 
 /// Compiles one loaded configuration, collecting every problem instead of
 /// stopping at the first, so `callguard check` can report them all.
@@ -242,10 +252,13 @@ impl<'a> Builder<'a> {
                 blocked_action: system_blocked_action,
                 allowed_action: self.builtin("pass"),
                 needs_attestation: self.system_attest,
-                velocity: Vec::new(),
+                velocity: TrunkVelocity {
+                    rules: Vec::new(),
+                    trusted_action: self.builtin("pass"),
+                },
             });
             let velocity = self.velocity_rules("default", &[], system_blocked_action);
-            trunks.list[0].velocity = velocity;
+            trunks.list[0].velocity.rules = velocity;
             return trunks;
         }
         for (name, t) in &raw.trunks {
@@ -339,95 +352,11 @@ impl<'a> Builder<'a> {
             blocked_action,
             allowed_action,
             needs_attestation,
-            velocity,
+            velocity: TrunkVelocity {
+                rules: velocity,
+                trusted_action: pass,
+            },
         }
-    }
-
-    /// The trunk's own velocity rules, then the system-level ones; each is
-    /// also a row of the rule table (named in the log and the metrics).
-    fn velocity_rules(
-        &mut self,
-        trunk: &str,
-        own: &[Spanned<VelocityConfig>],
-        blocked_action: ActionId,
-    ) -> Vec<VelocityRule> {
-        let system: Vec<&Spanned<VelocityConfig>> = self.system_velocity.clone();
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        let all = own
-            .iter()
-            .map(|v| (v, false))
-            .chain(system.into_iter().map(|v| (v, true)));
-        for (v, is_system) in all {
-            let c = &v.value;
-            let name = c.name.value.trim();
-            let what = if is_system {
-                format!("velocity rule {name}")
-            } else {
-                format!("trunk {trunk}: velocity rule {name}")
-            };
-            if name.is_empty() {
-                self.problem(&c.name.referenced, "a velocity rule needs a name");
-                continue;
-            }
-            if !seen.insert(name.to_string()) {
-                // A system rule of the same name as the trunk's own: reported once.
-                if !is_system {
-                    self.problem(
-                        &c.name.referenced,
-                        format!("trunk {trunk}: duplicate velocity rule name {name:?}"),
-                    );
-                }
-                continue;
-            }
-            let scope = match &c.scope {
-                None => Scope::Caller,
-                Some(sc) => match Scope::parse(&sc.value) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        self.problem(&sc.referenced, format!("{what}: {e}"));
-                        continue;
-                    }
-                },
-            };
-            if c.max == 0 || c.max > 10_000 {
-                self.problem(
-                    &v.referenced,
-                    format!("{what}: max {}: use 1 to 10000", c.max),
-                );
-                continue;
-            }
-            if c.per.is_zero() || c.per > std::time::Duration::from_secs(7 * 86_400) {
-                self.problem(&v.referenced, format!("{what}: per: use 1s to 7d"));
-                continue;
-            }
-            if c.block_for.is_some_and(|b| b.is_zero()) {
-                self.problem(
-                    &v.referenced,
-                    format!("{what}: block_for: use a duration above 0"),
-                );
-                continue;
-            }
-            let action = match &c.action {
-                Some(a) => self.action_id(a),
-                None => blocked_action,
-            };
-            let origin = self.origin("velocity", false);
-            let rule = self.rules.push(name, 0, action, true, None, origin);
-            self.rules
-                .condition_only(rule, &format!("velocity {}", scope.as_string()));
-            out.push(VelocityRule {
-                name: name.into(),
-                rule,
-                scope,
-                max: c.max,
-                per: c.per,
-                action,
-                block_for: c.block_for,
-                system: is_system,
-            });
-        }
-        out
     }
 
     /// `default_trunk`, or the only trunk when there is one.
@@ -597,7 +526,6 @@ impl<'a> Builder<'a> {
             .collect()
     }
 
-    /// Compiles inline YAML rules into a list.
     /// Resolves one named action, reporting its problems at its place.
     fn resolve_action(
         &mut self,
@@ -610,213 +538,5 @@ impl<'a> Builder<'a> {
             self.problem(&a.referenced, format!("action {name}: {e}"));
         }
         plans
-    }
-
-    fn rules_into(
-        &mut self,
-        list: &mut ListIndexBuilder,
-        rules: &[Spanned<RuleConfig>],
-        list_name: &str,
-    ) {
-        let origin = self.origin(list_name, false);
-        let mut seen = HashSet::new();
-        for r in rules {
-            let rc = &r.value;
-            let name = rc.name.value.trim();
-            if name.is_empty() {
-                self.problem(&rc.name.referenced, "a rule needs a name");
-            } else if !seen.insert(name.to_string()) {
-                self.problem(
-                    &rc.name.referenced,
-                    format!("{list_name}: duplicate rule name {name:?}"),
-                );
-            }
-            let compiled = match &rc.pattern {
-                Some(p) => match pattern::compile(&p.value, rc.match_type, rc.case_insensitive) {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        let col = p.referenced.column() + e.column.map_or(0, |c| c as u64);
-                        self.problems.push(Problem::new(
-                            self.file,
-                            p.referenced.line(),
-                            col,
-                            format!("rule {name}: pattern {:?}: {e}", p.value),
-                        ));
-                        continue;
-                    }
-                },
-                None if rc.anonymous || rc.attestation.is_some() => None,
-                None => {
-                    self.problem(
-                        &r.referenced,
-                        format!(
-                            "rule {name}: needs `pattern:`, `anonymous: true` or `attestation:`"
-                        ),
-                    );
-                    continue;
-                }
-            };
-            let attest = match &rc.attestation {
-                None => None,
-                Some(a) => {
-                    let mut mask = 0u8;
-                    let mut bad = Vec::new();
-                    for v in &a.value {
-                        match Attest::parse(v) {
-                            Some(l) => mask |= l.bit(),
-                            None => bad.push(v.as_str()),
-                        }
-                    }
-                    if !bad.is_empty() || a.value.is_empty() {
-                        self.problem(
-                            &a.referenced,
-                            format!(
-                                "rule {name}: attestation {:?}: use a list of A, B, C, none, failed",
-                                if bad.is_empty() { a.value.join(", ") } else { bad.join(", ") }
-                            ),
-                        );
-                        continue;
-                    }
-                    Some(mask)
-                }
-            };
-            let action = match &rc.action {
-                Some(a) => self.action_id(a),
-                None => NO_ACTION,
-            };
-            let priority = i32::try_from(rc.priority).unwrap_or(if rc.priority < 0 {
-                i32::MIN
-            } else {
-                i32::MAX
-            });
-            let id = self.rules.push(
-                name,
-                priority,
-                action,
-                rc.enabled,
-                compiled.as_ref(),
-                origin,
-            );
-            if let Some(s) = &rc.schedule
-                && let Some(c) = self.schedule_cond(s, &r.referenced, &format!("rule {name}"))
-            {
-                self.rules.schedule.insert(id, c);
-            }
-            if let Some(mask) = attest {
-                self.rules.attest.insert(id, mask);
-                self.attest_rules += 1;
-                if compiled.is_none() && !rc.anonymous {
-                    let levels: Vec<&str> = Attest::ALL
-                        .iter()
-                        .filter(|l| mask & l.bit() != 0)
-                        .map(|l| l.as_str())
-                        .collect();
-                    self.rules.condition_only(
-                        id,
-                        &format!(
-                            "{}[{}]",
-                            super::ruleset::ATTESTATION_RULE,
-                            levels.join(", ")
-                        ),
-                    );
-                    list.add_always(id);
-                }
-            }
-            if rc.anonymous {
-                list.add_anonymous(id);
-            }
-            if let Some(c) = &compiled {
-                list.add(id, c, priority);
-            }
-        }
-    }
-
-    /// Adds the rows of every bulk list file of `trunk` with `role`.
-    fn list_files_into(
-        &mut self,
-        list: &mut ListIndexBuilder,
-        trunk: Option<&str>,
-        role: ListRole,
-        infos: &mut Vec<ListInfo>,
-    ) {
-        let cfg = self.cfg;
-        for lf in cfg
-            .lists
-            .iter()
-            .filter(|l| l.trunk.as_deref() == trunk && l.role == role)
-        {
-            if !self.list_names.insert(lf.name.clone()) {
-                self.problems.push(Problem::new(
-                    self.file,
-                    0,
-                    0,
-                    format!("two lists are named {:?}: give one a `name:`", lf.name),
-                ));
-            }
-            let origin = self.origin(&lf.name, true);
-            let file = lf.path.display().to_string();
-            let default_action = lf.default_action.as_ref().map(|a| self.action_id(a));
-            let mut seen = HashSet::new();
-            for (line, row) in &lf.rows {
-                let at = |msg: String| Problem::new(&file, u64::from(*line), 0, msg);
-                if !seen.insert(row.rule_name.as_str()) {
-                    self.problems
-                        .push(at(format!("duplicate rule name {:?}", row.rule_name)));
-                    continue;
-                }
-                let mt = match row.match_type.trim() {
-                    "" => None,
-                    m => match MatchType::parse(m) {
-                        Some(m) => Some(m),
-                        None => {
-                            self.problems.push(at(format!("unknown match_type {m:?}")));
-                            continue;
-                        }
-                    },
-                };
-                let compiled = match pattern::compile(&row.pattern, mt, false) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        self.problems.push(at(format!(
-                            "rule {}: pattern {:?}: {e}",
-                            row.rule_name, row.pattern
-                        )));
-                        continue;
-                    }
-                };
-                let action = match row.action.trim() {
-                    // "allow" / "block" in a file mean "what this list does".
-                    "" | "allow" | "block" => default_action.unwrap_or(NO_ACTION),
-                    a => match self.action_ids.get(a) {
-                        Some(&id) => id,
-                        None => {
-                            self.problems
-                                .push(at(format!("rule {}: no action named {a:?}", row.rule_name)));
-                            continue;
-                        }
-                    },
-                };
-                let id = self.rules.push(
-                    &row.rule_name,
-                    0,
-                    action,
-                    row.enabled,
-                    Some(&compiled),
-                    origin,
-                );
-                list.add(id, &compiled, 0);
-            }
-            infos.push(ListInfo {
-                name: lf.name.clone(),
-                kind: match (trunk, role) {
-                    (None, _) => "system_blacklist",
-                    (Some(_), ListRole::Whitelist) => "whitelist",
-                    (Some(_), ListRole::Blacklist) => "blacklist",
-                },
-                trunk: trunk.map(str::to_string),
-                path: Some(lf.path.clone()),
-                rules: lf.rows.len(),
-            });
-        }
     }
 }

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use super::attest::{Attest, Attestation};
 use super::index::{ListIndex, MatchError, MatchedOn, RuleId, Subject};
 use super::number::Caller;
-use super::ruleset::{ActionId, RuleSet, TrunkId};
+use super::ruleset::{ActionId, RuleKind, RuleSet, TrunkId};
 use crate::config::types::MatchType;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,17 +112,28 @@ impl Decision {
         }
     }
 
-    /// The winning rule's pattern and match type, as the user wrote them.
+    /// The winning rule's pattern and match type, as the user wrote them;
+    /// a rule without a pattern is shown by its condition
+    /// (`anonymous: true`, `attestation: [A, B]`, `velocity caller`).
     pub fn pattern(&self, rs: &RuleSet) -> Option<(String, &'static str)> {
         let r = self.rule?;
-        match rs.rules.pattern(r) {
-            Some((p, _)) if p == super::ruleset::ANONYMOUS_RULE => {
-                Some((p.to_string(), "anonymous"))
+        match rs.rules.kind(r) {
+            Some(RuleKind::Pattern(p, m)) => Some((p.to_string(), m.as_str())),
+            Some(RuleKind::Anonymous) => Some(("anonymous: true".into(), "anonymous")),
+            Some(RuleKind::Attestation(mask)) => {
+                let levels: Vec<&str> = Attest::ALL
+                    .iter()
+                    .filter(|l| mask & l.bit() != 0)
+                    .map(|l| l.as_str())
+                    .collect();
+                Some((
+                    format!("attestation: [{}]", levels.join(", ")),
+                    "attestation",
+                ))
             }
-            Some((p, _)) if p.starts_with(super::ruleset::ATTESTATION_RULE) => {
-                Some((p.to_string(), "attestation"))
+            Some(RuleKind::Velocity(scope)) => {
+                Some((format!("velocity {}", scope.as_string()), "exact"))
             }
-            Some((p, m)) => Some((p.to_string(), m.as_str())),
             None => self.matched_text().map(|t| (t.to_string(), "exact")),
         }
     }
@@ -146,11 +157,12 @@ impl Decision {
                 Some(MatchedOn::Anonymous) => " (caller ID hidden)".to_string(),
                 _ => String::new(),
             };
-            let what = if m == "anonymous" || m == "attestation" {
-                p
-            } else {
-                format!("{m} {p}")
-            };
+            // A rule shown by its condition needs no match type before it.
+            let by_condition = matches!(
+                self.rule.and_then(|r| rs.rules.kind(r)),
+                Some(RuleKind::Anonymous | RuleKind::Attestation(_))
+            );
+            let what = if by_condition { p } else { format!("{m} {p}") };
             // A rule with an attestation condition says what the call had
             // and where it was read: `attestation C (verstat on P-Asserted-Identity)`.
             let attested = match (

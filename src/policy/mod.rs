@@ -5,6 +5,7 @@ pub mod attest;
 pub(crate) mod compile;
 pub mod decide;
 pub(crate) mod explain;
+pub(crate) mod ids;
 pub mod index;
 pub mod number;
 pub mod pattern;

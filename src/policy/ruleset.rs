@@ -14,10 +14,8 @@ use super::pattern::CompiledPattern;
 use super::schedule::Schedule;
 use crate::action::{Pbx, Plan};
 use crate::config::types::{ActionKind, FailMode, MatchType};
-use crate::config::{LoadedConfig, Problems};
 
-pub type ActionId = u16;
-pub type TrunkId = usize;
+pub use super::ids::{ActionId, TrunkId};
 
 /// A rule's schedule condition: active while `schedule` is open (`inside`)
 /// or closed (`!inside`).
@@ -64,7 +62,7 @@ pub struct Trunk {
     /// `attestation:` condition: the driver fetches the call's level.
     pub needs_attestation: bool,
     /// Velocity rules of this trunk, then the system-level ones.
-    pub velocity: Vec<crate::policy::velocity::VelocityRule>,
+    pub velocity: super::velocity::TrunkVelocity,
 }
 
 /// Where a rule came from: its own name counts in metrics, entries of bulk
@@ -88,8 +86,8 @@ pub struct RuleTable {
     specificity: Vec<u16>,
     origin: Vec<u16>,
     pub(super) schedule: HashMap<RuleId, ScheduleCond>,
-    /// Pattern text and match type of non-exact rules (for explanations).
-    patterns: HashMap<RuleId, (Box<str>, MatchType)>,
+    /// What non-exact rules match on (for explanations and captures).
+    kinds: HashMap<RuleId, RuleKind>,
     pub(super) origins: Vec<Origin>,
     /// `attestation:` conditions: a mask of [`super::attest::Attest::bit`]s.
     pub(super) attest: HashMap<RuleId, u8>,
@@ -97,11 +95,20 @@ pub struct RuleTable {
 
 pub const NO_ACTION: ActionId = ActionId::MAX;
 
-/// The pattern text shown for an `anonymous: true` rule without a pattern.
-pub const ANONYMOUS_RULE: &str = "anonymous: true";
-
-/// How a rule whose only condition is `attestation:` is shown.
-pub const ATTESTATION_RULE: &str = "attestation: ";
+/// What a rule matches on when it is not an exact number (exact rules have
+/// none): a kind of rule is a variant, never a sentinel pattern text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleKind {
+    /// A non-exact pattern as written, with its match type.
+    Pattern(Box<str>, MatchType),
+    /// `anonymous: true` and no pattern: the hidden callers.
+    Anonymous,
+    /// Only an `attestation:` condition: a mask of
+    /// [`super::attest::Attest::bit`]s.
+    Attestation(u8),
+    /// A velocity rule's row (its scope).
+    Velocity(super::velocity::Scope),
+}
 
 impl RuleTable {
     pub fn len(&self) -> usize {
@@ -142,8 +149,16 @@ impl RuleTable {
         let o = self.origin(id);
         if o.bulk { &o.list_name } else { self.name(id) }
     }
+    /// What the rule matches on, unless it is an exact number.
+    pub fn kind(&self, id: RuleId) -> Option<&RuleKind> {
+        self.kinds.get(&id)
+    }
+    /// The rule's non-exact pattern and its match type, if it has one.
     pub fn pattern(&self, id: RuleId) -> Option<(&str, MatchType)> {
-        self.patterns.get(&id).map(|(p, m)| (&**p, *m))
+        match self.kinds.get(&id)? {
+            RuleKind::Pattern(p, m) => Some((p, *m)),
+            _ => None,
+        }
     }
     /// The rule's attestation condition, if it has one.
     pub fn attestation(&self, id: RuleId) -> Option<u8> {
@@ -153,11 +168,11 @@ impl RuleTable {
     pub fn any_attestation(&self) -> bool {
         !self.attest.is_empty()
     }
-    /// A rule whose only condition is its attestation: the least specific
-    /// of all, explained by its condition.
-    pub(super) fn condition_only(&mut self, id: RuleId, text: &str) {
+    /// A rule without a pattern, only a condition (attestation, velocity):
+    /// the least specific of all, explained by its condition.
+    pub(super) fn condition_only(&mut self, id: RuleId, kind: RuleKind) {
         self.specificity[id as usize] = u16::MAX;
-        self.patterns.insert(id, (text.into(), MatchType::Exact));
+        self.kinds.insert(id, kind);
     }
 
     pub(super) fn push(
@@ -183,14 +198,15 @@ impl RuleTable {
         self.origin.push(origin);
         match pattern {
             Some(p) if p.match_type != MatchType::Exact => {
-                self.patterns
-                    .insert(id, (p.source.as_str().into(), p.match_type));
+                self.kinds.insert(
+                    id,
+                    RuleKind::Pattern(p.source.as_str().into(), p.match_type),
+                );
             }
             Some(_) => {}
             // An `anonymous: true` rule with no pattern.
             None => {
-                self.patterns
-                    .insert(id, (ANONYMOUS_RULE.into(), MatchType::Exact));
+                self.kinds.insert(id, RuleKind::Anonymous);
             }
         }
         id
@@ -389,9 +405,4 @@ impl RuleSet {
 
     /// Actions every configuration has unless it defines its own of that name.
     pub const BUILTIN_ACTIONS: [&'static str; 3] = ["reject", "pass", "allow"];
-
-    /// Compiles a loaded configuration, or reports every problem in it.
-    pub fn compile(cfg: &LoadedConfig) -> Result<RuleSet, Problems> {
-        super::compile::Builder::new(cfg).build()
-    }
 }

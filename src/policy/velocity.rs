@@ -1,14 +1,17 @@
 //! Velocity rules as compiled: who counts together (`scope`), how many calls
 //! in how long, and what happens past that. Pure data and pure window
 //! arithmetic; the counters themselves live outside the policy core
-//! (`crate::velocity`), and the call flow consults them around `decide`.
+//! (`crate::velocity`, whose `apply` consults them around `decide`).
+//!
+//! A leaf of `policy`: the rule set and its compiler both import it, it
+//! imports neither.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::ids::ActionId;
 use super::index::RuleId;
 use super::number::Caller;
-use super::ruleset::ActionId;
 
 /// Which calls count together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +64,96 @@ impl Scope {
     }
 }
 
+/// A trunk's velocity policy as compiled: its rules, and the action a
+/// caller verified by a challenge gets instead of being challenged again
+/// (`pass`, resolved once here rather than looked up on every call).
+#[derive(Debug, Clone)]
+pub struct TrunkVelocity {
+    /// The trunk's own rules, then the system-level ones.
+    pub rules: Vec<VelocityRule>,
+    pub trusted_action: ActionId,
+}
+
+/// What a counter or a temporary block is kept under. Typed, so that no
+/// two kinds can collide and a learned entry is told from a rule's by its
+/// variant; its text (`Display`, [`Key::parse`]) is only the stored form
+/// and the admin API's name for a block, unchanged from the string keys
+/// earlier versions wrote (`trunk|rule|subject`, `learned-block|caller`, …).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// A velocity rule's counter and block. `trunk` is `None` for a
+    /// system-level rule (its calls count together across trunks, `*`).
+    Rule {
+        trunk: Option<Arc<str>>,
+        rule: Arc<str>,
+        /// The caller, `+1555` range or `*` (the whole trunk).
+        subject: String,
+    },
+    /// A caller who kept failing challenges (learned, `learned-block|…`).
+    LearnedBlock(String),
+    /// A caller who passed a challenge (learned, `learned-trust|…`).
+    LearnedTrust(String),
+    /// A caller's failed challenges of one action (`learn-fails|action|caller`).
+    LearnFails { action: Arc<str>, caller: String },
+}
+
+const LEARNED_BLOCK: &str = "learned-block";
+const LEARNED_TRUST: &str = "learned-trust";
+const LEARN_FAILS: &str = "learn-fails";
+
+impl Key {
+    /// The key a stored or listed text names; `None` for text no key
+    /// writes. A rule's subject never has a `|`; its trunk is taken up to
+    /// the first `|`, its name from there to the last.
+    pub fn parse(s: &str) -> Option<Key> {
+        let (head, rest) = s.split_once('|')?;
+        match head {
+            LEARNED_BLOCK => Some(Key::LearnedBlock(rest.to_string())),
+            LEARNED_TRUST => Some(Key::LearnedTrust(rest.to_string())),
+            LEARN_FAILS => {
+                let (action, caller) = rest.rsplit_once('|')?;
+                Some(Key::LearnFails {
+                    action: action.into(),
+                    caller: caller.to_string(),
+                })
+            }
+            _ => {
+                let (rule, subject) = rest.rsplit_once('|')?;
+                Some(Key::Rule {
+                    trunk: (head != "*").then(|| head.into()),
+                    rule: rule.into(),
+                    subject: subject.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Who the key is about: a rule's caller, range or `*`, a learned
+    /// entry's caller.
+    pub fn subject(&self) -> &str {
+        match self {
+            Key::Rule { subject, .. } => subject,
+            Key::LearnedBlock(c) | Key::LearnedTrust(c) => c,
+            Key::LearnFails { caller, .. } => caller,
+        }
+    }
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Key::Rule {
+                trunk,
+                rule,
+                subject,
+            } => write!(f, "{}|{rule}|{subject}", trunk.as_deref().unwrap_or("*")),
+            Key::LearnedBlock(c) => write!(f, "{LEARNED_BLOCK}|{c}"),
+            Key::LearnedTrust(c) => write!(f, "{LEARNED_TRUST}|{c}"),
+            Key::LearnFails { action, caller } => write!(f, "{LEARN_FAILS}|{action}|{caller}"),
+        }
+    }
+}
+
 /// One compiled `velocity:` rule.
 #[derive(Debug, Clone)]
 pub struct VelocityRule {
@@ -79,12 +172,11 @@ pub struct VelocityRule {
 
 impl VelocityRule {
     /// The counter key of a call on `trunk` (system rules share keys across trunks).
-    pub fn counter_key(&self, trunk: &str, caller: &Caller) -> Option<String> {
-        let key = self.scope.key(caller)?;
-        Some(if self.system {
-            format!("*|{}|{key}", self.name)
-        } else {
-            format!("{trunk}|{}|{key}", self.name)
+    pub fn counter_key(&self, trunk: &Arc<str>, caller: &Caller) -> Option<Key> {
+        Some(Key::Rule {
+            trunk: (!self.system).then(|| trunk.clone()),
+            rule: self.name.clone(),
+            subject: self.scope.key(caller)?,
         })
     }
 }
@@ -140,6 +232,40 @@ mod tests {
         };
         assert_eq!(Scope::Caller.key(&anon), None);
         assert_eq!(Scope::Trunk.key(&anon).as_deref(), Some("*"));
+    }
+
+    #[test]
+    fn keys_keep_their_stored_text() {
+        let c = caller("5551234567", Some("+15551234567"));
+        let rule = |system| VelocityRule {
+            name: "burst".into(),
+            rule: 0,
+            scope: Scope::Caller,
+            max: 3,
+            per: Duration::from_secs(60),
+            action: 0,
+            block_for: None,
+            system,
+        };
+        let trunk: Arc<str> = "support".into();
+        let own = rule(false).counter_key(&trunk, &c).unwrap();
+        assert_eq!(own.to_string(), "support|burst|+15551234567");
+        let sys = rule(true).counter_key(&trunk, &c).unwrap();
+        assert_eq!(sys.to_string(), "*|burst|+15551234567");
+        let learned = [
+            Key::LearnedBlock("+15551234567".into()),
+            Key::LearnedTrust("+15551234567".into()),
+            Key::LearnFails {
+                action: "captcha".into(),
+                caller: "+15551234567".into(),
+            },
+        ];
+        assert_eq!(learned[0].to_string(), "learned-block|+15551234567");
+        assert_eq!(learned[2].to_string(), "learn-fails|captcha|+15551234567");
+        for k in learned.into_iter().chain([own, sys]) {
+            assert_eq!(Key::parse(&k.to_string()), Some(k));
+        }
+        assert_eq!(Key::parse("no bar"), None);
     }
 
     #[test]

@@ -16,13 +16,17 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeZone, Utc};
 
+mod apply;
 mod store;
+pub use crate::policy::velocity::Key;
+pub use apply::{Applied, apply, learn};
 pub use store::{VelocityStore, read_blocks};
 
 /// A temporary block one velocity rule put on one key.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Block {
-    /// The counter key (`trunk|rule|subject`).
+    /// The key's stored text ([`Key`]'s `Display`: `trunk|rule|subject`),
+    /// also the admin API's name for the block.
     pub key: String,
     pub trunk: String,
     pub rule: String,
@@ -39,8 +43,8 @@ struct Counter {
 }
 
 struct Inner {
-    counters: HashMap<String, Counter>,
-    blocks: HashMap<String, Block>,
+    counters: HashMap<Key, Counter>,
+    blocks: HashMap<Key, Block>,
     capacity: usize,
 }
 
@@ -86,28 +90,27 @@ impl Tracker {
     /// caller's next call is counted afresh instead of blocked again at once.
     /// The stored row goes too, so a restart does not bring it back.
     pub fn lift(&self, key: &str) -> Result<Option<Block>, String> {
+        let Some(key) = Key::parse(key) else {
+            return Ok(None);
+        };
         let lifted = {
             let mut inner = self.lock();
-            inner.counters.remove(key);
-            let lifted = inner.blocks.remove(key);
+            inner.counters.remove(&key);
+            let lifted = inner.blocks.remove(&key);
             // A learned block's failures are counted per challenge action
             // (`learn-fails|action|caller`): forgotten too, or the caller's
             // next failure would put the block back at once.
-            if let Some(b) = lifted
-                .as_ref()
-                .filter(|_| key.starts_with("learned-block|"))
-            {
-                let tail = format!("|{}", b.subject);
+            if let (Some(_), Key::LearnedBlock(caller)) = (&lifted, &key) {
                 inner
                     .counters
-                    .retain(|k, _| !(k.starts_with("learn-fails|") && k.ends_with(&tail)));
+                    .retain(|k, _| !matches!(k, Key::LearnFails { caller: c, .. } if c == caller));
             }
             lifted
         };
         if lifted.is_some() {
             let store = self.store.lock().unwrap_or_else(|p| p.into_inner()).clone();
             if let Some(store) = store {
-                store.delete(key).map_err(|e| e.to_string())?;
+                store.delete(&key.to_string()).map_err(|e| e.to_string())?;
             }
         }
         Ok(lifted)
@@ -122,7 +125,9 @@ impl Tracker {
         {
             let mut inner = self.lock();
             for b in blocks {
-                inner.blocks.insert(b.key.clone(), b);
+                if let Some(key) = Key::parse(&b.key) {
+                    inner.blocks.insert(key, b);
+                }
             }
         }
         *self.store.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(store));
@@ -130,7 +135,7 @@ impl Tracker {
     }
 
     /// The block in force on `key` at `now`; an expired one is forgotten.
-    pub fn active_block(&self, key: &str, now: DateTime<Utc>) -> Option<Block> {
+    pub fn active_block(&self, key: &Key, now: DateTime<Utc>) -> Option<Block> {
         let mut inner = self.lock();
         match inner.blocks.get(key) {
             Some(b) if b.until > now => Some(b.clone()),
@@ -143,12 +148,12 @@ impl Tracker {
     }
 
     /// Counts one call on `key` and returns the calls in its window.
-    pub fn count(&self, key: &str, now_ms: i64, per_ms: i64, max: u32) -> u32 {
+    pub fn count(&self, key: &Key, now_ms: i64, per_ms: i64, max: u32) -> u32 {
         let mut inner = self.lock();
         if !inner.counters.contains_key(key) && inner.counters.len() >= inner.capacity {
             evict(&mut inner, now_ms, Room::ForOneMore);
         }
-        let c = inner.counters.entry(key.to_string()).or_insert(Counter {
+        let c = inner.counters.entry(key.clone()).or_insert(Counter {
             times: VecDeque::new(),
             last: now_ms,
             per: per_ms,
@@ -169,8 +174,10 @@ impl Tracker {
     }
 
     /// Puts a block in force and writes it to the store (off the call path).
-    pub fn add_block(&self, block: Block) {
-        self.lock().blocks.insert(block.key.clone(), block.clone());
+    /// `block.key` is `key`'s text (what is stored and listed).
+    pub fn add_block(&self, key: Key, block: Block) {
+        debug_assert_eq!(block.key, key.to_string());
+        self.lock().blocks.insert(key, block.clone());
         let store = self.store.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(store) = store {
             let write = move || {
@@ -250,19 +257,28 @@ pub(crate) fn from_secs(s: i64) -> DateTime<Utc> {
 mod tests {
     use super::*;
 
+    /// A rule's counter key for `subject` (on trunk `t`, rule `r`).
+    fn k(subject: &str) -> Key {
+        Key::Rule {
+            trunk: Some("t".into()),
+            rule: "r".into(),
+            subject: subject.into(),
+        }
+    }
+
     #[test]
     fn bounded_counters_evict_expired_then_oldest() {
         let t = Tracker::new(4);
-        for (i, k) in ["a", "b", "c", "d"].iter().enumerate() {
-            t.count(k, i as i64 * 1000, 60_000, 5);
+        for (i, s) in ["a", "b", "c", "d"].iter().enumerate() {
+            t.count(&k(s), i as i64 * 1000, 60_000, 5);
         }
         assert_eq!(t.tracked(), 4);
         // Full: the least recently seen ("a") makes room.
-        t.count("e", 5_000, 60_000, 5);
+        t.count(&k("e"), 5_000, 60_000, 5);
         assert_eq!(t.tracked(), 4);
-        assert_eq!(t.count("a", 6_000, 60_000, 5), 1, "a was forgotten");
+        assert_eq!(t.count(&k("a"), 6_000, 60_000, 5), 1, "a was forgotten");
         // Much later every window has passed: all expired go at once.
-        t.count("z", 1_000_000, 60_000, 5);
+        t.count(&k("z"), 1_000_000, 60_000, 5);
         assert_eq!(t.tracked(), 1);
     }
 
@@ -270,14 +286,14 @@ mod tests {
     fn a_smaller_bound_on_reload_applies_at_once() {
         let t = Tracker::new(100);
         for i in 0..50 {
-            t.count(&format!("k{i}"), i * 1000, 600_000, 5);
+            t.count(&k(&format!("k{i}")), i * 1000, 600_000, 5);
         }
         assert_eq!(t.tracked(), 50);
         t.set_capacity(10, 50_000);
         assert_eq!(t.tracked(), 10);
         // The most recently seen stay: k49 still has its call counted.
-        assert_eq!(t.count("k49", 51_000, 600_000, 5), 2);
-        assert_eq!(t.count("k0", 51_000, 600_000, 5), 1, "k0 was dropped");
+        assert_eq!(t.count(&k("k49"), 51_000, 600_000, 5), 2);
+        assert_eq!(t.count(&k("k0"), 51_000, 600_000, 5), 1, "k0 was dropped");
         // A larger bound changes nothing already counted.
         t.set_capacity(1000, 52_000);
         assert_eq!(t.tracked(), 10);
@@ -287,44 +303,52 @@ mod tests {
     fn a_lifted_block_and_its_counter_are_gone() {
         let t = Tracker::new(10);
         let now = Utc::now();
-        let key = "support|burst|+15550001111";
+        let text = "support|burst|+15550001111";
+        let key = &Key::parse(text).unwrap();
         for i in 0..3 {
             t.count(key, millis(now) + i, 60_000, 2);
         }
-        t.add_block(Block {
-            key: key.into(),
-            trunk: "support".into(),
-            rule: "burst".into(),
-            subject: "+15550001111".into(),
-            created: now,
-            until: now + chrono::TimeDelta::hours(1),
-        });
-        assert_eq!(t.lift(key).unwrap().map(|b| b.rule), Some("burst".into()));
+        t.add_block(
+            key.clone(),
+            Block {
+                key: text.into(),
+                trunk: "support".into(),
+                rule: "burst".into(),
+                subject: "+15550001111".into(),
+                created: now,
+                until: now + chrono::TimeDelta::hours(1),
+            },
+        );
+        assert_eq!(t.lift(text).unwrap().map(|b| b.rule), Some("burst".into()));
         assert!(t.active_block(key, now).is_none());
         assert_eq!(
             t.count(key, millis(now) + 10, 60_000, 2),
             1,
             "counted afresh"
         );
-        assert_eq!(t.lift(key).unwrap(), None, "nothing left to lift");
+        assert_eq!(t.lift(text).unwrap(), None, "nothing left to lift");
     }
 
     #[test]
     fn blocks_expire_by_themselves() {
         let t = Tracker::new(10);
         let now = Utc::now();
-        t.add_block(Block {
-            key: "support|burst|*".into(),
-            trunk: "support".into(),
-            rule: "burst".into(),
-            subject: "*".into(),
-            created: now,
-            until: now + chrono::TimeDelta::seconds(60),
-        });
-        assert!(t.active_block("support|burst|*", now).is_some());
+        let key = Key::parse("support|burst|*").unwrap();
+        t.add_block(
+            key.clone(),
+            Block {
+                key: "support|burst|*".into(),
+                trunk: "support".into(),
+                rule: "burst".into(),
+                subject: "*".into(),
+                created: now,
+                until: now + chrono::TimeDelta::seconds(60),
+            },
+        );
+        assert!(t.active_block(&key, now).is_some());
         assert_eq!(t.blocks(now).len(), 1);
         let later = now + chrono::TimeDelta::seconds(61);
-        assert!(t.active_block("support|burst|*", later).is_none());
+        assert!(t.active_block(&key, later).is_none());
         assert!(t.blocks(later).is_empty());
     }
 }

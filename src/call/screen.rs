@@ -1,0 +1,248 @@
+//! Screening one call before anything is sent to the PBX: choose the trunk,
+//! read the attestation when a rule needs it, decide within the deadline,
+//! apply velocity (`crate::velocity::apply`), or apply `fail:` when no
+//! decision was made. Counts the call and fills its typed log row.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use super::CallDriver;
+use super::CallInfo;
+use super::row::{Row, RowAction, RowList, RowVerdict};
+use crate::action::{Pbx, Plan};
+use crate::config::types::FailMode;
+use crate::outcome::FailReason;
+use crate::policy::attest::Attestation;
+use crate::policy::decide::{Decision, Verdict, decide_attested};
+use crate::state::{Snapshot, State};
+
+/// What screening decided for one call, before anything is sent: the plan
+/// to drive and the log row, whose fields are also the channel variables.
+pub(super) struct Screened {
+    pub row: Row,
+    /// `None`: fail open, nothing to drive.
+    pub plan: Option<Arc<Plan>>,
+    /// Set when no decision was made.
+    pub error: Option<FailReason>,
+    /// The trunk's blocked action: a failed challenge's default `on_fail`.
+    pub blocked: Option<Arc<Plan>>,
+}
+
+/// Chooses the trunk and decides within the deadline; on failure applies
+/// `fail:`. Counts the call and fills its log row.
+pub(super) async fn screen<D: CallDriver>(
+    driver: &mut D,
+    info: &CallInfo,
+    state: &State,
+    pbx: Pbx,
+    decide_timeout: Duration,
+) -> Screened {
+    let snap: Arc<Snapshot> = state.snapshot();
+    let rs = &snap.rules;
+    let choice = rs.choose_trunk(
+        info.trunk_hint.as_deref(),
+        info.dids.iter().map(String::as_str),
+    );
+    let trunk = choice.trunk;
+    // A trunk the dialplan names but the config lacks: warned, counted, and
+    // said in the call's reason (the call goes on with the trunk chosen instead).
+    let trunk_note = choice.note(rs);
+    if let Some(note) = &trunk_note {
+        warn_unknown_trunk(state, pbx, &info.unique_id, note);
+        state
+            .metrics
+            .unknown_trunk_total
+            .with_label_values(&[pbx.as_str()])
+            .inc();
+    }
+    let decided = match trunk {
+        None => Err((
+            FailReason::NoTrunk,
+            match &trunk_note {
+                Some(note) => format!("no trunk selected ({note})"),
+                None => "no trunk selected (no trunk named, no DID matched, no default_trunk)"
+                    .to_string(),
+            },
+        )),
+        Some(t) => {
+            let attestation = if rs.trunk(t).needs_attestation {
+                Some(match driver.identity(info).await {
+                    Ok(inputs) => crate::policy::attest::attestation(&inputs),
+                    Err(e) => {
+                        tracing::info!(pbx = pbx.as_str(), call = ?info.unique_id, "caller ID attestation not read: {e}");
+                        Attestation::unsigned()
+                    }
+                })
+            } else {
+                None
+            };
+            decide_with_deadline(&snap, t, info, attestation, decide_timeout)
+                .await
+                .map(|(d, elapsed)| {
+                    let applied = crate::velocity::apply(&state.extras.velocity, rs, d, Utc::now());
+                    if let Some((trunk, rule)) = &applied.tripped {
+                        state
+                            .metrics
+                            .velocity_blocks_total
+                            .with_label_values(&[&**trunk, &**rule])
+                            .inc();
+                    }
+                    (applied.decision, elapsed, applied.note)
+                })
+        }
+    };
+    let did = info
+        .dids
+        .iter()
+        .find(|d| !d.is_empty() && *d != "unknown")
+        .cloned()
+        .unwrap_or_default();
+    let mut row = Row {
+        time: Utc::now(),
+        unique_id: info.unique_id.clone(),
+        pbx,
+        trunk: trunk
+            .map(|t| rs.trunk(t).name.to_string())
+            .unwrap_or_default(),
+        did,
+        caller_raw: info.caller.clone(),
+        caller_e164: None,
+        caller_name: info.caller_name.clone(),
+        anonymous: info.presentation_restricted,
+        verdict: RowVerdict::Allow,
+        list: RowList::Failed,
+        list_name: String::new(),
+        rule: None,
+        action: RowAction::NoneFailOpen,
+        reason: String::new(),
+        decision_ns: 0,
+        fail_open: false,
+    };
+    match decided {
+        Ok((d, elapsed, velocity_note)) => {
+            state
+                .metrics
+                .decision_duration
+                .observe(elapsed.as_secs_f64());
+            state.metrics.count_call(&snap.handles, rs, pbx, &d);
+            let action = rs.action(d.action);
+            let reason = match velocity_note {
+                Some(v) => format!("{}: {v}", d.reason(rs)),
+                None => d.reason(rs),
+            };
+            row.reason = match &trunk_note {
+                Some(note) => format!("{reason}; {note}"),
+                None => reason,
+            };
+            row.caller_e164 = d.caller.e164.clone();
+            row.anonymous = d.caller.anonymous;
+            row.verdict = d.verdict.into();
+            row.list = RowList::Decided(d.list);
+            row.rule = d.rule_name(rs).map(str::to_string);
+            row.list_name = d
+                .rule
+                .map(|r| rs.rules.origin(r).list_name.to_string())
+                .unwrap_or_default();
+            row.action = RowAction::Named(action.name.clone());
+            row.decision_ns = elapsed.as_nanos() as u64;
+            Screened {
+                row,
+                plan: Some(action.plan(pbx).clone()),
+                error: None,
+                blocked: Some(
+                    rs.action(rs.trunk(d.trunk).blocked_action)
+                        .plan(pbx)
+                        .clone(),
+                ),
+            }
+        }
+        Err((why, detail)) => {
+            tracing::warn!(pbx = pbx.as_str(), call = ?info.unique_id, reason = why.as_str(), "cannot decide: {detail}");
+            let closed = rs.fail == FailMode::Closed;
+            let (verdict, plan) = if closed {
+                let action = trunk.map_or(rs.system_blocked_action, |t| rs.trunk(t).blocked_action);
+                (Verdict::Block, Some(rs.action(action).plan(pbx).clone()))
+            } else {
+                (Verdict::Allow, None)
+            };
+            let action = plan.as_ref().map_or(RowAction::NoneFailOpen, |p| {
+                RowAction::Named(p.action.clone())
+            });
+            let trunk_name = trunk.map_or("", |t| &*rs.trunk(t).name);
+            state.metrics.count_undecided(
+                pbx,
+                trunk_name,
+                verdict.as_str(),
+                action.as_str(),
+                why,
+                closed,
+            );
+            row.verdict = verdict.into();
+            row.list = RowList::Failed;
+            row.action = action;
+            row.reason = format!("fail {}: {detail}", if closed { "closed" } else { "open" });
+            row.fail_open = !closed;
+            let blocked = trunk.map(|t| rs.action(rs.trunk(t).blocked_action).plan(pbx).clone());
+            Screened {
+                row,
+                plan,
+                error: Some(why),
+                blocked,
+            }
+        }
+    }
+}
+
+/// Warns of a trunk the dialplan names but the config lacks, at most once a
+/// minute: a dialplan with that typo names it on every call, and
+/// `callguard_unknown_trunk_total` counts them all (a warning per call would
+/// flood the log, thousands of lines a minute on a busy line).
+fn warn_unknown_trunk(state: &State, pbx: Pbx, unique_id: &str, note: &str) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if state.unknown_trunk_warning.due(now, 60) {
+        tracing::warn!(
+            pbx = pbx.as_str(),
+            call = ?unique_id,
+            "{note} (said at most once a minute; callguard_unknown_trunk_total counts every call)"
+        );
+    }
+}
+
+/// Decides on a blocking thread so that a pathological pattern cannot stall
+/// the runtime, and gives up after `timeout` (the thread finishes on its own).
+async fn decide_with_deadline(
+    snap: &Arc<Snapshot>,
+    trunk: usize,
+    info: &CallInfo,
+    attestation: Option<Attestation>,
+    timeout: Duration,
+) -> Result<(Decision, Duration), (FailReason, String)> {
+    let snap = snap.clone();
+    let caller = info.caller.clone();
+    let restricted = info.presentation_restricted;
+    let job = tokio::task::spawn_blocking(move || {
+        let start = Instant::now();
+        let d = decide_attested(
+            &snap.rules,
+            trunk,
+            &caller,
+            restricted,
+            attestation.as_ref(),
+            Utc::now(),
+        );
+        (d, start.elapsed())
+    });
+    match tokio::time::timeout(timeout, job).await {
+        Ok(Ok((Ok(d), elapsed))) => Ok((d, elapsed)),
+        Ok(Ok((Err(e), _))) => Err((FailReason::Error, e.to_string())),
+        Ok(Err(e)) => Err((FailReason::Error, format!("decision task failed: {e}"))),
+        Err(_) => Err((
+            FailReason::Timeout,
+            format!("no decision within {timeout:?}"),
+        )),
+    }
+}
