@@ -2,14 +2,14 @@
 //! `examples/soak.rs` (the `bench/soak.sh` run, minutes long).
 //!
 //! Steady calls through both protocols, byte-exact through the PBX
-//! simulators (`asterisk.rs`, `freeswitch.rs`), while one list is replaced
+//! simulators (`callguard_sim::asterisk`, `::freeswitch`), while one list is replaced
 //! through the admin API (PUT) at a fixed pace and the config file is edited
 //! (written beside, renamed over). Every call must be decided: a verdict, no
 //! `CALLGUARD_ERROR`, no protocol error. Where no list change overlapped a
 //! call, its verdict must be the one the current list gives.
 //!
-//! Needs a parent module that declares `asterisk` and `freeswitch` (the
-//! simulators) at the crate root.
+//! Needs `asterisk` and `freeswitch` (the simulators) at the crate root:
+//! `use callguard_sim::{asterisk, freeswitch};`.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
