@@ -551,4 +551,5 @@ async fn wait_stop(shared: &Shared) {
 // SIGTERM under load: a file of its own (this one would pass 600 lines).
 #[path = "soak/shutdown.rs"]
 mod shutdown;
+#[allow(unused_imports)] // examples/flood.rs includes this file but runs no shutdown
 pub use shutdown::{ShutdownReport, sigterm_under_load};
