@@ -9,10 +9,8 @@
 //! cargo run --release --example soak -- sigterm --agi A --esl E --http H --pid PID
 //! ```
 
-#[path = "../tests/support/asterisk.rs"]
-mod asterisk;
-#[path = "../tests/support/freeswitch.rs"]
-mod freeswitch;
+use callguard_sim::asterisk;
+use callguard_sim::freeswitch;
 #[path = "../tests/support/soak.rs"]
 mod soak;
 

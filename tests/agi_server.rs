@@ -1,8 +1,7 @@
 //! The FastAGI server, driven by an Asterisk simulator that sends the bytes
 //! of the real Asterisk 22 captures, over loopback TCP.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
+use callguard_sim::asterisk;
 #[path = "support/server.rs"]
 mod server;
 

@@ -1,8 +1,7 @@
 //! The Asterisk simulator against a tiny scripted FastAGI server built on callguard's codec:
 //! the simulator must reproduce the real captures byte for byte, and the codec must read them.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
+use callguard_sim::asterisk;
 
 use std::net::SocketAddr;
 use std::time::Duration;

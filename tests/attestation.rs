@@ -4,10 +4,8 @@
 //! the channel data's sip_P-Asserted-Identity / sip_full_from / sip_from_uri), fetched only
 //! when a rule of the call's trunk needs it.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
-#[path = "support/freeswitch.rs"]
-mod freeswitch;
+use callguard_sim::asterisk;
+use callguard_sim::freeswitch;
 #[path = "support/server.rs"]
 mod server;
 

@@ -6,8 +6,7 @@
 //! The server is a throwaway cluster (tests/support/postgres.rs); without PostgreSQL
 //! installed these tests skip, except under `CI=true`.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
+use callguard_sim::asterisk;
 #[path = "support/postgres.rs"]
 mod postgres;
 #[path = "support/server.rs"]

@@ -4,10 +4,8 @@
 //! variables play_and_get_digits leaves in its CHANNEL_EXECUTE_COMPLETE), the
 //! action after it, the log's end state and `callguard_challenges_total`.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
-#[path = "support/freeswitch.rs"]
-mod freeswitch;
+use callguard_sim::asterisk;
+use callguard_sim::freeswitch;
 #[path = "support/server.rs"]
 mod server;
 

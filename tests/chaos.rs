@@ -18,12 +18,10 @@
 //! At the end no row of the decision log is half-written, every call that
 //! was decided has its row, and no file descriptor was leaked.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
+use callguard_sim::asterisk;
 #[path = "support/chaos.rs"]
 mod chaos;
-#[path = "support/freeswitch.rs"]
-mod freeswitch;
+use callguard_sim::freeswitch;
 #[path = "support/relay.rs"]
 mod relay;
 #[path = "support/server.rs"]

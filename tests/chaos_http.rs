@@ -8,12 +8,10 @@
 //! are placed and `/api/v1/status` is read; once they let go, the service is
 //! back to the descriptors it had.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
+use callguard_sim::asterisk;
 #[path = "support/chaos.rs"]
 mod chaos;
-#[path = "support/freeswitch.rs"]
-mod freeswitch;
+use callguard_sim::freeswitch;
 #[path = "support/relay.rs"]
 mod relay;
 #[path = "support/server.rs"]

@@ -7,10 +7,8 @@
 //! regexes compiled on the first national-format call, which then missed the
 //! decision deadline and was let through unscreened.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
-#[path = "support/freeswitch.rs"]
-mod freeswitch;
+use callguard_sim::asterisk;
+use callguard_sim::freeswitch;
 #[path = "support/server.rs"]
 mod server;
 

@@ -5,8 +5,7 @@
 //! (shown in the README). Skips without chromium/chromedriver, except under
 //! CI=true.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
+use callguard_sim::asterisk;
 #[path = "support/browser.rs"]
 mod browser;
 #[path = "support/server.rs"]

@@ -3,8 +3,7 @@
 //! block from the log, overview and report, and `http.protect_reads` on the
 //! new reads that hold numbers.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
+use callguard_sim::asterisk;
 #[path = "support/server.rs"]
 mod server;
 

@@ -1,8 +1,7 @@
 //! The outbound Event Socket server, driven by a FreeSWITCH simulator that
 //! sends the bytes of the real FreeSWITCH 1.10 captures, over loopback TCP.
 
-#[path = "support/freeswitch.rs"]
-mod freeswitch;
+use callguard_sim::freeswitch;
 #[path = "support/server.rs"]
 mod server;
 

@@ -2,8 +2,7 @@
 //! on callguard's codec: the simulator must produce the captured layout, and
 //! the codec must read whatever the simulator sends.
 
-#[path = "support/freeswitch.rs"]
-mod freeswitch;
+use callguard_sim::freeswitch;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -6,10 +6,8 @@
 //! protocol errors, `sessions_active` back to 0), never on how long anything
 //! took: the waits below are bounded guards that fail the test, not clocks.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
-#[path = "support/freeswitch.rs"]
-mod freeswitch;
+use callguard_sim::asterisk;
+use callguard_sim::freeswitch;
 #[path = "support/server.rs"]
 mod server;
 

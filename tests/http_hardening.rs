@@ -5,8 +5,7 @@
 //! connection cap closes the excess while calls are still screened, and slow
 //! heads, slow bodies and idle keep-alive connections are closed.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
+use callguard_sim::asterisk;
 #[path = "support/server.rs"]
 mod server;
 

@@ -2,10 +2,8 @@
 //! its own process. In a test binary of their own, one after the other, so
 //! no other test competes with them for the two cores.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
-#[path = "support/freeswitch.rs"]
-mod freeswitch;
+use callguard_sim::asterisk;
+use callguard_sim::freeswitch;
 #[path = "support/server.rs"]
 mod server;
 

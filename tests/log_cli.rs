@@ -1,8 +1,7 @@
 //! `callguard log` (the real binary) on a log with known rows, and
 //! `GET /api/v1/calls` on the running service after real FastAGI calls.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
+use callguard_sim::asterisk;
 #[path = "support/server.rs"]
 mod server;
 

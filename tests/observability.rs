@@ -3,10 +3,8 @@
 //! checked against the live exposition, and a real Prometheus scraping the
 //! running service.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
-#[path = "support/freeswitch.rs"]
-mod freeswitch;
+use callguard_sim::asterisk;
+use callguard_sim::freeswitch;
 #[path = "support/prometheus.rs"]
 mod prometheus;
 #[path = "support/server.rs"]

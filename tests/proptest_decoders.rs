@@ -10,8 +10,7 @@
 //! - commands callguard encodes parse back (Asterisk's `parse_args`) to the
 //!   same arguments.
 
-#[path = "support/freeswitch.rs"]
-mod freeswitch;
+use callguard_sim::freeswitch;
 #[path = "support/oracles.rs"]
 mod oracles;
 

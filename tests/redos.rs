@@ -11,10 +11,8 @@
 //! Nothing here measures time: the budget is a count of backtracking steps,
 //! so "it stopped because of the budget" is asserted as the error it gives.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
-#[path = "support/freeswitch.rs"]
-mod freeswitch;
+use callguard_sim::asterisk;
+use callguard_sim::freeswitch;
 #[path = "support/server.rs"]
 mod server;
 

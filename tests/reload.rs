@@ -2,8 +2,7 @@
 //! through the FastAGI path. Every call is decided by a whole rule set (old or
 //! new), the next calls after a save see it, and a broken edit is refused.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
+use callguard_sim::asterisk;
 #[path = "support/server.rs"]
 mod server;
 

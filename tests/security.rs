@@ -4,10 +4,8 @@
 //! token whose secret is missing is warned about at start, and a caller ID
 //! cannot inject ESL headers.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
-#[path = "support/freeswitch.rs"]
-mod freeswitch;
+use callguard_sim::asterisk;
+use callguard_sim::freeswitch;
 #[path = "support/server.rs"]
 mod server;
 

@@ -9,10 +9,8 @@
 //!   the peer, the unique id when it was read) and
 //!   `callguard_unscreened_total{pbx, reason}`.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
-#[path = "support/freeswitch.rs"]
-mod freeswitch;
+use callguard_sim::asterisk;
+use callguard_sim::freeswitch;
 #[path = "support/server.rs"]
 mod server;
 

@@ -4,10 +4,8 @@
 //! must be decided, verdicts must follow the list in force, reloads must
 //! have happened, and shutdown must finish calls and refuse new ones.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
-#[path = "support/freeswitch.rs"]
-mod freeswitch;
+use callguard_sim::asterisk;
+use callguard_sim::freeswitch;
 #[path = "support/server.rs"]
 mod server;
 #[path = "support/soak.rs"]

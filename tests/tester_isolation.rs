@@ -4,8 +4,7 @@
 //! client goes away. Against the real binary (its own multi-threaded
 //! runtime) over loopback.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
+use callguard_sim::asterisk;
 #[path = "support/server.rs"]
 mod server;
 

@@ -5,10 +5,8 @@
 //! API; a reload changes the counters' bound; a trunk-wide burst; exemptions;
 //! located config problems.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
-#[path = "support/freeswitch.rs"]
-mod freeswitch;
+use callguard_sim::asterisk;
+use callguard_sim::freeswitch;
 #[path = "support/server.rs"]
 mod server;
 

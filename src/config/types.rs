@@ -12,6 +12,14 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use serde_saphyr::Spanned;
 
+// The sections with most types of their own, one file each.
+mod action;
+mod rules;
+mod schedule;
+pub use action::*;
+pub use rules::*;
+pub use schedule::*;
+
 /// A value with its line and column in the YAML file.
 pub type S<T> = Spanned<T>;
 
@@ -145,160 +153,6 @@ pub enum FailMode {
     Closed,
 }
 
-/// The kind of a named action (`actions.NAME.kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ActionKind {
-    Reject,
-    Play,
-    Voicemail,
-    Transfer,
-    WhisperBridge,
-    Continue,
-    /// "Press N to be connected": a digit chosen at random per call.
-    Challenge,
-}
-
-/// `then:` of a `play` action.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Then {
-    #[default]
-    Hangup,
-    Continue,
-}
-
-/// `mode:` of an action: `act` drives the call, `advise` only sets variables.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ActionMode {
-    #[default]
-    Act,
-    Advise,
-}
-
-/// A Q.850 cause, written as a number (`21`) or a name (`CALL_REJECTED`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum CauseValue {
-    Code(u16),
-    Name(String),
-}
-
-/// One named action. A flat struct (rather than an enum per kind) so that a
-/// misplaced key is reported by validation with the action's name and kind.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ActionConfig {
-    pub kind: ActionKind,
-    /// reject: busy | congestion | hangup. whisper_bridge: the sound the agent hears.
-    pub tone: Option<String>,
-    pub cause: Option<CauseValue>,
-    /// reject tone duration in seconds before hanging up (Asterisk Busy/Congestion).
-    pub seconds: Option<u32>,
-    pub sound: Option<String>,
-    pub then: Option<Then>,
-    /// play: `false` plays the message as early media without answering.
-    pub answer: Option<bool>,
-    pub mailbox: Option<String>,
-    pub target: Option<String>,
-    pub dial: Option<String>,
-    /// whisper_bridge: ring time in seconds (`30`). challenge: time to press
-    /// the digit after each prompt (`5s`, or seconds as a number).
-    pub timeout: Option<Seconds>,
-    /// whisper_bridge: the action to run when the VIP team does not answer.
-    pub on_no_answer: Option<String>,
-    /// challenge: the sound asking for the digit ("please press"); the digit
-    /// itself is said after it.
-    pub prompt: Option<String>,
-    /// challenge: the range the digit is drawn from, `1-9` (default).
-    pub digits: Option<String>,
-    /// challenge: how many prompts before the caller fails (default 2).
-    pub tries: Option<u32>,
-    /// challenge: the action after the right digit (default `pass`: on into the dialplan).
-    pub on_pass: Option<String>,
-    /// challenge: the action after a wrong digit or none (default: the trunk's blocked action).
-    pub on_fail: Option<String>,
-    /// challenge: a sound played after a wrong digit, before the next try.
-    pub invalid: Option<String>,
-    /// challenge: learn from the outcome (opt-in), see [`LearnConfig`].
-    pub learn: Option<LearnConfig>,
-    #[serde(default)]
-    pub mode: ActionMode,
-    pub asterisk: Option<PbxOverride>,
-    pub freeswitch: Option<PbxOverride>,
-}
-
-/// Per-PBX replacements for the strings that differ between Asterisk and FreeSWITCH.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PbxOverride {
-    pub sound: Option<String>,
-    pub dial: Option<String>,
-    pub tone: Option<String>,
-    pub mailbox: Option<String>,
-    pub target: Option<String>,
-    /// challenge: the prompt on this PBX.
-    pub prompt: Option<String>,
-    /// challenge: the wrong-digit sound on this PBX.
-    pub invalid: Option<String>,
-    /// challenge (FreeSWITCH): the file saying the digit, `{digit}` replaced
-    /// (default `digits/{digit}.wav`; Asterisk says it with `SAY DIGITS`).
-    pub digit_sound: Option<String>,
-}
-
-/// A number of seconds written as a number (`30`) or a duration (`5s`, `1500ms`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum Seconds {
-    Number(u32),
-    Text(String),
-}
-
-impl Seconds {
-    /// The value in milliseconds, or why it is not a duration.
-    pub fn millis(&self) -> Result<u64, String> {
-        match self {
-            Seconds::Number(n) => Ok(u64::from(*n) * 1000),
-            Seconds::Text(t) => humantime::parse_duration(t.trim())
-                .map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64)
-                .map_err(|e| format!("bad duration {t:?}: {e}")),
-        }
-    }
-}
-
-/// `learn:` of a challenge action (opt-in): a caller who fails `fails` times
-/// within `per` is added to list `add_failed_to` for `block_for`; a caller who
-/// passes is added to `add_passed_to` (a whitelist of verified humans) for
-/// `trust_for`. The entries expire by themselves.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LearnConfig {
-    #[serde(default = "one")]
-    pub fails: u32,
-    #[serde(default = "d1h_learn", deserialize_with = "duration")]
-    pub per: Duration,
-    pub add_failed_to: Option<String>,
-    #[serde(default = "d24h", deserialize_with = "duration")]
-    pub block_for: Duration,
-    pub add_passed_to: Option<String>,
-    #[serde(default = "d30d", deserialize_with = "duration")]
-    pub trust_for: Duration,
-}
-
-fn one() -> u32 {
-    1
-}
-fn d24h() -> Duration {
-    Duration::from_secs(86_400)
-}
-fn d30d() -> Duration {
-    Duration::from_secs(30 * 86_400)
-}
-fn d1h_learn() -> Duration {
-    Duration::from_secs(3_600)
-}
-
 /// `velocity:` rule (per trunk or system-wide): more than `max` calls in `per`
 /// from one `scope` gets `action` and, with `block_for`, a temporary block.
 #[derive(Debug, Clone, Deserialize)]
@@ -315,160 +169,6 @@ pub struct VelocityConfig {
     pub action: Option<S<String>>,
     #[serde(default, deserialize_with = "opt_duration")]
     pub block_for: Option<Duration>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleConfig {
-    pub timezone: S<String>,
-    #[serde(default)]
-    pub open: Vec<WindowConfig>,
-    #[serde(default)]
-    pub closed_dates: Vec<S<String>>,
-}
-
-/// `{ days: mon-fri, from: "08:00", to: "18:00" }`; `days` takes a day, a range
-/// (`mon-fri`, `fri-mon`), a comma list (`mon,wed,fri`) or `daily`, or a YAML
-/// sequence of those (`[fri, sat]`). Each value keeps its place so a bad time
-/// is reported on its own line.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WindowConfig {
-    pub days: S<DaysConfig>,
-    pub from: S<String>,
-    pub to: S<String>,
-}
-
-/// The `days:` of a window, as written: `"fri,sat"` or `[fri, sat]` (kept
-/// as the comma list both mean).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DaysConfig(pub String);
-
-impl From<&str> for DaysConfig {
-    fn from(s: &str) -> Self {
-        DaysConfig(s.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for DaysConfig {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = DaysConfig;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("days as text (`mon-fri`, `fri,sat`, `daily`) or a list (`[fri, sat]`)")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DaysConfig, E> {
-                Ok(DaysConfig(v.to_string()))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<DaysConfig, A::Error> {
-                let mut items: Vec<String> = Vec::new();
-                while let Some(item) = seq.next_element::<String>()? {
-                    items.push(item);
-                }
-                Ok(DaysConfig(items.join(",")))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// `{ outside: NAME }` or `{ inside: NAME }`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleRef {
-    pub inside: Option<String>,
-    pub outside: Option<String>,
-}
-
-/// The match types of a rule, shared with the list files (`match_type`).
-pub use crate::listfile::MatchType;
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleConfig {
-    pub name: S<String>,
-    pub pattern: Option<S<String>>,
-    #[serde(rename = "match")]
-    pub match_type: Option<MatchType>,
-    /// Matches callers whose ID is hidden.
-    #[serde(default)]
-    pub anonymous: bool,
-    pub action: Option<S<String>>,
-    #[serde(default)]
-    pub priority: i64,
-    pub schedule: Option<ScheduleRef>,
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    pub notes: Option<String>,
-    #[serde(default)]
-    pub case_insensitive: bool,
-    /// Caller-ID attestation condition: `[A, B, C, none, failed]`; AND-ed
-    /// with `pattern`, or alone (then it matches every caller so attested).
-    pub attestation: Option<S<Vec<String>>>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WhitelistMode {
-    #[default]
-    Additive,
-    Exclusive,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ListRole {
-    Blacklist,
-    Whitelist,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrunkConfig {
-    #[serde(default)]
-    pub dids: Vec<String>,
-    pub region: Option<S<String>>,
-    #[serde(default)]
-    pub whitelist_mode: WhitelistMode,
-    /// Exclusive only while this schedule condition holds.
-    pub exclusive: Option<ScheduleRef>,
-    pub blocked_action: Option<S<String>>,
-    pub allowed_action: Option<S<String>>,
-    #[serde(default)]
-    pub whitelist: Vec<S<RuleConfig>>,
-    #[serde(default)]
-    pub blacklist: Vec<S<RuleConfig>>,
-    #[serde(default)]
-    pub lists: Vec<S<ListFileConfig>>,
-    #[serde(default)]
-    pub velocity: Vec<S<VelocityConfig>>,
-}
-
-/// A bulk list file (CSV or JSON in the import format), or a remote subscription.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListFileConfig {
-    /// Local file, relative to the config file. For a `url` list: where the
-    /// last good copy is kept.
-    pub path: Option<String>,
-    #[serde(rename = "as")]
-    pub role: ListRole,
-    /// The list's name in the API and CLI (default: the file stem).
-    pub name: Option<String>,
-    /// Default action for rows that name none (located, so an unknown one is
-    /// reported on its own line).
-    pub action: Option<S<String>>,
-    pub url: Option<String>,
-    #[serde(default, deserialize_with = "opt_duration")]
-    pub refresh: Option<Duration>,
 }
 
 fn default_agi_listen() -> Option<String> {
@@ -829,6 +529,6 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         .map_err(|e| serde::de::Error::custom(format!("bad duration {s:?}: {e}")))
 }
 
-fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+pub(crate) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     duration(d).map(Some)
 }

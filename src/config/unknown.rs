@@ -3,12 +3,13 @@
 //! Serde stops at the first unknown key; an operator who mistyped three keys
 //! would fix them one run at a time. When the typed parse fails, this second
 //! pass walks the YAML as a generic tree and reports every key that is not
-//! in the schema below. A test keeps the schema equal to the serde types.
+//! in the schema, which `schema` derives from the serde types themselves.
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
 use super::problem::Problem;
+use super::schema::{self, Shape};
 
 /// A YAML node: only the structure and the keys' positions matter here.
 enum Node {
@@ -102,196 +103,6 @@ impl<'de> Deserialize<'de> for Node {
     }
 }
 
-/// What a mapping at some place in the file may contain.
-#[derive(Clone, Copy)]
-enum Shape {
-    /// A struct: these keys, each with its own shape.
-    Struct(&'static [(&'static str, Shape)]),
-    /// A map of user-chosen names to values of one shape (`actions`, `trunks`).
-    Named(&'static Shape),
-    /// A list of values of one shape.
-    List(&'static Shape),
-    /// Anything: scalars and lists of scalars.
-    Any,
-}
-
-use Shape::{Any, List, Named, Struct};
-
-const SCHEDULE_REF: Shape = Struct(&[("inside", Any), ("outside", Any)]);
-const OVERRIDE: Shape = Struct(&[
-    ("sound", Any),
-    ("dial", Any),
-    ("tone", Any),
-    ("mailbox", Any),
-    ("target", Any),
-    ("prompt", Any),
-    ("invalid", Any),
-    ("digit_sound", Any),
-]);
-const LEARN: Shape = Struct(&[
-    ("fails", Any),
-    ("per", Any),
-    ("add_failed_to", Any),
-    ("block_for", Any),
-    ("add_passed_to", Any),
-    ("trust_for", Any),
-]);
-const VELOCITY: Shape = Struct(&[
-    ("name", Any),
-    ("scope", Any),
-    ("max", Any),
-    ("per", Any),
-    ("action", Any),
-    ("block_for", Any),
-]);
-const ACTION: Shape = Struct(&[
-    ("kind", Any),
-    ("tone", Any),
-    ("cause", Any),
-    ("seconds", Any),
-    ("sound", Any),
-    ("then", Any),
-    ("answer", Any),
-    ("mailbox", Any),
-    ("target", Any),
-    ("dial", Any),
-    ("timeout", Any),
-    ("on_no_answer", Any),
-    ("prompt", Any),
-    ("digits", Any),
-    ("tries", Any),
-    ("on_pass", Any),
-    ("on_fail", Any),
-    ("invalid", Any),
-    ("learn", LEARN),
-    ("mode", Any),
-    ("asterisk", OVERRIDE),
-    ("freeswitch", OVERRIDE),
-]);
-const WINDOW: Shape = Struct(&[("days", Any), ("from", Any), ("to", Any)]);
-const SCHEDULE: Shape = Struct(&[
-    ("timezone", Any),
-    ("open", List(&WINDOW)),
-    ("closed_dates", Any),
-]);
-const RULE: Shape = Struct(&[
-    ("name", Any),
-    ("pattern", Any),
-    ("match", Any),
-    ("anonymous", Any),
-    ("action", Any),
-    ("priority", Any),
-    ("schedule", SCHEDULE_REF),
-    ("enabled", Any),
-    ("notes", Any),
-    ("case_insensitive", Any),
-    ("attestation", Any),
-]);
-const LIST_FILE: Shape = Struct(&[
-    ("path", Any),
-    ("as", Any),
-    ("name", Any),
-    ("action", Any),
-    ("url", Any),
-    ("refresh", Any),
-]);
-const TRUNK: Shape = Struct(&[
-    ("dids", Any),
-    ("region", Any),
-    ("whitelist_mode", Any),
-    ("exclusive", SCHEDULE_REF),
-    ("blocked_action", Any),
-    ("allowed_action", Any),
-    ("whitelist", List(&RULE)),
-    ("blacklist", List(&RULE)),
-    ("lists", List(&LIST_FILE)),
-    ("velocity", List(&VELOCITY)),
-]);
-const TOKEN: Shape = Struct(&[("name", Any), ("token_env", Any)]);
-
-/// The whole file (mirrors `types::RawConfig`).
-const ROOT: Shape = Struct(&[
-    ("normalize", Struct(&[("default_region", Any)])),
-    ("protected", Any),
-    ("default_trunk", Any),
-    ("blocked_action", Any),
-    ("fail", Any),
-    ("actions", Named(&ACTION)),
-    ("schedules", Named(&SCHEDULE)),
-    ("blacklist", List(&RULE)),
-    ("lists", List(&LIST_FILE)),
-    ("trunks", Named(&TRUNK)),
-    (
-        "listen",
-        Struct(&[("agi", Any), ("esl", Any), ("http", Any)]),
-    ),
-    (
-        "agi",
-        Struct(&[
-            ("env_timeout", Any),
-            ("decide_timeout", Any),
-            ("reply_timeout", Any),
-            ("max_connections", Any),
-            ("allow", Any),
-            ("set_vars", Any),
-        ]),
-    ),
-    (
-        "esl",
-        Struct(&[
-            ("connect_timeout", Any),
-            ("decide_timeout", Any),
-            ("reply_timeout", Any),
-            ("max_connections", Any),
-            ("allow", Any),
-            ("max_header_bytes", Any),
-            ("max_body_bytes", Any),
-            ("linger", Any),
-            ("set_vars", Any),
-        ]),
-    ),
-    (
-        "http",
-        Struct(&[
-            ("tokens", List(&TOKEN)),
-            ("max_body_bytes", Any),
-            ("protect_reads", Any),
-            ("tester_budget", Any),
-            ("max_connections", Any),
-            ("header_timeout", Any),
-            ("body_timeout", Any),
-            ("keep_alive_timeout", Any),
-            ("allowed_hosts", Any),
-        ]),
-    ),
-    (
-        "log",
-        Struct(&[
-            ("path", Any),
-            ("retention_days", Any),
-            ("queue", Any),
-            ("postgres", Any),
-            ("postgres_password_env", Any),
-        ]),
-    ),
-    ("history", Struct(&[("retention_days", Any)])),
-    (
-        "server",
-        Struct(&[
-            ("grace_period", Any),
-            ("reload_debounce", Any),
-            ("retention_interval", Any),
-        ]),
-    ),
-    ("policy", Struct(&[("regex_backtrack_limit", Any)])),
-    (
-        "source",
-        Struct(&[("git", Any), ("branch", Any), ("path", Any), ("poll", Any)]),
-    ),
-    ("velocity", List(&VELOCITY)),
-    ("velocity_limits", Struct(&[("max_tracked", Any)])),
-]);
-
 /// Every key of `text` that the configuration does not know, located.
 /// Returns nothing when the text is not even YAML (the parser said why).
 pub fn unknown_keys(text: &str, file: &str) -> Vec<Problem> {
@@ -299,7 +110,7 @@ pub fn unknown_keys(text: &str, file: &str) -> Vec<Problem> {
         return Vec::new();
     };
     let mut out = Vec::new();
-    walk(&root, ROOT, "", file, &mut out);
+    walk(&root, schema::root(), "", file, &mut out);
     out
 }
 
@@ -408,9 +219,9 @@ fn blank_flow_entry(lines: &mut [Vec<char>], mut l: usize, mut c: usize) {
     }
 }
 
-fn walk(node: &Node, shape: Shape, path: &str, file: &str, out: &mut Vec<Problem>) {
+fn walk(node: &Node, shape: &Shape, path: &str, file: &str, out: &mut Vec<Problem>) {
     match (node, shape) {
-        (Node::Map(entries), Struct(fields)) => {
+        (Node::Map(entries), Shape::Struct(fields)) => {
             for (k, v) in entries {
                 let name = k.value.0.as_str();
                 let here = if path.is_empty() {
@@ -419,14 +230,18 @@ fn walk(node: &Node, shape: Shape, path: &str, file: &str, out: &mut Vec<Problem
                     format!("{path}.{name}")
                 };
                 match fields.iter().find(|(f, _)| *f == name) {
-                    Some((_, sub)) => walk(v, *sub, &here, file, out),
+                    Some((_, sub)) => walk(v, sub, &here, file, out),
                     None => {
-                        let known: Vec<&str> = fields.iter().map(|(f, _)| *f).collect();
+                        let known = shape.fields();
+                        let hint = match did_you_mean(name, &known) {
+                            Some(m) => format!("did you mean `{m}`? "),
+                            None => String::new(),
+                        };
                         out.push(Problem::at(
                             file,
                             &k.referenced,
                             format!(
-                                "unknown key `{here}` (expected one of: {})",
+                                "unknown key `{here}` ({hint}expected one of: {})",
                                 known.join(", ")
                             ),
                         ));
@@ -434,19 +249,19 @@ fn walk(node: &Node, shape: Shape, path: &str, file: &str, out: &mut Vec<Problem
                 }
             }
         }
-        (Node::Map(entries), Named(sub)) => {
+        (Node::Map(entries), Shape::Named(sub)) => {
             for (k, v) in entries {
                 let here = if path.is_empty() {
                     k.value.0.clone()
                 } else {
                     format!("{path}.{}", k.value.0)
                 };
-                walk(v, *sub, &here, file, out);
+                walk(v, sub, &here, file, out);
             }
         }
-        (Node::Seq(items), List(sub)) => {
+        (Node::Seq(items), Shape::List(sub)) => {
             for (i, item) in items.iter().enumerate() {
-                walk(item, *sub, &format!("{path}[{i}]"), file, out);
+                walk(item, sub, &format!("{path}[{i}]"), file, out);
             }
         }
         // Wrong kinds of node are the typed parser's to report.
@@ -454,147 +269,43 @@ fn walk(node: &Node, shape: Shape, path: &str, file: &str, out: &mut Vec<Problem
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_unknown_key_is_reported_with_its_place() {
-        let yaml = "trunks:\n  main:\n    blacklsit: []\n    whitelist:\n      - { name: a, patern: '+1' }\nlog: { paht: x }\nnormalise: {}\n";
-        let p = unknown_keys(yaml, "c.yaml");
-        let lines: Vec<String> = p.iter().map(ToString::to_string).collect();
-        assert_eq!(lines.len(), 4, "{lines:#?}");
-        assert!(
-            lines[0].starts_with("c.yaml:3:5: unknown key `trunks.main.blacklsit`"),
-            "{lines:#?}"
-        );
-        assert!(
-            lines[1].starts_with("c.yaml:5:")
-                && lines[1].contains("trunks.main.whitelist[0].patern"),
-            "{lines:#?}"
-        );
-        assert!(
-            lines[2].starts_with("c.yaml:6:") && lines[2].contains("log.paht"),
-            "{lines:#?}"
-        );
-        assert!(
-            lines[3].starts_with("c.yaml:7:1:") && lines[3].contains("`normalise`"),
-            "{lines:#?}"
-        );
-    }
-
-    /// Blanking keeps every other value at its line and column, so the typed
-    /// parse of the rest reports its own problems where they are.
-    #[test]
-    fn blanked_keys_leave_the_rest_in_place() {
-        let yaml = "trunks:\n  main:\n    blacklsit:\n      - { name: a }\n      - b\n    blacklist:\n      - { name: a, patern: '+1, {x}', pattern: '+2' }\nlog: { paht: x }\n";
-        let unknown = unknown_keys(yaml, "c.yaml");
-        assert_eq!(unknown.len(), 3);
-        let blanked = blank_keys(yaml, &unknown);
-        assert_eq!(blanked.len(), yaml.len());
-        let gone = " ".repeat("patern: '+1, {x}',".len());
-        assert_eq!(
-            blanked.lines().nth(6),
-            Some(format!("      - {{ name: a, {gone} pattern: '+2' }}").as_str())
-        );
-        assert!(unknown_keys(&blanked, "c.yaml").is_empty(), "{blanked}");
-        let raw: crate::config::types::RawConfig = serde_saphyr::from_str(&blanked).unwrap();
-        let rule = &raw.trunks["main"].value.blacklist[0];
-        assert_eq!(rule.value.pattern.as_ref().unwrap().referenced.line(), 7);
-        assert_eq!(
-            key_at(yaml, 7, 50).as_deref(),
-            Some("trunks.main.blacklist[0].pattern")
-        );
-    }
-
-    #[test]
-    fn the_shipped_config_has_no_unknown_key() {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/config/callguard.yaml"
-        ))
-        .unwrap();
-        assert!(unknown_keys(&text, "callguard.yaml").is_empty());
-    }
-
-    /// The schema above must list exactly the fields serde accepts: provoke
-    /// serde's "expected one of" for every section and compare.
-    #[test]
-    fn schema_matches_the_serde_types() {
-        fn serde_fields(yaml: &str) -> Vec<String> {
-            let err = serde_saphyr::from_str::<crate::config::types::RawConfig>(yaml)
-                .expect_err("unknown key must fail")
-                .to_string();
-            let tail = err
-                .split("expected one of")
-                .nth(1)
-                .unwrap_or_else(|| panic!("{err}"));
-            let tail = tail.lines().next().unwrap_or("");
-            let mut v: Vec<String> = tail
-                .split(',')
-                .map(|f| f.trim().trim_matches('`').to_string())
-                .filter(|f| !f.is_empty())
-                .collect();
-            v.sort();
-            v
-        }
-        fn schema_fields(shape: Shape) -> Vec<String> {
-            match shape {
-                Struct(f) => {
-                    let mut v: Vec<String> = f.iter().map(|(n, _)| n.to_string()).collect();
-                    v.sort();
-                    v
-                }
-                _ => panic!("not a struct"),
-            }
-        }
-        let z = "zz_unknown: 1";
-        let cases: &[(String, Shape)] = &[
-            (z.to_string(), ROOT),
-            (
-                format!("normalize: {{ {z} }}"),
-                Struct(&[("default_region", Any)]),
-            ),
-            (format!("actions: {{ a: {{ kind: reject, {z} }} }}"), ACTION),
-            (
-                format!("actions: {{ a: {{ kind: reject, asterisk: {{ {z} }} }} }}"),
-                OVERRIDE,
-            ),
-            (
-                format!("schedules: {{ s: {{ timezone: UTC, {z} }} }}"),
-                SCHEDULE,
-            ),
-            (
-                format!(
-                    "schedules: {{ s: {{ timezone: UTC, open: [ {{ days: mon, from: '1', to: '2', {z} }} ] }} }}"
-                ),
-                WINDOW,
-            ),
-            (format!("blacklist: [ {{ name: a, {z} }} ]"), RULE),
-            (
-                format!("blacklist: [ {{ name: a, schedule: {{ {z} }} }} ]"),
-                SCHEDULE_REF,
-            ),
-            (format!("lists: [ {{ as: blacklist, {z} }} ]"), LIST_FILE),
-            (format!("trunks: {{ t: {{ {z} }} }}"), TRUNK),
-            (
-                format!("http: {{ tokens: [ {{ name: a, token_env: B, {z} }} ] }}"),
-                TOKEN,
-            ),
-        ];
-        for (yaml, shape) in cases {
-            assert_eq!(serde_fields(yaml), schema_fields(*shape), "{yaml}");
-        }
-        // The remaining sections of the root.
-        if let Struct(root) = ROOT {
-            for (name, shape) in root {
-                if let Struct(_) = shape
-                    && !["normalize"].contains(name)
-                {
-                    let yaml = format!("{name}: {{ {z} }}");
-                    assert_eq!(serde_fields(&yaml), schema_fields(*shape), "{yaml}");
-                }
-            }
-        }
-    }
+/// The known key closest to a mistyped one, when it is close enough to be
+/// the likely intent: at most a third of its letters (at least one) differ.
+fn did_you_mean<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(1);
+    known
+        .iter()
+        .map(|k| (edit_distance(name, k), *k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
 }
+
+/// Levenshtein distance, with a swap of two neighbours counting as one edit
+/// (`paht` → `path`).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests;

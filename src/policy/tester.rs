@@ -185,6 +185,21 @@ fn describe_wildcard(p: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Found by `proptest_patterns` (`no_pattern_panics`): a regex rule `\¡` (an
+    /// escaped multi-byte character, which fancy-regex takes) panicked the rule-set
+    /// compiler; the index relaxes it whole (`index`'s tests) and the tester matches it.
+    #[test]
+    fn an_escaped_multibyte_character_is_tested_whole() {
+        let tester = PatternTester::new(
+            r"\¡",
+            Some(crate::config::types::MatchType::Regex),
+            true,
+            1_000,
+        )
+        .expect("fancy-regex takes the escape");
+        assert!(tester.test("¡").expect("within budget").matched);
+    }
+
     #[test]
     fn budget_stops_on_time_and_on_cancel() {
         assert_eq!(Budget::unlimited().check(), Ok(()));

@@ -14,11 +14,8 @@
 //! `--concurrency` then only caps the calls in flight. Loopback use; every run is bounded
 //! by `--calls` and/or `--duration`.
 
-// Each simulator allows its own dead code (`#![allow(dead_code)]`).
-#[path = "../../../tests/support/asterisk.rs"]
-mod asterisk;
-#[path = "../../../tests/support/freeswitch.rs"]
-mod freeswitch;
+use callguard_sim::asterisk;
+use callguard_sim::freeswitch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

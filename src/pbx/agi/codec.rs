@@ -276,5 +276,4 @@ impl Encoder<AgiCommand> for AgiCodec {
 }
 
 #[cfg(test)]
-#[path = "codec_tests.rs"]
 mod tests;

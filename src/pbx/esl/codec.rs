@@ -215,5 +215,4 @@ fn quote(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..bytes.len().min(QUOTE_LIMIT)]).into_owned()
 }
 #[cfg(test)]
-#[path = "codec_tests.rs"]
 mod tests;

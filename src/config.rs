@@ -3,6 +3,7 @@
 pub(crate) mod allow;
 pub mod load;
 pub mod problem;
+pub(crate) mod schema;
 pub mod types;
 pub mod unknown;
 

@@ -5,30 +5,30 @@ use super::*;
 const CAPTURES: [(&str, &[u8], usize); 5] = [
     (
         "loopback-exit",
-        include_bytes!("../../../tests/fixtures/transcripts/freeswitch-1.10-loopback-exit.bin"),
+        include_bytes!("../../../../tests/fixtures/transcripts/freeswitch-1.10-loopback-exit.bin"),
         12,
     ),
     (
         "loopback-busy",
-        include_bytes!("../../../tests/fixtures/transcripts/freeswitch-1.10-loopback-busy.bin"),
+        include_bytes!("../../../../tests/fixtures/transcripts/freeswitch-1.10-loopback-busy.bin"),
         19,
     ),
     (
         "loopback-hangup-mid-playback",
         include_bytes!(
-            "../../../tests/fixtures/transcripts/freeswitch-1.10-loopback-hangup-mid-playback.bin"
+            "../../../../tests/fixtures/transcripts/freeswitch-1.10-loopback-hangup-mid-playback.bin"
         ),
         19,
     ),
     (
         "sip-busy",
-        include_bytes!("../../../tests/fixtures/transcripts/freeswitch-1.10-sip-busy.bin"),
+        include_bytes!("../../../../tests/fixtures/transcripts/freeswitch-1.10-sip-busy.bin"),
         24,
     ),
     (
         "sip-cancel-mid-playback",
         include_bytes!(
-            "../../../tests/fixtures/transcripts/freeswitch-1.10-sip-cancel-mid-playback.bin"
+            "../../../../tests/fixtures/transcripts/freeswitch-1.10-sip-cancel-mid-playback.bin"
         ),
         19,
     ),

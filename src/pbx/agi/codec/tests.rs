@@ -12,12 +12,12 @@ const CANCEL: &[u8] = include_bytes!(concat!(
     "/tests/fixtures/transcripts/asterisk-22-pjsip-cancel-session.bin"
 ));
 const TRANSCRIPTS: &[&str] = &[
-    include_str!("../../../tests/fixtures/transcripts/asterisk-22-local-hangup-mid-agi.txt"),
-    include_str!("../../../tests/fixtures/transcripts/asterisk-22-local-playback.txt"),
-    include_str!("../../../tests/fixtures/transcripts/asterisk-22-local-unknown-caller.txt"),
-    include_str!("../../../tests/fixtures/transcripts/asterisk-22-pjsip-cancel-mid-agi.txt"),
-    include_str!("../../../tests/fixtures/transcripts/asterisk-22-pjsip-minimal.txt"),
-    include_str!("../../../tests/fixtures/transcripts/asterisk-22-pjsip-sip-call.txt"),
+    include_str!("../../../../tests/fixtures/transcripts/asterisk-22-local-hangup-mid-agi.txt"),
+    include_str!("../../../../tests/fixtures/transcripts/asterisk-22-local-playback.txt"),
+    include_str!("../../../../tests/fixtures/transcripts/asterisk-22-local-unknown-caller.txt"),
+    include_str!("../../../../tests/fixtures/transcripts/asterisk-22-pjsip-cancel-mid-agi.txt"),
+    include_str!("../../../../tests/fixtures/transcripts/asterisk-22-pjsip-minimal.txt"),
+    include_str!("../../../../tests/fixtures/transcripts/asterisk-22-pjsip-sip-call.txt"),
 ];
 const DEAD: &str = "511 Command Not Permitted on a dead channel or intercept routine";
 
