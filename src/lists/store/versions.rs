@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
-use crate::history::{History, Result, VersionInfo};
 use crate::listfile::{RuleRow, diff_rows};
+use crate::store::list_versions::{ListVersions, Result, VersionInfo};
 
 /// (list, version, time in ms, author, summary) → hash of that version's rows.
 type Key = (String, u64, i64, String, String);
@@ -60,7 +60,7 @@ fn cached(v: &VersionInfo) -> Option<u64> {
 }
 
 /// Whether `rows` are the latest recorded content of `list`.
-pub fn is_latest(history: &History, list: &str, rows: &[RuleRow]) -> Result<bool> {
+pub fn is_latest(history: &ListVersions, list: &str, rows: &[RuleRow]) -> Result<bool> {
     let Some(v) = history.latest(list)? else {
         return Ok(false);
     };
@@ -76,7 +76,7 @@ pub fn is_latest(history: &History, list: &str, rows: &[RuleRow]) -> Result<bool
 /// Records `rows` as the next version of `list` by `author`, unless they are
 /// the latest recorded content already. Returns the new version, if any.
 pub fn record_if_changed(
-    history: &History,
+    history: &ListVersions,
     list: &str,
     rows: &[RuleRow],
     author: &str,
