@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, params};
 
 use super::CallLogError;
+pub use super::PURGE_CHUNK;
 use super::calls::{CallEnd, CallRecord, LogRow, digits, sat};
 
 pub(crate) mod read;
@@ -104,7 +105,7 @@ pub(crate) fn open_rw(path: &Path, durability: Durability) -> Result<Connection,
 
 /// Opens (creating if needed) the database the writer uses: parent
 /// directories, pragmas and schema. Idempotent.
-pub(crate) fn open_writer(path: &Path) -> Result<Connection, CallLogError> {
+pub fn open_writer(path: &Path) -> Result<Connection, CallLogError> {
     let mut conn = open_rw(path, Durability::Crash)?;
     migrate(&mut conn)?;
     Ok(conn)
@@ -179,7 +180,7 @@ fn migrate(conn: &mut Connection) -> Result<(), CallLogError> {
     Ok(())
 }
 
-pub(crate) fn insert_record(conn: &Connection, r: &CallRecord) -> rusqlite::Result<()> {
+pub fn insert_record(conn: &Connection, r: &CallRecord) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO calls (time, unique_id, pbx, trunk, did, caller_raw, caller_e164,
              caller_name, anonymous, verdict, list, rule, action, reason, decision_ns,
@@ -266,6 +267,18 @@ pub(crate) fn purge_chunk(
            (SELECT id FROM calls WHERE time < ?1 ORDER BY time LIMIT ?2)",
     )?;
     stmt.execute(params![cutoff.timestamp_millis(), sat(limit as u64)])
+}
+
+/// Deletes every row older than `cutoff`, chunk by chunk; returns the count.
+pub fn purge_before(conn: &Connection, cutoff: DateTime<Utc>) -> rusqlite::Result<usize> {
+    let mut total = 0;
+    loop {
+        let n = purge_chunk(conn, cutoff, PURGE_CHUNK)?;
+        total += n;
+        if n < PURGE_CHUNK {
+            return Ok(total);
+        }
+    }
 }
 
 /// The decision log's writer side in SQLite: the only read-write connection
