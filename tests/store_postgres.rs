@@ -140,7 +140,11 @@ async fn with_log_postgres_overview_hits_history_rollback_and_velocity_blocks_wo
         .await
         .unwrap();
     assert_eq!(pg.psql("SELECT count(*) FROM callguard_calls"), "7");
-    assert_eq!(sqlite_rows(&db, "calls"), None, "calls went to the SQLite file");
+    assert_eq!(
+        sqlite_rows(&db, "calls"),
+        None,
+        "calls went to the SQLite file"
+    );
 
     // Overview: the counts come from PostgreSQL, without a log error.
     let o = get(&srv, "/api/v1/overview").await;
@@ -204,7 +208,11 @@ async fn with_log_postgres_overview_hits_history_rollback_and_velocity_blocks_wo
         .uniqueid("after-restart")
         .run(srv.agi())
         .await;
-    assert_eq!(r.variables["CALLGUARD_LIST"], "velocity", "{:?}", r.variables);
+    assert_eq!(
+        r.variables["CALLGUARD_LIST"], "velocity",
+        "{:?}",
+        r.variables
+    );
     srv.stop().await;
 
     // The CLI reads the same blocks, with log.postgres set.

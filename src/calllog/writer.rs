@@ -91,7 +91,7 @@ impl CallLog {
         retention_days: u32,
         purge_every: Duration,
     ) -> Result<(CallLogHandle, JoinHandle<()>), CallLogError> {
-        let sink = LogBackend::Postgres(target).sink().await?;
+        let sink = LogBackend::Postgres(Box::new(target)).sink().await?;
         let (handle, writer) =
             Self::queue(sink, queue_capacity, dropped, retention_days, purge_every);
         Ok((handle, writer.spawn()?))

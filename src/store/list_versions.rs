@@ -6,6 +6,7 @@
 //! the log itself is in PostgreSQL: it has its own name (`list_versions`) and
 //! its own connection, in WAL mode so neither blocks the other's readers.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -44,6 +45,25 @@ pub struct VersionInfo {
 pub struct ListVersions {
     /// rusqlite connections are not `Sync`; calls are short, a mutex suffices.
     conn: Mutex<Connection>,
+    /// Hashes of stored versions' rows (`lists::store::versions`), so a reload
+    /// of a million-row list does not parse the stored content every time.
+    hashes: Mutex<HashMap<VersionKey, u64>>,
+}
+
+/// A stored version's identity: (list, version, time in ms, author, summary).
+type VersionKey = (String, u64, i64, String, String);
+
+/// Hashes kept; old ones are useless once a newer version exists.
+const MAX_HASHES: usize = 1024;
+
+fn version_key(v: &VersionInfo) -> VersionKey {
+    (
+        v.list.clone(),
+        v.version,
+        v.time.timestamp_millis(),
+        v.author.clone(),
+        v.summary.clone(),
+    )
 }
 
 const SCHEMA: &str = "
@@ -72,7 +92,23 @@ impl ListVersions {
         conn.execute_batch(SCHEMA)?;
         Ok(ListVersions {
             conn: Mutex::new(conn),
+            hashes: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The hash remembered for version `v`'s rows, if any.
+    pub fn cached_hash(&self, v: &VersionInfo) -> Option<u64> {
+        let map = self.hashes.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&version_key(v)).copied()
+    }
+
+    /// Remembers the hash of version `v`'s rows.
+    pub fn remember_hash(&self, v: &VersionInfo, hash: u64) {
+        let mut map = self.hashes.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_HASHES {
+            map.clear();
+        }
+        map.insert(version_key(v), hash);
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {

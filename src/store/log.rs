@@ -16,14 +16,15 @@ use super::sqlite::{self, SqliteSink};
 #[derive(Debug, Clone)]
 pub enum LogBackend {
     Sqlite(PathBuf),
-    Postgres(PgTarget),
+    /// Boxed: a parsed connection config is ten times a path.
+    Postgres(Box<PgTarget>),
 }
 
 impl LogBackend {
     /// PostgreSQL when `postgres` is set (`log.postgres`), else the SQLite file.
     pub fn new(path: impl AsRef<Path>, postgres: Option<&PgTarget>) -> LogBackend {
         match postgres {
-            Some(t) => LogBackend::Postgres(t.clone()),
+            Some(t) => LogBackend::Postgres(Box::new(t.clone())),
             None => LogBackend::Sqlite(path.as_ref().to_path_buf()),
         }
     }
@@ -45,9 +46,9 @@ impl LogBackend {
     pub async fn sink(&self) -> Result<LogSink, CallLogError> {
         match self {
             LogBackend::Sqlite(path) => LogSink::sqlite(path),
-            LogBackend::Postgres(t) => {
-                Ok(LogSink(Sink::Postgres(PgSink::connect(t.clone()).await)))
-            }
+            LogBackend::Postgres(t) => Ok(LogSink(Sink::Postgres(Box::new(
+                PgSink::connect((**t).clone()).await,
+            )))),
         }
     }
 }
@@ -70,7 +71,7 @@ impl LogReader {
 
     /// Connects to the PostgreSQL log. Blocking, as for [`open`](Self::open).
     pub fn connect(target: &PgTarget) -> Result<LogReader, CallLogError> {
-        LogBackend::Postgres(target.clone()).reader()
+        LogBackend::Postgres(Box::new(target.clone())).reader()
     }
 
     /// [`connect`](Self::connect) when `postgres` is set, else [`open`](Self::open).
@@ -133,7 +134,8 @@ pub struct LogSink(Sink);
 
 enum Sink {
     Sqlite(SqliteSink),
-    Postgres(PgSink),
+    /// Boxed: one per service, and four times the SQLite side.
+    Postgres(Box<PgSink>),
 }
 
 impl LogSink {
