@@ -8,7 +8,7 @@
 use std::hash::{Hash, Hasher};
 
 use crate::listfile::{RuleRow, diff_rows};
-use crate::store::list_versions::{ListVersions, Result, VersionInfo};
+use crate::store::list_versions::{ListVersions, Result};
 
 fn hash_rows(rows: &[RuleRow]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
