@@ -142,7 +142,7 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
     let metrics = Arc::new(Metrics::new());
     let log = start_log(&cfg, &metrics).await?;
     let log_path = cfg.resolve(&raw.log.path);
-    let history = match crate::history::History::open(&log_path) {
+    let history = match crate::store::ListVersions::open(&log_path) {
         Ok(h) => Some(Arc::new(h)),
         Err(e) => {
             tracing::warn!("list history unavailable ({e}); rollback is off");
@@ -161,6 +161,7 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
         log_path: Some(log_path),
         log_postgres: raw.log.postgres_target().and_then(Result::ok),
         history,
+        list_lock: Default::default(),
         velocity,
     };
     let state = State::with_extras(rules, metrics, log, extras);

@@ -10,6 +10,8 @@
 pub(crate) mod block;
 pub(crate) mod store;
 
+pub use store::WriteLock;
+
 pub use crate::listfile::{
     ChangeSummary, Format, ImportPlan, OnDuplicate, ParsedList, RowError, RuleRow, diff_rows,
     plan_import, read_rows, write_atomic, write_rows,

@@ -14,11 +14,11 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::config::{self, Problems};
-use crate::history::History;
 use crate::listfile::{Format, RuleRow, read_rows};
 use crate::lists::store;
 use crate::policy::RuleSet;
 use crate::state::State;
+use crate::store::ListVersions;
 
 /// What caused a reload: for the log, and for who a list change recorded by
 /// the reload is attributed to in the history.
@@ -260,8 +260,9 @@ impl Reloader {
         };
         // Changes a rule source brought are its own; everything else is a file edit.
         let author = why.author();
+        let lock = self.state.extras.list_lock.clone();
         let done = tokio::task::spawn_blocking(move || {
-            let _guard = store::write_lock();
+            let _guard = lock.hold();
             for l in lists {
                 if let Err(e) = record_file(&history, &l, &author) {
                     tracing::warn!(list = %l.name, "cannot record list history: {e}");
@@ -436,7 +437,7 @@ fn file_lists(cfg: config::LoadedConfig) -> Vec<FileList> {
 /// Records a list whose content is not its latest version. The store may
 /// have written it since the reload read it, so the file is read again
 /// (under the store's lock) and that content is what gets recorded.
-fn record_file(history: &History, l: &FileList, author: &str) -> Result<(), String> {
+fn record_file(history: &ListVersions, l: &FileList, author: &str) -> Result<(), String> {
     if store::is_latest(history, &l.name, &l.rows).map_err(|e| e.to_string())? {
         return Ok(());
     }

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::calllog::{
     FIELD_WIDTH, LogQuery, LogReader, SUMMARY_WIDTH, StatCount, parse_time_arg, terminal_cell,
 };
-use crate::history::History;
+use crate::store::ListVersions;
 
 /// Blocked calls read for the per-list, per-country and per-caller counts;
 /// a larger period is counted on its newest calls and says so.
@@ -63,7 +63,7 @@ pub struct Report {
 /// given, the list history; an error is the database's, as text.
 pub fn build(
     log: &LogReader,
-    history: Option<&History>,
+    history: Option<&ListVersions>,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Report, String> {

@@ -48,7 +48,9 @@ pub struct Extras {
     /// from `log_path` (which keeps the list history).
     pub log_postgres: Option<crate::calllog::PgTarget>,
     /// List versions, for history and rollback.
-    pub history: Option<Arc<crate::history::History>>,
+    pub history: Option<Arc<crate::store::ListVersions>>,
+    /// Serialises list-file writes of the API and the reloader.
+    pub list_lock: crate::lists::WriteLock,
     /// Velocity counters and temporary blocks.
     pub velocity: Arc<crate::velocity::Tracker>,
 }

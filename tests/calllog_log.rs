@@ -8,8 +8,9 @@ mod calllog {
 
     use callguard::calllog::{
         CallEnd, CallLog, CallLogError, CallLogHandle, CallRecord, LogQuery, LogReader, NO_RULE,
-        StatCount, Writer, store,
+        StatCount, Writer,
     };
+    use callguard::store::sqlite as store;
     use chrono::{DateTime, TimeDelta, TimeZone, Utc};
     use prometheus::IntCounter;
     use tempfile::TempDir;

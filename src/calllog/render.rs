@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use super::query::{LoggedCall, StatCount, Stats};
+use super::{LoggedCall, StatCount, Stats};
 
 /// Widest a free-text field (a caller ID, a trunk, rule or list name, an
 /// author) grows in a text table or report: one long caller ID must not pad

@@ -4,27 +4,24 @@
 //! [`CallLogHandle::finish`] only `try_send` onto one bounded queue, and when it
 //! is full the row is dropped and counted (`callguard_log_dropped_total`). The
 //! single writer drains up to [`BATCH_CAP`] messages at a time and commits them
-//! in one transaction on a blocking thread, so SQLite never stalls the runtime.
+//! in one transaction through the storage layer's [`LogSink`] (SQLite on a
+//! blocking thread, so it never stalls the runtime; or PostgreSQL).
 //! Records and ends share the queue, so an end is always written after its
 //! record, even when both land in the same batch.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use prometheus::IntCounter;
-use rusqlite::Connection;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::pg::{self, PgTarget};
-use super::{CallEnd, CallLogError, CallRecord, store};
-
-mod pg_sink;
-use pg_sink::PgSink;
+use super::{CallEnd, CallLogError, CallRecord};
+use crate::store::{LogBackend, LogRow, LogSink, PURGE_CHUNK, PgTarget};
 
 /// Messages written per transaction: big enough to amortise the commit under
 /// load, small enough that a batch commits in milliseconds.
@@ -94,27 +91,9 @@ impl CallLog {
         retention_days: u32,
         purge_every: Duration,
     ) -> Result<(CallLogHandle, JoinHandle<()>), CallLogError> {
-        let client = match target.connect().await {
-            Ok(c) => {
-                tracing::info!(server = %target.shown(), "call log: writing to PostgreSQL");
-                Some(c)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "call log: PostgreSQL unreachable at start; rows are dropped until it answers");
-                None
-            }
-        };
-        let sink = PgSink {
-            target,
-            client,
-            last_attempt: Some(std::time::Instant::now()),
-            instance: pg::instance_name(),
-        };
-        let (handle, writer) = Self::queue(queue_capacity, dropped, retention_days, purge_every);
-        let writer = Writer {
-            pg: Some(sink),
-            ..writer
-        };
+        let sink = LogBackend::Postgres(Box::new(target)).sink().await?;
+        let (handle, writer) =
+            Self::queue(sink, queue_capacity, dropped, retention_days, purge_every);
         Ok((handle, writer.spawn()?))
     }
 
@@ -127,20 +106,19 @@ impl CallLog {
         retention_days: u32,
         purge_every: Duration,
     ) -> Result<(CallLogHandle, Writer), CallLogError> {
-        let path = path.as_ref().to_path_buf();
-        let conn = store::open_writer(&path)?;
-        let (handle, writer) = Self::queue(queue_capacity, dropped, retention_days, purge_every);
-        let writer = Writer {
-            path,
-            conn: Some(conn),
-            ..writer
-        };
-        Ok((handle, writer))
+        let sink = LogSink::sqlite(path.as_ref())?;
+        Ok(Self::queue(
+            sink,
+            queue_capacity,
+            dropped,
+            retention_days,
+            purge_every,
+        ))
     }
 
-    /// The queue between the call path and a writer with no store yet
-    /// (the callers add SQLite's connection or the PostgreSQL sink).
+    /// The queue between the call path and a writer on `sink`.
     fn queue(
+        sink: LogSink,
         queue_capacity: usize,
         dropped: IntCounter,
         retention_days: u32,
@@ -159,12 +137,10 @@ impl CallLog {
         let writer = Writer {
             rx,
             wake,
-            path: PathBuf::new(),
-            conn: None,
+            sink,
             retention_days,
             purge_every: purge_every.max(MIN_PURGE_EVERY),
             counters,
-            pg: None,
         };
         (handle, writer)
     }
@@ -263,18 +239,14 @@ impl CallLogHandle {
     }
 }
 
-/// The consumer side: owns the only read-write connection.
+/// The consumer side: owns the log's only writing handle.
 pub struct Writer {
     rx: mpsc::Receiver<Msg>,
     wake: Arc<Notify>,
-    path: PathBuf,
-    /// `None` after a failure lost it; reopened for the next batch.
-    conn: Option<Connection>,
+    sink: LogSink,
     retention_days: u32,
     purge_every: Duration,
     counters: Arc<Counters>,
-    /// `Some` when the log is in PostgreSQL: then `path` and `conn` are unused.
-    pg: Option<PgSink>,
 }
 
 /// What a batch leaves for the async side to do.
@@ -352,48 +324,63 @@ impl Writer {
     /// Runs one unit of work on the log's store.
     async fn process(&mut self, work: Work) -> Outcome {
         let cutoff = retention_cutoff(self.retention_days);
-        match self.pg.as_mut() {
-            Some(pg) => pg.process(work, cutoff, &self.counters).await,
-            None => self.blocking(work).await,
+        match work {
+            Work::PurgeChunk => Outcome {
+                more_to_purge: self.purge_chunk(cutoff).await == PURGE_CHUNK,
+                ..Outcome::default()
+            },
+            Work::Batch(batch) => self.write_batch(batch, cutoff).await,
         }
     }
 
-    /// Runs one unit of SQLite work on a blocking thread, handing the
-    /// connection there and back so its statement cache survives.
-    async fn blocking(&mut self, work: Work) -> Outcome {
-        let conn = self.conn.take();
-        let path = self.path.clone();
-        let retention_days = self.retention_days;
-        let counters = self.counters.clone();
-        let job = tokio::task::spawn_blocking(move || {
-            let mut conn = match conn {
-                Some(c) => Some(c),
-                None => match store::open_writer(&path) {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        tracing::error!(path = %path.display(), error = %e, "call log: cannot reopen");
-                        None
-                    }
-                },
-            };
-            let cutoff = retention_cutoff(retention_days);
-            let out = match work {
-                Work::Batch(batch) => write_batch(conn.as_mut(), batch, cutoff, &counters),
-                Work::PurgeChunk => purge_chunk(conn.as_ref(), cutoff),
-            };
-            (conn, out)
-        });
-        match job.await {
-            Ok((conn, out)) => {
-                self.conn = conn;
-                out
+    /// Writes one batch in one transaction, then answers flushes and purges, so
+    /// an acknowledgement means everything queued before it was processed.
+    async fn write_batch(&mut self, batch: Vec<Msg>, cutoff: Option<DateTime<Utc>>) -> Outcome {
+        let Split {
+            rows,
+            flushes,
+            purges,
+            out,
+        } = split(batch);
+        if !rows.is_empty() {
+            let lost = self.sink.write(rows).await;
+            self.counters
+                .write_errors
+                .fetch_add(lost, Ordering::Relaxed);
+        }
+        let mut purged = 0;
+        if !purges.is_empty() {
+            loop {
+                let n = self.purge_chunk(cutoff).await;
+                purged += n;
+                if n < PURGE_CHUNK {
+                    break;
+                }
+            }
+        }
+        for ack in flushes {
+            let _ = ack.send(());
+        }
+        for ack in purges {
+            let _ = ack.send(purged);
+        }
+        out
+    }
+
+    /// Deletes up to [`PURGE_CHUNK`] rows past retention; 0 when off or on
+    /// error (logged).
+    async fn purge_chunk(&mut self, cutoff: Option<DateTime<Utc>>) -> usize {
+        let Some(cutoff) = cutoff else { return 0 };
+        match self.sink.purge_chunk(cutoff, PURGE_CHUNK).await {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(rows = n, %cutoff, "call log: purged rows past retention");
+                }
+                n
             }
             Err(e) => {
-                // Only a panic inside rusqlite could get here; the connection
-                // is gone with it and is reopened for the next batch.
-                tracing::error!(error = %e, "call log: writer job failed");
-                self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
-                Outcome::default()
+                tracing::warn!(error = %e, "call log: purge failed");
+                0
             }
         }
     }
@@ -412,30 +399,9 @@ fn retention_cutoff(retention_days: u32) -> Option<DateTime<Utc>> {
     Utc::now().checked_sub_signed(TimeDelta::try_days(i64::from(retention_days))?)
 }
 
-fn purge_chunk(conn: Option<&Connection>, cutoff: Option<DateTime<Utc>>) -> Outcome {
-    let (Some(conn), Some(cutoff)) = (conn, cutoff) else {
-        return Outcome::default();
-    };
-    match store::purge_chunk(conn, cutoff, store::PURGE_CHUNK) {
-        Ok(n) => {
-            if n > 0 {
-                tracing::info!(rows = n, %cutoff, "call log: purged rows past retention");
-            }
-            Outcome {
-                more_to_purge: n == store::PURGE_CHUNK,
-                ..Outcome::default()
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "call log: purge failed");
-            Outcome::default()
-        }
-    }
-}
-
 /// A batch sorted: rows in queue order, and the control messages.
 struct Split {
-    rows: Vec<Msg>,
+    rows: Vec<LogRow>,
     flushes: Vec<oneshot::Sender<()>>,
     purges: Vec<oneshot::Sender<usize>>,
     out: Outcome,
@@ -450,100 +416,13 @@ fn split(batch: Vec<Msg>) -> Split {
     };
     for msg in batch {
         match msg {
+            Msg::Record(r) => s.rows.push(LogRow::Record(r)),
+            Msg::End(e, at) => s.rows.push(LogRow::End(e, at)),
+            Msg::Ended(r, e, at) => s.rows.push(LogRow::Ended(r, e, at)),
             Msg::Flush(ack) => s.flushes.push(ack),
             Msg::Purge(ack) => s.purges.push(ack),
             Msg::Close(ack) => s.out.closes.push(ack),
-            row => s.rows.push(row),
         }
     }
     s
-}
-
-/// Writes one batch in one transaction, then answers flushes and purges, so
-/// an acknowledgement means everything queued before it was processed.
-fn write_batch(
-    conn: Option<&mut Connection>,
-    batch: Vec<Msg>,
-    cutoff: Option<DateTime<Utc>>,
-    counters: &Counters,
-) -> Outcome {
-    let Split {
-        rows,
-        flushes,
-        purges,
-        out,
-    } = split(batch);
-    let mut purged = 0;
-    match conn {
-        Some(conn) => {
-            write_rows(conn, rows, counters);
-            if !purges.is_empty()
-                && let Some(cutoff) = cutoff
-            {
-                match store::purge_before(conn, cutoff) {
-                    Ok(n) => purged = n,
-                    Err(e) => tracing::warn!(error = %e, "call log: purge failed"),
-                }
-            }
-        }
-        None => fail(counters, rows.len()),
-    }
-    for ack in flushes {
-        let _ = ack.send(());
-    }
-    for ack in purges {
-        let _ = ack.send(purged);
-    }
-    out
-}
-
-fn fail(counters: &Counters, n: usize) {
-    counters.write_errors.fetch_add(n as u64, Ordering::Relaxed);
-}
-
-/// One transaction for the batch. A failing row is logged and counted and the
-/// others still go in; a failed commit loses (and counts) the whole batch.
-fn write_rows(conn: &mut Connection, rows: Vec<Msg>, counters: &Counters) {
-    if rows.is_empty() {
-        return;
-    }
-    let n = rows.len();
-    let tx = match conn.transaction() {
-        Ok(tx) => tx,
-        Err(e) => {
-            tracing::error!(error = %e, rows = n, "call log: cannot begin a transaction");
-            return fail(counters, n);
-        }
-    };
-    for row in rows {
-        match row {
-            Msg::Record(r) => {
-                if let Err(e) = store::insert_record(&tx, &r) {
-                    tracing::warn!(unique_id = %r.unique_id, error = %e, "call log: insert failed");
-                    fail(counters, 1);
-                }
-            }
-            Msg::Ended(r, end, at) => {
-                if let Err(e) = store::insert_ended(&tx, &r, &end, at) {
-                    tracing::warn!(unique_id = %r.unique_id, error = %e, "call log: insert failed");
-                    fail(counters, 1);
-                }
-            }
-            Msg::End(end, at) => match store::apply_end(&tx, &end, at) {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::debug!(unique_id = %end.unique_id, "call log: end of an unlogged call");
-                }
-                Err(e) => {
-                    tracing::warn!(unique_id = %end.unique_id, error = %e, "call log: end update failed");
-                    fail(counters, 1);
-                }
-            },
-            Msg::Flush(_) | Msg::Purge(_) | Msg::Close(_) => {}
-        }
-    }
-    if let Err(e) = tx.commit() {
-        tracing::error!(error = %e, rows = n, "call log: commit failed; batch lost");
-        fail(counters, n);
-    }
 }

@@ -10,8 +10,8 @@ use clap::Args;
 use super::CliError;
 use crate::calllog::{FIELD_WIDTH, SUMMARY_WIDTH, terminal_cell};
 use crate::config;
-use crate::history::{History, VersionInfo};
 use crate::lists::store::{self, StoreError};
+use crate::store::{ListVersions, VersionInfo};
 
 #[derive(Args, Debug)]
 pub struct HistoryArgs {
@@ -58,7 +58,7 @@ pub fn run(args: HistoryArgs) -> Result<(), CliError> {
             path.display()
         )));
     }
-    let versions = History::open(&path)
+    let versions = ListVersions::open(&path)
         .and_then(|h| h.versions(args.list.as_deref(), limit(args.limit)))
         .map_err(|e| CliError::failed(format!("callguard history: {}: {e}", path.display())))?;
     if args.json {

@@ -10,8 +10,8 @@ use clap::Args;
 use super::CliError;
 use crate::calllog::LogReader;
 use crate::config;
-use crate::history::History;
 use crate::report::{build, period};
+use crate::store::ListVersions;
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
@@ -38,7 +38,7 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
     let log =
         LogReader::open_either(&log_path, postgres.as_ref()).map_err(|e| fail(e.to_string()))?;
     // The history lives in the same database, which exists (the log opened).
-    let history = History::open(&log_path).ok();
+    let history = ListVersions::open(&log_path).ok();
     let report = build(&log, history.as_ref(), since, until)
         .map_err(|e| fail(format!("{}: {e}", log_path.display())))?;
     match args.format.as_str() {

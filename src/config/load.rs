@@ -207,7 +207,7 @@ fn load_raw(
     }
     // The URL's syntax only: its password variable may be set only where `serve` runs.
     if let Some(url) = &raw.log.postgres
-        && let Err(m) = crate::calllog::PgTarget::parse(&url.value, None)
+        && let Err(m) = crate::store::PgTarget::parse(&url.value, None)
     {
         problems.push(Problem::at(&file, &url.referenced, m));
     }

@@ -441,9 +441,9 @@ pub struct LogConfig {
 impl LogConfig {
     /// The parsed `log.postgres`, with its password from the environment; `None`
     /// when unset (the SQLite file is the log).
-    pub fn postgres_target(&self) -> Option<Result<crate::calllog::PgTarget, String>> {
+    pub fn postgres_target(&self) -> Option<Result<crate::store::PgTarget, String>> {
         let url = self.postgres.as_ref()?;
-        Some(crate::calllog::PgTarget::parse(
+        Some(crate::store::PgTarget::parse(
             &url.value,
             self.postgres_password_env.as_deref(),
         ))

@@ -33,10 +33,10 @@ async fn block(
     })?;
     req.from_call = id;
     let config = api.reloader.config_path.clone();
-    let history = api.state.extras.history.clone();
+    let store = super::lists::store(&api);
     let who = author.clone();
     let r = req.clone();
-    let job = tokio::task::spawn_blocking(move || block_from_call(&config, &r, &who, history));
+    let job = tokio::task::spawn_blocking(move || block_from_call(&config, &r, &who, Some(store)));
     let blocked = job
         .await
         .map_err(|e| ApiError::internal(format!("block task failed: {e}")))??;

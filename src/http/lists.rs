@@ -35,6 +35,7 @@ pub(super) fn store(api: &Api) -> ListStore {
         api.reloader.config_path.clone(),
         api.state.extras.history.clone(),
     )
+    .with_lock(api.state.extras.list_lock.clone())
 }
 
 async fn list_all(AxState(api): AxState<Api>) -> Response {

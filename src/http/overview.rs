@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Api;
+use crate::calllog::{LogReader, PgTarget};
 
 pub fn routes() -> Router<Api> {
     Router::new().route("/api/v1/overview", get(overview))
@@ -38,9 +39,12 @@ async fn overview(AxState(api): AxState<Api>, Query(q): Query<OverviewQuery>) ->
     });
     let hour = now - Duration::hours(1);
     let log = api.state.extras.log_path.clone();
+    let postgres = api.state.extras.log_postgres.clone();
     let config = api.reloader.config_path.clone();
     let job = tokio::task::spawn_blocking(move || {
-        let counts = log.as_deref().map(|p| counts(p, today, hour));
+        let counts = log
+            .as_deref()
+            .map(|p| counts(p, postgres.as_ref(), today, hour));
         let listen = crate::config::load::read_bounded(&config, 16 << 20, "config")
             .ok()
             .and_then(|b| crate::config::load::parse(&String::from_utf8_lossy(&b), "config").ok())
@@ -79,28 +83,16 @@ async fn overview(AxState(api): AxState<Api>, Query(q): Query<OverviewQuery>) ->
     .into_response()
 }
 
-/// Per trunk: calls, blocks and fail-opens since `today` and since `hour`.
-fn counts(log: &Path, today: DateTime<Utc>, hour: DateTime<Utc>) -> Result<Value, String> {
-    let conn = crate::calllog::store::open_reader(log).map_err(|e| e.to_string())?;
-    let since = today.min(hour).timestamp_millis();
-    let sql = "SELECT trunk, \
-                 sum(time >= ?2), sum(time >= ?2 AND verdict = 'block'), sum(time >= ?2 AND fail_open != 0), \
-                 sum(time >= ?3), sum(time >= ?3 AND verdict = 'block'), sum(time >= ?3 AND fail_open != 0) \
-               FROM calls WHERE time >= ?1 GROUP BY trunk ORDER BY trunk";
-    let mut stmt = conn.prepare(sql).map_err(|e| e.to_string())?;
-    let n = |v: Option<i64>| v.unwrap_or(0).max(0);
-    let rows = stmt
-        .query_map(
-            [since, today.timestamp_millis(), hour.timestamp_millis()],
-            |r| {
-                Ok(json!({
-                    "trunk": r.get::<_, String>(0)?,
-                    "today": { "calls": n(r.get(1)?), "blocked": n(r.get(2)?), "fail_open": n(r.get(3)?) },
-                    "last_hour": { "calls": n(r.get(4)?), "blocked": n(r.get(5)?), "fail_open": n(r.get(6)?) },
-                }))
-            },
-        )
-        .map_err(|e| e.to_string())?;
-    let rows: Vec<Value> = rows.collect::<Result<_, _>>().map_err(|e| e.to_string())?;
-    Ok(Value::Array(rows))
+/// Per trunk: calls, blocks and fail-opens since `today` and since `hour`,
+/// from whichever log is configured (the SQLite file or `log.postgres`).
+fn counts(
+    log: &Path,
+    postgres: Option<&PgTarget>,
+    today: DateTime<Utc>,
+    hour: DateTime<Utc>,
+) -> Result<Value, String> {
+    LogReader::open_either(log, postgres)
+        .and_then(|r| r.trunk_counts(today, hour))
+        .map(|rows| json!(rows))
+        .map_err(|e| e.to_string())
 }

@@ -11,7 +11,6 @@
 //! the rules installed. Hit counts are calls decided by the rule in the last
 //! [`HIT_DAYS`] days of the decision log, so they survive a restart.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use axum::Router;
@@ -23,8 +22,10 @@ use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 
 use super::{Api, ApiError, ApiResult};
+use crate::calllog::{LogReader, PgTarget};
 use crate::config::types::{ListRole, MatchType, RuleConfig, ScheduleRef, WhitelistMode};
 use crate::config::{self, LoadedList};
+use crate::store::HitCounts;
 
 /// The period hit counts cover.
 pub const HIT_DAYS: i64 = 30;
@@ -36,10 +37,14 @@ pub fn routes() -> Router<Api> {
 async fn trunks(AxState(api): AxState<Api>) -> ApiResult {
     let config_path = api.reloader.config_path.clone();
     let log_path = api.state.extras.log_path.clone();
+    let postgres = api.state.extras.log_postgres.clone();
     let snap = api.state.snapshot();
     let job = tokio::task::spawn_blocking(move || {
         let cfg = config::load(&config_path);
-        let hits = log_path.as_deref().map(hit_counts).unwrap_or_default();
+        let hits = log_path
+            .as_deref()
+            .map(|p| hit_counts(p, postgres.as_ref()))
+            .unwrap_or_default();
         (cfg, hits)
     });
     let (cfg, hits) = job
@@ -208,36 +213,12 @@ fn file_list(l: &LoadedList, kind: &str, hits: impl Fn(&str) -> u64) -> Value {
     })
 }
 
-type HitKey = (String, String, String);
-
-/// Calls per (trunk, deciding list, rule) over the last [`HIT_DAYS`] days;
-/// empty when the log cannot be read (the screen then shows zeros, and the
-/// call log screen says why).
-fn hit_counts(log: &Path) -> HashMap<HitKey, u64> {
-    let Ok(conn) = crate::calllog::store::open_reader(log) else {
-        return HashMap::new();
-    };
-    let since = (Utc::now() - Duration::days(HIT_DAYS)).timestamp_millis();
-    let sql = "SELECT trunk, list_name, rule, count(*) FROM calls \
-               WHERE time >= ?1 AND rule IS NOT NULL GROUP BY 1, 2, 3";
-    let Ok(mut stmt) = conn.prepare(sql) else {
-        return HashMap::new();
-    };
-    let rows = stmt.query_map([since], |r| {
-        Ok((
-            (
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ),
-            r.get::<_, i64>(3)?,
-        ))
-    });
-    match rows {
-        Ok(rows) => rows
-            .filter_map(Result::ok)
-            .map(|(k, n)| (k, u64::try_from(n).unwrap_or(0)))
-            .collect(),
-        Err(_) => HashMap::new(),
-    }
+/// Calls per (trunk, deciding list, rule) over the last [`HIT_DAYS`] days,
+/// from whichever log is configured; empty when the log cannot be read (the
+/// screen then shows zeros, and the call log screen says why).
+fn hit_counts(log: &Path, postgres: Option<&PgTarget>) -> HitCounts {
+    let since = Utc::now() - Duration::days(HIT_DAYS);
+    LogReader::open_either(log, postgres)
+        .and_then(|r| r.hit_counts(since))
+        .unwrap_or_default()
 }

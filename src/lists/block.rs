@@ -9,10 +9,10 @@ use super::store::{Applied, ListStore, StoreError};
 use crate::calllog::LogReader;
 use crate::config;
 use crate::config::types::MatchType;
-use crate::history::History;
 use crate::listfile::RuleRow;
 use crate::policy::pattern::infer_match_type;
 use crate::policy::tester::PatternTester;
+use crate::store::ListVersions;
 
 /// What to block: the caller of the logged call `from_call`, as an exact
 /// rule of `list` (the API's `POST /api/v1/calls/{id}/block` takes the same).
@@ -91,13 +91,13 @@ pub enum BlockError {
 /// The `block --from-call` path, shared by the CLI and the admin API: finds
 /// the logged call, and unless `list` already matches its caller, appends an
 /// exact rule for the caller through the list store (validated, written
-/// atomically, recorded in the history as `author`). `history` is the
-/// service's open history; the CLI passes `None` to open the one beside the log.
+/// atomically, recorded in the history as `author`). `store` is the
+/// service's list store; the CLI passes `None` to open the one beside the log.
 pub fn block_from_call(
     config_path: &Path,
     req: &BlockRequest,
     author: &str,
-    history: Option<Arc<History>>,
+    store: Option<ListStore>,
 ) -> Result<Blocked, BlockError> {
     let cfg = config::load(config_path).map_err(|p| BlockError::Config(p.to_string()))?;
     let log_path = cfg.resolve(&cfg.raw.log.path);
@@ -143,8 +143,10 @@ pub fn block_from_call(
             call.time.to_rfc3339()
         ),
     };
-    let history = history.or_else(|| History::open(&log_path).ok().map(Arc::new));
-    let store = ListStore::new(config_path, history);
+    let store = store.unwrap_or_else(|| {
+        let history = ListVersions::open(&log_path).ok().map(Arc::new);
+        ListStore::new(config_path, history)
+    });
     // A second rule for a caller the list already matches would only clutter
     // it (and the log would still name the first rule): say so instead.
     if let Ok(cur) = store.current(&req.list) {

@@ -5,13 +5,13 @@
 //! (and the file the next reload reads) stay as they were.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{ChangeSummary, Format, RuleRow, diff_rows, write_atomic, write_rows};
 use crate::config::types::MatchType;
 use crate::config::{self, LoadedConfig, LoadedList};
-use crate::history::History;
 use crate::policy::{RuleSet, pattern};
+use crate::store::ListVersions;
 
 mod versions;
 pub use versions::{is_latest, record_if_changed};
@@ -73,21 +73,28 @@ pub struct Applied {
     pub rules: usize,
 }
 
-/// Serialises read-modify-write cycles within the process: two API requests
-/// adding to one list must not both start from the same old content.
-static WRITE_LOCK: Mutex<()> = Mutex::new(());
+/// Serialises read-modify-write cycles of the list files: two API requests
+/// adding to one list must not both start from the same old content. Held
+/// while a list file is written and its version recorded; the reloader takes
+/// it too, so it never records a file between those two steps. The service
+/// owns one (`state::Extras::list_lock`) and hands it to every [`ListStore`];
+/// a CLI command is alone in its process and uses its own.
+#[derive(Clone, Default)]
+pub struct WriteLock(Arc<Mutex<()>>);
 
-/// Held while a list file is written and its version recorded; the reloader
-/// takes it too, so it never records a file between those two steps.
-pub fn write_lock() -> std::sync::MutexGuard<'static, ()> {
-    WRITE_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+impl WriteLock {
+    pub fn hold(&self) -> MutexGuard<'_, ()> {
+        // A panic elsewhere while holding it leaves nothing half-done in memory.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// A handle on the configuration's list files.
 #[derive(Clone)]
 pub struct ListStore {
     pub config_path: PathBuf,
-    pub history: Option<Arc<History>>,
+    pub history: Option<Arc<ListVersions>>,
+    lock: WriteLock,
 }
 
 /// A file-backed list with its current rows.
@@ -96,18 +103,24 @@ pub struct CurrentList {
 }
 
 impl ListStore {
-    pub fn new(config_path: impl Into<PathBuf>, history: Option<Arc<History>>) -> ListStore {
+    pub fn new(config_path: impl Into<PathBuf>, history: Option<Arc<ListVersions>>) -> ListStore {
         ListStore {
             config_path: config_path.into(),
             history,
+            lock: WriteLock::default(),
         }
+    }
+
+    /// The same store, serialised with every other holder of `lock`.
+    pub fn with_lock(self, lock: WriteLock) -> ListStore {
+        ListStore { lock, ..self }
     }
 
     /// For the CLI: opens the history kept beside the decision log
     /// (`log.path`, relative to the config file), if it can be opened.
     pub fn open(config_path: &Path) -> Result<ListStore, StoreError> {
         let cfg = load(config_path)?;
-        let history = History::open(cfg.resolve(&cfg.raw.log.path))
+        let history = ListVersions::open(cfg.resolve(&cfg.raw.log.path))
             .ok()
             .map(Arc::new);
         Ok(ListStore::new(config_path, history))
@@ -221,7 +234,7 @@ impl ListStore {
         merge: bool,
         change: impl FnOnce(&[RuleRow]) -> Result<Vec<RuleRow>, StoreError>,
     ) -> Result<Applied, StoreError> {
-        let _guard = write_lock();
+        let _guard = self.lock.hold();
         let mut cfg = load(&self.config_path)?;
         let i = find(&cfg, name)?;
         let own = list_problems(&cfg, &cfg.lists[i]);

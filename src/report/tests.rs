@@ -5,8 +5,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use super::*;
 use crate::calllog::CallRecord;
-use crate::calllog::store::{insert_record, open_writer};
 use crate::listfile::{ChangeSummary, RuleRow};
+use crate::store::sqlite::{insert_record, open_writer};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap()
@@ -158,7 +158,7 @@ fn known_log(dir: &std::path::Path) -> std::path::PathBuf {
     for r in &rows {
         insert_record(&conn, r).unwrap();
     }
-    let h = History::open(&path).unwrap();
+    let h = ListVersions::open(&path).unwrap();
     let row = RuleRow {
         rule_name: "Spam-UK".into(),
         pattern: uk.into(),
@@ -199,7 +199,7 @@ fn report_counts_a_known_day() {
     let dir = tempfile::tempdir().unwrap();
     let path = known_log(dir.path());
     let log = LogReader::open(&path).unwrap();
-    let h = History::open(&path).unwrap();
+    let h = ListVersions::open(&path).unwrap();
     let r = build(&log, Some(&h), t0(), t0() + Duration::hours(24)).unwrap();
     assert_eq!((r.total, r.blocked, r.allowed), (10, 7, 3));
     assert_eq!((r.fail_open, r.fail_closed), (1, 1));
@@ -238,7 +238,7 @@ fn report_renders_text_html_and_json() {
     let dir = tempfile::tempdir().unwrap();
     let path = known_log(dir.path());
     let log = LogReader::open(&path).unwrap();
-    let h = History::open(&path).unwrap();
+    let h = ListVersions::open(&path).unwrap();
     let r = build(&log, Some(&h), t0(), t0() + Duration::hours(24)).unwrap();
     let text = r.to_text();
     assert!(
@@ -326,7 +326,7 @@ fn hostile_callers_cannot_reach_the_terminal() {
         );
         insert_record(&conn, &c).unwrap();
     }
-    let h = History::open(&path).unwrap();
+    let h = ListVersions::open(&path).unwrap();
     let row = RuleRow {
         rule_name: format!("Block-{escapes}"),
         pattern: escapes.into(),

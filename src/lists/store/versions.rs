@@ -1,32 +1,14 @@
 //! "Record a version unless the history already has this content": used by
 //! the store before and after a write, and by the reloader for edits made to
 //! the files directly. Comparing with the stored content means parsing it;
-//! a small cache of content hashes, keyed by the stored version's identity,
-//! keeps a reload of a million-row list from re-reading it every time.
+//! a small cache of content hashes, keyed by the stored version's identity
+//! and kept by the [`ListVersions`] handle, keeps a reload of a million-row
+//! list from re-reading it every time.
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
 
-use crate::history::{History, Result, VersionInfo};
 use crate::listfile::{RuleRow, diff_rows};
-
-/// (list, version, time in ms, author, summary) → hash of that version's rows.
-type Key = (String, u64, i64, String, String);
-
-static HASHES: Mutex<Option<HashMap<Key, u64>>> = Mutex::new(None);
-/// Entries kept; old ones are useless once a newer version exists.
-const MAX_ENTRIES: usize = 1024;
-
-fn key(v: &VersionInfo) -> Key {
-    (
-        v.list.clone(),
-        v.version,
-        v.time.timestamp_millis(),
-        v.author.clone(),
-        v.summary.clone(),
-    )
-}
+use crate::store::list_versions::{ListVersions, Result};
 
 fn hash_rows(rows: &[RuleRow]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -45,38 +27,24 @@ fn hash_rows(rows: &[RuleRow]) -> u64 {
     h.finish()
 }
 
-fn remember(v: &VersionInfo, hash: u64) {
-    let mut guard = HASHES.lock().unwrap_or_else(|e| e.into_inner());
-    let map = guard.get_or_insert_with(HashMap::new);
-    if map.len() >= MAX_ENTRIES {
-        map.clear();
-    }
-    map.insert(key(v), hash);
-}
-
-fn cached(v: &VersionInfo) -> Option<u64> {
-    let guard = HASHES.lock().unwrap_or_else(|e| e.into_inner());
-    guard.as_ref()?.get(&key(v)).copied()
-}
-
 /// Whether `rows` are the latest recorded content of `list`.
-pub fn is_latest(history: &History, list: &str, rows: &[RuleRow]) -> Result<bool> {
+pub fn is_latest(history: &ListVersions, list: &str, rows: &[RuleRow]) -> Result<bool> {
     let Some(v) = history.latest(list)? else {
         return Ok(false);
     };
     let hash = hash_rows(rows);
-    if cached(&v) == Some(hash) {
+    if history.cached_hash(&v) == Some(hash) {
         return Ok(true);
     }
     let old = history.content(list, v.version)?.unwrap_or_default();
-    remember(&v, hash_rows(&old));
+    history.remember_hash(&v, hash_rows(&old));
     Ok(old == rows)
 }
 
 /// Records `rows` as the next version of `list` by `author`, unless they are
 /// the latest recorded content already. Returns the new version, if any.
 pub fn record_if_changed(
-    history: &History,
+    history: &ListVersions,
     list: &str,
     rows: &[RuleRow],
     author: &str,
@@ -86,12 +54,12 @@ pub fn record_if_changed(
     let summary = match &latest {
         None => diff_rows(&[], rows),
         Some(v) => {
-            if cached(v) == Some(hash) {
+            if history.cached_hash(v) == Some(hash) {
                 return Ok(None);
             }
             let old = history.content(list, v.version)?.unwrap_or_default();
             let old_hash = hash_rows(&old);
-            remember(v, old_hash);
+            history.remember_hash(v, old_hash);
             if old_hash == hash && old == rows {
                 return Ok(None);
             }
@@ -100,7 +68,7 @@ pub fn record_if_changed(
     };
     let version = history.record(list, author, &summary, rows)?;
     if let Some(v) = history.latest(list)? {
-        remember(&v, hash);
+        history.remember_hash(&v, hash);
     }
     Ok(Some(version))
 }

@@ -21,7 +21,7 @@ fn t0() -> DateTime<Utc> {
 #[test]
 fn record_versions_content_latest() {
     let dir = tempfile::tempdir().unwrap();
-    let h = History::open(dir.path().join("callguard.db")).unwrap();
+    let h = ListVersions::open(dir.path().join("callguard.db")).unwrap();
     let v1 = vec![r("A", "+1")];
     let v2 = vec![r("A", "+1"), r("B", "+2")];
     assert_eq!(
@@ -74,11 +74,11 @@ fn survives_reopen_alongside_another_connection() {
         .unwrap();
     let rows = vec![r("A", "+1")];
     {
-        let h = History::open(&path).unwrap();
+        let h = ListVersions::open(&path).unwrap();
         h.record("spam", "alice", &ChangeSummary::default(), &rows)
             .unwrap();
     }
-    let h = History::open(&path).unwrap();
+    let h = ListVersions::open(&path).unwrap();
     assert_eq!(
         h.record("spam", "alice", &ChangeSummary::default(), &[])
             .unwrap(),
@@ -94,7 +94,7 @@ fn survives_reopen_alongside_another_connection() {
 #[test]
 fn purge_keeps_recent_and_latest_per_list() {
     let dir = tempfile::tempdir().unwrap();
-    let h = History::open(dir.path().join("h.db")).unwrap();
+    let h = ListVersions::open(dir.path().join("h.db")).unwrap();
     let s = ChangeSummary::default();
     let old = t0() - Days::days(100);
     h.record_at("spam", "a", &s, &[r("A", "+1")], old).unwrap();

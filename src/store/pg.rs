@@ -3,7 +3,7 @@
 //! instance's calls.
 //!
 //! The call path is the same as with SQLite: a bounded queue and one writer task per
-//! instance ([`super::writer`]). Here the writer batches a queue drain into one
+//! instance (`calllog::writer`), writing through [`PgSink`]. Here the writer batches a queue drain into one
 //! transaction of multi-row `INSERT`s (one round trip per 500 rows) and the ends'
 //! `UPDATE`s; a lost server costs the batch in flight (counted as write errors) and the
 //! next batch reconnects. Readers connect with the blocking client on their own thread.
@@ -13,16 +13,16 @@
 //! (`log.postgres_password_env`, else libpq's `PGPASSWORD`).
 
 use std::str::FromStr;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::config::Host;
 use tokio_postgres::types::ToSql;
 
-use super::filter::{self, Dialect, RULE};
-use super::{CallEnd, CallLogError, CallRecord, LogQuery, LoggedCall, StatCount, Stats};
-use super::{NO_RULE, store::digits};
+use super::calls::{CallRecord, LogRow, digits, sat};
+
+pub(crate) mod read;
+pub use read::PgReader;
 
 /// The table every instance writes; prefixed, as it usually shares a database.
 pub const TABLE: &str = "callguard_calls";
@@ -167,7 +167,7 @@ fn show(c: &tokio_postgres::Config) -> String {
 
 /// This instance's name in the `instance` column: the host name (from the
 /// kernel, not `/proc`, which the shipped systemd unit hides).
-pub fn instance_name() -> String {
+pub(crate) fn instance_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
     // within it or fails.
@@ -181,36 +181,22 @@ pub fn instance_name() -> String {
 
 // ---------------------------------------------------------------- writing
 
-/// A row of a writer batch, in queue order. Nearly every row is a Record (as
-/// with the writer's own messages): boxing it would allocate once per call.
-#[allow(clippy::large_enum_variant)]
-pub enum PgRow {
-    Record(CallRecord),
-    End(CallEnd, DateTime<Utc>),
-    /// A call that ended before it was screened: inserted with its end.
-    Ended(CallRecord, CallEnd, DateTime<Utc>),
-}
-
-fn sat(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
 /// Writes a batch in one transaction: the records (multi-row `INSERT`s), then
 /// the ends (an end always follows its record in the queue, so it finds it).
 /// An error loses the whole batch: the caller counts it.
-pub async fn write_batch(
+async fn write_batch(
     client: &mut tokio_postgres::Client,
     instance: &str,
-    rows: Vec<PgRow>,
+    rows: Vec<LogRow>,
 ) -> Result<(), tokio_postgres::Error> {
     let mut records = Vec::new();
     let mut ends = Vec::new();
     let mut ended = Vec::new();
     for r in rows {
         match r {
-            PgRow::Record(r) => records.push(r),
-            PgRow::End(e, at) => ends.push((e, at)),
-            PgRow::Ended(r, e, at) => ended.push((r, e, at)),
+            LogRow::Record(r) => records.push(r),
+            LogRow::End(e, at) => ends.push((e, at)),
+            LogRow::Ended(r, e, at) => ended.push((r, e, at)),
         }
     }
     let tx = client.transaction().await?;
@@ -352,7 +338,7 @@ async fn insert_records(
 }
 
 /// Deletes up to `limit` rows older than `cutoff`, oldest first.
-pub async fn purge_chunk(
+async fn purge_chunk(
     client: &tokio_postgres::Client,
     cutoff: DateTime<Utc>,
     limit: usize,
@@ -368,199 +354,106 @@ pub async fn purge_chunk(
         .await
 }
 
-// ---------------------------------------------------------------- reading
+// ---------------------------------------------------------------- the writer's side
 
-/// A blocking connection for the CLI and the API's blocking threads. Not for
-/// async code: the client runs its own small runtime.
-pub struct PgReader {
-    client: Mutex<postgres::Client>,
-    shown: String,
+/// Reconnection attempts are at least this far apart.
+const PG_RETRY: Duration = Duration::from_secs(1);
+
+/// The decision log's writer side in PostgreSQL (`log.postgres`): one async
+/// connection, rebuilt after a failure (at most one attempt a second).
+pub struct PgSink {
+    target: PgTarget,
+    client: Option<tokio_postgres::Client>,
+    /// When a connection was last tried, so a down server costs one attempt a second.
+    last_attempt: Option<Instant>,
+    instance: String,
 }
 
-impl PgReader {
-    pub fn connect(target: &PgTarget) -> Result<PgReader, CallLogError> {
-        let config = postgres::Config::from(target.config.clone());
-        let mut client = config
-            .connect(postgres::NoTls)
-            .map_err(|e| CallLogError::Postgres(format!("{}: {e}", target.shown)))?;
-        let _ = client.batch_execute(&format!(
-            "SET statement_timeout = {}",
-            STATEMENT_TIMEOUT.as_millis()
-        ));
-        Ok(PgReader {
-            client: Mutex::new(client),
-            shown: target.shown.clone(),
-        })
-    }
-
-    fn run<T>(
-        &self,
-        sql: &str,
-        args: &[Arg],
-        f: impl FnOnce(Vec<postgres::Row>) -> Result<T, CallLogError>,
-    ) -> Result<T, CallLogError> {
-        let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(Arg::as_sql).collect();
-        let mut client = self
-            .client
-            .lock()
-            .map_err(|_| CallLogError::Postgres("reader poisoned".into()))?;
-        match client.query(sql, &params) {
-            Ok(rows) => f(rows),
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => Err(
-                CallLogError::NoSchema(std::path::PathBuf::from(&self.shown)),
-            ),
-            Err(e) => Err(CallLogError::Postgres(format!("{}: {e}", self.shown))),
-        }
-    }
-
-    /// Calls matching `q`, newest first (as [`super::query`]).
-    pub fn query(&self, q: &LogQuery) -> Result<Vec<LoggedCall>, CallLogError> {
-        let (filter, mut args) = where_clause(q);
-        let mut sql = format!("SELECT {SELECT} FROM {TABLE}{filter} ORDER BY time DESC, id DESC");
-        if q.limit > 0 {
-            args.push(Arg::Int(i64::try_from(q.limit).unwrap_or(i64::MAX)));
-            sql.push_str(&format!(" LIMIT ${}", args.len()));
-        }
-        self.run(&sql, &args, |rows| rows.iter().map(logged_call).collect())
-    }
-
-    /// The newest call with this PBX unique id.
-    pub fn find_by_unique_id(&self, unique_id: &str) -> Result<Option<LoggedCall>, CallLogError> {
-        let sql =
-            format!("SELECT {SELECT} FROM {TABLE} WHERE unique_id = $1 ORDER BY id DESC LIMIT 1");
-        self.run(&sql, &[Arg::Text(unique_id.to_string())], |rows| {
-            rows.first().map(logged_call).transpose()
-        })
-    }
-
-    /// Totals and blocked-call breakdowns (as [`super::stats`]).
-    pub fn stats(&self, q: &LogQuery) -> Result<Stats, CallLogError> {
-        let (filter, args) = where_clause(q);
-        let sql = format!(
-            "SELECT count(*), \
-                    count(*) FILTER (WHERE verdict = 'block'), \
-                    count(*) FILTER (WHERE verdict = 'allow'), \
-                    count(*) FILTER (WHERE fail_open), \
-                    count(*) FILTER (WHERE NOT fail_open AND list = 'fail') \
-             FROM {TABLE}{filter}"
-        );
-        let totals = self.run(&sql, &args, |rows| {
-            let r = rows
-                .first()
-                .ok_or_else(|| CallLogError::Postgres("no totals".into()))?;
-            let n = |i: usize| r.try_get::<_, i64>(i).map(count).map_err(pg_err);
-            Ok([n(0)?, n(1)?, n(2)?, n(3)?, n(4)?])
-        })?;
-        let by = |column: &str| -> Result<Vec<StatCount>, CallLogError> {
-            let and = if filter.is_empty() { " WHERE" } else { " AND" };
-            let mut bound = args.clone();
-            bound.push(Arg::Text(NO_RULE.to_string()));
-            let sql = format!(
-                "SELECT coalesce({column}, ${n}) AS k, count(*) AS c FROM {TABLE}{filter}{and} \
-                 verdict = 'block' GROUP BY 1 ORDER BY c DESC, k ASC",
-                n = bound.len()
-            );
-            self.run(&sql, &bound, |rows| {
-                rows.iter()
-                    .map(|r| {
-                        Ok(StatCount {
-                            key: r.try_get(0).map_err(pg_err)?,
-                            calls: count(r.try_get(1).map_err(pg_err)?),
-                        })
-                    })
-                    .collect()
-            })
+impl PgSink {
+    /// Connects now; a server that cannot be reached is logged, not fatal:
+    /// calls are screened either way, and each batch tries to reconnect.
+    pub(crate) async fn connect(target: PgTarget) -> PgSink {
+        let client = match target.connect().await {
+            Ok(c) => {
+                tracing::info!(server = %target.shown(), "call log: writing to PostgreSQL");
+                Some(c)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "call log: PostgreSQL unreachable at start; rows are dropped until it answers");
+                None
+            }
         };
-        Ok(Stats {
-            total: totals[0],
-            blocked: totals[1],
-            allowed: totals[2],
-            fail_open: totals[3],
-            fail_closed: totals[4],
-            blocked_by_rule: by(RULE)?,
-            blocked_by_list: by("list")?,
-            blocked_by_trunk: by("trunk")?,
-        })
-    }
-}
-
-const SELECT: &str = "id, time, unique_id, pbx, trunk, did, caller_raw, caller_e164, caller_name, \
-     anonymous, verdict, list, coalesce(rule, CASE WHEN list = 'exclusive' THEN 'exclusive' END), \
-     action, reason, decision_ns, fail_open, end_state, hangup_cause, duration_ms, ended_at, list_name";
-
-/// A bound parameter; user input only ever travels as one of these.
-#[derive(Clone, Debug)]
-enum Arg {
-    Text(String),
-    Int(i64),
-    Time(DateTime<Utc>),
-}
-
-impl Arg {
-    fn as_sql(&self) -> &(dyn ToSql + Sync) {
-        match self {
-            Arg::Text(s) => s,
-            Arg::Int(i) => i,
-            Arg::Time(t) => t,
+        PgSink {
+            target,
+            client,
+            last_attempt: Some(Instant::now()),
+            instance: instance_name(),
         }
     }
-}
 
-/// PostgreSQL: `$n`, typed times.
-struct Postgres;
-
-impl Dialect for Postgres {
-    type Arg = Arg;
-    fn placeholder(n: usize) -> String {
-        format!("${n}")
+    async fn client(&mut self) -> Option<&mut tokio_postgres::Client> {
+        if self.client.as_ref().is_some_and(|c| c.is_closed()) {
+            self.client = None;
+        }
+        if self.client.is_none() && self.last_attempt.is_none_or(|t| t.elapsed() >= PG_RETRY) {
+            self.last_attempt = Some(Instant::now());
+            match self.target.connect().await {
+                Ok(c) => {
+                    tracing::info!(server = %self.target.shown(), "call log: PostgreSQL connected");
+                    self.client = Some(c);
+                }
+                Err(e) => tracing::error!(error = %e, "call log: cannot reach PostgreSQL"),
+            }
+        }
+        self.client.as_mut()
     }
-    fn time(t: DateTime<Utc>) -> Arg {
-        Arg::Time(t)
+
+    /// Writes `rows` in one transaction; returns how many were lost (all of
+    /// them on any error: the batch is one transaction).
+    pub(crate) async fn write(&mut self, rows: Vec<LogRow>) -> u64 {
+        if rows.is_empty() {
+            return 0;
+        }
+        let n = rows.len() as u64;
+        let instance = self.instance.clone();
+        let Some(client) = self.client().await else {
+            return n;
+        };
+        let job = write_batch(client, &instance, rows);
+        match tokio::time::timeout(STATEMENT_TIMEOUT, job).await {
+            Ok(Ok(())) => 0,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, rows = n, "call log: PostgreSQL batch failed; batch lost");
+                n
+            }
+            Err(_) => {
+                tracing::error!(
+                    rows = n,
+                    "call log: PostgreSQL batch timed out; batch lost, reconnecting"
+                );
+                self.client = None;
+                n
+            }
+        }
     }
-    fn text(s: String) -> Arg {
-        Arg::Text(s)
+
+    /// Deletes up to `limit` rows older than `cutoff`.
+    pub(crate) async fn purge_chunk(
+        &mut self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<usize, String> {
+        let Some(client) = self.client().await else {
+            return Err("PostgreSQL unreachable".to_string());
+        };
+        let job = purge_chunk(client, cutoff, limit);
+        match tokio::time::timeout(STATEMENT_TIMEOUT, job).await {
+            Ok(Ok(n)) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => {
+                self.client = None;
+                Err("timed out".to_string())
+            }
+        }
     }
-    fn ends_either_way(col: &str, len: usize, p: &str) -> String {
-        format!("right({col}, {len}) = {p} OR right({p}::text, length({col})) = {col}")
-    }
-}
-
-/// The same filters as the SQLite reader.
-fn where_clause(q: &LogQuery) -> (String, Vec<Arg>) {
-    filter::where_clause::<Postgres>(q)
-}
-
-fn pg_err(e: postgres::Error) -> CallLogError {
-    CallLogError::Postgres(e.to_string())
-}
-
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
-
-fn logged_call(r: &postgres::Row) -> Result<LoggedCall, CallLogError> {
-    Ok(LoggedCall {
-        id: r.try_get(0).map_err(pg_err)?,
-        time: r.try_get(1).map_err(pg_err)?,
-        unique_id: r.try_get(2).map_err(pg_err)?,
-        pbx: r.try_get(3).map_err(pg_err)?,
-        trunk: r.try_get(4).map_err(pg_err)?,
-        did: r.try_get(5).map_err(pg_err)?,
-        caller_raw: r.try_get(6).map_err(pg_err)?,
-        caller_e164: r.try_get(7).map_err(pg_err)?,
-        caller_name: r.try_get(8).map_err(pg_err)?,
-        anonymous: r.try_get(9).map_err(pg_err)?,
-        verdict: r.try_get(10).map_err(pg_err)?,
-        list: r.try_get(11).map_err(pg_err)?,
-        rule: r.try_get(12).map_err(pg_err)?,
-        action: r.try_get(13).map_err(pg_err)?,
-        reason: r.try_get(14).map_err(pg_err)?,
-        decision_ns: count(r.try_get(15).map_err(pg_err)?),
-        fail_open: r.try_get(16).map_err(pg_err)?,
-        end_state: r.try_get(17).map_err(pg_err)?,
-        hangup_cause: r.try_get(18).map_err(pg_err)?,
-        duration_ms: r.try_get::<_, Option<i64>>(19).map_err(pg_err)?.map(count),
-        ended_at: r.try_get(20).map_err(pg_err)?,
-        list_name: r.try_get(21).map_err(pg_err)?,
-    })
 }

@@ -1,17 +1,25 @@
-//! The SQLite file: opening (pragmas, schema) and the row-level SQL of the writer.
+//! The SQLite file: every connection to it is opened here, with its pragmas
+//! (WAL, `synchronous`, busy timeout, owner-only create), and the row-level
+//! SQL of the decision log's writer.
 //!
-//! Only the writer task writes; everything else opens read-only. WAL lets those
-//! readers run while the writer commits, `synchronous=NORMAL` is durable across
-//! a process crash (a power cut may lose the last batches, which is the price of
-//! never making a call wait), and the busy timeout covers checkpoints.
+//! Only the log's writer task writes calls; readers open read-only. WAL lets
+//! those readers run while the writer commits, `synchronous=NORMAL` is durable
+//! across a process crash (a power cut may lose the last batches, which is the
+//! price of never making a call wait), and the busy timeout covers checkpoints.
+//! List versions ([`super::list_versions`]) and velocity blocks
+//! ([`super::velocity_blocks`]) share the file through their own connections.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, params};
 
-use super::{CallEnd, CallLogError, CallRecord};
+use super::CallLogError;
+pub use super::PURGE_CHUNK;
+use super::calls::{CallEnd, CallRecord, LogRow, digits, sat};
+
+pub(crate) mod read;
 
 /// The schema this build writes, kept in `PRAGMA user_version`.
 /// 2: `list_name` (the deciding list's name beside its kind).
@@ -20,10 +28,6 @@ pub const SCHEMA_VERSION: i64 = 2;
 /// How long a connection waits for a lock before giving up: long enough for a
 /// checkpoint or a long reader, short enough that a wedged file shows in logs.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Rows deleted per purge statement, so a first purge of a large backlog does
-/// not hold the write lock (and the queue) for long.
-pub const PURGE_CHUNK: usize = 5_000;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS calls (
@@ -62,9 +66,20 @@ CREATE INDEX IF NOT EXISTS calls_e164_digits ON calls(e164_digits);
 /// Version 1 → 2: the deciding list's name. Old rows keep `''`.
 const SCHEMA_V2: &str = "ALTER TABLE calls ADD COLUMN list_name TEXT NOT NULL DEFAULT '';";
 
-/// Opens (creating if needed) the database the writer uses: parent
-/// directories, pragmas and schema. Idempotent.
-pub fn open_writer(path: &Path) -> Result<Connection, CallLogError> {
+/// How much a connection's commits must survive.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Durability {
+    /// Survives a process crash; a power cut may lose the last commits
+    /// (call rows: never make a call wait on a disk flush).
+    Crash,
+    /// Survives a power cut (list versions: the rollback of last resort).
+    PowerCut,
+}
+
+/// Opens the file read-write for one consumer, creating it (owner-only, with
+/// its parent directories) if needed, in WAL mode with the busy timeout. The
+/// one place where a read-write connection gets its pragmas.
+pub(crate) fn open_rw(path: &Path, durability: Durability) -> Result<Connection, CallLogError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| CallLogError::CreateDir {
             path: dir.to_path_buf(),
@@ -75,11 +90,23 @@ pub fn open_writer(path: &Path) -> Result<Connection, CallLogError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut conn = Connection::open(path)?;
+    let conn = Connection::open(path)?;
+    // Another connection to the file may hold the write lock briefly.
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // journal_mode answers with a row, so it is read rather than executed.
     let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let synchronous = match durability {
+        Durability::Crash => "NORMAL",
+        Durability::PowerCut => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    Ok(conn)
+}
+
+/// Opens (creating if needed) the database the writer uses: parent
+/// directories, pragmas and schema. Idempotent.
+pub fn open_writer(path: &Path) -> Result<Connection, CallLogError> {
+    let mut conn = open_rw(path, Durability::Crash)?;
     migrate(&mut conn)?;
     Ok(conn)
 }
@@ -88,7 +115,7 @@ pub fn open_writer(path: &Path) -> Result<Connection, CallLogError> {
 /// does not exist yet: the log holds every caller's number. SQLite gives its
 /// `-wal` and `-shm` files the database file's permissions. An existing file
 /// keeps the permissions its operator gave it.
-pub fn create_private(path: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private(path: &Path) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -103,15 +130,22 @@ pub fn create_private(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Opens an existing log read-only, for the CLI and the HTTP API. Refuses a
-/// missing file (rather than creating an empty one) and a foreign schema.
-pub fn open_reader(path: &Path) -> Result<Connection, CallLogError> {
+/// Opens an existing file read-only: it is never created, and a reader can
+/// never take the write lock from the service's writer.
+pub(crate) fn open_ro(path: &Path) -> Result<Connection, CallLogError> {
     if !path.exists() {
         return Err(CallLogError::NotFound(path.to_path_buf()));
     }
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+/// Opens an existing log read-only, for the CLI and the HTTP API. Refuses a
+/// missing file (rather than creating an empty one) and a foreign schema.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, CallLogError> {
+    let conn = open_ro(path)?;
     match schema_version(&conn)? {
         0 => Err(CallLogError::NoSchema(path.to_path_buf())),
         v if v > SCHEMA_VERSION => Err(CallLogError::SchemaTooNew {
@@ -144,17 +178,6 @@ fn migrate(conn: &mut Connection) -> Result<(), CallLogError> {
         tx.commit()?;
     }
     Ok(())
-}
-
-/// The digits of a number as typed anywhere (`+1 (555) 123-4567` → `15551234567`).
-pub fn digits(s: &str) -> String {
-    s.chars().filter(char::is_ascii_digit).collect()
-}
-
-/// SQLite integers are signed; a u64 past i64::MAX (never a real duration)
-/// is stored saturated rather than failing the row.
-fn sat(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 pub fn insert_record(conn: &Connection, r: &CallRecord) -> rusqlite::Result<()> {
@@ -190,7 +213,7 @@ pub fn insert_record(conn: &Connection, r: &CallRecord) -> rusqlite::Result<()> 
 
 /// Inserts a call that ended before it was screened, its end columns filled
 /// on the row just inserted (its unique id may be empty or repeated).
-pub fn insert_ended(
+pub(crate) fn insert_ended(
     conn: &Connection,
     r: &CallRecord,
     e: &CallEnd,
@@ -213,7 +236,7 @@ pub fn insert_ended(
 /// Fills the end columns of the newest row with this unique id (a PBX may
 /// reuse ids across restarts). Returns whether a row was found: none means
 /// the record was dropped on a full queue or already purged.
-pub fn apply_end(
+pub(crate) fn apply_end(
     conn: &Connection,
     e: &CallEnd,
     ended_at: DateTime<Utc>,
@@ -234,7 +257,7 @@ pub fn apply_end(
 
 /// Deletes up to `limit` rows older than `cutoff`, oldest first; returns how
 /// many went. Callers loop while it returns `limit`.
-pub fn purge_chunk(
+pub(crate) fn purge_chunk(
     conn: &Connection,
     cutoff: DateTime<Utc>,
     limit: usize,
@@ -256,4 +279,129 @@ pub fn purge_before(conn: &Connection, cutoff: DateTime<Utc>) -> rusqlite::Resul
             return Ok(total);
         }
     }
+}
+
+/// The decision log's writer side in SQLite: the only read-write connection
+/// to `calls`, handed to a blocking thread and back for each unit of work so
+/// its statement cache survives, reopened after a failure lost it.
+pub struct SqliteSink {
+    path: PathBuf,
+    /// `None` after a failure lost it; reopened for the next batch.
+    conn: Option<Connection>,
+}
+
+impl SqliteSink {
+    /// Opens (creating) the file and its schema now, so a bad `log.path`
+    /// stops the start rather than every later batch.
+    pub(crate) fn open(path: &Path) -> Result<SqliteSink, CallLogError> {
+        Ok(SqliteSink {
+            path: path.to_path_buf(),
+            conn: Some(open_writer(path)?),
+        })
+    }
+
+    /// Runs `f` on a blocking thread with the connection (`None` when it
+    /// cannot be reopened). `None` when the job itself failed (a panic inside
+    /// SQLite): the connection is gone with it and reopened next time.
+    async fn blocking<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(Option<&mut Connection>) -> T + Send + 'static,
+    ) -> Option<T> {
+        let conn = self.conn.take();
+        let path = self.path.clone();
+        let job = tokio::task::spawn_blocking(move || {
+            let mut conn = conn.or_else(|| match open_writer(&path) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "call log: cannot reopen");
+                    None
+                }
+            });
+            let out = f(conn.as_mut());
+            (conn, out)
+        });
+        match job.await {
+            Ok((conn, out)) => {
+                self.conn = conn;
+                Some(out)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "call log: writer job failed");
+                None
+            }
+        }
+    }
+
+    /// Writes `rows` in one transaction; returns how many were lost. A
+    /// failing row is logged and counted and the others still go in; a failed
+    /// commit loses the whole batch.
+    pub(crate) async fn write(&mut self, rows: Vec<LogRow>) -> u64 {
+        let n = rows.len() as u64;
+        self.blocking(move |conn| match conn {
+            Some(conn) => write_rows(conn, rows),
+            None => n,
+        })
+        .await
+        .unwrap_or(n)
+    }
+
+    /// Deletes up to `limit` rows older than `cutoff`.
+    pub(crate) async fn purge_chunk(
+        &mut self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<usize, String> {
+        self.blocking(move |conn| match conn {
+            Some(conn) => purge_chunk(conn, cutoff, limit).map_err(|e| e.to_string()),
+            None => Err("no connection".to_string()),
+        })
+        .await
+        .unwrap_or_else(|| Err("the purge job failed".to_string()))
+    }
+}
+
+fn write_rows(conn: &mut Connection, rows: Vec<LogRow>) -> u64 {
+    if rows.is_empty() {
+        return 0;
+    }
+    let n = rows.len() as u64;
+    let tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => {
+            tracing::error!(error = %e, rows = n, "call log: cannot begin a transaction");
+            return n;
+        }
+    };
+    let mut failed = 0;
+    for row in rows {
+        match row {
+            LogRow::Record(r) => {
+                if let Err(e) = insert_record(&tx, &r) {
+                    tracing::warn!(unique_id = %r.unique_id, error = %e, "call log: insert failed");
+                    failed += 1;
+                }
+            }
+            LogRow::Ended(r, end, at) => {
+                if let Err(e) = insert_ended(&tx, &r, &end, at) {
+                    tracing::warn!(unique_id = %r.unique_id, error = %e, "call log: insert failed");
+                    failed += 1;
+                }
+            }
+            LogRow::End(end, at) => match apply_end(&tx, &end, at) {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!(unique_id = %end.unique_id, "call log: end of an unlogged call");
+                }
+                Err(e) => {
+                    tracing::warn!(unique_id = %end.unique_id, error = %e, "call log: end update failed");
+                    failed += 1;
+                }
+            },
+        }
+    }
+    if let Err(e) = tx.commit() {
+        tracing::error!(error = %e, rows = n, "call log: commit failed; batch lost");
+        return n;
+    }
+    failed
 }

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{LogQuery, MIN_SUFFIX_DIGITS, store::digits};
+use super::calls::{LogQuery, MIN_SUFFIX_DIGITS, digits};
 
 /// The deciding rule as shown and filtered: an exclusive-mode block has no
 /// rule of its own, so `exclusive` (the trunk's mode) is what decided it.

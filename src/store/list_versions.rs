@@ -1,28 +1,33 @@
-//! Every version of every list, in SQLite, so a bad change can be rolled
-//! back to any earlier state and the operator can see who changed what.
+//! List versions: every version of every list, in SQLite, so a bad change
+//! can be rolled back to any earlier state and the operator can see who
+//! changed what (`callguard history`, `rollback`, the API's history routes).
 //!
-//! The table may live in the decision log's database file: it has its own
-//! name (`list_versions`) and this module its own connection, in WAL mode so
-//! neither blocks the other's readers.
+//! The table lives in the decision log's SQLite file (`log.path`), also when
+//! the log itself is in PostgreSQL: it has its own name (`list_versions`) and
+//! its own connection, in WAL mode so neither blocks the other's readers.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::sqlite::{self, Durability};
 use crate::listfile::{ChangeSummary, RuleRow};
 
 #[derive(Debug, thiserror::Error)]
-pub enum HistoryError {
+pub enum ListVersionsError {
+    /// The file could not be created or opened with its settings.
+    #[error("history database: {0}")]
+    Open(#[from] super::CallLogError),
     #[error("history database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("history content: {0}")]
     Json(#[from] serde_json::Error),
 }
 
-pub type Result<T> = std::result::Result<T, HistoryError>;
+pub type Result<T> = std::result::Result<T, ListVersionsError>;
 
 /// One stored version, without its content.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,9 +41,29 @@ pub struct VersionInfo {
     pub summary: String,
 }
 
-pub struct History {
+/// The list versions kept in one SQLite file.
+pub struct ListVersions {
     /// rusqlite connections are not `Sync`; calls are short, a mutex suffices.
     conn: Mutex<Connection>,
+    /// Hashes of stored versions' rows (`lists::store::versions`), so a reload
+    /// of a million-row list does not parse the stored content every time.
+    hashes: Mutex<HashMap<VersionKey, u64>>,
+}
+
+/// A stored version's identity: (list, version, time in ms, author, summary).
+type VersionKey = (String, u64, i64, String, String);
+
+/// Hashes kept; old ones are useless once a newer version exists.
+const MAX_HASHES: usize = 1024;
+
+fn version_key(v: &VersionInfo) -> VersionKey {
+    (
+        v.list.clone(),
+        v.version,
+        v.time.timestamp_millis(),
+        v.author.clone(),
+        v.summary.clone(),
+    )
 }
 
 const SCHEMA: &str = "
@@ -57,26 +82,33 @@ CREATE INDEX IF NOT EXISTS list_versions_time ON list_versions (time_ms);
 
 const INFO_COLUMNS: &str = "version, list, time_ms, author, summary";
 
-impl History {
+impl ListVersions {
     /// Opens (and creates if needed) the history in the SQLite file `path`.
-    pub fn open(path: impl AsRef<Path>) -> Result<History> {
-        let path = path.as_ref();
+    pub fn open(path: impl AsRef<Path>) -> Result<ListVersions> {
         // List versions hold phone numbers: owner-only, like the decision log.
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let _ = crate::calllog::store::create_private(path);
-        let conn = Connection::open(path)?;
-        // Another connection (the decision log) may hold the write lock briefly.
-        conn.busy_timeout(Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        // History is the rollback of last resort: a committed version must
-        // survive a power cut, which WAL's default NORMAL does not promise.
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        // They are the rollback of last resort: a committed version must
+        // survive a power cut, which WAL's usual NORMAL does not promise.
+        let conn = sqlite::open_rw(path.as_ref(), Durability::PowerCut)?;
         conn.execute_batch(SCHEMA)?;
-        Ok(History {
+        Ok(ListVersions {
             conn: Mutex::new(conn),
+            hashes: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The hash remembered for version `v`'s rows, if any.
+    pub fn cached_hash(&self, v: &VersionInfo) -> Option<u64> {
+        let map = self.hashes.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&version_key(v)).copied()
+    }
+
+    /// Remembers the hash of version `v`'s rows.
+    pub fn remember_hash(&self, v: &VersionInfo, hash: u64) {
+        let mut map = self.hashes.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_HASHES {
+            map.clear();
+        }
+        map.insert(version_key(v), hash);
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -95,7 +127,7 @@ impl History {
         self.record_at(list, author, summary, content, Utc::now())
     }
 
-    /// [`History::record`] at a given time (tests, imports of old history).
+    /// [`ListVersions::record`] at a given time (tests, imports of old history).
     pub fn record_at(
         &self,
         list: &str,
@@ -178,7 +210,7 @@ impl History {
         self.purge_at(retention_days, Utc::now())
     }
 
-    /// [`History::purge`] as of `now`.
+    /// [`ListVersions::purge`] as of `now`.
     pub fn purge_at(&self, retention_days: u32, now: DateTime<Utc>) -> Result<usize> {
         let cutoff = now.timestamp_millis() - i64::from(retention_days) * 86_400_000;
         Ok(self.conn().execute(

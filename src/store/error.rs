@@ -1,5 +1,5 @@
-//! The one error type of the decision log, so callers (CLI, HTTP API, the
-//! server's start-up) can tell a missing database from a broken one.
+//! The one error type of the storage layer's SQLite and PostgreSQL work, so callers
+//! (CLI, HTTP API, the server's start-up) can tell a missing database from a broken one.
 
 use std::path::PathBuf;
 

@@ -1,0 +1,37 @@
+//! The storage layer: it owns every database handle and its settings, and is
+//! the only module that speaks SQL (`.ci/db-imports.sh` keeps `rusqlite` and
+//! `postgres` / `tokio_postgres` here).
+//!
+//! - [`log`]: the decision log's backend, [`LogBackend`] — SQLite (`log.path`)
+//!   or PostgreSQL (`log.postgres`) — for writing ([`LogSink`], the writer
+//!   task's) and reading ([`LogReader`]: listings, stats, the overview's
+//!   counts, the rules' hit counts) alike.
+//! - [`calls`]: the log's rows and answers as consumers see them.
+//! - [`sqlite`]: every connection to the SQLite file with its pragmas (WAL,
+//!   `synchronous`, busy timeout, owner-only create), the log's schema and
+//!   its row SQL; [`pg`]: the same log in PostgreSQL, shared by a fleet.
+//! - [`list_versions`]: every version of every list (history, rollback) and
+//!   [`velocity_blocks`]: the temporary velocity blocks, both in the SQLite
+//!   file, also when the log is in PostgreSQL.
+
+pub mod calls;
+mod error;
+mod filter;
+pub mod list_versions;
+pub mod log;
+pub mod pg;
+pub mod sqlite;
+pub mod velocity_blocks;
+
+pub use calls::{
+    CallEnd, CallRecord, Counts, HitCounts, LogQuery, LogRow, LoggedCall, MIN_SUFFIX_DIGITS,
+    NO_RULE, StatCount, Stats, TrunkCounts,
+};
+pub use error::CallLogError;
+pub use list_versions::{ListVersions, ListVersionsError, VersionInfo};
+pub use log::{LogBackend, LogReader, LogSink};
+pub use pg::PgTarget;
+
+/// Rows deleted per purge statement, so a first purge of a large backlog does
+/// not hold the write lock (and the queue) for long.
+pub const PURGE_CHUNK: usize = 5_000;
