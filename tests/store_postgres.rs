@@ -6,8 +6,6 @@
 //! The server is a throwaway cluster (tests/support/postgres.rs); without PostgreSQL
 //! installed these tests skip, except under `CI=true`.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
 #[path = "support/postgres.rs"]
 mod postgres;
 #[path = "support/server.rs"]
@@ -15,8 +13,8 @@ mod server;
 
 use std::path::Path;
 
-use asterisk::AsteriskSim;
 use callguard::app;
+use callguard_sim::asterisk::AsteriskSim;
 use postgres::PgCluster;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
