@@ -225,6 +225,14 @@ impl Reloader {
                     }
                     _ => self.commit.lock().ok().and_then(|c| c.clone()),
                 };
+                // A token added or changed whose secret is unset can never
+                // authorise: said now, as at start, not at the first refusal.
+                let tokens = |h: &crate::config::types::HttpConfig| format!("{:?}", h.tokens);
+                if tokens(&self.state.snapshot().service.http) != tokens(&service.http) {
+                    for w in service.http.unset_token_warnings() {
+                        tracing::warn!("{w}");
+                    }
+                }
                 let version = self.state.install(rules, service, label);
                 let pending = self.state.snapshot().restart_required.clone();
                 if !pending.is_empty() {

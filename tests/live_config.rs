@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use asterisk::AsteriskSim;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const RULES: &str = r#"
@@ -239,5 +239,54 @@ async fn an_edited_bind_address_is_reported_and_the_rest_applied() {
     assert_eq!(s["restart_required"], serde_json::json!([]), "{s}");
     assert_eq!(server::scrape_sum(http, gauge, &[]).await, 0.0);
     assert_eq!(verdict(agi, "+15550000002").await.as_deref(), Some("block"));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn an_edited_http_connection_cap_applies_without_restart() {
+    let yaml = format!("{RULES}http: {{ max_connections: 64 }}\n");
+    let mut srv = server::start(&yaml).await;
+    let http = srv.http();
+    let v = version(&status(http).await);
+    edit(&srv.config, |c| {
+        c.replace("max_connections: 64", "max_connections: 1")
+    });
+    reloaded(http, v).await;
+    let refused = || {
+        let m = srv.running().state.metrics.render();
+        m.lines()
+            .find(|l| {
+                l.starts_with("callguard_connections_refused_total{")
+                    && l.contains("pbx=\"http\"")
+                    && l.contains("reason=\"too_many\"")
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // One kept-alive connection holds the only place (once the status
+    // requests' connections are gone); the next is closed at once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let held = loop {
+        let mut c = TcpStream::connect(http).await.unwrap();
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 12];
+        if c.read_exact(&mut head).await.is_ok() && head.starts_with(b"HTTP/1.1 200") {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "no place ever freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let before = refused();
+    let mut extra = TcpStream::connect(http).await.unwrap();
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(10), extra.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "a second connection was served under a cap of 1: {closed:?}"
+    );
+    assert_eq!(refused(), before + 1.0);
+    drop(held);
     srv.stop().await;
 }
