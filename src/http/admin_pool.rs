@@ -24,8 +24,8 @@
 //! slot is released when the job's thread is done, never before, so a slot
 //! always stands for a thread that may be busy.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
