@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -16,8 +15,9 @@ use crate::metrics::Metrics;
 use crate::pbx;
 use crate::policy::RuleSet;
 use crate::reload::Reloader;
-use crate::server::{self, Limits, Shutdown};
-use crate::state::State;
+use crate::server::{self, Shutdown};
+use crate::service::ServiceConfig;
+use crate::state::{Snapshot, State};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -41,7 +41,6 @@ pub struct Running {
     pub state: Arc<State>,
     pub reloader: Arc<Reloader>,
     shutdown: Shutdown,
-    grace: Duration,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -74,32 +73,23 @@ async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, StartError>
     socket.listen(LISTEN_BACKLOG).map_err(fail)
 }
 
-fn limits(
-    max: usize,
-    allow: &[serde_saphyr::Spanned<String>],
-    file: &str,
-) -> Result<Limits, StartError> {
-    let allow = crate::config::allow::parse_allow(allow.iter().map(|a| a.value.as_str()))
-        .map_err(|m| StartError::Config(config::Problem::new(file, 0, 0, m).into()))?;
-    Ok(Limits {
-        max_connections: max.max(1),
-        allow,
-    })
-}
-
 /// Binds a PBX listener and runs its accept loop. The loop runs
 /// `unconstrained` so that it drains the kernel's accept queue at once
-/// under a burst of calls (see `server::accept_loop`).
+/// under a burst of calls (see `server::accept_loop`). Only the address is
+/// fixed here: the allow-list, limit and timeouts come from the snapshot
+/// installed when a connection arrives.
 async fn pbx_listener<H, F>(
     addr: &str,
     pbx: Pbx,
-    limits: Limits,
     state: &Arc<State>,
     shutdown: &Shutdown,
     session: H,
 ) -> Result<(SocketAddr, JoinHandle<()>), StartError>
 where
-    H: Fn(tokio::net::TcpStream, SocketAddr, Arc<State>) -> F + Send + Sync + 'static,
+    H: Fn(tokio::net::TcpStream, SocketAddr, Arc<State>, Arc<Snapshot>) -> F
+        + Send
+        + Sync
+        + 'static,
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let what = match pbx {
@@ -116,10 +106,9 @@ where
     let task = tokio::spawn(tokio::task::unconstrained(server::accept_loop(
         listener,
         pbx,
-        limits,
         state.clone(),
         shutdown.clone(),
-        move |stream, peer| session(stream, peer, st.clone()),
+        move |stream, peer, snap| session(stream, peer, st.clone(), snap),
     )));
     Ok((local, task))
 }
@@ -127,14 +116,16 @@ where
 /// Loads `config_path` and starts the service.
 pub async fn start(config_path: &Path) -> Result<Running, StartError> {
     let path: PathBuf = config_path.to_path_buf();
-    let (cfg, rules): (LoadedConfig, RuleSet) = tokio::task::spawn_blocking(move || {
-        let cfg = config::load_all(&path)?;
-        let rules = RuleSet::compile(&cfg)?;
-        Ok::<_, Problems>((cfg, rules))
-    })
-    .await
-    .map_err(|e| StartError::Config(config::Problem::new("start", 0, 0, e.to_string()).into()))?
-    .map_err(StartError::Config)?;
+    let (cfg, rules, service): (LoadedConfig, RuleSet, ServiceConfig) =
+        tokio::task::spawn_blocking(move || {
+            let cfg = config::load_all(&path)?;
+            let rules = RuleSet::compile(&cfg)?;
+            let service = ServiceConfig::from_config(&cfg)?;
+            Ok::<_, Problems>((cfg, rules, service))
+        })
+        .await
+        .map_err(|e| StartError::Config(config::Problem::new("start", 0, 0, e.to_string()).into()))?
+        .map_err(StartError::Config)?;
     let raw = &cfg.raw;
     for w in raw.http.unset_token_warnings() {
         tracing::warn!("{w}");
@@ -164,7 +155,7 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
         list_lock: Default::default(),
         velocity,
     };
-    let state = State::with_extras(rules, metrics, log, extras);
+    let state = State::with_extras(rules, service, metrics, log, extras);
     let reloader = Reloader::new(config_path.to_path_buf(), state.clone());
     let shutdown = Shutdown::new();
     let mut tasks = Vec::new();
@@ -173,30 +164,28 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
     let mut running_http = None;
 
     if let Some(addr) = raw.listen.agi.as_deref() {
-        let settings = Arc::new(raw.agi.clone());
-        let lim = limits(raw.agi.max_connections, &raw.agi.allow, &cfg.file)?;
         let (a, t) = pbx_listener(
             addr,
             Pbx::Asterisk,
-            lim,
             &state,
             &shutdown,
-            move |stream, peer, st| pbx::agi::session::serve(stream, peer, st, settings.clone()),
+            |stream, peer, st, snap| {
+                pbx::agi::session::serve(stream, peer, st, snap.service.agi.clone())
+            },
         )
         .await?;
         running_agi = Some(a);
         tasks.push(t);
     }
     if let Some(addr) = raw.listen.esl.as_deref() {
-        let settings = Arc::new(raw.esl.clone());
-        let lim = limits(raw.esl.max_connections, &raw.esl.allow, &cfg.file)?;
         let (a, t) = pbx_listener(
             addr,
             Pbx::FreeSwitch,
-            lim,
             &state,
             &shutdown,
-            move |stream, peer, st| pbx::esl::session::serve(stream, peer, st, settings.clone()),
+            |stream, peer, st, snap| {
+                pbx::esl::session::serve(stream, peer, st, snap.service.esl.clone())
+            },
         )
         .await?;
         running_esl = Some(a);
@@ -225,7 +214,7 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
         reloader.clone(),
         shutdown.stop.clone(),
     ));
-    match reloader.watch(raw.server.reload_debounce) {
+    match reloader.watch() {
         Ok(t) => tasks.push(t),
         Err(e) => tracing::warn!("file watching unavailable ({e}); reload with SIGHUP or the API"),
     }
@@ -236,15 +225,16 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
         state,
         reloader,
         shutdown,
-        grace: raw.server.grace_period,
         tasks,
     })
 }
 
 impl Running {
-    /// Stops accepting, lets calls finish within the grace period, closes the rest.
+    /// Stops accepting, lets calls finish within the grace period (as the
+    /// installed `server.grace_period` says now), closes the rest.
     pub async fn shutdown(self) {
-        self.shutdown.run(self.grace).await;
+        let grace = self.state.snapshot().service.server.grace_period;
+        self.shutdown.run(grace).await;
         for t in self.tasks {
             t.abort();
         }

@@ -24,6 +24,7 @@ pub mod policy;
 pub mod reload;
 pub(crate) mod report;
 pub(crate) mod server;
+pub mod service;
 pub(crate) mod source;
 pub mod state;
 pub mod store;

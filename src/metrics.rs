@@ -38,6 +38,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "callguard_challenges_total",
     "callguard_velocity_blocks_total",
     "callguard_unscreened_total",
+    "callguard_restart_required",
 ];
 
 pub struct Metrics {
@@ -56,6 +57,8 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     pub log_dropped_total: IntCounter,
     pub rules_source_info: IntGaugeVec,
+    /// 1 for each boot-time key edited since start (`service::BOOT_KEYS`).
+    pub restart_required: IntGaugeVec,
     pub unknown_trunk_total: IntCounterVec,
     pub challenges_total: IntCounterVec,
     pub velocity_blocks_total: IntCounterVec,
@@ -173,6 +176,11 @@ impl Metrics {
             "Always 1; the commit label names the git commit the running rules came from.",
             &["commit"],
         );
+        let restart_required = gauge_vec(
+            "callguard_restart_required",
+            "1 when the configuration file changed this boot-time key since start: the edit applies only after a restart (every other change was applied).",
+            &["key"],
+        );
         let unknown_trunk_total = counter_vec(
             "callguard_unknown_trunk_total",
             "Calls whose dialplan named a trunk the configuration does not have (another trunk was chosen).",
@@ -210,6 +218,7 @@ impl Metrics {
         }
         Metrics {
             rules_source_info,
+            restart_required,
             registry,
             calls_total,
             rule_hits_total,

@@ -1,5 +1,8 @@
 //! Hot reload: parse and validate everything off the call path, then swap the
-//! whole rule set in at once. A failed reload changes nothing and says why.
+//! whole rule set and the service's live settings in at once. A failed reload
+//! changes nothing and says why; a boot-time key edited (a bind address, the
+//! storage backend: `service::BOOT_KEYS`) is reported as "restart required"
+//! while the rest of the edit is applied.
 //!
 //! Triggers: a change to the config file or any list file it references
 //! (bursts of editor events are coalesced), SIGHUP, and `POST /api/v1/reload`.
@@ -17,6 +20,7 @@ use crate::config::{self, Problems};
 use crate::listfile::{Format, RuleRow, read_rows};
 use crate::lists::store;
 use crate::policy::RuleSet;
+use crate::service::ServiceConfig;
 use crate::state::State;
 use crate::store::ListVersions;
 
@@ -202,8 +206,9 @@ impl Reloader {
         let built = tokio::task::spawn_blocking(move || {
             let cfg = config::load_all(&path)?;
             let rules = RuleSet::compile(&cfg)?;
+            let service = ServiceConfig::from_config(&cfg)?;
             let max_tracked = cfg.raw.velocity_limits.max_tracked;
-            Ok::<_, Problems>((rules, max_tracked, file_lists(cfg)))
+            Ok::<_, Problems>((rules, service, max_tracked, file_lists(cfg)))
         })
         .await
         .unwrap_or_else(|e| {
@@ -211,7 +216,7 @@ impl Reloader {
         });
         let metrics = &self.state.metrics;
         match built {
-            Ok((rules, max_tracked, lists)) => {
+            Ok((rules, service, max_tracked, lists)) => {
                 let label = match &why {
                     Trigger::Git { id, .. } => {
                         let mut c = self.commit.lock().unwrap_or_else(|e| e.into_inner());
@@ -220,7 +225,25 @@ impl Reloader {
                     }
                     _ => self.commit.lock().ok().and_then(|c| c.clone()),
                 };
-                let version = self.state.install(rules, label);
+                // A token added or changed whose secret is unset can never
+                // authorise: said now, as at start, not at the first refusal.
+                let tokens = |h: &crate::config::types::HttpConfig| format!("{:?}", h.tokens);
+                if tokens(&self.state.snapshot().service.http) != tokens(&service.http) {
+                    for w in service.http.unset_token_warnings() {
+                        tracing::warn!("{w}");
+                    }
+                }
+                let version = self.state.install(rules, service, label);
+                let pending = self.state.snapshot().restart_required.clone();
+                if !pending.is_empty() {
+                    tracing::warn!(
+                        version,
+                        trigger = %why,
+                        "restart required: {} (read at start; the running service keeps the \
+                         old value until it restarts, every other change is applied)",
+                        pending.join(", ")
+                    );
+                }
                 self.state
                     .extras
                     .velocity
@@ -318,11 +341,9 @@ impl Reloader {
     }
 
     /// Watches the files the current rules came from, reloading after a
-    /// quiet `debounce` period following any change.
-    pub fn watch(
-        self: &Arc<Self>,
-        debounce: Duration,
-    ) -> notify::Result<tokio::task::JoinHandle<()>> {
+    /// quiet period (`server.reload_debounce`, as installed) following any
+    /// change.
+    pub fn watch(self: &Arc<Self>) -> notify::Result<tokio::task::JoinHandle<()>> {
         let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
         // The decision log may sit in a watched directory and SQLite writes its
         // db / -wal / -shm / -journal on every commit: drop those events on the
@@ -351,6 +372,7 @@ impl Reloader {
                     continue;
                 }
                 let mut changed = vec![first.clone()];
+                let debounce = me.state.snapshot().service.server.reload_debounce;
                 // Coalesce the burst an editor makes (write, rename, chmod…):
                 // only our own files extend the quiet period, and a burst
                 // never delays the reload by more than a second.
@@ -386,7 +408,7 @@ impl Reloader {
         let mut files: HashSet<PathBuf> = self
             .state
             .snapshot()
-            .rules
+            .service
             .files
             .iter()
             .map(|p| canonical(p))

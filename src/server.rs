@@ -3,14 +3,16 @@
 //! Every PBX listener shares the same accept loop: the peer allow-list, the
 //! connection limit (excess refused cleanly and counted), per-session
 //! metrics, and graceful shutdown — stop accepting, let calls in progress
-//! finish within the grace period, then close what is left.
+//! finish within the grace period, then close what is left. The allow-list
+//! and the limit are read from the installed snapshot per connection, so a
+//! reload applies them to the next connection.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use ipnet::IpNet;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -20,13 +22,37 @@ use crate::action::Pbx;
 use crate::call::CallInfo;
 use crate::call::unscreened::{self, NotScreened};
 use crate::outcome::Unscreened;
-use crate::state::State;
+use crate::state::{Snapshot, State};
 
-/// Who may connect and how many at once.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    pub max_connections: usize,
-    pub allow: Vec<IpNet>,
+/// Connections open on one listener, against a limit that a reload may
+/// change: a lowered limit refuses new connections until enough of the open
+/// ones end (none is cut), a raised one admits more at once.
+#[derive(Debug, Default)]
+pub struct Slots(Arc<AtomicUsize>);
+
+/// One open connection's place in its [`Slots`], given back on drop.
+pub struct Slot(Arc<AtomicUsize>);
+
+impl Slots {
+    pub fn new() -> Slots {
+        Slots::default()
+    }
+
+    /// A slot when fewer than `max` are taken.
+    pub fn take(&self, max: usize) -> Option<Slot> {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(self.0.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The two stages of shutdown.
@@ -177,7 +203,9 @@ impl Limiter {
     }
 }
 
-/// Accepts connections until shutdown, running `handler` for each allowed one.
+/// Accepts connections until shutdown, running `handler` for each allowed
+/// one with the snapshot whose allow-list and limit admitted it (the session
+/// takes its timeouts from the same snapshot).
 ///
 /// Run it `tokio::task::unconstrained`: under a burst of calls the loop must
 /// drain the kernel's accept queue at once rather than yield after each
@@ -186,15 +214,14 @@ impl Limiter {
 pub async fn accept_loop<H, F>(
     listener: TcpListener,
     pbx: Pbx,
-    limits: Limits,
     state: Arc<State>,
     shutdown: Shutdown,
     handler: H,
 ) where
-    H: Fn(TcpStream, SocketAddr) -> F + Send + Sync + 'static,
+    H: Fn(TcpStream, SocketAddr, Arc<Snapshot>) -> F + Send + Sync + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let slots = Slots::new();
     let releasing = Arc::new(Semaphore::new(MAX_RELEASING));
     let active = state
         .metrics
@@ -237,6 +264,8 @@ pub async fn accept_loop<H, F>(
                 continue;
             }
         };
+        let snap = state.snapshot();
+        let limits = snap.service.limits(pbx);
         if !limits.allow.iter().any(|n| n.contains(&peer.ip())) {
             refused("not_allowed");
             state.metrics.count_unscreened(pbx, Unscreened::NotAllowed);
@@ -252,7 +281,7 @@ pub async fn accept_loop<H, F>(
             release(stream, pbx, &releasing, &state, row);
             continue;
         }
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        let Some(permit) = slots.take(limits.max_connections) else {
             refused("too_many");
             state
                 .metrics
@@ -279,7 +308,7 @@ pub async fn accept_loop<H, F>(
             let started = Instant::now();
             active.inc();
             tokio::select! {
-                _ = handler(stream, peer) => {}
+                _ = handler(stream, peer, snap) => {}
                 _ = abort.cancelled() => {
                     tracing::warn!(%peer, "session closed by shutdown");
                 }

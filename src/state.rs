@@ -1,5 +1,6 @@
-//! The running service's shared state: the current rule set (hot-swapped as
-//! a whole), metrics, and the decision log.
+//! The running service's shared state: the current rule set and the
+//! service's live settings (hot-swapped as a whole), metrics, and the
+//! decision log.
 //!
 //! A call takes one snapshot when it starts and decides with it even if a
 //! reload swaps a new one in meanwhile: no call ever sees half a rule set.
@@ -13,10 +14,17 @@ use chrono::{DateTime, Utc};
 use crate::calllog::CallLogHandle;
 use crate::metrics::{MetricHandles, Metrics};
 use crate::policy::RuleSet;
+use crate::service::{BOOT_KEYS, BootValues, ServiceConfig};
 
-/// A rule set plus what was derived from it for the call path.
+/// A rule set and the service's settings, plus what was derived from them
+/// for the call path.
 pub struct Snapshot {
     pub rules: RuleSet,
+    /// Listener limits and timeouts, the admin API's settings, watched files.
+    pub service: ServiceConfig,
+    /// Boot-time keys this load changed, which apply only after a restart
+    /// (empty when the running service matches the file).
+    pub restart_required: Vec<&'static str>,
     /// Increases with every successful load.
     pub version: u64,
     pub loaded_at: DateTime<Utc>,
@@ -27,10 +35,17 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn new(rules: RuleSet, version: u64, source: Option<String>) -> Snapshot {
+    pub fn new(
+        rules: RuleSet,
+        service: ServiceConfig,
+        version: u64,
+        source: Option<String>,
+    ) -> Snapshot {
         let handles = MetricHandles::new(&rules);
         Snapshot {
             rules,
+            service,
+            restart_required: Vec::new(),
             version,
             loaded_at: Utc::now(),
             source,
@@ -63,27 +78,39 @@ pub struct State {
     pub extras: Extras,
     /// The unknown-trunk warning, said at most once a minute (`call`).
     pub unknown_trunk_warning: crate::outcome::Throttle,
+    /// The boot-time keys the service started with: a reload compares them.
+    boot: BootValues,
     next_version: AtomicU64,
 }
 
 impl State {
+    /// A state with the default service settings (benches, embedding).
     pub fn new(rules: RuleSet, metrics: Arc<Metrics>, log: Option<CallLogHandle>) -> Arc<State> {
-        State::with_extras(rules, metrics, log, Extras::default())
+        State::with_extras(
+            rules,
+            ServiceConfig::default(),
+            metrics,
+            log,
+            Extras::default(),
+        )
     }
 
     pub fn with_extras(
         rules: RuleSet,
+        service: ServiceConfig,
         metrics: Arc<Metrics>,
         log: Option<CallLogHandle>,
         extras: Extras,
     ) -> Arc<State> {
-        let snap = Snapshot::new(rules, 1, None);
+        let boot = service.boot.clone();
+        let snap = Snapshot::new(rules, service, 1, None);
         let state = State {
             current: ArcSwap::from_pointee(snap),
             metrics,
             log,
             extras,
             unknown_trunk_warning: Default::default(),
+            boot,
             next_version: AtomicU64::new(2),
         };
         state.publish_gauges();
@@ -99,9 +126,11 @@ impl State {
         self.current.load_full()
     }
 
-    /// Swaps in a new rule set, labelled with where it came from (a git
-    /// commit); calls in progress keep theirs.
-    pub fn install(&self, rules: RuleSet, source: Option<String>) -> u64 {
+    /// Swaps in a new rule set and service settings, labelled with where
+    /// they came from (a git commit); calls and connections in progress
+    /// keep theirs. Boot-time keys that differ from the running ones are
+    /// recorded in the snapshot's `restart_required` (the rest applies).
+    pub fn install(&self, rules: RuleSet, service: ServiceConfig, source: Option<String>) -> u64 {
         if let Some(label) = &source {
             self.metrics.rules_source_info.reset();
             self.metrics
@@ -110,8 +139,10 @@ impl State {
                 .set(1);
         }
         let version = self.next_version.fetch_add(1, Ordering::Relaxed);
-        self.current
-            .store(Arc::new(Snapshot::new(rules, version, source)));
+        let pending = self.boot.changed(&service.boot);
+        let mut snap = Snapshot::new(rules, service, version, source);
+        snap.restart_required = pending;
+        self.current.store(Arc::new(snap));
         self.publish_gauges();
         self.metrics
             .config_last_reload_success
@@ -121,6 +152,14 @@ impl State {
 
     fn publish_gauges(&self) {
         let snap = self.snapshot();
+        // Every key has its series (0 or 1), so an alert sees it change.
+        for key in BOOT_KEYS {
+            let pending = snap.restart_required.contains(key);
+            self.metrics
+                .restart_required
+                .with_label_values(&[key])
+                .set(i64::from(pending));
+        }
         self.metrics.rules.reset();
         for l in &snap.rules.lists {
             self.metrics

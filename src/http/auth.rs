@@ -2,7 +2,7 @@
 //! of `http.tokens`, whose secrets live in environment variables (never in
 //! the YAML, which is often in git).
 //!
-//! The tokens are those of the installed rule set (`RuleSet::http`): adding
+//! The tokens are those of the installed snapshot (`Snapshot::service`): adding
 //! or revoking one takes effect with the reload that follows the edit, like
 //! every other change, and a request never re-reads the file. The secret is
 //! read from the environment per request, so rotating it needs no reload.

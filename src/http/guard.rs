@@ -49,7 +49,7 @@ pub async fn guard(
     next: axum::middleware::Next,
 ) -> Response {
     let snap = api.state.snapshot();
-    let http = &snap.rules.http;
+    let http = &snap.service.http;
     let listen = api.listen.as_deref();
     let path = req.uri().path();
     let method = req.method().clone();

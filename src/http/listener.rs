@@ -24,9 +24,10 @@ use axum::Router;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::server::Slots;
 use crate::state::State;
 
 /// The share of the process's open-file limit HTTP connections may take:
@@ -176,25 +177,18 @@ impl hyper::rt::Timer for PhaseTimer {
 
 /// Accepts HTTP connections until `stop`, serving `router` on each within
 /// the cap and the timeouts of the installed `http:` settings (read per
-/// connection, so a reload applies to new connections; the cap is fixed
-/// at start).
+/// connection, so a reload applies them to new connections: a lowered cap
+/// refuses new ones until enough of those open have ended).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     state: Arc<State>,
     stop: CancellationToken,
 ) {
-    let configured = state.snapshot().rules.http.max_connections;
     let nofile = open_file_limit();
-    let cap = effective_cap(configured, nofile);
-    if cap < configured {
-        tracing::info!(
-            "http.max_connections {configured} held to {cap}: an eighth of the {} open files \
-             allowed, so that calls keep theirs (raise LimitNOFILE / ulimit -n for more)",
-            nofile.unwrap_or(0)
-        );
-    }
-    let permits = Arc::new(Semaphore::new(cap));
+    let slots = Slots::new();
+    // The last cap said to be held to the file limit, so it is said once.
+    let mut held_logged = None;
     let refused = state
         .metrics
         .connections_refused_total
@@ -214,13 +208,25 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        let snap = state.snapshot();
+        let http = &snap.service.http;
+        let configured = http.max_connections;
+        let cap = effective_cap(configured, nofile);
+        if cap < configured && held_logged != Some(configured) {
+            held_logged = Some(configured);
+            tracing::info!(
+                "http.max_connections {configured} held to {cap}: an eighth of the {} open files \
+                 allowed, so that calls keep theirs (raise LimitNOFILE / ulimit -n for more)",
+                nofile.unwrap_or(0)
+            );
+        }
+        let Some(permit) = slots.take(cap) else {
             tracing::debug!(%peer, "HTTP connection closed: {cap} already open");
             refused.inc();
             drop(stream);
             continue;
         };
-        let http = state.snapshot().rules.http.clone();
+        let http = http.clone();
         let activity = Arc::new(Activity::default());
         let timer = PhaseTimer {
             activity: activity.clone(),

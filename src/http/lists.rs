@@ -96,7 +96,7 @@ pub(super) async fn authorized_body(
     body: Body,
 ) -> Result<(String, Bytes), ApiError> {
     let snap = api.state.snapshot();
-    let http = &snap.rules.http;
+    let http = &snap.service.http;
     let author = auth::authorize(http, headers)?;
     let limit = http.max_body_bytes;
     let too_large = || {
@@ -218,7 +218,7 @@ async fn remove(
     Path((name, rule)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult {
-    let author = auth::authorize(&api.state.snapshot().rules.http, &headers)?;
+    let author = auth::authorize(&api.state.snapshot().service.http, &headers)?;
     let st = store(&api);
     let who = author.clone();
     let n = name.clone();

@@ -52,7 +52,7 @@ async fn overview(AxState(api): AxState<Api>, Query(q): Query<OverviewQuery>) ->
         (counts, listen)
     });
     let (counts, listen) = job.await.unwrap_or((None, None));
-    let http = &snap.rules.http;
+    let http = &snap.service.http;
     let reload = match api.reloader.last_error() {
         Some(e) => json!({ "ok": false, "at": e.at.to_rfc3339(), "problems": e.problems }),
         None => json!({ "ok": true, "at": snap.loaded_at.to_rfc3339(), "problems": [] }),

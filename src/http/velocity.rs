@@ -32,7 +32,7 @@ async fn lift(
     Path(key): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult {
-    let author = auth::authorize(&api.state.snapshot().rules.http, &headers)?;
+    let author = auth::authorize(&api.state.snapshot().service.http, &headers)?;
     let tracker = api.state.extras.velocity.clone();
     let k = key.clone();
     let lifted = tokio::task::spawn_blocking(move || tracker.lift(&k))

@@ -148,10 +148,8 @@ impl<'a> Builder<'a> {
             trunk_by_did: trunks.by_did,
             default_trunk,
             fail: raw.fail,
-            http: raw.http.clone(),
             system_blocked_action,
             lists: self.lists,
-            files: self.cfg.files.clone(),
             backtrack_limit: self.limit,
         })
     }

@@ -281,13 +281,8 @@ pub struct RuleSet {
     pub(super) trunk_by_did: HashMap<String, TrunkId>,
     pub default_trunk: Option<TrunkId>,
     pub fail: FailMode,
-    /// The admin API's settings as installed with these rules (who may read
-    /// and change), so a request never re-reads the file.
-    pub http: crate::config::types::HttpConfig,
     pub system_blocked_action: ActionId,
     pub lists: Vec<ListInfo>,
-    /// Files this set was built from (config and lists), for the watcher.
-    pub files: Vec<PathBuf>,
     pub backtrack_limit: usize,
 }
 

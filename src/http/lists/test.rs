@@ -57,7 +57,7 @@ pub(super) async fn explain(AxState(api): AxState<Api>, body: Bytes) -> ApiResul
         ))
     })?;
     let snap = api.state.snapshot();
-    let budget = snap.rules.http.tester_budget;
+    let budget = snap.service.http.tester_budget;
     if let Some(p) = req.pattern.clone() {
         let mt = checked_pattern_request(&req)?;
         let limit = snap.rules.backtrack_limit;
