@@ -5,8 +5,6 @@
 //! rest of the same edit is applied. Every edit goes through the config file
 //! and the watcher, and each step waits for the status version to move.
 
-#[path = "support/asterisk.rs"]
-mod asterisk;
 #[path = "support/server.rs"]
 mod server;
 
@@ -16,7 +14,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use asterisk::AsteriskSim;
+use callguard_sim::asterisk::AsteriskSim;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
