@@ -1,8 +1,9 @@
 //! The web console in a real browser: headless Chromium driven through
 //! chromedriver against the real service on loopback, with real list files,
 //! a real SQLite log and history, and the FastAGI simulator as the PBX.
-//! Each test saves screenshots of the screens it uses into docs/console/
-//! (shown in the README). Skips without chromium/chromedriver, except under
+//! Each test saves screenshots of the screens it uses into target/tmp/console/;
+//! `CALLGUARD_REFRESH_SCREENSHOTS=1 cargo test --test console` refreshes the
+//! README's copies in docs/console/ instead. Skips without chromium/chromedriver, except under
 //! CI=true.
 
 use callguard_sim::asterisk;

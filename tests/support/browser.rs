@@ -248,8 +248,10 @@ impl Browser {
             .unwrap_or_else(|e| panic!("select {value:?} in {css:?}: {e}"));
     }
 
-    /// Saves a PNG of the viewport as `docs/console/NAME.png` of the source
-    /// tree (the README shows them) and checks it is one.
+    /// Saves a PNG of the viewport as `NAME.png` and checks it is one: under
+    /// `target/tmp/console/`, so that `cargo test` leaves the tree clean, or,
+    /// with `CALLGUARD_REFRESH_SCREENSHOTS=1`, as `docs/console/NAME.png` of
+    /// the source tree (the README shows them): the command that refreshes them.
     /// The window grows to the page's height first (at most 2400 px), so
     /// the picture shows the whole screen, then returns to its size.
     pub async fn screenshot(&self, name: &str) {
@@ -283,8 +285,12 @@ impl Browser {
             let _ = self.client.set_window_size(w, h).await;
         }
         assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console");
-        std::fs::create_dir_all(&dir).expect("docs/console");
+        let dir = if std::env::var_os("CALLGUARD_REFRESH_SCREENSHOTS").is_some_and(|v| v == "1") {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console")
+        } else {
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("console")
+        };
+        std::fs::create_dir_all(&dir).expect("screenshot directory");
         std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
     }
 }
