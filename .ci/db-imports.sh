@@ -14,7 +14,7 @@ dirs=()
 for d in src callguard-sim/src benches examples; do [ -d "$d" ] && dirs+=("$d"); done
 found="$(grep -rnE --include='*.rs' "$pattern" "${dirs[@]}" \
     | grep -vE '^[^:]+:[0-9]+:[[:space:]]*//' \
-    | grep -v '^src/store/' || true)"
+    | grep -vE '^src/store(/|\.rs:)' || true)"
 if [ -n "$found" ]; then
     echo "database crates used outside the storage layer (src/store/):"
     echo "$found"
