@@ -22,7 +22,7 @@ pub struct CallRecord {
     pub caller_e164: Option<String>,
     pub caller_name: String,
     pub anonymous: bool,
-    /// `allow` or `block`.
+    /// `allow`, `block`, or `unscreened` (a session that never reached a decision).
     pub verdict: String,
     /// `protected`, `system_blacklist`, `whitelist`, `blacklist`, `exclusive`, `default`.
     pub list: String,
