@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::Problems;
-use crate::lists::store::StoreError;
+use crate::list_edit::store::StoreError;
 
 mod block;
 mod check;

@@ -17,8 +17,8 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::config::{self, Problems};
-use crate::listfile::{Format, RuleRow, read_rows};
-use crate::lists::store;
+use crate::list_edit::store;
+use crate::list_io::{Format, RuleRow, read_rows};
 use crate::policy::RuleSet;
 use crate::service::ServiceConfig;
 use crate::state::State;

@@ -65,7 +65,7 @@ pub struct Extras {
     /// List versions, for history and rollback.
     pub history: Option<Arc<crate::store::ListVersions>>,
     /// Serialises list-file writes of the API and the reloader.
-    pub list_lock: crate::lists::WriteLock,
+    pub list_lock: crate::list_edit::WriteLock,
     /// Velocity counters and temporary blocks.
     pub velocity: Arc<crate::velocity::Tracker>,
 }

@@ -7,7 +7,7 @@
 #[path = "support/oracles.rs"]
 mod oracles;
 
-use callguard::lists::{Format, RuleRow, read_rows, write_rows};
+use callguard::list_edit::{Format, RuleRow, read_rows, write_rows};
 use proptest::prelude::*;
 
 /// Text as people and spreadsheets put into cells: mostly printable, with

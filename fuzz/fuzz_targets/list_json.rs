@@ -9,5 +9,5 @@ use libfuzzer_sys::fuzz_target;
 mod oracles;
 
 fuzz_target!(|data: &[u8]| {
-    oracles::check_list(data, callguard::lists::Format::Json);
+    oracles::check_list(data, callguard::list_edit::Format::Json);
 });

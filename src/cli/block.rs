@@ -1,6 +1,6 @@
 //! `callguard block --from-call ID`: "block the caller who just called" —
 //! the caller of a logged call becomes an exact rule in a list file
-//! ([`crate::lists::block`] does it; this is the command line).
+//! ([`crate::list_edit::block`] does it; this is the command line).
 
 use std::path::PathBuf;
 
@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::CliError;
 use crate::calllog::terminal_safe;
-use crate::lists::block::{BlockError, BlockRequest, Blocked, block_from_call};
+use crate::list_edit::block::{BlockError, BlockRequest, Blocked, block_from_call};
 
 #[derive(Args, Debug)]
 pub struct BlockArgs {

@@ -2,7 +2,7 @@
 //! field included, so that export → import is lossless. A CSV cell that a
 //! spreadsheet could run as a formula (a caller ID `=HYPERLINK(…)` that
 //! `block --from-call` made a rule) is written behind a `'` and read back
-//! without it (`listfile::format::csv_cell`).
+//! without it (`list_io::format::csv_cell`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::CliError;
-use crate::listfile::{Format, RuleRow, write_atomic, write_rows};
-use crate::lists::store::{ListStore, StoreError};
+use crate::list_edit::store::{ListStore, StoreError};
+use crate::list_io::{Format, RuleRow, write_atomic, write_rows};
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {

@@ -10,7 +10,7 @@ use clap::Args;
 use super::CliError;
 use crate::calllog::{FIELD_WIDTH, SUMMARY_WIDTH, terminal_cell};
 use crate::config;
-use crate::lists::store::{self, StoreError};
+use crate::list_edit::store::{self, StoreError};
 use crate::store::{ListVersions, VersionInfo};
 
 #[derive(Args, Debug)]

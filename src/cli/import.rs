@@ -9,9 +9,9 @@ use clap::Args;
 
 use super::CliError;
 use crate::config::load::read_bounded;
-use crate::listfile::import::PreviewOutcome;
-use crate::listfile::{Format, OnDuplicate, plan_import, read_rows};
-use crate::lists::store::{ListStore, StoreError};
+use crate::list_edit::store::{ListStore, StoreError};
+use crate::list_io::import::PreviewOutcome;
+use crate::list_io::{Format, OnDuplicate, plan_import, read_rows};
 
 /// Import files larger than this are refused before reading.
 const MAX_IMPORT_BYTES: u64 = 1 << 30;
@@ -106,7 +106,7 @@ pub fn run(args: ImportArgs) -> Result<(), CliError> {
     let mode = args.on_duplicate;
     let mut preview = String::new();
     let mut invalid = 0;
-    let plan_step = |current: &[crate::listfile::RuleRow]| {
+    let plan_step = |current: &[crate::list_io::RuleRow]| {
         let plan = plan_import(current, parsed, mode, &|r| checker.check(r));
         invalid = plan.errors.len();
         let refused = invalid > 0 && !args.skip_invalid;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::CliError;
-use crate::lists::store::ListStore;
+use crate::list_edit::store::ListStore;
 
 #[derive(Args, Debug)]
 pub struct RollbackArgs {

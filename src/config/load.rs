@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::problem::{Problem, Problems};
 use super::types::{ListFileConfig, ListRole, RawConfig};
-use crate::listfile::RuleRow;
-use crate::listfile::format::{Format, read_rows};
+use crate::list_io::RuleRow;
+use crate::list_io::format::{Format, read_rows};
 
 /// Larger config files are refused rather than read into memory.
 pub const MAX_CONFIG_BYTES: u64 = 16 << 20;

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::lists::{applied, authorized_body};
 use super::{Api, ApiError, ApiResult};
-use crate::lists::block::{BlockError, BlockRequest, Blocked, block_from_call};
+use crate::list_edit::block::{BlockError, BlockRequest, Blocked, block_from_call};
 
 pub fn routes() -> Router<Api> {
     Router::new().route("/api/v1/calls/{id}/block", post(block))

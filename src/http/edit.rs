@@ -20,8 +20,8 @@ use serde_json::json;
 
 use super::lists::{applied, authorized_body, blocking, checker, finish, parse_body, store};
 use super::{Api, ApiError, ApiResult};
-use crate::listfile::{Format, ImportPlan, OnDuplicate, plan_import, read_rows};
-use crate::lists::store::StoreError;
+use crate::list_edit::store::StoreError;
+use crate::list_io::{Format, ImportPlan, OnDuplicate, plan_import, read_rows};
 
 pub fn routes() -> Router<Api> {
     Router::new()

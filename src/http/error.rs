@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::config::Problems;
-use crate::lists::store::StoreError;
+use crate::list_edit::store::StoreError;
 
 /// An answer other than success: the status, the message and its details
 /// (one line per problem, `FILE:LINE:COL: …` where there is a place).

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Api, ApiError, ApiResult, auth};
-use crate::listfile::{Format, RuleRow, read_rows, write_rows};
-use crate::lists::store::{Applied, ListStore, RowChecker, StoreError};
+use crate::list_edit::store::{Applied, ListStore, RowChecker, StoreError};
+use crate::list_io::{Format, RuleRow, read_rows, write_rows};
 use crate::reload::Trigger;
 
 mod test;

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use super::*;
 use crate::calllog::CallRecord;
-use crate::listfile::{ChangeSummary, RuleRow};
+use crate::list_io::{ChangeSummary, RuleRow};
 use crate::store::sqlite::{insert_record, open_writer};
 
 fn t0() -> DateTime<Utc> {

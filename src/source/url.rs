@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::validate::{self, Candidates};
 use super::{FetchFailure, Refused, SubscriptionError};
-use crate::listfile::{Format, read_rows};
+use crate::list_io::{Format, read_rows};
 use crate::reload::{Reloader, Trigger};
 
 /// A community list far larger than this is not a phone list.
@@ -211,7 +211,7 @@ async fn refresh_once(
     }
     // The validators describe the copy now on disk, so they go after it.
     if let Ok(json) = serde_json::to_vec(&new_meta)
-        && let Err(e) = crate::listfile::write_atomic(meta_path(&copy), &json)
+        && let Err(e) = crate::list_io::write_atomic(meta_path(&copy), &json)
     {
         tracing::warn!(url = %sub.url, "cannot keep ETag/Last-Modified: {e}");
     }

@@ -126,7 +126,7 @@ pub fn apply(config_path: &Path, candidates: &Candidates) -> std::io::Result<Vec
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        crate::listfile::write_atomic(&dest, bytes)?;
+        crate::list_io::write_atomic(&dest, bytes)?;
         written.push(rel.clone());
     }
     Ok(written)

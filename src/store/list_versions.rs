@@ -14,7 +14,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::sqlite::{self, Durability};
-use crate::listfile::{ChangeSummary, RuleRow};
+use crate::list_io::{ChangeSummary, RuleRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListVersionsError {
@@ -45,7 +45,7 @@ pub struct VersionInfo {
 pub struct ListVersions {
     /// rusqlite connections are not `Sync`; calls are short, a mutex suffices.
     conn: Mutex<Connection>,
-    /// Hashes of stored versions' rows (`lists::store::versions`), so a reload
+    /// Hashes of stored versions' rows (`list_edit::store::versions`), so a reload
     /// of a million-row list does not parse the stored content every time.
     hashes: Mutex<HashMap<VersionKey, u64>>,
 }

@@ -417,8 +417,8 @@ pub fn check_wildcard(pattern: &str, case_insensitive: bool, subjects: &[&str]) 
 /// Export → import is lossless: the rows read back from `rows` written in
 /// each format are `rows`, with no errors. `rows` must be what an import can
 /// produce (names and patterns trimmed and non-empty, canonical match types).
-pub fn list_roundtrip(rows: &[callguard::lists::RuleRow]) {
-    use callguard::lists::{Format, read_rows, write_rows};
+pub fn list_roundtrip(rows: &[callguard::list_edit::RuleRow]) {
+    use callguard::list_edit::{Format, read_rows, write_rows};
     for format in [Format::Csv, Format::Json, Format::Xml] {
         let bytes = write_rows(rows, format);
         let back = read_rows(&bytes, format, "export");
@@ -442,8 +442,8 @@ pub fn list_roundtrip(rows: &[callguard::lists::RuleRow]) {
 /// give: never more rows than were read, every error located on a line, no
 /// rows at all after a file-level error, and the rows it kept survive export
 /// → import in every format.
-pub fn check_list(bytes: &[u8], format: callguard::lists::Format) {
-    let parsed = callguard::lists::read_rows(bytes, format, "fuzz");
+pub fn check_list(bytes: &[u8], format: callguard::list_edit::Format) {
+    let parsed = callguard::list_edit::read_rows(bytes, format, "fuzz");
     assert!(parsed.rows.len() <= parsed.rows_read);
     for e in &parsed.errors {
         assert!(!e.message.is_empty());

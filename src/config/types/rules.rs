@@ -3,7 +3,7 @@
 use super::*;
 
 /// The match types of a rule, shared with the list files (`match_type`).
-pub use crate::listfile::MatchType;
+pub use crate::list_io::MatchType;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,7 +1,7 @@
 use chrono::Duration as Days;
 
 use super::*;
-use crate::listfile::diff_rows;
+use crate::list_io::diff_rows;
 
 fn r(name: &str, pattern: &str) -> RuleRow {
     RuleRow {

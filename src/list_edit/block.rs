@@ -9,7 +9,7 @@ use super::store::{Applied, ListStore, StoreError};
 use crate::calllog::LogReader;
 use crate::config;
 use crate::config::types::MatchType;
-use crate::listfile::RuleRow;
+use crate::list_io::RuleRow;
 use crate::policy::pattern::infer_match_type;
 use crate::policy::tester::PatternTester;
 use crate::store::ListVersions;

@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use super::{Field, LineIndex, MAX_ROW_BYTES, MAX_ROWS, ParsedList, RowFields};
-use crate::listfile::RuleRow;
+use crate::list_io::RuleRow;
 
 pub(super) fn read(bytes: &[u8], out: &mut ParsedList) {
     let lines = LineIndex::new(bytes);

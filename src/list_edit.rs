@@ -4,7 +4,7 @@
 //! "block this caller" from the call log.
 //!
 //! The files themselves (row type, formats, diffs, import planning) are
-//! [`crate::listfile`], below the configuration; their names are re-exported
+//! [`crate::list_io`], below the configuration; their names are re-exported
 //! here for the paths the tests and fuzz targets use.
 
 pub(crate) mod block;
@@ -12,7 +12,7 @@ pub(crate) mod store;
 
 pub use store::WriteLock;
 
-pub use crate::listfile::{
+pub use crate::list_io::{
     ChangeSummary, Format, ImportPlan, OnDuplicate, ParsedList, RowError, RuleRow, diff_rows,
     plan_import, read_rows, write_atomic, write_rows,
 };

@@ -1,5 +1,5 @@
 use super::*;
-use crate::listfile::{Format, read_rows};
+use crate::list_io::{Format, read_rows};
 
 fn r(name: &str, pattern: &str) -> RuleRow {
     RuleRow {

@@ -7,7 +7,7 @@
 
 use std::hash::{Hash, Hasher};
 
-use crate::listfile::{RuleRow, diff_rows};
+use crate::list_io::{RuleRow, diff_rows};
 use crate::store::list_versions::{ListVersions, Result};
 
 fn hash_rows(rows: &[RuleRow]) -> u64 {

@@ -7,7 +7,7 @@ use csv::{ByteRecord, ReaderBuilder};
 
 use super::csv_cell::{neutralise, restore};
 use super::{Field, MAX_ROW_BYTES, ParsedList, RowFields};
-use crate::listfile::RuleRow;
+use crate::list_io::RuleRow;
 
 const REQUIRED: [Field; 5] = [
     Field::Name,

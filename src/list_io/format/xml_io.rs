@@ -10,7 +10,7 @@ use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::{BytesStart, Event};
 
 use super::{Field, LineIndex, MAX_ROW_BYTES, ParsedList, RowFields, utf8_error};
-use crate::listfile::RuleRow;
+use crate::list_io::RuleRow;
 
 /// Why parsing stopped early.
 enum Stop {
