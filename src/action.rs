@@ -53,7 +53,7 @@ impl Cause {
     pub const NORMAL_CLEARING: Cause = Cause(16);
     pub const USER_BUSY: Cause = Cause(17);
     pub const CALL_REJECTED: Cause = Cause(21);
-    pub const NORMAL_CIRCUIT_CONGESTION: Cause = Cause(34);
+    pub(crate) const NORMAL_CIRCUIT_CONGESTION: Cause = Cause(34);
     pub const NORMAL_TEMPORARY_FAILURE: Cause = Cause(41);
 
     /// The FreeSWITCH / Q.850 name of the cause.
@@ -188,7 +188,7 @@ pub struct Learn {
 impl Challenge {
     /// The digit for one call, drawn from the range with the OS's randomness
     /// (a v4 UUID's random bytes), so a robot cannot predict it.
-    pub fn draw(&self) -> u8 {
+    pub(crate) fn draw(&self) -> u8 {
         let span = u16::from(self.high.saturating_sub(self.low)) + 1;
         let r = u16::from_le_bytes({
             let b = uuid::Uuid::new_v4().into_bytes();
@@ -198,7 +198,7 @@ impl Challenge {
     }
 
     /// The FreeSWITCH file that says `digit`.
-    pub fn digit_file(&self, digit: u8) -> String {
+    pub(crate) fn digit_file(&self, digit: u8) -> String {
         self.digit_sound.replace("{digit}", &digit.to_string())
     }
 }
@@ -214,4 +214,5 @@ pub struct Plan {
 }
 
 mod resolve;
-pub use resolve::{builtin_plans, parse_digit_range, resolve};
+pub(crate) use resolve::builtin_plans;
+pub use resolve::resolve;

@@ -242,11 +242,6 @@ impl Running {
             let _ = log.flush().await;
         }
     }
-
-    /// A handle that triggers [`Running::shutdown`]'s first stage from elsewhere.
-    pub fn stop_token(&self) -> tokio_util::sync::CancellationToken {
-        self.shutdown.stop.clone()
-    }
 }
 
 /// Opens the decision log named by `log.path` (relative to the config file).

@@ -9,11 +9,11 @@ use crate::policy::attest::IdentityInputs;
 mod row;
 mod run;
 mod screen;
-pub mod unscreened;
+pub(crate) mod unscreened;
 
 /// What a driver has read of a call before anything is decided.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct CallInfo {
+pub(crate) struct CallInfo {
     /// The PBX's id of the call.
     pub unique_id: String,
     /// The caller ID as received (trimmed); empty when absent.
@@ -34,7 +34,7 @@ pub struct CallInfo {
 
 /// How one step ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StepOutcome {
+pub(crate) enum StepOutcome {
     /// The step ran; the call goes on (or was ended by the step itself).
     Completed,
     /// A bridge that nobody answered, with the PBX's dial status
@@ -46,7 +46,7 @@ pub enum StepOutcome {
 
 /// Why a driver could not carry on.
 #[derive(Debug, thiserror::Error)]
-pub enum DriveError {
+pub(crate) enum DriveError {
     /// The caller hung up while the session was running.
     #[error("caller hung up{}", cause.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
     Hangup { cause: Option<String> },
@@ -62,7 +62,7 @@ pub enum DriveError {
 
 /// Executes plans on one PBX session.
 #[allow(async_fn_in_trait)]
-pub trait CallDriver {
+pub(crate) trait CallDriver {
     fn pbx(&self) -> Pbx;
 
     /// Sets channel variables. `vars` are (suffix, value) pairs such as
@@ -86,22 +86,22 @@ pub trait CallDriver {
 use std::time::{Duration, Instant};
 
 use crate::calllog::CallEnd;
-pub use crate::outcome::{EndState, ErrorKind, FailReason};
+pub(crate) use crate::outcome::{EndState, ErrorKind};
 use crate::state::State;
-pub use row::RowVerdict;
+pub(crate) use row::RowVerdict;
 use run::{RunCtx, run_plan};
 use screen::{Screened, screen};
 
 /// How a call's session ended, for the log and metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallOutcome {
+pub(crate) struct CallOutcome {
     pub end_state: EndState,
     pub hangup_cause: Option<String>,
     pub verdict: RowVerdict,
 }
 
 impl DriveError {
-    pub fn kind(&self) -> ErrorKind {
+    pub(crate) fn kind(&self) -> ErrorKind {
         match self {
             DriveError::Timeout(_) => ErrorKind::Timeout,
             DriveError::Protocol(_) => ErrorKind::Protocol,
@@ -115,7 +115,7 @@ impl DriveError {
 /// Screens one call: the flow both PBX drivers share. Screens (trunk,
 /// decision, velocity), sets the variables, logs the decision, then drives
 /// the plan and records how the session ended.
-pub async fn handle<D: CallDriver>(
+pub(crate) async fn handle<D: CallDriver>(
     driver: &mut D,
     info: &CallInfo,
     state: &State,

@@ -12,16 +12,16 @@
 //! - [`timearg`]: `--since`/`--until` parsing for the CLI.
 //! - [`render`]: fixed-width text for the terminal.
 
-pub mod render;
-pub mod timearg;
-pub mod writer;
+pub(crate) mod render;
+pub(crate) mod timearg;
+pub(crate) mod writer;
 
 pub use crate::store::{
-    CallEnd, CallLogError, CallRecord, LogQuery, LogReader, LoggedCall, MIN_SUFFIX_DIGITS, NO_RULE,
-    PgTarget, StatCount, Stats,
+    CallEnd, CallLogError, CallRecord, LogQuery, LogReader, LoggedCall, NO_RULE, PgTarget,
+    StatCount, Stats,
 };
-pub use render::{
-    FIELD_WIDTH, SUMMARY_WIDTH, render_stats, render_table, terminal_cell, terminal_safe,
-};
-pub use timearg::parse_time_arg;
+
+pub use render::render_table;
+pub(crate) use render::{FIELD_WIDTH, SUMMARY_WIDTH, render_stats, terminal_cell, terminal_safe};
+pub(crate) use timearg::parse_time_arg;
 pub use writer::{CallLog, CallLogHandle, Writer};

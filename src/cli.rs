@@ -144,40 +144,40 @@ pub(crate) enum CliError {
 }
 
 impl CliError {
-    pub fn refused(msg: impl Display) -> Self {
+    pub(crate) fn refused(msg: impl Display) -> Self {
         CliError::Refused(vec![msg.to_string()])
     }
 
-    pub fn failed(msg: impl Display) -> Self {
+    pub(crate) fn failed(msg: impl Display) -> Self {
         CliError::Failed(vec![msg.to_string()])
     }
 
     /// A configuration that does not load: one line per problem.
-    pub fn problems(problems: &Problems) -> Self {
+    pub(crate) fn problems(problems: &Problems) -> Self {
         CliError::Refused(problems.0.iter().map(ToString::to_string).collect())
     }
 
     /// What the list store refused, then its details indented.
-    pub fn store(e: &StoreError) -> Self {
+    pub(crate) fn store(e: &StoreError) -> Self {
         Self::store_with(e.to_string(), e)
     }
 
     /// A store refusal under a headline of the command's own.
-    pub fn store_with(headline: impl Display, e: &StoreError) -> Self {
+    pub(crate) fn store_with(headline: impl Display, e: &StoreError) -> Self {
         let mut lines = vec![headline.to_string()];
         lines.extend(e.details().into_iter().map(|d| format!("  {d}")));
         CliError::Refused(lines)
     }
 
     /// The same error with `line` written after its own lines.
-    pub fn then(mut self, line: impl Display) -> Self {
+    pub(crate) fn then(mut self, line: impl Display) -> Self {
         if let CliError::Refused(lines) | CliError::Failed(lines) = &mut self {
             lines.push(line.to_string());
         }
         self
     }
 
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             CliError::Refused(_) => 2,
             CliError::Failed(_) | CliError::Reported => 1,

@@ -2,10 +2,13 @@
 
 pub(crate) mod allow;
 pub mod load;
-pub mod problem;
+pub(crate) mod problem;
 pub(crate) mod schema;
 pub mod types;
-pub mod unknown;
+pub(crate) mod unknown;
 
-pub use load::{LoadedConfig, LoadedList, load, load_all, load_str};
-pub use problem::{Problem, Problems};
+pub use load::{load, load_str};
+
+pub(crate) use load::{LoadedConfig, LoadedList, load_all};
+pub use problem::Problem;
+pub(crate) use problem::Problems;

@@ -12,25 +12,25 @@ use serde_json::json;
 
 use crate::reload::{Reloader, Trigger};
 
-pub mod admin_pool;
-pub mod auth;
-pub mod block;
-pub mod calls;
-pub mod console;
-pub mod edit;
-pub mod error;
+pub(crate) mod admin_pool;
+pub(crate) mod auth;
+pub(crate) mod block;
+pub(crate) mod calls;
+pub(crate) mod console;
+pub(crate) mod edit;
+pub(crate) mod error;
 mod guard;
-pub mod listener;
-pub mod lists;
-pub mod overview;
-pub mod report;
-pub mod trunks;
-pub mod velocity;
+pub(crate) mod listener;
+pub(crate) mod lists;
+pub(crate) mod overview;
+pub(crate) mod report;
+pub(crate) mod trunks;
+pub(crate) mod velocity;
 use crate::state::State;
-pub use error::{ApiError, ApiResult};
+pub(crate) use error::{ApiError, ApiResult};
 
 #[derive(Clone)]
-pub struct Api {
+pub(crate) struct Api {
     pub state: Arc<State>,
     pub reloader: Arc<Reloader>,
     /// `listen.http` as configured: its host name is one of ours (`guard`).
@@ -41,7 +41,7 @@ pub struct Api {
     pub tester_pool: Arc<admin_pool::AdminPool>,
 }
 
-pub fn router(api: Api) -> Router {
+pub(crate) fn router(api: Api) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/api/v1/status", get(status))
@@ -61,7 +61,7 @@ pub fn router(api: Api) -> Router {
 
 /// A JSON error in the API's one shape, as a response (for handlers that
 /// build their answer without `?`).
-pub fn error(code: StatusCode, msg: impl Into<String>, details: Vec<String>) -> Response {
+pub(crate) fn error(code: StatusCode, msg: impl Into<String>, details: Vec<String>) -> Response {
     ApiError::new(code, msg)
         .with_details(details)
         .into_response()

@@ -8,9 +8,11 @@
 //! [`metrics`] and [`calllog`] record what happened without ever making a call
 //! wait.
 
+#![warn(unreachable_pub)]
+
 pub mod action;
 pub mod app;
-pub mod call;
+pub(crate) mod call;
 pub mod calllog;
 pub mod cli;
 pub mod config;
@@ -18,14 +20,14 @@ pub(crate) mod http;
 pub mod list_edit;
 pub(crate) mod list_io;
 pub mod metrics;
-pub mod outcome;
+pub(crate) mod outcome;
 pub mod pbx;
 pub mod policy;
 pub mod reload;
 pub(crate) mod report;
 pub(crate) mod server;
-pub mod service;
+pub(crate) mod service;
 pub(crate) mod source;
 pub mod state;
 pub mod store;
-pub mod velocity;
+pub(crate) mod velocity;

@@ -10,9 +10,8 @@
 pub(crate) mod block;
 pub(crate) mod store;
 
-pub use store::WriteLock;
+pub(crate) use store::WriteLock;
 
-pub use crate::list_io::{
-    ChangeSummary, Format, ImportPlan, OnDuplicate, ParsedList, RowError, RuleRow, diff_rows,
-    plan_import, read_rows, write_atomic, write_rows,
-};
+pub use crate::list_io::{Format, RuleRow, read_rows, write_rows};
+
+pub(crate) use crate::list_io::{ChangeSummary, diff_rows, write_atomic};

@@ -9,16 +9,17 @@
 
 use serde::{Deserialize, Serialize};
 
-pub mod atomic;
-pub mod diff;
-pub mod format;
-pub mod import;
-pub mod match_type;
+pub(crate) mod atomic;
+pub(crate) mod diff;
+pub(crate) mod format;
+pub(crate) mod import;
+pub(crate) mod match_type;
 
-pub use atomic::write_atomic;
-pub use diff::{ChangeSummary, diff_rows};
-pub use format::{Format, ParsedList, RowError, read_rows, write_rows};
-pub use import::{ImportPlan, OnDuplicate, plan_import};
+pub(crate) use atomic::write_atomic;
+pub(crate) use diff::{ChangeSummary, diff_rows};
+pub use format::{Format, read_rows, write_rows};
+pub(crate) use format::{ParsedList, RowError};
+pub(crate) use import::{ImportPlan, OnDuplicate, plan_import};
 pub use match_type::MatchType;
 
 /// One rule as it appears in a list file. Columns:

@@ -283,7 +283,7 @@ impl Metrics {
     /// in `calls_total` under `list="fail"` like every call, and in
     /// `fail_open_total` when it was let through. A rare path, so the label
     /// sets are resolved here rather than pre-resolved.
-    pub fn count_undecided(
+    pub(crate) fn count_undecided(
         &self,
         pbx: crate::action::Pbx,
         trunk: &str,
@@ -303,14 +303,14 @@ impl Metrics {
     }
 
     /// Counts a session that broke off.
-    pub fn count_session_error(&self, pbx: crate::action::Pbx, kind: ErrorKind) {
+    pub(crate) fn count_session_error(&self, pbx: crate::action::Pbx, kind: ErrorKind) {
         self.protocol_errors_total
             .with_label_values(&[pbx.as_str(), kind.as_str()])
             .inc();
     }
 
     /// Counts a call that was never screened. A rare path (label set resolved here).
-    pub fn count_unscreened(&self, pbx: crate::action::Pbx, why: Unscreened) {
+    pub(crate) fn count_unscreened(&self, pbx: crate::action::Pbx, why: Unscreened) {
         self.unscreened_total
             .with_label_values(&[pbx.as_str(), why.as_str()])
             .inc();

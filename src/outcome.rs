@@ -7,7 +7,7 @@ use std::sync::Arc;
 /// How a screened call's session ended. Its text (`as_str`) is what the
 /// decision log's `end_state` column and `callguard log` show.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EndState {
+pub(crate) enum EndState {
     /// The plan ran to its end.
     Completed,
     /// `mode: advise`: the variables were set, the dialplan acts.
@@ -36,7 +36,7 @@ pub enum EndState {
 }
 
 impl EndState {
-    pub fn as_str(&self) -> std::borrow::Cow<'static, str> {
+    pub(crate) fn as_str(&self) -> std::borrow::Cow<'static, str> {
         use std::borrow::Cow;
         match self {
             EndState::Completed => Cow::Borrowed("completed"),
@@ -66,7 +66,7 @@ impl std::fmt::Display for EndState {
 /// What broke a session off: the `kind` label of
 /// `callguard_protocol_errors_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
+pub(crate) enum ErrorKind {
     Timeout,
     Protocol,
     Closed,
@@ -75,7 +75,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Protocol => "protocol",
@@ -88,14 +88,14 @@ impl ErrorKind {
 
 /// Why no decision was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailReason {
+pub(crate) enum FailReason {
     NoTrunk,
     Timeout,
     Error,
 }
 
 impl FailReason {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             FailReason::NoTrunk => "no_trunk",
             FailReason::Timeout => "timeout",
@@ -109,7 +109,7 @@ impl FailReason {
 /// A fixed set, so that it can be the `reason` label of
 /// `callguard_unscreened_total` (bounded) as well as the log row's reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unscreened {
+pub(crate) enum Unscreened {
     /// ESL: FreeSWITCH never sent the channel data (timed out, or closed).
     NoConnectReply,
     /// ESL: what came instead of the channel data could not be read.
@@ -127,7 +127,7 @@ pub enum Unscreened {
 }
 
 impl Unscreened {
-    pub const ALL: [Unscreened; 7] = [
+    pub(crate) const ALL: [Unscreened; 7] = [
         Unscreened::NoConnectReply,
         Unscreened::BadConnectReply,
         Unscreened::SetupFailed,
@@ -138,7 +138,7 @@ impl Unscreened {
     ];
 
     /// The metric label.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Unscreened::NoConnectReply => "no_connect_reply",
             Unscreened::BadConnectReply => "bad_connect_reply",
@@ -152,7 +152,7 @@ impl Unscreened {
 
     /// The words of the log row's reason; `section` is the listener's
     /// configuration section (`agi`, `esl`), named by the allow-list refusal.
-    pub fn describe(self, section: &str) -> String {
+    pub(crate) fn describe(self, section: &str) -> String {
         match self {
             Unscreened::NoConnectReply => "no connect reply".into(),
             Unscreened::BadConnectReply => "bad connect reply".into(),

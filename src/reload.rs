@@ -51,7 +51,7 @@ pub enum Trigger {
 /// Where a change comes from, for the per-source status: `files` (the
 /// config and its lists on disk, SIGHUP, the API), `git URL`, or
 /// `subscription URL`. A source's error stays until that source succeeds.
-pub type SourceName = String;
+pub(crate) type SourceName = String;
 
 /// One source's last outcome, for `GET /api/v1/status`.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -69,7 +69,7 @@ pub struct SourceError {
 }
 
 /// The name under which the file-backed configuration reports.
-pub const FILES: &str = "files";
+pub(crate) const FILES: &str = "files";
 
 impl Trigger {
     /// The source this trigger reports under.

@@ -18,15 +18,15 @@ use crate::store::ListVersions;
 
 /// Blocked calls read for the per-list, per-country and per-caller counts;
 /// a larger period is counted on its newest calls and says so.
-pub const MAX_BLOCKED_ROWS: usize = 200_000;
+pub(crate) const MAX_BLOCKED_ROWS: usize = 200_000;
 /// Callers shown in the top list.
-pub const TOP_CALLERS: usize = 20;
+pub(crate) const TOP_CALLERS: usize = 20;
 /// History versions read for the rule changes of the period.
 const MAX_CHANGES: usize = 10_000;
 
 /// One rule change of the period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RuleChange {
+pub(crate) struct RuleChange {
     pub time: String,
     pub list: String,
     pub version: u64,
@@ -36,7 +36,7 @@ pub struct RuleChange {
 
 /// Blocking activity over a period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub since: String,
     pub until: String,
     pub total: u64,
@@ -61,7 +61,7 @@ pub struct Report {
 
 /// Builds the report for `[since, until)` from the decision log and, when
 /// given, the list history; an error is the database's, as text.
-pub fn build(
+pub(crate) fn build(
     log: &LogReader,
     history: Option<&ListVersions>,
     since: DateTime<Utc>,
@@ -150,7 +150,7 @@ fn sorted(m: HashMap<String, u64>) -> Vec<StatCount> {
 }
 
 /// The ISO country of an E.164 number (`GB` for `+44…`), or `unknown`.
-pub fn country(e164: Option<&str>) -> String {
+pub(crate) fn country(e164: Option<&str>) -> String {
     e164.filter(|n| n.starts_with('+'))
         .and_then(|n| phonenumber::parse(None, n).ok())
         .and_then(|p| p.country().id())
@@ -163,7 +163,7 @@ impl Report {
     /// through [`terminal_cell`], so no control character reaches the
     /// terminal and no field is wider than [`FIELD_WIDTH`] (a summary
     /// [`SUMMARY_WIDTH`]). The JSON report keeps the exact values.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "callguard report {} .. {}", self.since, self.until);
         let _ = writeln!(
@@ -220,7 +220,7 @@ impl Report {
     }
 
     /// A standalone printable HTML page (no external resources).
-    pub fn to_html(&self) -> String {
+    pub(crate) fn to_html(&self) -> String {
         let mut s = String::new();
         let _ = write!(
             s,
@@ -278,7 +278,7 @@ fn esc(s: &str) -> String {
 }
 
 /// The period's bounds from the `since` / `until` arguments.
-pub fn period(
+pub(crate) fn period(
     since: &str,
     until: Option<&str>,
     now: DateTime<Utc>,

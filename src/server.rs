@@ -28,18 +28,18 @@ use crate::state::{Snapshot, State};
 /// change: a lowered limit refuses new connections until enough of the open
 /// ones end (none is cut), a raised one admits more at once.
 #[derive(Debug, Default)]
-pub struct Slots(Arc<AtomicUsize>);
+pub(crate) struct Slots(Arc<AtomicUsize>);
 
 /// One open connection's place in its [`Slots`], given back on drop.
-pub struct Slot(Arc<AtomicUsize>);
+pub(crate) struct Slot(Arc<AtomicUsize>);
 
 impl Slots {
-    pub fn new() -> Slots {
+    pub(crate) fn new() -> Slots {
         Slots::default()
     }
 
     /// A slot when fewer than `max` are taken.
-    pub fn take(&self, max: usize) -> Option<Slot> {
+    pub(crate) fn take(&self, max: usize) -> Option<Slot> {
         self.0
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
@@ -57,7 +57,7 @@ impl Drop for Slot {
 
 /// The two stages of shutdown.
 #[derive(Clone, Default)]
-pub struct Shutdown {
+pub(crate) struct Shutdown {
     /// Stop accepting new connections.
     pub stop: CancellationToken,
     /// The grace period is over: close the sessions still running.
@@ -66,13 +66,13 @@ pub struct Shutdown {
 }
 
 impl Shutdown {
-    pub fn new() -> Shutdown {
+    pub(crate) fn new() -> Shutdown {
         Shutdown::default()
     }
 
     /// Stops accepting, waits up to `grace` for sessions to finish, then
     /// aborts the rest and waits for them to close.
-    pub async fn run(&self, grace: std::time::Duration) {
+    pub(crate) async fn run(&self, grace: std::time::Duration) {
         self.stop.cancel();
         self.sessions.close();
         if tokio::time::timeout(grace, self.sessions.wait())
@@ -161,9 +161,9 @@ fn release(
 /// `callguard_connections_refused_total`) counts them all. Calls refused for
 /// `max_connections` come from an allowed PBX: each is a real call that went
 /// on unscreened, so each gets its row (only their warnings are bounded).
-pub const REFUSED_ROWS_PER_WINDOW: u32 = 10;
+pub(crate) const REFUSED_ROWS_PER_WINDOW: u32 = 10;
 /// The window of [`REFUSED_ROWS_PER_WINDOW`].
-pub const LOG_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+pub(crate) const LOG_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// At most `max` events per [`LOG_WINDOW`] get through; counts the others.
 /// Owned by one accept loop, so no locking.
@@ -211,7 +211,7 @@ impl Limiter {
 /// drain the kernel's accept queue at once rather than yield after each
 /// cooperative budget behind thousands of sessions, or the queue overflows
 /// and the kernel drops handshakes.
-pub async fn accept_loop<H, F>(
+pub(crate) async fn accept_loop<H, F>(
     listener: TcpListener,
     pbx: Pbx,
     state: Arc<State>,

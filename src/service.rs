@@ -54,7 +54,7 @@ impl Limits {
 
 /// Every key read once at start, in the order they are reported. Bounded:
 /// the metric's `key` label takes only these values.
-pub const BOOT_KEYS: &[&str] = &[
+pub(crate) const BOOT_KEYS: &[&str] = &[
     "listen.agi",
     "listen.esl",
     "listen.http",
@@ -150,7 +150,7 @@ impl Default for ServiceConfig {
 
 impl ServiceConfig {
     /// The service's settings in a validated configuration.
-    pub fn from_config(cfg: &LoadedConfig) -> Result<ServiceConfig, Problems> {
+    pub(crate) fn from_config(cfg: &LoadedConfig) -> Result<ServiceConfig, Problems> {
         let raw = &cfg.raw;
         let agi = Limits::parse("agi", raw.agi.max_connections, &raw.agi.allow, &cfg.file);
         let esl = Limits::parse("esl", raw.esl.max_connections, &raw.esl.allow, &cfg.file);

@@ -16,16 +16,16 @@ use tokio_util::sync::CancellationToken;
 use crate::config::LoadedConfig;
 use crate::reload::Reloader;
 
-pub mod error;
-pub mod git;
-pub mod url;
-pub mod validate;
+pub(crate) mod error;
+pub(crate) mod git;
+pub(crate) mod url;
+pub(crate) mod validate;
 
-pub use error::{BlobError, FetchFailure, GitError, Refused, SubscriptionError};
+pub(crate) use error::{BlobError, FetchFailure, GitError, Refused, SubscriptionError};
 
 /// Starts one task per source the config names; each ends when `stop` is
 /// cancelled.
-pub fn spawn(
+pub(crate) fn spawn(
     cfg: &LoadedConfig,
     reloader: Arc<Reloader>,
     stop: CancellationToken,
@@ -72,7 +72,7 @@ pub fn spawn(
 /// before any reqwest client is built (even a plain-HTTP one: reqwest 0.13
 /// panics without it), ours, gix's or a test's. Idempotent and cheap, so
 /// every place that builds a client may call it.
-pub fn install_tls_provider() {
+pub(crate) fn install_tls_provider() {
     // Err only means a provider is installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

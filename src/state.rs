@@ -95,7 +95,7 @@ impl State {
         )
     }
 
-    pub fn with_extras(
+    pub(crate) fn with_extras(
         rules: RuleSet,
         service: ServiceConfig,
         metrics: Arc<Metrics>,

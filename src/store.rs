@@ -14,22 +14,22 @@
 //!   [`velocity_blocks`]: the temporary velocity blocks, both in the SQLite
 //!   file, also when the log is in PostgreSQL.
 
-pub mod calls;
+pub(crate) mod calls;
 mod error;
 mod filter;
-pub mod list_versions;
-pub mod log;
-pub mod pg;
+pub(crate) mod list_versions;
+pub(crate) mod log;
+pub(crate) mod pg;
 pub mod sqlite;
-pub mod velocity_blocks;
+pub(crate) mod velocity_blocks;
 
-pub use calls::{
-    CallEnd, CallRecord, Counts, HitCounts, LogQuery, LogRow, LoggedCall, MIN_SUFFIX_DIGITS,
-    NO_RULE, StatCount, Stats, TrunkCounts,
-};
+pub use calls::{CallEnd, CallRecord, Counts, LogQuery, LoggedCall, NO_RULE, StatCount, Stats};
+
+pub(crate) use calls::{HitCounts, LogRow};
 pub use error::CallLogError;
-pub use list_versions::{ListVersions, ListVersionsError, VersionInfo};
-pub use log::{LogBackend, LogReader, LogSink};
+pub(crate) use list_versions::{ListVersions, VersionInfo};
+pub use log::LogReader;
+pub(crate) use log::{LogBackend, LogSink};
 pub use pg::PgTarget;
 
 /// Rows deleted per purge statement, so a first purge of a large backlog does

@@ -18,9 +18,9 @@ use chrono::{DateTime, TimeZone, Utc};
 
 mod apply;
 mod store;
-pub use crate::policy::velocity::Key;
-pub use apply::{Applied, apply, learn};
-pub use store::{VelocityStore, read_blocks};
+pub(crate) use crate::policy::velocity::Key;
+pub(crate) use apply::{apply, learn};
+pub(crate) use store::{VelocityStore, read_blocks};
 
 /// A temporary block one velocity rule put on one key.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -79,7 +79,7 @@ impl Tracker {
     /// A reload's `velocity_limits.max_tracked`. A smaller bound applies at
     /// once: the table is cut down to it (expired keys first, then the least
     /// recently seen), not left over it until new callers push keys out.
-    pub fn set_capacity(&self, capacity: usize, now_ms: i64) {
+    pub(crate) fn set_capacity(&self, capacity: usize, now_ms: i64) {
         let mut inner = self.lock();
         inner.capacity = capacity.max(1);
         evict(&mut inner, now_ms, Room::WithinBound);
@@ -118,7 +118,7 @@ impl Tracker {
 
     /// Opens the store beside the decision log and loads the blocks still
     /// in force, so a restart keeps them.
-    pub fn attach_store(&self, path: &Path, now: DateTime<Utc>) -> Result<usize, String> {
+    pub(crate) fn attach_store(&self, path: &Path, now: DateTime<Utc>) -> Result<usize, String> {
         let store = VelocityStore::open(path).map_err(|e| e.to_string())?;
         let blocks = store.active(now).map_err(|e| e.to_string())?;
         let n = blocks.len();
@@ -135,7 +135,7 @@ impl Tracker {
     }
 
     /// The block in force on `key` at `now`; an expired one is forgotten.
-    pub fn active_block(&self, key: &Key, now: DateTime<Utc>) -> Option<Block> {
+    pub(crate) fn active_block(&self, key: &Key, now: DateTime<Utc>) -> Option<Block> {
         let mut inner = self.lock();
         match inner.blocks.get(key) {
             Some(b) if b.until > now => Some(b.clone()),
@@ -175,7 +175,7 @@ impl Tracker {
 
     /// Puts a block in force and writes it to the store (off the call path).
     /// `block.key` is `key`'s text (what is stored and listed).
-    pub fn add_block(&self, key: Key, block: Block) {
+    pub(crate) fn add_block(&self, key: Key, block: Block) {
         debug_assert_eq!(block.key, key.to_string());
         self.lock().blocks.insert(key, block.clone());
         let store = self.store.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -244,7 +244,7 @@ fn evict(inner: &mut Inner, now_ms: i64, room: Room) {
 }
 
 /// Milliseconds since the epoch, the counters' clock.
-pub fn millis(t: DateTime<Utc>) -> i64 {
+pub(crate) fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 

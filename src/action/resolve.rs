@@ -197,7 +197,7 @@ fn challenge(
 }
 
 /// `1-9`, `0-9`, `5`: the digits a challenge may ask for.
-pub fn parse_digit_range(s: &str) -> Result<(u8, u8), String> {
+pub(crate) fn parse_digit_range(s: &str) -> Result<(u8, u8), String> {
     let digit = |t: &str| -> Result<u8, String> {
         match t.trim().as_bytes() {
             [d @ b'0'..=b'9'] => Ok(d - b'0'),
@@ -232,7 +232,7 @@ fn need(v: Option<String>, key: &str, kind: ActionKind, errs: &mut Vec<String>) 
 }
 
 /// The plans of a built-in action (`reject`, `pass`, `allow`).
-pub fn builtin_plans(name: &str) -> [Arc<Plan>; 2] {
+pub(crate) fn builtin_plans(name: &str) -> [Arc<Plan>; 2] {
     let step = match name {
         "reject" => Step::Reject {
             tone: Tone::Busy,

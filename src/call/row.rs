@@ -14,7 +14,7 @@ use crate::policy::decide::{DecidedBy, Verdict};
 
 /// The row's `verdict` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RowVerdict {
+pub(crate) enum RowVerdict {
     Allow,
     Block,
     /// The call was never screened and went on (the snippets' fail-open
@@ -23,7 +23,7 @@ pub enum RowVerdict {
 }
 
 impl RowVerdict {
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             RowVerdict::Allow => "allow",
             RowVerdict::Block => "block",
@@ -44,7 +44,7 @@ impl From<Verdict> for RowVerdict {
 /// The row's `list` column: the list (or mode) that decided, or that no
 /// decision was made (`fail:` applied), or that the call was never screened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RowList {
+pub(super) enum RowList {
     Decided(DecidedBy),
     /// No decision: no trunk, an error or the deadline (stored as `fail`).
     Failed,
@@ -53,7 +53,7 @@ pub enum RowList {
 }
 
 impl RowList {
-    pub fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             RowList::Decided(by) => by.as_str(),
             RowList::Failed => "fail",
@@ -64,7 +64,7 @@ impl RowList {
 
 /// The row's `action` column: the action that ran, or none (fail open).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RowAction {
+pub(super) enum RowAction {
     Named(Arc<str>),
     /// Fail open: nothing was run, the call passes (stored as `pass`).
     NoneFailOpen,
@@ -73,7 +73,7 @@ pub enum RowAction {
 }
 
 impl RowAction {
-    pub fn as_str(&self) -> &str {
+    pub(super) fn as_str(&self) -> &str {
         match self {
             RowAction::Named(name) => name,
             RowAction::NoneFailOpen => "pass",
@@ -84,7 +84,7 @@ impl RowAction {
 
 /// One screened call's row, typed.
 #[derive(Debug, Clone)]
-pub struct Row {
+pub(super) struct Row {
     pub time: DateTime<Utc>,
     pub unique_id: String,
     pub pbx: Pbx,
@@ -108,7 +108,7 @@ impl Row {
     /// The variables every call gets, decided or not: VERDICT, ACTION, RULE,
     /// LIST, REASON, and ERROR when no decision was made (RULE and LIST then
     /// empty), so a dialplan can rely on each being set.
-    pub fn vars(&self, error: Option<FailReason>) -> ([(&'static str, &str); 6], usize) {
+    pub(super) fn vars(&self, error: Option<FailReason>) -> ([(&'static str, &str); 6], usize) {
         let list = if error.is_some() {
             ""
         } else {
@@ -127,7 +127,7 @@ impl Row {
 
     /// The caller's number to learn from a challenge: E.164 when known,
     /// none for a hidden caller.
-    pub fn learnable_caller(&self) -> String {
+    pub(super) fn learnable_caller(&self) -> String {
         match (&self.caller_e164, self.anonymous) {
             (_, true) => String::new(),
             (Some(e), _) => e.clone(),
@@ -136,7 +136,7 @@ impl Row {
     }
 
     /// The decision log's row: the typed columns become their stored text.
-    pub fn into_record(self) -> CallRecord {
+    pub(super) fn into_record(self) -> CallRecord {
         CallRecord {
             time: self.time,
             unique_id: self.unique_id,

@@ -22,11 +22,11 @@ use crate::state::State;
 
 /// The verdict column of such a row: no decision was made, and the call
 /// went on (the snippets' fail-open branch), so neither `allow` nor `block`.
-pub const VERDICT: &str = RowVerdict::Unscreened.as_str();
+pub(crate) const VERDICT: &str = RowVerdict::Unscreened.as_str();
 
 /// One call that was never screened.
 #[derive(Debug, Clone)]
-pub struct NotScreened {
+pub(crate) struct NotScreened {
     pub pbx: Pbx,
     pub why: Unscreened,
     pub peer: SocketAddr,
@@ -41,7 +41,7 @@ pub struct NotScreened {
 }
 
 /// The listener's configuration section, as the operator spells it.
-pub fn section(pbx: Pbx) -> &'static str {
+pub(crate) fn section(pbx: Pbx) -> &'static str {
     match pbx {
         Pbx::Asterisk => "agi",
         Pbx::FreeSwitch => "esl",
@@ -50,14 +50,14 @@ pub fn section(pbx: Pbx) -> &'static str {
 
 /// Counts the call and writes its row: the sessions' path, where every such
 /// call is a real call from an allowed PBX.
-pub fn not_screened(state: &State, n: NotScreened) {
+pub(crate) fn not_screened(state: &State, n: NotScreened) {
     state.metrics.count_unscreened(n.pbx, n.why);
     log_row(state, n);
 }
 
 /// Writes the call's log row only (the caller counted it). Never blocks: the
 /// log's bounded queue drops and counts a row it has no room for.
-pub fn log_row(state: &State, n: NotScreened) {
+pub(crate) fn log_row(state: &State, n: NotScreened) {
     let Some(log) = &state.log else {
         return;
     };
@@ -66,7 +66,7 @@ pub fn log_row(state: &State, n: NotScreened) {
 }
 
 /// The row and its end for `n`.
-pub fn row(n: &NotScreened) -> (CallRecord, CallEnd) {
+pub(crate) fn row(n: &NotScreened) -> (CallRecord, CallEnd) {
     let mut reason = format!("not screened: {}", n.why.describe(section(n.pbx)));
     if let Some(detail) = n.detail.as_deref().filter(|d| !d.is_empty()) {
         reason.push_str(&format!(" ({detail})"));

@@ -15,9 +15,9 @@ use super::{LoggedCall, StatCount, Stats};
 /// Widest a free-text field (a caller ID, a trunk, rule or list name, an
 /// author) grows in a text table or report: one long caller ID must not pad
 /// every row of its column.
-pub const FIELD_WIDTH: usize = 40;
+pub(crate) const FIELD_WIDTH: usize = 40;
 /// Widest a change summary (`+1 −0 ~0 (added: …)`, which names rules) grows.
-pub const SUMMARY_WIDTH: usize = 120;
+pub(crate) const SUMMARY_WIDTH: usize = 120;
 
 /// Columns before the reason.
 const N: usize = 9;
@@ -36,7 +36,7 @@ const HEADERS: [&str; N] = [
     "ACTION",
     "END",
 ];
-pub const REASON_WIDTH: usize = 48;
+pub(crate) const REASON_WIDTH: usize = 48;
 
 /// One line per call under a header, newest first as given.
 pub fn render_table(calls: &[LoggedCall]) -> String {
@@ -152,7 +152,7 @@ fn push_escaped(out: &mut String, c: char) {
 /// escape (`\x1b`, `\r`, `\u{202e}`), so text from a caller can be printed
 /// to a terminal or a mail: it stays on its line and cannot send the
 /// terminal an escape sequence. Borrowed when there is nothing to escape.
-pub fn terminal_safe(s: &str) -> Cow<'_, str> {
+pub(crate) fn terminal_safe(s: &str) -> Cow<'_, str> {
     if !s.chars().any(is_unsafe) {
         return Cow::Borrowed(s);
     }
@@ -169,7 +169,7 @@ pub fn terminal_safe(s: &str) -> Cow<'_, str> {
 
 /// [`terminal_safe`], then cut to at most `width` characters ending in `…`;
 /// reads no further than it shows, so a huge value costs only `width`.
-pub fn terminal_cell(s: &str, width: usize) -> String {
+pub(crate) fn terminal_cell(s: &str, width: usize) -> String {
     let mut out = String::new();
     let mut count = 0usize;
     let mut cut = false;
@@ -200,7 +200,7 @@ fn fit(s: &str, width: usize) -> String {
 }
 
 /// The period's totals, then blocked calls by rule, list and trunk.
-pub fn render_stats(stats: &Stats) -> String {
+pub(crate) fn render_stats(stats: &Stats) -> String {
     let mut out = format!(
         "calls: {}  blocked: {}  allowed: {}  fail-open: {}  fail-closed: {}\n",
         stats.total, stats.blocked, stats.allowed, stats.fail_open, stats.fail_closed

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
 /// Accepts a relative duration (`1h`, `30m`, `7d`, `1h30m`: that long before
 /// `now`), a date (`2026-11-01`: 00:00 UTC that day) or an RFC 3339 time.
-pub fn parse_time_arg(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_time_arg(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     let s = s.trim();
     if s.is_empty() {
         return Err("empty time: use 1h, 7d, 2026-11-01 or 2026-11-01T08:00:00Z".into());

@@ -25,19 +25,19 @@ use crate::store::{LogBackend, LogRow, LogSink, PURGE_CHUNK, PgTarget};
 
 /// Messages written per transaction: big enough to amortise the commit under
 /// load, small enough that a batch commits in milliseconds.
-pub const BATCH_CAP: usize = 512;
+pub(crate) const BATCH_CAP: usize = 512;
 
 /// How long the writer lets rows gather after the first one before committing: one
 /// wake-up and one transaction per tick instead of one per call (issue 15). Rows are
 /// visible to readers at most this late; `flush`, `purge_now`, `close` and a queue of
 /// [`WAKE_AT`] rows cut the wait short.
-pub const LINGER: Duration = Duration::from_millis(50);
+pub(crate) const LINGER: Duration = Duration::from_millis(50);
 
 /// Queued messages at which a sender wakes the lingering writer.
-pub const WAKE_AT: usize = BATCH_CAP / 2;
+pub(crate) const WAKE_AT: usize = BATCH_CAP / 2;
 
 /// The shortest purge period honoured; a zero period would spin.
-pub const MIN_PURGE_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const MIN_PURGE_EVERY: Duration = Duration::from_secs(1);
 
 // Nearly every message is a Record: boxing it would add an allocation per
 // call to shrink the rare control messages.

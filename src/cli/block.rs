@@ -29,7 +29,7 @@ pub struct BlockArgs {
     pub action: Option<String>,
 }
 
-pub fn run(args: BlockArgs) -> Result<(), CliError> {
+pub(super) fn run(args: BlockArgs) -> Result<(), CliError> {
     let req = BlockRequest {
         from_call: args.from_call.clone(),
         list: args.list.clone(),

@@ -7,12 +7,12 @@ use crate::config;
 use crate::policy::RuleSet;
 
 /// Loads and compiles the config; the summary or every problem.
-pub fn load(path: &Path) -> Result<RuleSet, config::Problems> {
+pub(super) fn load(path: &Path) -> Result<RuleSet, config::Problems> {
     let cfg = config::load_all(path)?;
     RuleSet::compile(&cfg)
 }
 
-pub fn run(path: &Path) -> Result<(), CliError> {
+pub(super) fn run(path: &Path) -> Result<(), CliError> {
     match load(path) {
         Ok(rs) => {
             println!("{}: OK — {}", path.display(), summary(&rs));
@@ -31,7 +31,7 @@ pub fn run(path: &Path) -> Result<(), CliError> {
 }
 
 /// `3 trunks, 14 rules (protected 3, system_blacklist 1, …), 2 list files, 1 schedule`.
-pub fn summary(rs: &RuleSet) -> String {
+pub(super) fn summary(rs: &RuleSet) -> String {
     let per_list: Vec<String> = rs
         .lists
         .iter()

@@ -29,7 +29,7 @@ pub struct ExportArgs {
     pub output: Option<PathBuf>,
 }
 
-pub fn run(args: ExportArgs) -> Result<(), CliError> {
+pub(super) fn run(args: ExportArgs) -> Result<(), CliError> {
     let store = ListStore::new(&args.config, None);
     // Reads only: a list defined inline in the config exports like a file.
     let rows: Vec<RuleRow> = store.export_rows(&args.list).map_err(|e| match e {

@@ -33,7 +33,7 @@ fn fail(msg: impl std::fmt::Display) -> CliError {
     CliError::refused(format!("callguard history: {msg}"))
 }
 
-pub fn run(args: HistoryArgs) -> Result<(), CliError> {
+pub(super) fn run(args: HistoryArgs) -> Result<(), CliError> {
     let cfg = config::load(&args.config).map_err(|problems| {
         CliError::problems(&problems).then(format!(
             "callguard history: cannot read {} to find the history",
@@ -82,7 +82,7 @@ fn limit(n: usize) -> usize {
 /// A table under a header, and how to restore one of the versions. Authors
 /// and summaries (which name rules, and `block --from-call` names a rule
 /// after the caller) are untrusted: shown through [`terminal_cell`].
-pub fn render(versions: &[VersionInfo], list: Option<&str>) -> String {
+pub(super) fn render(versions: &[VersionInfo], list: Option<&str>) -> String {
     if versions.is_empty() {
         return match list {
             Some(l) => format!("(no versions of {l} yet)\n"),

@@ -77,7 +77,7 @@ impl Phase {
     }
 }
 
-pub fn run(args: ImportArgs) -> Result<(), CliError> {
+pub(super) fn run(args: ImportArgs) -> Result<(), CliError> {
     let display = args.file.display().to_string();
     let format = args
         .format

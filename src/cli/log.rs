@@ -61,7 +61,7 @@ pub struct LogArgs {
     pub blocks: bool,
 }
 
-pub fn run(args: LogArgs) -> Result<(), CliError> {
+pub(super) fn run(args: LogArgs) -> Result<(), CliError> {
     let query =
         build_query(&args).map_err(|msg| CliError::refused(format!("callguard log: {msg}")))?;
     let (path, postgres) = db_path(&args).map_err(CliError::refused)?;

@@ -29,7 +29,7 @@ pub struct ReportArgs {
     pub format: String,
 }
 
-pub fn run(args: ReportArgs) -> Result<(), CliError> {
+pub(super) fn run(args: ReportArgs) -> Result<(), CliError> {
     let fail = |msg: String| CliError::refused(format!("callguard report: {msg}"));
     let (since, until) = period(&args.since, args.until.as_deref(), Utc::now()).map_err(fail)?;
     let cfg = config::load(&args.config).map_err(|p| fail(p.to_string()))?;

@@ -22,7 +22,7 @@ pub struct RollbackArgs {
     pub to: u64,
 }
 
-pub fn run(args: RollbackArgs) -> Result<(), CliError> {
+pub(super) fn run(args: RollbackArgs) -> Result<(), CliError> {
     let a = ListStore::open(&args.config).and_then(|s| s.restore(&args.list, args.to, "cli"))?;
     println!(
         "{} restored to version {} ({}): {}{}",

@@ -16,7 +16,7 @@ use super::{CliError, LogFormat};
 use crate::app::{self, StartError};
 use crate::reload::Trigger;
 
-pub fn run(config: &Path, format: LogFormat) -> Result<(), CliError> {
+pub(super) fn run(config: &Path, format: LogFormat) -> Result<(), CliError> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -78,7 +78,7 @@ fn parse_match_type(s: &str) -> Result<MatchType, String> {
     })
 }
 
-pub fn run(args: TestArgs) -> Result<(), CliError> {
+pub(super) fn run(args: TestArgs) -> Result<(), CliError> {
     if let Some(p) = &args.pattern {
         return pattern(p, &args);
     }

@@ -11,7 +11,7 @@ use crate::list_io::RuleRow;
 use crate::list_io::format::{Format, read_rows};
 
 /// Larger config files are refused rather than read into memory.
-pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+pub(crate) const MAX_CONFIG_BYTES: u64 = 16 << 20;
 /// A list file of several million rows still fits well below this.
 const MAX_LIST_BYTES: u64 = 1 << 30;
 
@@ -65,7 +65,7 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
 }
 
 /// Reads a file no larger than `limit`.
-pub fn read_bounded(path: &Path, limit: u64, display: &str) -> Result<Vec<u8>, Problem> {
+pub(crate) fn read_bounded(path: &Path, limit: u64, display: &str) -> Result<Vec<u8>, Problem> {
     use std::io::Read;
     let f = std::fs::File::open(path)
         .map_err(|e| Problem::new(display, 0, 0, format!("cannot open: {e}")))?;
@@ -97,7 +97,7 @@ pub fn parse(text: &str, file: &str) -> Result<RawConfig, Problems> {
 /// they were not there (when the rest parses) and every problem found, unknown
 /// keys first in one message format. `callguard check` and the reload use it
 /// so that a typo in one key does not hide the rule and list problems.
-pub fn parse_lenient(text: &str, file: &str) -> (Option<RawConfig>, Vec<Problem>) {
+pub(crate) fn parse_lenient(text: &str, file: &str) -> (Option<RawConfig>, Vec<Problem>) {
     let err = match serde_saphyr::from_str::<RawConfig>(text) {
         Ok(raw) => return (Some(raw), Vec::new()),
         Err(e) => e,
@@ -169,7 +169,7 @@ pub fn load(path: &Path) -> Result<LoadedConfig, Problems> {
 /// Like [`load`], but unknown keys do not stop it: they are returned in
 /// [`LoadedConfig::problems`] (so compiling still refuses the file) along with
 /// every list problem. What `callguard check` and a reload use.
-pub fn load_all(path: &Path) -> Result<LoadedConfig, Problems> {
+pub(crate) fn load_all(path: &Path) -> Result<LoadedConfig, Problems> {
     let file = path.display().to_string();
     let bytes = read_bounded(path, MAX_CONFIG_BYTES, &file)?;
     let text = String::from_utf8(bytes)

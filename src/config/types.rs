@@ -21,7 +21,7 @@ pub use rules::*;
 pub use schedule::*;
 
 /// A value with its line and column in the YAML file.
-pub type S<T> = Spanned<T>;
+pub(crate) type S<T> = Spanned<T>;
 
 fn default_region() -> String {
     "US".to_string()
@@ -387,7 +387,7 @@ impl HttpConfig {
     /// environment: such a token can never authorise anything, which an
     /// operator who just deployed it should hear about at start, not when
     /// the first change is refused. Names only the variable, never a value.
-    pub fn unset_token_warnings(&self) -> Vec<String> {
+    pub(crate) fn unset_token_warnings(&self) -> Vec<String> {
         self.tokens
             .iter()
             .filter(|t| std::env::var(&t.token_env).map_or(true, |v| v.is_empty()))
@@ -441,7 +441,7 @@ pub struct LogConfig {
 impl LogConfig {
     /// The parsed `log.postgres`, with its password from the environment; `None`
     /// when unset (the SQLite file is the log).
-    pub fn postgres_target(&self) -> Option<Result<crate::store::PgTarget, String>> {
+    pub(crate) fn postgres_target(&self) -> Option<Result<crate::store::PgTarget, String>> {
         let url = self.postgres.as_ref()?;
         Some(crate::store::PgTarget::parse(
             &url.value,

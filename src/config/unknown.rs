@@ -105,7 +105,7 @@ impl<'de> Deserialize<'de> for Node {
 
 /// Every key of `text` that the configuration does not know, located.
 /// Returns nothing when the text is not even YAML (the parser said why).
-pub fn unknown_keys(text: &str, file: &str) -> Vec<Problem> {
+pub(crate) fn unknown_keys(text: &str, file: &str) -> Vec<Problem> {
     let Ok(root) = serde_saphyr::from_str::<Node>(text) else {
         return Vec::new();
     };
@@ -117,7 +117,7 @@ pub fn unknown_keys(text: &str, file: &str) -> Vec<Problem> {
 /// The dotted path of the key whose value holds position `line:column` (the
 /// last key that starts at or before it), so a type error the parser reports
 /// as `invalid u32` can name `agi.max_connections`.
-pub fn key_at(text: &str, line: u64, column: u64) -> Option<String> {
+pub(crate) fn key_at(text: &str, line: u64, column: u64) -> Option<String> {
     let root = serde_saphyr::from_str::<Node>(text).ok()?;
     let mut keys = Vec::new();
     collect_keys(&root, "", &mut keys);
@@ -154,7 +154,7 @@ fn collect_keys(node: &Node, path: &str, out: &mut Vec<(u64, u64, String)>) {
 /// unchanged lines and columns. Block-style entries are blanked to the end
 /// of the line plus every more-indented line after it; entries inside a
 /// flow mapping (`{ a: 1, b: 2 }`) up to and including their comma.
-pub fn blank_keys(text: &str, unknown: &[Problem]) -> String {
+pub(crate) fn blank_keys(text: &str, unknown: &[Problem]) -> String {
     let mut lines: Vec<Vec<char>> = text.split('\n').map(|l| l.chars().collect()).collect();
     for p in unknown {
         let (Some(l), Some(c)) = (

@@ -35,22 +35,22 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use super::ApiError;
 
 /// How long a request waits for a free slot before 503.
-pub const ADMISSION_WAIT: Duration = Duration::from_secs(1);
+pub(crate) const ADMISSION_WAIT: Duration = Duration::from_secs(1);
 
 /// Half the cores, at least one: admin work never takes every core.
-pub fn default_slots() -> usize {
+pub(crate) fn default_slots() -> usize {
     std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 /// A bounded set of admin threads.
-pub struct AdminPool {
+pub(crate) struct AdminPool {
     slots: usize,
     free: Arc<Semaphore>,
 }
 
 /// Why a job was not run, or did not answer.
 #[derive(Debug)]
-pub enum PoolError {
+pub(crate) enum PoolError {
     /// Every slot stayed taken for [`ADMISSION_WAIT`].
     Busy { slots: usize },
     /// The thread could not be started, or the job panicked.
@@ -59,7 +59,7 @@ pub enum PoolError {
 
 impl PoolError {
     /// The answer, with `Retry-After` (rounded up to whole seconds) on 503.
-    pub fn into_response_retry(self, retry_after: Duration) -> Response {
+    pub(crate) fn into_response_retry(self, retry_after: Duration) -> Response {
         match self {
             PoolError::Busy { slots } => {
                 let mut r = ApiError::new(
@@ -93,7 +93,7 @@ impl Drop for CancelOnDrop {
 }
 
 impl AdminPool {
-    pub fn new(slots: usize) -> AdminPool {
+    pub(crate) fn new(slots: usize) -> AdminPool {
         let slots = slots.max(1);
         AdminPool {
             slots,
@@ -110,7 +110,7 @@ impl AdminPool {
     /// Runs `job` on an admin thread once a slot is free (waiting at most
     /// [`ADMISSION_WAIT`]). `job` gets a flag that is set if this future is
     /// dropped before the job ends; it should check it between units of work.
-    pub async fn run<T: Send + 'static>(
+    pub(crate) async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce(&AtomicBool) -> T + Send + 'static,
     ) -> Result<T, PoolError> {

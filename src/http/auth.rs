@@ -14,7 +14,7 @@ use super::ApiError;
 use crate::config::types::HttpConfig;
 
 /// The name of the token presented, or the error refusing the request.
-pub fn authorize(http: &HttpConfig, headers: &HeaderMap) -> Result<String, ApiError> {
+pub(crate) fn authorize(http: &HttpConfig, headers: &HeaderMap) -> Result<String, ApiError> {
     if http.tokens.is_empty() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

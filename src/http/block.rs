@@ -15,7 +15,7 @@ use super::lists::{applied, authorized_body};
 use super::{Api, ApiError, ApiResult};
 use crate::list_edit::block::{BlockError, BlockRequest, Blocked, block_from_call};
 
-pub fn routes() -> Router<Api> {
+pub(crate) fn routes() -> Router<Api> {
     Router::new().route("/api/v1/calls/{id}/block", post(block))
 }
 

@@ -28,7 +28,7 @@ const DEFAULT_LIMIT: usize = 50;
 /// service build an unbounded response.
 const MAX_LIMIT: usize = 10_000;
 
-pub fn routes() -> Router<Api> {
+pub(crate) fn routes() -> Router<Api> {
     Router::new()
         .route("/api/v1/calls", get(list))
         .route("/api/v1/calls/stats", get(stats))

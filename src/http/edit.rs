@@ -23,7 +23,7 @@ use super::{Api, ApiError, ApiResult};
 use crate::list_edit::store::StoreError;
 use crate::list_io::{Format, ImportPlan, OnDuplicate, plan_import, read_rows};
 
-pub fn routes() -> Router<Api> {
+pub(crate) fn routes() -> Router<Api> {
     Router::new()
         .route("/api/v1/lists/{name}/entries/{rule}", put(edit))
         .route("/api/v1/lists/{name}/import", post(import))

@@ -14,7 +14,7 @@ use crate::list_edit::store::StoreError;
 /// An answer other than success: the status, the message and its details
 /// (one line per problem, `FILE:LINE:COL: …` where there is a place).
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     code: StatusCode,
     message: String,
     details: Vec<String>,
@@ -23,10 +23,10 @@ pub struct ApiError {
 }
 
 /// What a handler answers.
-pub type ApiResult = Result<Response, ApiError>;
+pub(crate) type ApiResult = Result<Response, ApiError>;
 
 impl ApiError {
-    pub fn new(code: StatusCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: StatusCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -35,29 +35,33 @@ impl ApiError {
         }
     }
 
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
 
-    pub fn internal(message: impl Into<String>) -> Self {
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
 
     /// 401 with the `WWW-Authenticate: Bearer` challenge.
-    pub fn unauthorized(message: impl Into<String>) -> Self {
+    pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
         Self {
             challenge: true,
             ..Self::new(StatusCode::UNAUTHORIZED, message)
         }
     }
 
-    pub fn with_details(mut self, details: Vec<String>) -> Self {
+    pub(crate) fn with_details(mut self, details: Vec<String>) -> Self {
         self.details = details;
         self
     }
 
     /// A configuration refused by the loader, its problems as details.
-    pub fn problems(code: StatusCode, message: impl Into<String>, problems: &Problems) -> Self {
+    pub(crate) fn problems(
+        code: StatusCode,
+        message: impl Into<String>,
+        problems: &Problems,
+    ) -> Self {
         Self::new(code, message).with_details(problems.0.iter().map(ToString::to_string).collect())
     }
 }

@@ -43,7 +43,7 @@ const PUBLIC: [&str; 6] = [
 const ANY_HOST: [&str; 2] = ["/metrics", "/api/v1/status"];
 
 /// The middleware of the module's doc, in that order.
-pub async fn guard(
+pub(super) async fn guard(
     AxState(api): AxState<Api>,
     req: Request,
     next: axum::middleware::Next,

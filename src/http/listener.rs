@@ -46,7 +46,7 @@ fn open_file_limit() -> Option<u64> {
 }
 
 /// `http.max_connections`, held to `1/FD_SHARE` of the open-file limit.
-pub fn effective_cap(configured: usize, nofile: Option<u64>) -> usize {
+pub(crate) fn effective_cap(configured: usize, nofile: Option<u64>) -> usize {
     let share = nofile.map_or(usize::MAX, |n| {
         usize::try_from(n / FD_SHARE).unwrap_or(usize::MAX)
     });
@@ -179,7 +179,7 @@ impl hyper::rt::Timer for PhaseTimer {
 /// the cap and the timeouts of the installed `http:` settings (read per
 /// connection, so a reload applies them to new connections: a lowered cap
 /// refuses new ones until enough of those open have ended).
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     state: Arc<State>,

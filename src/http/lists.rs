@@ -19,7 +19,7 @@ use crate::reload::Trigger;
 
 mod test;
 
-pub fn routes() -> Router<Api> {
+pub(crate) fn routes() -> Router<Api> {
     Router::new()
         .route("/api/v1/lists", get(list_all))
         .route("/api/v1/lists/{name}", get(export).put(replace))

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::Api;
 use crate::calllog::{LogReader, PgTarget};
 
-pub fn routes() -> Router<Api> {
+pub(crate) fn routes() -> Router<Api> {
     Router::new().route("/api/v1/overview", get(overview))
 }
 

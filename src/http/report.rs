@@ -15,7 +15,7 @@ use super::{Api, ApiError, ApiResult};
 use crate::calllog::LogReader;
 use crate::report::{build, period};
 
-pub fn routes() -> Router<Api> {
+pub(crate) fn routes() -> Router<Api> {
     Router::new().route("/api/v1/report", get(report))
 }
 

@@ -28,9 +28,9 @@ use crate::config::{self, LoadedList};
 use crate::store::HitCounts;
 
 /// The period hit counts cover.
-pub const HIT_DAYS: i64 = 30;
+pub(crate) const HIT_DAYS: i64 = 30;
 
-pub fn routes() -> Router<Api> {
+pub(crate) fn routes() -> Router<Api> {
     Router::new().route("/api/v1/trunks", get(trunks))
 }
 

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::{Api, ApiError, ApiResult, auth};
 
-pub fn routes() -> Router<Api> {
+pub(crate) fn routes() -> Router<Api> {
     Router::new()
         .route("/api/v1/velocity", get(blocks))
         .route("/api/v1/velocity/{key}", delete(lift))

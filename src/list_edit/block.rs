@@ -18,7 +18,7 @@ use crate::store::ListVersions;
 /// rule of `list` (the API's `POST /api/v1/calls/{id}/block` takes the same).
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BlockRequest {
+pub(crate) struct BlockRequest {
     #[serde(default)]
     pub from_call: String,
     pub list: String,
@@ -28,7 +28,7 @@ pub struct BlockRequest {
 
 /// What [`block_from_call`] did.
 #[derive(Debug)]
-pub enum Blocked {
+pub(crate) enum Blocked {
     /// The rule was written to the list.
     Added {
         number: String,
@@ -47,7 +47,7 @@ pub enum Blocked {
 
 impl Blocked {
     /// The one-line answer the CLI prints and the API returns.
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         match self {
             Blocked::Added {
                 number,
@@ -72,7 +72,7 @@ impl Blocked {
 
 /// Why nothing could be blocked.
 #[derive(Debug, thiserror::Error)]
-pub enum BlockError {
+pub(crate) enum BlockError {
     /// The configuration does not load.
     #[error("{0}")]
     Config(String),
@@ -93,7 +93,7 @@ pub enum BlockError {
 /// exact rule for the caller through the list store (validated, written
 /// atomically, recorded in the history as `author`). `store` is the
 /// service's list store; the CLI passes `None` to open the one beside the log.
-pub fn block_from_call(
+pub(crate) fn block_from_call(
     config_path: &Path,
     req: &BlockRequest,
     author: &str,

@@ -14,11 +14,11 @@ use crate::policy::{RuleSet, pattern};
 use crate::store::ListVersions;
 
 mod versions;
-pub use versions::{is_latest, record_if_changed};
+pub(crate) use versions::{is_latest, record_if_changed};
 
 /// Why a change was refused; each maps to one HTTP status and one CLI message.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     #[error("no list named {0:?} (see GET /api/v1/lists or `callguard check`)")]
     UnknownList(String),
     #[error(
@@ -53,7 +53,7 @@ pub enum StoreError {
 
 impl StoreError {
     /// The located problems behind the error, if any.
-    pub fn details(&self) -> Vec<String> {
+    pub(crate) fn details(&self) -> Vec<String> {
         match self {
             StoreError::Invalid(d) | StoreError::Refused(d) | StoreError::Broken(d) => d.clone(),
             _ => Vec::new(),
@@ -63,7 +63,7 @@ impl StoreError {
 
 /// What a successful change did.
 #[derive(Debug, Clone)]
-pub struct Applied {
+pub(crate) struct Applied {
     pub list: String,
     pub path: PathBuf,
     pub summary: ChangeSummary,
@@ -91,19 +91,22 @@ impl WriteLock {
 
 /// A handle on the configuration's list files.
 #[derive(Clone)]
-pub struct ListStore {
+pub(crate) struct ListStore {
     pub config_path: PathBuf,
     pub history: Option<Arc<ListVersions>>,
     lock: WriteLock,
 }
 
 /// A file-backed list with its current rows.
-pub struct CurrentList {
+pub(crate) struct CurrentList {
     pub list: LoadedList,
 }
 
 impl ListStore {
-    pub fn new(config_path: impl Into<PathBuf>, history: Option<Arc<ListVersions>>) -> ListStore {
+    pub(crate) fn new(
+        config_path: impl Into<PathBuf>,
+        history: Option<Arc<ListVersions>>,
+    ) -> ListStore {
         ListStore {
             config_path: config_path.into(),
             history,
@@ -112,13 +115,13 @@ impl ListStore {
     }
 
     /// The same store, serialised with every other holder of `lock`.
-    pub fn with_lock(self, lock: WriteLock) -> ListStore {
+    pub(crate) fn with_lock(self, lock: WriteLock) -> ListStore {
         ListStore { lock, ..self }
     }
 
     /// For the CLI: opens the history kept beside the decision log
     /// (`log.path`, relative to the config file), if it can be opened.
-    pub fn open(config_path: &Path) -> Result<ListStore, StoreError> {
+    pub(crate) fn open(config_path: &Path) -> Result<ListStore, StoreError> {
         let cfg = load(config_path)?;
         let history = ListVersions::open(cfg.resolve(&cfg.raw.log.path))
             .ok()
@@ -127,7 +130,7 @@ impl ListStore {
     }
 
     /// The list named `name` as it is on disk now.
-    pub fn current(&self, name: &str) -> Result<CurrentList, StoreError> {
+    pub(crate) fn current(&self, name: &str) -> Result<CurrentList, StoreError> {
         let cfg = load(&self.config_path)?;
         let i = find(&cfg, name)?;
         let list = cfg.lists.into_iter().nth(i).ok_or_else(|| unknown(name))?;
@@ -138,7 +141,7 @@ impl ListStore {
     /// rules of a list defined inline in the configuration (`protected`,
     /// `system_blacklist`, `TRUNK.whitelist`, `TRUNK.blacklist`), which are
     /// read-only for changes but can be read like any other.
-    pub fn export_rows(&self, name: &str) -> Result<Vec<RuleRow>, StoreError> {
+    pub(crate) fn export_rows(&self, name: &str) -> Result<Vec<RuleRow>, StoreError> {
         let cfg = load(&self.config_path)?;
         match find(&cfg, name) {
             Ok(i) => {
@@ -157,14 +160,14 @@ impl ListStore {
     /// (name, match type, pattern, and an action the configuration defines),
     /// so an import preview or an upload lists every bad row with its line
     /// before anything is written.
-    pub fn checker(&self, name: &str) -> Result<RowChecker, StoreError> {
+    pub(crate) fn checker(&self, name: &str) -> Result<RowChecker, StoreError> {
         let cfg = load(&self.config_path)?;
         find(&cfg, name)?;
         Ok(RowChecker::new(&cfg))
     }
 
     /// Replaces the whole list.
-    pub fn replace(
+    pub(crate) fn replace(
         &self,
         name: &str,
         rows: Vec<RuleRow>,
@@ -174,7 +177,12 @@ impl ListStore {
     }
 
     /// Appends `rows`; any name already in the list refuses the whole change.
-    pub fn add(&self, name: &str, rows: Vec<RuleRow>, author: &str) -> Result<Applied, StoreError> {
+    pub(crate) fn add(
+        &self,
+        name: &str,
+        rows: Vec<RuleRow>,
+        author: &str,
+    ) -> Result<Applied, StoreError> {
         self.apply(name, author, true, |cur| {
             let mut seen: std::collections::HashSet<&str> =
                 cur.iter().map(|r| r.rule_name.as_str()).collect();
@@ -193,7 +201,12 @@ impl ListStore {
     }
 
     /// Deletes the rule named `rule`.
-    pub fn delete(&self, name: &str, rule: &str, author: &str) -> Result<Applied, StoreError> {
+    pub(crate) fn delete(
+        &self,
+        name: &str,
+        rule: &str,
+        author: &str,
+    ) -> Result<Applied, StoreError> {
         self.apply(name, author, true, |cur| {
             if !cur.iter().any(|r| r.rule_name == rule) {
                 return Err(StoreError::NoSuchRule {
@@ -210,7 +223,12 @@ impl ListStore {
     }
 
     /// Restores the content of history version `version`.
-    pub fn restore(&self, name: &str, version: u64, author: &str) -> Result<Applied, StoreError> {
+    pub(crate) fn restore(
+        &self,
+        name: &str,
+        version: u64,
+        author: &str,
+    ) -> Result<Applied, StoreError> {
         let history = self.history.as_ref().ok_or(StoreError::NoHistory)?;
         // Inside the change, so an unknown or inline list is reported as such.
         self.apply(name, author, false, |_| {
@@ -227,7 +245,7 @@ impl ListStore {
     /// The general change: `change` maps the current rows to the new ones.
     /// `merge` changes (add, delete, import) need a readable current file;
     /// a whole replacement may repair a broken one.
-    pub fn apply(
+    pub(crate) fn apply(
         &self,
         name: &str,
         author: &str,
@@ -298,7 +316,7 @@ fn unknown(name: &str) -> StoreError {
 }
 
 /// The index of the file-backed list `name`, or why there is none.
-pub fn find(cfg: &LoadedConfig, name: &str) -> Result<usize, StoreError> {
+pub(crate) fn find(cfg: &LoadedConfig, name: &str) -> Result<usize, StoreError> {
     if let Some(i) = cfg.lists.iter().position(|l| l.name == name) {
         return Ok(i);
     }
@@ -401,7 +419,7 @@ fn with_lines(rows: &[RuleRow], format: Format) -> Vec<(u32, RuleRow)> {
 /// One row on its own: a name, a known match type, a pattern that compiles.
 /// The pattern compiler of the policy core is the judge, so what passes here
 /// also loads.
-pub fn check_row(row: &RuleRow) -> Result<(), String> {
+pub(crate) fn check_row(row: &RuleRow) -> Result<(), String> {
     if row.rule_name.trim().is_empty() {
         return Err("missing rule_name".into());
     }
@@ -421,13 +439,13 @@ pub fn check_row(row: &RuleRow) -> Result<(), String> {
 /// What the rule set requires of a list row beyond [`check_row`]: an
 /// action it defines. Built from the configuration the rows will load with.
 #[derive(Debug, Clone)]
-pub struct RowChecker {
+pub(crate) struct RowChecker {
     /// Configured actions and the built-in ones (`reject`, `pass`, `allow`).
     actions: std::collections::BTreeSet<String>,
 }
 
 impl RowChecker {
-    pub fn new(cfg: &LoadedConfig) -> RowChecker {
+    pub(crate) fn new(cfg: &LoadedConfig) -> RowChecker {
         let mut actions: std::collections::BTreeSet<String> =
             cfg.raw.actions.keys().cloned().collect();
         actions.extend(RuleSet::BUILTIN_ACTIONS.iter().map(|s| s.to_string()));
@@ -435,7 +453,7 @@ impl RowChecker {
     }
 
     /// One row as the rule set would judge it (see `RuleSet::compile`).
-    pub fn check(&self, row: &RuleRow) -> Result<(), String> {
+    pub(crate) fn check(&self, row: &RuleRow) -> Result<(), String> {
         check_row(row)?;
         match row.action.trim() {
             // "allow" / "block" in a file mean "what this list does".
@@ -454,7 +472,7 @@ impl RowChecker {
 
     /// Every problem of a candidate list: bad rows and repeated names, as
     /// `FILE:LINE: reason` against the file as it would be written.
-    pub fn check_rows(&self, rows: &[RuleRow], source: &str, format: Format) -> Vec<String> {
+    pub(crate) fn check_rows(&self, rows: &[RuleRow], source: &str, format: Format) -> Vec<String> {
         check_rows_with(rows, source, format, &|r| self.check(r))
     }
 }

@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// only atomic within a file system), write, fsync, rename, fsync the
 /// directory (so the rename itself survives a power cut). On error the temp
 /// file is removed and the original is untouched.
-pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> io::Result<()> {
     write_atomic_with(path.as_ref(), |f| f.write_all(bytes))
 }
 
 /// [`write_atomic`] with the writing step supplied, so a failure midway can
 /// be tested (and large exports streamed).
-pub fn write_atomic_with(
+pub(crate) fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> io::Result<()> {

@@ -27,7 +27,7 @@ impl ChangeSummary {
 
 /// Compares two versions of a list. Rows are keyed by `rule_name`; if a list
 /// repeats a name, its first row is the one compared.
-pub fn diff_rows(old: &[RuleRow], new: &[RuleRow]) -> ChangeSummary {
+pub(crate) fn diff_rows(old: &[RuleRow], new: &[RuleRow]) -> ChangeSummary {
     let old_by_name = first_by_name(old);
     let new_by_name = first_by_name(new);
     let mut summary = ChangeSummary::default();

@@ -18,11 +18,11 @@ mod xml_io;
 
 /// Rows accepted in one file. Far above any real list, low enough that a
 /// hostile upload cannot make us build an unbounded vector.
-pub const MAX_ROWS: usize = 5_000_000;
+pub(crate) const MAX_ROWS: usize = 5_000_000;
 
 /// Bytes accepted in one row (a CSV record, a JSON element, an XML `<rule>`).
 /// A legitimate rule is a few hundred bytes; anything this large is garbage.
-pub const MAX_ROW_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_ROW_BYTES: usize = 64 * 1024;
 
 /// A list file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,7 +34,7 @@ pub enum Format {
 
 impl Format {
     /// `csv`, `json` or `xml`, any case (CLI `--format`, API `?format=`).
-    pub fn from_name(name: &str) -> Option<Format> {
+    pub(crate) fn from_name(name: &str) -> Option<Format> {
         match name.trim().to_ascii_lowercase().as_str() {
             "csv" => Some(Format::Csv),
             "json" => Some(Format::Json),
@@ -44,12 +44,12 @@ impl Format {
     }
 
     /// From the file extension (`rules.CSV` → CSV).
-    pub fn from_path(path: impl AsRef<Path>) -> Option<Format> {
+    pub(crate) fn from_path(path: impl AsRef<Path>) -> Option<Format> {
         Format::from_name(path.as_ref().extension()?.to_str()?)
     }
 
     /// From an HTTP `Content-Type`, ignoring parameters such as `charset`.
-    pub fn from_content_type(content_type: &str) -> Option<Format> {
+    pub(crate) fn from_content_type(content_type: &str) -> Option<Format> {
         let mime = content_type.split(';').next()?.trim().to_ascii_lowercase();
         match mime.as_str() {
             "text/csv" | "application/csv" => Some(Format::Csv),

@@ -23,7 +23,7 @@ pub enum OnDuplicate {
 impl OnDuplicate {
     /// `skip`, `overwrite` or `rename`, any case; nothing else, so a mode
     /// the operator half-remembers is refused rather than guessed.
-    pub fn from_name(name: &str) -> Option<OnDuplicate> {
+    pub(crate) fn from_name(name: &str) -> Option<OnDuplicate> {
         match name.trim().to_ascii_lowercase().as_str() {
             "skip" => Some(OnDuplicate::Skip),
             "overwrite" => Some(OnDuplicate::Overwrite),
@@ -48,7 +48,7 @@ impl OnDuplicate {
 
 /// The outcome of an import, before it is applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImportPlan {
+pub(crate) struct ImportPlan {
     pub source: String,
     /// Data rows in the file, valid or not.
     pub rows_read: usize,
@@ -69,7 +69,7 @@ pub struct ImportPlan {
 /// Plans importing `parsed` into `existing`. `validate` is the pattern
 /// compiler of the policy module, so an invalid pattern is caught here, with
 /// its line, and not at reload time.
-pub fn plan_import(
+pub(crate) fn plan_import(
     existing: &[RuleRow],
     parsed: ParsedList,
     mode: OnDuplicate,
@@ -141,7 +141,7 @@ fn free_name(name: &str, taken: &HashMap<String, usize>, reserved: &HashSet<Stri
 
 /// What happens after the preview is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PreviewOutcome {
+pub(crate) enum PreviewOutcome {
     /// The plan is written.
     Import,
     /// `--dry-run`: it would be written.
@@ -157,24 +157,25 @@ const SHOWN_ERRORS: usize = 100;
 
 impl ImportPlan {
     /// Rows the import appends (under their own name or a new one).
-    pub fn added(&self) -> usize {
+    pub(crate) fn added(&self) -> usize {
         self.to_add.len() + self.renamed.len()
     }
 
     /// Whether applying the plan changes the list (adds or replaces a rule).
-    pub fn changes_anything(&self) -> bool {
+    pub(crate) fn changes_anything(&self) -> bool {
         self.added() > 0 || !self.overwritten.is_empty()
     }
 
     /// The preview shown before "Confirm Import", for an import that goes ahead.
-    pub fn render_preview(&self) -> String {
+    #[cfg(test)]
+    pub(crate) fn render_preview(&self) -> String {
         self.render_preview_for(PreviewOutcome::Import)
     }
 
     /// The preview, ending with the list's size after the import only when
     /// the import happens (or would, in a dry run) and changes the list: a
     /// refused import must not read as if the list had grown.
-    pub fn render_preview_for(&self, outcome: PreviewOutcome) -> String {
+    pub(crate) fn render_preview_for(&self, outcome: PreviewOutcome) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "{}: {} rows read", self.source, self.rows_read);
         let _ = writeln!(

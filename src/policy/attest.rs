@@ -91,7 +91,7 @@ pub struct IdentityInputs {
 impl IdentityInputs {
     /// Whether the PBX's own verification gives a definite answer, so the
     /// headers need not be fetched.
-    pub fn stir_decides(&self) -> bool {
+    pub(crate) fn stir_decides(&self) -> bool {
         self.stir_shaken
             .as_ref()
             .is_some_and(|(r, _)| !stir_absent(r))
@@ -152,7 +152,7 @@ pub fn verstat(header: &str) -> Option<&str> {
 /// `No-TN-Validation` → none. A `TN-Validation-Passed` without a level
 /// counts as C, the least a passed validation can mean. Unknown values are
 /// not read.
-pub fn from_verstat(v: &str) -> Option<Attest> {
+pub(crate) fn from_verstat(v: &str) -> Option<Attest> {
     let v = v.trim().to_ascii_lowercase();
     Some(match v.as_str() {
         "tn-validation-passed-a" => Attest::A,

@@ -76,14 +76,14 @@ pub struct Decision {
 
 /// A rule that matched but did not count, for `callguard test`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Skipped {
+pub(crate) struct Skipped {
     pub rule: RuleId,
     pub list: DecidedBy,
     pub why: SkipReason,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SkipReason {
+pub(crate) enum SkipReason {
     Disabled,
     /// Its `schedule:` condition does not hold now.
     ScheduleInactive,
@@ -103,7 +103,7 @@ impl Decision {
     }
 
     /// The text the winning rule matched.
-    pub fn matched_text(&self) -> Option<&str> {
+    pub(crate) fn matched_text(&self) -> Option<&str> {
         match self.matched_on? {
             MatchedOn::Raw => Some(&self.caller.raw),
             MatchedOn::E164 => self.caller.e164.as_deref(),
@@ -239,19 +239,8 @@ pub fn decide_attested(
     )
 }
 
-/// [`decide`], also reporting matching rules that did not count.
-pub fn decide_explained(
-    rs: &RuleSet,
-    trunk: TrunkId,
-    raw_caller: &str,
-    presentation_restricted: bool,
-    at: DateTime<Utc>,
-) -> Result<(Decision, Vec<Skipped>), MatchError> {
-    decide_explained_attested(rs, trunk, raw_caller, presentation_restricted, None, at)
-}
-
 /// [`decide_explained`] with the call's attestation (`callguard test --attestation C`).
-pub fn decide_explained_attested(
+pub(crate) fn decide_explained_attested(
     rs: &RuleSet,
     trunk: TrunkId,
     raw_caller: &str,

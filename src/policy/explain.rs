@@ -16,7 +16,7 @@ use super::ruleset::TrunkId;
 use super::tester::{Budget, PatternResult, PatternTester, Stop};
 
 /// Why a matching rule did not decide, in words.
-pub fn why(w: &SkipReason) -> &'static str {
+pub(crate) fn why(w: &SkipReason) -> &'static str {
     match w {
         SkipReason::Disabled => "disabled",
         SkipReason::ScheduleInactive => "schedule inactive",
@@ -27,7 +27,7 @@ pub fn why(w: &SkipReason) -> &'static str {
 
 /// Decides `caller` on `trunk` at `at`; the JSON object of `test --json`.
 /// `Err` carries the same object shape with an `error` field.
-pub fn caller_json(
+pub(crate) fn caller_json(
     rs: &RuleSet,
     trunk: TrunkId,
     caller: &str,
@@ -38,7 +38,7 @@ pub fn caller_json(
 }
 
 /// [`caller_json`] for a call with this attestation (`test --attestation C`).
-pub fn caller_json_attested(
+pub(crate) fn caller_json_attested(
     rs: &RuleSet,
     trunk: TrunkId,
     caller: &str,
@@ -85,7 +85,7 @@ pub fn caller_json_attested(
 /// stops early on an error (a failing evaluation costs the whole
 /// backtracking limit every time), once `timing` has been spent, or when
 /// `budget` says stop.
-pub fn timed_test(
+pub(crate) fn timed_test(
     tester: &PatternTester,
     number: &str,
     runs: u32,
@@ -104,7 +104,7 @@ pub fn timed_test(
 
 /// Tests one number against a pattern; the JSON object of `test --pattern --json`.
 /// See [`timed_test`] for `runs`, `timing` and `budget`.
-pub fn pattern_json(
+pub(crate) fn pattern_json(
     tester: &PatternTester,
     pattern: &str,
     number: &str,
@@ -130,7 +130,7 @@ const UNLIMITED_TIMING: Duration = Duration::from_secs(1);
 /// number's timing runs get at most an equal share of half the time limit,
 /// so that timing alone never exhausts it: only evaluations that are slow
 /// once do.
-pub fn patterns_json(
+pub(crate) fn patterns_json(
     tester: &PatternTester,
     pattern: &str,
     numbers: &[String],

@@ -3,6 +3,6 @@
 //! importing one another.
 
 /// An action of the rule set (`RuleSet::action`).
-pub type ActionId = u16;
+pub(crate) type ActionId = u16;
 /// A trunk of the rule set (`RuleSet::trunk`).
-pub type TrunkId = usize;
+pub(crate) type TrunkId = usize;

@@ -13,7 +13,7 @@ use regex::{Regex, RegexSet, RegexSetBuilder};
 
 use super::pattern::{CompiledPattern, Matcher};
 
-pub type RuleId = u32;
+pub(crate) type RuleId = u32;
 
 /// Which form of the caller ID a rule matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,14 +43,14 @@ impl MatchedOn {
 /// One text to test rules against, with its numeric key precomputed once per
 /// decision rather than once per list.
 #[derive(Debug, Clone, Copy)]
-pub struct Subject<'a> {
+pub(crate) struct Subject<'a> {
     pub text: &'a str,
     pub key: Option<u64>,
     pub on: MatchedOn,
 }
 
 impl<'a> Subject<'a> {
-    pub fn new(text: &'a str, on: MatchedOn) -> Self {
+    pub(crate) fn new(text: &'a str, on: MatchedOn) -> Self {
         Subject {
             text,
             key: number_key(text),
@@ -61,7 +61,7 @@ impl<'a> Subject<'a> {
 
 /// Packs `+?[0-9]{1,18}` into a u64: a leading `1` keeps leading zeros
 /// significant, the top bit records the `+`.
-pub fn number_key(s: &str) -> Option<u64> {
+pub(crate) fn number_key(s: &str) -> Option<u64> {
     let (plus, digits) = match s.strip_prefix('+') {
         Some(d) => (1u64 << 63, d),
         None => (0, s),
@@ -136,7 +136,7 @@ mod tests {
 }
 
 #[derive(Default)]
-pub struct ListIndexBuilder {
+pub(crate) struct ListIndexBuilder {
     exact_num: Vec<(u64, RuleId)>,
     exact_str: HashMap<Box<str>, Vec<RuleId>>,
     prefixes: HashMap<Box<str>, Vec<RuleId>>,
@@ -159,7 +159,7 @@ const FANCY_SPEC: u16 = 4 << 8;
 impl ListIndexBuilder {
     /// Files a rule's pattern into the index that answers it fastest;
     /// `priority` lets a decision skip automata that cannot beat a match.
-    pub fn add(&mut self, id: RuleId, pattern: &CompiledPattern, priority: i32) {
+    pub(crate) fn add(&mut self, id: RuleId, pattern: &CompiledPattern, priority: i32) {
         match &pattern.matcher {
             Matcher::Contains(_) => {
                 self.contains_max_priority = self.contains_max_priority.max(priority)
@@ -186,17 +186,17 @@ impl ListIndexBuilder {
 
     /// A rule without a pattern whose only condition is its attestation:
     /// a candidate for every caller (the condition is checked by `decide`).
-    pub fn add_always(&mut self, id: RuleId) {
+    pub(crate) fn add_always(&mut self, id: RuleId) {
         self.always.push(id);
     }
 
-    pub fn add_anonymous(&mut self, id: RuleId) {
+    pub(crate) fn add_anonymous(&mut self, id: RuleId) {
         self.anonymous.push(id);
     }
 
     /// Builds the automata. Patterns were checked one by one already, so an
     /// error here is a size limit of the combined automaton.
-    pub fn build(mut self, backtrack_limit: usize) -> Result<ListIndex, String> {
+    pub(crate) fn build(mut self, backtrack_limit: usize) -> Result<ListIndex, String> {
         self.exact_num.sort_unstable();
         let (exact_keys, exact_ids) = self.exact_num.into_iter().unzip();
         let lens = |m: &HashMap<Box<str>, Vec<RuleId>>| {
@@ -320,7 +320,7 @@ pub struct ListIndex {
 /// from a regex. An assertion always either holds or not, so dropping it can
 /// only widen what the pattern matches: the result is a superset. Returns
 /// `None` for patterns it cannot relax safely (backreferences).
-pub fn relax_lookaround(re: &str) -> Option<String> {
+pub(crate) fn relax_lookaround(re: &str) -> Option<String> {
     let b = re.as_bytes();
     let mut out = String::with_capacity(re.len());
     let mut i = 0;
@@ -416,7 +416,7 @@ impl ListIndex {
     /// rules with at most that priority and at best that specificity could
     /// still beat the best match found so far; groups that cannot are not run
     /// (the cheap exact and prefix indexes come first, the automata last).
-    pub fn for_each_match(
+    pub(crate) fn for_each_match(
         &self,
         subjects: &[Subject<'_>],
         anonymous: bool,

@@ -96,7 +96,8 @@ pub struct Caller {
 /// rules on the spot. Convenient for tests and one-off tools; the call path
 /// uses the [`Dialing`] compiled with the rule set instead, so that no call
 /// ever waits for metadata to load or a regex to compile.
-pub fn normalize(raw: &str, presentation_restricted: bool, region: Region) -> Caller {
+#[cfg(test)]
+pub(crate) fn normalize(raw: &str, presentation_restricted: bool, region: Region) -> Caller {
     match Dialing::new(region) {
         Ok(d) => d.normalize(raw, presentation_restricted),
         Err(_) => Dialing::plus_only(region).normalize(raw, presentation_restricted),
@@ -249,7 +250,7 @@ impl Dialing {
 
     /// Rules that know only `+` numbers: the fallback when a region has no
     /// metadata (callers in national format then have no E.164 form).
-    pub fn plus_only(region: Region) -> Dialing {
+    pub(crate) fn plus_only(region: Region) -> Dialing {
         Dialing {
             region,
             country_code: String::new(),

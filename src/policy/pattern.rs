@@ -34,7 +34,7 @@ impl PatternError {
 
 /// The match type a pattern gets when the rule names none: `wildcard` if it
 /// uses any wildcard syntax, else `exact`.
-pub fn infer_match_type(pattern: &str) -> MatchType {
+pub(crate) fn infer_match_type(pattern: &str) -> MatchType {
     if pattern.contains(['_', '*', '[', '^', '$']) {
         MatchType::Wildcard
     } else {
@@ -81,7 +81,7 @@ impl CompiledPattern {
 ///
 /// Case-insensitive literals become regexes with `(?i)`: they are rare, and
 /// this keeps the literal indexes byte-exact and allocation-free.
-pub fn compile(
+pub(crate) fn compile(
     pattern: &str,
     match_type: Option<MatchType>,
     case_insensitive: bool,
@@ -165,7 +165,7 @@ fn literal_wildcard(p: &str) -> Option<Matcher> {
 }
 
 /// Translates the wildcard grammar into an anchored regex.
-pub fn wildcard_to_regex(pattern: &str) -> Result<String, PatternError> {
+pub(crate) fn wildcard_to_regex(pattern: &str) -> Result<String, PatternError> {
     let (open_start, body) = match pattern.strip_prefix('^') {
         Some(rest) => (false, rest),
         None => (true, pattern),

@@ -15,7 +15,7 @@ use super::schedule::Schedule;
 use crate::action::{Pbx, Plan};
 use crate::config::types::{ActionKind, FailMode, MatchType};
 
-pub use super::ids::{ActionId, TrunkId};
+pub(crate) use super::ids::{ActionId, TrunkId};
 
 /// A rule's schedule condition: active while `schedule` is open (`inside`)
 /// or closed (`!inside`).
@@ -93,7 +93,7 @@ pub struct RuleTable {
     pub(super) attest: HashMap<RuleId, u8>,
 }
 
-pub const NO_ACTION: ActionId = ActionId::MAX;
+pub(crate) const NO_ACTION: ActionId = ActionId::MAX;
 
 /// What a rule matches on when it is not an exact number (exact rules have
 /// none): a kind of rule is a variant, never a sentinel pattern text.
@@ -145,7 +145,7 @@ impl RuleTable {
         &self.origins[self.origin[id as usize] as usize]
     }
     /// The `rule` label of `callguard_rule_hits_total`.
-    pub fn metric_label(&self, id: RuleId) -> &str {
+    pub(crate) fn metric_label(&self, id: RuleId) -> &str {
         let o = self.origin(id);
         if o.bulk { &o.list_name } else { self.name(id) }
     }
@@ -163,10 +163,6 @@ impl RuleTable {
     /// The rule's attestation condition, if it has one.
     pub fn attestation(&self, id: RuleId) -> Option<u8> {
         self.attest.get(&id).copied()
-    }
-    /// Whether any rule has an attestation condition.
-    pub fn any_attestation(&self) -> bool {
-        !self.attest.is_empty()
     }
     /// A rule without a pattern, only a condition (attestation, velocity):
     /// the least specific of all, explained by its condition.
@@ -227,7 +223,7 @@ pub struct ListInfo {
 
 /// How [`RuleSet::choose_trunk`] chose a call's trunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TrunkBy {
+pub(crate) enum TrunkBy {
     /// The dialplan named it.
     Named,
     /// This dialled number selects it.
@@ -241,7 +237,7 @@ pub enum TrunkBy {
 /// The trunk of a call, how it was chosen, and the trunk name the dialplan
 /// gave that matches no configured trunk, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrunkChoice {
+pub(crate) struct TrunkChoice {
     pub trunk: Option<TrunkId>,
     pub by: TrunkBy,
     pub unknown: Option<String>,
@@ -251,7 +247,7 @@ impl TrunkChoice {
     /// For an unknown trunk name: which trunk was chosen instead and why,
     /// e.g. `trunk "nosuch" named by the dialplan does not exist; trunk
     /// support chosen by DID +18005550100`. `None` otherwise.
-    pub fn note(&self, rs: &RuleSet) -> Option<String> {
+    pub(crate) fn note(&self, rs: &RuleSet) -> Option<String> {
         let name = self.unknown.as_deref()?;
         let instead = match (&self.by, self.trunk) {
             (TrunkBy::Did(did), Some(t)) => {
@@ -288,7 +284,7 @@ pub struct RuleSet {
 
 /// Strips everything but digits and a leading `+`, so DIDs match however
 /// they are written (`+1 555 0100` = `+15550100`).
-pub fn did_key(did: &str) -> String {
+pub(crate) fn did_key(did: &str) -> String {
     let did = did.trim();
     let mut out = String::with_capacity(did.len());
     if did.starts_with('+') {
@@ -311,7 +307,7 @@ impl RuleSet {
         self.trunk_by_name.get(name).copied()
     }
 
-    pub fn trunk_by_did(&self, did: &str) -> Option<TrunkId> {
+    pub(crate) fn trunk_by_did(&self, did: &str) -> Option<TrunkId> {
         let key = did_key(did);
         if key.is_empty() || key == "+" {
             return None;
@@ -332,7 +328,7 @@ impl RuleSet {
     /// The trunk a call belongs to: the one the dialplan names, else the
     /// first DID that selects one, else the default trunk. An unknown trunk
     /// name falls through to the DID (a typo in a dialplan must not drop calls).
-    pub fn select_trunk<'a>(
+    pub(crate) fn select_trunk<'a>(
         &self,
         hint: Option<&str>,
         dids: impl IntoIterator<Item = &'a str>,
@@ -344,7 +340,7 @@ impl RuleSet {
     /// trunk name the dialplan gives but the config lacks (`?trunk=nosuch`)
     /// is logged, counted and explained in the call's reason instead of
     /// passing unnoticed.
-    pub fn choose_trunk<'a>(
+    pub(crate) fn choose_trunk<'a>(
         &self,
         hint: Option<&str>,
         dids: impl IntoIterator<Item = &'a str>,
@@ -382,7 +378,7 @@ impl RuleSet {
         }
     }
 
-    pub fn cond_active(&self, cond: ScheduleCond, at: DateTime<Utc>) -> bool {
+    pub(crate) fn cond_active(&self, cond: ScheduleCond, at: DateTime<Utc>) -> bool {
         self.schedules[cond.schedule].1.is_open(at) == cond.inside
     }
 
@@ -394,10 +390,10 @@ impl RuleSet {
         }
     }
 
-    pub fn schedule_name(&self, cond: ScheduleCond) -> &str {
+    pub(crate) fn schedule_name(&self, cond: ScheduleCond) -> &str {
         &self.schedules[cond.schedule].0
     }
 
     /// Actions every configuration has unless it defines its own of that name.
-    pub const BUILTIN_ACTIONS: [&'static str; 3] = ["reject", "pass", "allow"];
+    pub(crate) const BUILTIN_ACTIONS: [&'static str; 3] = ["reject", "pass", "allow"];
 }

@@ -175,7 +175,7 @@ impl Schedule {
     }
 
     /// Whether `at` falls inside an open window and not on a closed date.
-    pub fn is_open(&self, at: DateTime<Utc>) -> bool {
+    pub(crate) fn is_open(&self, at: DateTime<Utc>) -> bool {
         matches!(self.state(at), State::Open(_))
     }
 

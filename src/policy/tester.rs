@@ -77,7 +77,7 @@ impl PatternTester {
 /// without this a request of a thousand numbers against a pathological regex
 /// would run for minutes after its client had given up.
 #[derive(Debug, Clone, Copy)]
-pub struct Budget<'a> {
+pub(crate) struct Budget<'a> {
     start: Instant,
     limit: Option<Duration>,
     cancel: Option<&'a AtomicBool>,
@@ -94,7 +94,7 @@ pub enum Stop {
 
 impl<'a> Budget<'a> {
     /// No limit: `check` always passes.
-    pub fn unlimited() -> Budget<'static> {
+    pub(crate) fn unlimited() -> Budget<'static> {
         Budget {
             start: Instant::now(),
             limit: None,
@@ -103,7 +103,7 @@ impl<'a> Budget<'a> {
     }
 
     /// `limit` from now, stopped early when `cancel` is set.
-    pub fn new(limit: Duration, cancel: Option<&'a AtomicBool>) -> Budget<'a> {
+    pub(crate) fn new(limit: Duration, cancel: Option<&'a AtomicBool>) -> Budget<'a> {
         Budget {
             start: Instant::now(),
             limit: Some(limit),
@@ -112,17 +112,12 @@ impl<'a> Budget<'a> {
     }
 
     /// The time limit, if any.
-    pub fn limit(&self) -> Option<Duration> {
+    pub(crate) fn limit(&self) -> Option<Duration> {
         self.limit
     }
 
-    /// Time spent so far.
-    pub fn elapsed(&self) -> Duration {
-        self.start.elapsed()
-    }
-
     /// `Err` once the work should stop: cancelled, or the time is up.
-    pub fn check(&self) -> Result<(), Stop> {
+    pub(crate) fn check(&self) -> Result<(), Stop> {
         if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
             return Err(Stop::Cancelled);
         }

@@ -55,7 +55,7 @@ impl Scope {
         }
     }
 
-    pub fn as_string(self) -> String {
+    pub(crate) fn as_string(self) -> String {
         match self {
             Scope::Caller => "caller".into(),
             Scope::Prefix(n) => format!("prefix:{n}"),
@@ -172,7 +172,7 @@ pub struct VelocityRule {
 
 impl VelocityRule {
     /// The counter key of a call on `trunk` (system rules share keys across trunks).
-    pub fn counter_key(&self, trunk: &Arc<str>, caller: &Caller) -> Option<Key> {
+    pub(crate) fn counter_key(&self, trunk: &Arc<str>, caller: &Caller) -> Option<Key> {
         Some(Key::Rule {
             trunk: (!self.system).then(|| trunk.clone()),
             rule: self.name.clone(),
@@ -185,7 +185,7 @@ impl VelocityRule {
 /// times of the last `max + 1` calls: returns the number of calls in the
 /// window, this one included. At most `max + 1` times are kept, so a rule's
 /// memory per key is bounded by its own `max`.
-pub fn count(
+pub(crate) fn count(
     times: &mut std::collections::VecDeque<i64>,
     now_ms: i64,
     per_ms: i64,

@@ -13,7 +13,7 @@ use std::time::Duration;
 /// (`FILE:LINE:COL: message`, or a file and why it cannot be read).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", .0.join("\n"))]
-pub struct Refused(pub Vec<String>);
+pub(crate) struct Refused(pub Vec<String>);
 
 /// The problem lines, as a slice.
 impl std::ops::Deref for Refused {
@@ -25,14 +25,14 @@ impl std::ops::Deref for Refused {
 }
 
 impl Refused {
-    pub fn one(line: impl Into<String>) -> Self {
+    pub(crate) fn one(line: impl Into<String>) -> Self {
         Refused(vec![line.into()])
     }
 }
 
 /// Why a git poll could not reach or read the repository.
 #[derive(Debug, thiserror::Error)]
-pub enum GitError {
+pub(crate) enum GitError {
     #[error("cannot open {}: {}", .0.display(), .1)]
     Open(PathBuf, String),
     #[error("cannot open clone {}: {}", .0.display(), .1)]
@@ -64,7 +64,7 @@ pub enum GitError {
 
 /// Why one list file could not be read from a commit's tree.
 #[derive(Debug, thiserror::Error)]
-pub enum BlobError {
+pub(crate) enum BlobError {
     #[error("{0}")]
     Lookup(String),
     #[error("not in the commit")]
@@ -77,7 +77,7 @@ pub enum BlobError {
 
 /// Why a subscription's refresh keeps the last good copy.
 #[derive(Debug, thiserror::Error)]
-pub enum SubscriptionError {
+pub(crate) enum SubscriptionError {
     /// The server could not be reached or gave no usable list.
     #[error("subscription {url} ({rel}): {why}")]
     Fetch {
@@ -92,7 +92,7 @@ pub enum SubscriptionError {
 
 impl SubscriptionError {
     /// The lines the reloader records, one per problem.
-    pub fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         match self {
             SubscriptionError::Refused(r) => r.0.clone(),
             fetch => vec![fetch.to_string()],
@@ -102,7 +102,7 @@ impl SubscriptionError {
 
 /// What went wrong fetching or storing a subscription's body.
 #[derive(Debug, thiserror::Error)]
-pub enum FetchFailure {
+pub(crate) enum FetchFailure {
     /// The request failed: the whole cause chain (refused, timed out, TLS…).
     #[error("{0}")]
     Transport(String),

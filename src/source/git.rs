@@ -71,7 +71,7 @@ enum Found {
 }
 
 /// Polls the repository until `stop`.
-pub async fn run(
+pub(crate) async fn run(
     spec: SourceConfig,
     config_path: PathBuf,
     reloader: Arc<Reloader>,

@@ -21,7 +21,7 @@ use crate::list_io::{Format, read_rows};
 use crate::reload::{Reloader, Trigger};
 
 /// A community list far larger than this is not a phone list.
-pub const MAX_BODY_BYTES: usize = 64 << 20;
+pub(crate) const MAX_BODY_BYTES: usize = 64 << 20;
 /// The whole request, body included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,7 +31,7 @@ const MIN_REFRESH: Duration = Duration::from_millis(100);
 
 /// One `url:` list of the config.
 #[derive(Debug, Clone)]
-pub struct Subscription {
+pub(crate) struct Subscription {
     pub url: String,
     /// The list's `path:` as written in the config (relative to its directory).
     pub rel: String,
@@ -40,7 +40,7 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    pub fn new(url: String, rel: String, refresh: Option<Duration>) -> Option<Subscription> {
+    pub(crate) fn new(url: String, rel: String, refresh: Option<Duration>) -> Option<Subscription> {
         let format = Format::from_path(&rel)?;
         Some(Subscription {
             url,
@@ -82,7 +82,7 @@ fn read_meta(copy: &Path, url: &str) -> Meta {
 }
 
 /// Polls one subscription until `stop`.
-pub async fn run(
+pub(crate) async fn run(
     sub: Subscription,
     config_path: PathBuf,
     reloader: Arc<Reloader>,

@@ -18,12 +18,12 @@ const MAX_LIST_BYTES: u64 = 1 << 30;
 
 /// Candidate contents keyed by their path relative to the config's directory,
 /// as written in the config (`rules/vip.csv`).
-pub type Candidates = BTreeMap<String, Vec<u8>>;
+pub(crate) type Candidates = BTreeMap<String, Vec<u8>>;
 
 /// The relative paths of every list file the config at `config_path`
 /// references now (system and trunk lists), read fresh so a source follows
 /// config edits. Absolute paths are left out: a source never writes there.
-pub fn list_paths(config_path: &Path) -> Result<Vec<String>, Refused> {
+pub(crate) fn list_paths(config_path: &Path) -> Result<Vec<String>, Refused> {
     let raw = read_config(config_path)?;
     let mut out: Vec<String> = raw
         .lists
@@ -50,7 +50,7 @@ fn read_config(config_path: &Path) -> Result<config::types::RawConfig, Refused> 
 /// Loads and compiles the config at `config_path` with `candidates` in place
 /// of the list files of the same relative path. `Err` carries every problem,
 /// with paths as they would read in the real directory.
-pub fn validate(config_path: &Path, candidates: &Candidates) -> Result<(), Refused> {
+pub(crate) fn validate(config_path: &Path, candidates: &Candidates) -> Result<(), Refused> {
     let io = |what: &str, e: std::io::Error| Refused::one(format!("validation: {what}: {e}"));
     let base = base_dir(config_path);
     let file_name = config_path
@@ -115,7 +115,7 @@ pub fn validate(config_path: &Path, candidates: &Candidates) -> Result<(), Refus
 /// Writes every candidate whose bytes differ from the file on disk,
 /// atomically (readers see the old or the new file, never half of one).
 /// Returns the relative paths written.
-pub fn apply(config_path: &Path, candidates: &Candidates) -> std::io::Result<Vec<String>> {
+pub(crate) fn apply(config_path: &Path, candidates: &Candidates) -> std::io::Result<Vec<String>> {
     let base = base_dir(config_path);
     let mut written = Vec::new();
     for (rel, bytes) in candidates {
@@ -133,7 +133,7 @@ pub fn apply(config_path: &Path, candidates: &Candidates) -> std::io::Result<Vec
 }
 
 /// The directory list paths are relative to (as the loader resolves them).
-pub fn base_dir(config_path: &Path) -> PathBuf {
+pub(crate) fn base_dir(config_path: &Path) -> PathBuf {
     match config_path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

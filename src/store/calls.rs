@@ -50,7 +50,7 @@ pub struct CallEnd {
 /// A row of a writer batch, in queue order. Nearly every row is a Record:
 /// boxing it would allocate once per call.
 #[allow(clippy::large_enum_variant)]
-pub enum LogRow {
+pub(crate) enum LogRow {
     Record(CallRecord),
     /// The end, stamped with the time it was reported (not when written).
     End(CallEnd, DateTime<Utc>),
@@ -60,7 +60,7 @@ pub enum LogRow {
 
 /// Digits both numbers must have before one may match as the tail of the other
 /// (`5551234567` ↔ `+15551234567`): fewer would match unrelated numbers.
-pub const MIN_SUFFIX_DIGITS: usize = 7;
+pub(crate) const MIN_SUFFIX_DIGITS: usize = 7;
 
 /// How stats name blocked calls that no rule decided (e.g. `default`).
 pub const NO_RULE: &str = "(none)";
@@ -162,17 +162,17 @@ pub struct Counts {
 
 /// One trunk's counts today and in the last hour (`GET /api/v1/overview`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TrunkCounts {
+pub(crate) struct TrunkCounts {
     pub trunk: String,
     pub today: Counts,
     pub last_hour: Counts,
 }
 
 /// (trunk, deciding list's name, rule) → calls it decided (the trunks screen).
-pub type HitCounts = HashMap<(String, String, String), u64>;
+pub(crate) type HitCounts = HashMap<(String, String, String), u64>;
 
 /// The digits of a number as typed anywhere (`+1 (555) 123-4567` → `15551234567`).
-pub fn digits(s: &str) -> String {
+pub(crate) fn digits(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
 }
 

@@ -27,7 +27,7 @@ pub enum ListVersionsError {
     Json(#[from] serde_json::Error),
 }
 
-pub type Result<T> = std::result::Result<T, ListVersionsError>;
+pub(crate) type Result<T> = std::result::Result<T, ListVersionsError>;
 
 /// One stored version, without its content.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,13 +97,13 @@ impl ListVersions {
     }
 
     /// The hash remembered for version `v`'s rows, if any.
-    pub fn cached_hash(&self, v: &VersionInfo) -> Option<u64> {
+    pub(crate) fn cached_hash(&self, v: &VersionInfo) -> Option<u64> {
         let map = self.hashes.lock().unwrap_or_else(|e| e.into_inner());
         map.get(&version_key(v)).copied()
     }
 
     /// Remembers the hash of version `v`'s rows.
-    pub fn remember_hash(&self, v: &VersionInfo, hash: u64) {
+    pub(crate) fn remember_hash(&self, v: &VersionInfo, hash: u64) {
         let mut map = self.hashes.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= MAX_HASHES {
             map.clear();
@@ -128,7 +128,7 @@ impl ListVersions {
     }
 
     /// [`ListVersions::record`] at a given time (tests, imports of old history).
-    pub fn record_at(
+    pub(crate) fn record_at(
         &self,
         list: &str,
         author: &str,
@@ -211,7 +211,7 @@ impl ListVersions {
     }
 
     /// [`ListVersions::purge`] as of `now`.
-    pub fn purge_at(&self, retention_days: u32, now: DateTime<Utc>) -> Result<usize> {
+    pub(crate) fn purge_at(&self, retention_days: u32, now: DateTime<Utc>) -> Result<usize> {
         let cutoff = now.timestamp_millis() - i64::from(retention_days) * 86_400_000;
         Ok(self.conn().execute(
             "DELETE FROM list_versions AS v WHERE time_ms < ?1

@@ -14,7 +14,7 @@ use super::sqlite::{self, SqliteSink};
 
 /// Where the decision log lives.
 #[derive(Debug, Clone)]
-pub enum LogBackend {
+pub(crate) enum LogBackend {
     Sqlite(PathBuf),
     /// Boxed: a parsed connection config is ten times a path.
     Postgres(Box<PgTarget>),
@@ -22,7 +22,7 @@ pub enum LogBackend {
 
 impl LogBackend {
     /// PostgreSQL when `postgres` is set (`log.postgres`), else the SQLite file.
-    pub fn new(path: impl AsRef<Path>, postgres: Option<&PgTarget>) -> LogBackend {
+    pub(crate) fn new(path: impl AsRef<Path>, postgres: Option<&PgTarget>) -> LogBackend {
         match postgres {
             Some(t) => LogBackend::Postgres(Box::new(t.clone())),
             None => LogBackend::Sqlite(path.as_ref().to_path_buf()),
@@ -31,7 +31,7 @@ impl LogBackend {
 
     /// A read-only handle. Blocking: call it from a blocking thread or
     /// outside any runtime.
-    pub fn reader(&self) -> Result<LogReader, CallLogError> {
+    pub(crate) fn reader(&self) -> Result<LogReader, CallLogError> {
         match self {
             LogBackend::Sqlite(path) => Ok(LogReader(Reader::Sqlite(sqlite::open_reader(path)?))),
             LogBackend::Postgres(t) => {
@@ -43,7 +43,7 @@ impl LogBackend {
     /// The writer's handle. SQLite opens (creating) the file now and fails on
     /// a bad path; PostgreSQL only logs an unreachable server (see
     /// [`PgSink::connect`]).
-    pub async fn sink(&self) -> Result<LogSink, CallLogError> {
+    pub(crate) async fn sink(&self) -> Result<LogSink, CallLogError> {
         match self {
             LogBackend::Sqlite(path) => LogSink::sqlite(path),
             LogBackend::Postgres(t) => Ok(LogSink(Sink::Postgres(Box::new(
@@ -75,7 +75,7 @@ impl LogReader {
     }
 
     /// [`connect`](Self::connect) when `postgres` is set, else [`open`](Self::open).
-    pub fn open_either(
+    pub(crate) fn open_either(
         path: impl AsRef<Path>,
         postgres: Option<&PgTarget>,
     ) -> Result<LogReader, CallLogError> {
@@ -109,7 +109,7 @@ impl LogReader {
 
     /// Per trunk, ordered by name: calls, blocks and fail-opens since `today`
     /// and since `hour` (the overview).
-    pub fn trunk_counts(
+    pub(crate) fn trunk_counts(
         &self,
         today: DateTime<Utc>,
         hour: DateTime<Utc>,
@@ -121,7 +121,7 @@ impl LogReader {
     }
 
     /// Calls each rule decided since `since`, per (trunk, list name, rule).
-    pub fn hit_counts(&self, since: DateTime<Utc>) -> Result<HitCounts, CallLogError> {
+    pub(crate) fn hit_counts(&self, since: DateTime<Utc>) -> Result<HitCounts, CallLogError> {
         match &self.0 {
             Reader::Sqlite(conn) => sqlite::read::hit_counts(conn, since),
             Reader::Postgres(pg) => pg.hit_counts(since),
@@ -130,7 +130,7 @@ impl LogReader {
 }
 
 /// The writer task's handle on the log: the only one that writes calls.
-pub struct LogSink(Sink);
+pub(crate) struct LogSink(Sink);
 
 enum Sink {
     Sqlite(SqliteSink),
@@ -140,13 +140,13 @@ enum Sink {
 
 impl LogSink {
     /// The SQLite writer, its file opened (created) now.
-    pub fn sqlite(path: &Path) -> Result<LogSink, CallLogError> {
+    pub(crate) fn sqlite(path: &Path) -> Result<LogSink, CallLogError> {
         Ok(LogSink(Sink::Sqlite(SqliteSink::open(path)?)))
     }
 
     /// Writes one batch of rows, in queue order, in one transaction (an end
     /// always follows its record); returns how many were lost (each logged).
-    pub async fn write(&mut self, rows: Vec<LogRow>) -> u64 {
+    pub(crate) async fn write(&mut self, rows: Vec<LogRow>) -> u64 {
         match &mut self.0 {
             Sink::Sqlite(s) => s.write(rows).await,
             Sink::Postgres(p) => p.write(rows).await,
@@ -155,7 +155,7 @@ impl LogSink {
 
     /// Deletes up to `limit` rows older than `cutoff`, oldest first; returns
     /// how many went. Callers loop while it returns `limit`.
-    pub async fn purge_chunk(
+    pub(crate) async fn purge_chunk(
         &mut self,
         cutoff: DateTime<Utc>,
         limit: usize,

@@ -22,10 +22,10 @@ use tokio_postgres::types::ToSql;
 use super::calls::{CallRecord, LogRow, digits, sat};
 
 pub(crate) mod read;
-pub use read::PgReader;
+pub(crate) use read::PgReader;
 
 /// The table every instance writes; prefixed, as it usually shares a database.
-pub const TABLE: &str = "callguard_calls";
+pub(crate) const TABLE: &str = "callguard_calls";
 
 /// Records per `INSERT` statement: 20 parameters each stays far below the
 /// protocol's 65,535 and one statement carries a whole writer batch.
@@ -33,10 +33,10 @@ const ROWS_PER_INSERT: usize = 500;
 
 /// Connecting: long enough for a remote server, short enough that a down
 /// server shows in the log within one batch.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One batch (or purge) round trip; past it the connection is dropped and rebuilt.
-pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Created by the first instance to start; later ones find it. Times are
 /// `timestamptz` so analysts can partition and query by time directly.
@@ -361,7 +361,7 @@ const PG_RETRY: Duration = Duration::from_secs(1);
 
 /// The decision log's writer side in PostgreSQL (`log.postgres`): one async
 /// connection, rebuilt after a failure (at most one attempt a second).
-pub struct PgSink {
+pub(crate) struct PgSink {
     target: PgTarget,
     client: Option<tokio_postgres::Client>,
     /// When a connection was last tried, so a down server costs one attempt a second.

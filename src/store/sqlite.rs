@@ -27,7 +27,7 @@ pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long a connection waits for a lock before giving up: long enough for a
 /// checkpoint or a long reader, short enough that a wedged file shows in logs.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS calls (
@@ -284,7 +284,7 @@ pub fn purge_before(conn: &Connection, cutoff: DateTime<Utc>) -> rusqlite::Resul
 /// The decision log's writer side in SQLite: the only read-write connection
 /// to `calls`, handed to a blocking thread and back for each unit of work so
 /// its statement cache survives, reopened after a failure lost it.
-pub struct SqliteSink {
+pub(crate) struct SqliteSink {
     path: PathBuf,
     /// `None` after a failure lost it; reopened for the next batch.
     conn: Option<Connection>,

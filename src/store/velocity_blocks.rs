@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS velocity_blocks (
 
 /// One stored block, as the table holds it: times in seconds since the epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlockRow {
+pub(crate) struct BlockRow {
     /// The counter key (`trunk|rule|subject`).
     pub key: String,
     pub trunk: String,
@@ -36,14 +36,14 @@ pub struct BlockRow {
 }
 
 /// The service's connection for velocity blocks.
-pub struct VelocityBlocks {
+pub(crate) struct VelocityBlocks {
     conn: Mutex<Connection>,
 }
 
 impl VelocityBlocks {
     /// Opens (creating, owner-only) the file, makes the table and drops the
     /// blocks that have expired.
-    pub fn open(path: &Path) -> Result<VelocityBlocks, CallLogError> {
+    pub(crate) fn open(path: &Path) -> Result<VelocityBlocks, CallLogError> {
         // A block written is a promise to the operator until it expires:
         // durable like list versions.
         let conn = sqlite::open_rw(path, Durability::PowerCut)?;
@@ -63,7 +63,7 @@ impl VelocityBlocks {
     }
 
     /// Stores a block, replacing one with the same key.
-    pub fn insert(&self, b: &BlockRow) -> Result<(), CallLogError> {
+    pub(crate) fn insert(&self, b: &BlockRow) -> Result<(), CallLogError> {
         self.conn().execute(
             "INSERT OR REPLACE INTO velocity_blocks (key, trunk, rule, subject, created, until)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -72,14 +72,14 @@ impl VelocityBlocks {
         Ok(())
     }
 
-    pub fn delete(&self, key: &str) -> Result<(), CallLogError> {
+    pub(crate) fn delete(&self, key: &str) -> Result<(), CallLogError> {
         self.conn()
             .execute("DELETE FROM velocity_blocks WHERE key = ?1", params![key])?;
         Ok(())
     }
 
     /// The blocks in force at `now`, newest first.
-    pub fn active(&self, now: DateTime<Utc>) -> Result<Vec<BlockRow>, CallLogError> {
+    pub(crate) fn active(&self, now: DateTime<Utc>) -> Result<Vec<BlockRow>, CallLogError> {
         query(&self.conn(), now)
     }
 }
@@ -104,7 +104,7 @@ fn query(conn: &Connection, now: DateTime<Utc>) -> Result<Vec<BlockRow>, CallLog
 
 /// The blocks in force in the file at `path`, read-only (`callguard log
 /// --blocks`); a file without the table has none.
-pub fn read_blocks(path: &Path, now: DateTime<Utc>) -> Result<Vec<BlockRow>, CallLogError> {
+pub(crate) fn read_blocks(path: &Path, now: DateTime<Utc>) -> Result<Vec<BlockRow>, CallLogError> {
     let conn = sqlite::open_ro(path)?;
     let exists: i64 = conn.query_row(
         "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='velocity_blocks'",

@@ -21,7 +21,7 @@ use crate::policy::ruleset::ActionId;
 
 /// A decision after the velocity rules.
 #[derive(Debug)]
-pub struct Applied {
+pub(crate) struct Applied {
     pub decision: Decision,
     /// What to add to the decision's reason, when velocity changed it.
     pub note: Option<String>,
@@ -68,7 +68,7 @@ fn overruled(d: Decision, verdict: Verdict, rule: Option<u32>, action: ActionId)
 /// passed one is not challenged again. Protected numbers and whitelisted
 /// callers are exempt (an operator's explicit trust). Every rule of the
 /// trunk counts the call, also once one has decided.
-pub fn apply(tracker: &Tracker, rs: &RuleSet, d: Decision, now: DateTime<Utc>) -> Applied {
+pub(crate) fn apply(tracker: &Tracker, rs: &RuleSet, d: Decision, now: DateTime<Utc>) -> Applied {
     if matches!(d.list, DecidedBy::Protected | DecidedBy::Whitelist) {
         return Applied::unchanged(d);
     }
@@ -172,7 +172,7 @@ pub fn apply(tracker: &Tracker, rs: &RuleSet, d: Decision, now: DateTime<Utc>) -
 /// in `add_passed_to` (verified humans) for `trust_for`. The entries are
 /// kept with the velocity blocks (same store, same expiry), named by the
 /// list. `caller` is empty for a hidden caller: nothing to learn.
-pub fn learn(
+pub(crate) fn learn(
     tracker: &Tracker,
     learn: &Learn,
     action: &Arc<str>,

@@ -10,29 +10,29 @@ use crate::store::CallLogError;
 use crate::store::velocity_blocks::{self, BlockRow, VelocityBlocks};
 
 /// The service's handle on the stored blocks.
-pub struct VelocityStore(VelocityBlocks);
+pub(crate) struct VelocityStore(VelocityBlocks);
 
 impl VelocityStore {
-    pub fn open(path: &Path) -> Result<VelocityStore, CallLogError> {
+    pub(crate) fn open(path: &Path) -> Result<VelocityStore, CallLogError> {
         Ok(VelocityStore(VelocityBlocks::open(path)?))
     }
 
-    pub fn insert(&self, b: &Block) -> Result<(), CallLogError> {
+    pub(crate) fn insert(&self, b: &Block) -> Result<(), CallLogError> {
         self.0.insert(&row(b))
     }
 
-    pub fn delete(&self, key: &str) -> Result<(), CallLogError> {
+    pub(crate) fn delete(&self, key: &str) -> Result<(), CallLogError> {
         self.0.delete(key)
     }
 
-    pub fn active(&self, now: DateTime<Utc>) -> Result<Vec<Block>, CallLogError> {
+    pub(crate) fn active(&self, now: DateTime<Utc>) -> Result<Vec<Block>, CallLogError> {
         Ok(self.0.active(now)?.into_iter().map(block).collect())
     }
 }
 
 /// The blocks in force in the file at `path`, read-only (`callguard log
 /// --blocks`); a file without the table has none.
-pub fn read_blocks(path: &Path, now: DateTime<Utc>) -> Result<Vec<Block>, CallLogError> {
+pub(crate) fn read_blocks(path: &Path, now: DateTime<Utc>) -> Result<Vec<Block>, CallLogError> {
     Ok(velocity_blocks::read_blocks(path, now)?
         .into_iter()
         .map(block)

@@ -114,7 +114,7 @@ pub enum Seconds {
 
 impl Seconds {
     /// The value in milliseconds, or why it is not a duration.
-    pub fn millis(&self) -> Result<u64, String> {
+    pub(crate) fn millis(&self) -> Result<u64, String> {
         match self {
             Seconds::Number(n) => Ok(u64::from(*n) * 1000),
             Seconds::Text(t) => humantime::parse_duration(t.trim())

@@ -28,7 +28,7 @@ fn hash_rows(rows: &[RuleRow]) -> u64 {
 }
 
 /// Whether `rows` are the latest recorded content of `list`.
-pub fn is_latest(history: &ListVersions, list: &str, rows: &[RuleRow]) -> Result<bool> {
+pub(crate) fn is_latest(history: &ListVersions, list: &str, rows: &[RuleRow]) -> Result<bool> {
     let Some(v) = history.latest(list)? else {
         return Ok(false);
     };
@@ -43,7 +43,7 @@ pub fn is_latest(history: &ListVersions, list: &str, rows: &[RuleRow]) -> Result
 
 /// Records `rows` as the next version of `list` by `author`, unless they are
 /// the latest recorded content already. Returns the new version, if any.
-pub fn record_if_changed(
+pub(crate) fn record_if_changed(
     history: &ListVersions,
     list: &str,
     rows: &[RuleRow],

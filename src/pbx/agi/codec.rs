@@ -11,7 +11,8 @@ use tokio_util::codec::{Decoder, Encoder};
 
 pub use super::command::{AgiCommand, CommandTooLong, MAX_COMMAND_LEN};
 pub use super::env::AgiEnv;
-pub use super::reply::{Reply, parse_reply_line};
+pub use super::reply::Reply;
+pub(crate) use super::reply::parse_reply_line;
 
 /// Default bound on one line, in bytes without the `\n`: Asterisk's own line buffer size.
 pub const DEFAULT_MAX_LINE: usize = 8 * 1024;
@@ -130,7 +131,7 @@ impl AgiCodec {
     /// incomplete (the peer went away or fell silent in the middle of it):
     /// what the session's log row can still tell of the call, such as
     /// `agi_uniqueid`. `None` once it is complete or before its first line.
-    pub fn partial_env(&self) -> Option<AgiEnv> {
+    pub(crate) fn partial_env(&self) -> Option<AgiEnv> {
         match &self.phase {
             Phase::Env(pairs) if !pairs.is_empty() => Some(AgiEnv::new(pairs.clone())),
             _ => None,

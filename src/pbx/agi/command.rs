@@ -66,7 +66,8 @@ impl AgiCommand {
         }
     }
 
-    pub fn verbose(message: impl Into<String>, level: u8) -> Self {
+    #[cfg(test)]
+    pub(crate) fn verbose(message: impl Into<String>, level: u8) -> Self {
         AgiCommand::Verbose {
             message: message.into(),
             level,

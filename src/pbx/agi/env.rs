@@ -57,7 +57,7 @@ impl AgiEnv {
     }
 
     /// Presentation restricted (`pres & 0x60 == 0x20`) or unavailable (`== 0x40`).
-    pub fn presentation_restricted(&self) -> bool {
+    pub(crate) fn presentation_restricted(&self) -> bool {
         matches!(self.callingpres() & 0x60, 0x20 | 0x40)
     }
 
@@ -77,7 +77,7 @@ impl AgiEnv {
     }
 
     /// The text after `host/` in the URL, query included (absent when the URL has no path).
-    pub fn network_script(&self) -> Option<&str> {
+    pub(crate) fn network_script(&self) -> Option<&str> {
         self.get("agi_network_script")
     }
 

@@ -22,7 +22,7 @@
 use super::command::{AgiCommand, MAX_COMMAND_LEN};
 
 /// Pairs per `MSet`: Asterisk parses 99; the last slot would take the rest unsplit.
-pub const MAX_PAIRS: usize = 90;
+pub(crate) const MAX_PAIRS: usize = 90;
 
 /// Bytes `__ast_app_separate_args` treats specially in a value.
 fn is_special(c: char) -> bool {
@@ -45,7 +45,7 @@ fn push_pair(data: &mut String, name: &str, value: &str) {
 }
 
 /// MSet data for `pairs`. Names must be plain dialplan names (letters, digits, `_`).
-pub fn mset_data(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn mset_data(pairs: &[(&str, &str)]) -> String {
     let mut data = String::with_capacity(128);
     for (name, value) in pairs {
         push_pair(&mut data, name, value);
@@ -56,7 +56,7 @@ pub fn mset_data(pairs: &[(&str, &str)]) -> String {
 /// The commands that set `pairs`: as few `EXEC MSet` lines as fit under
 /// [`MAX_COMMAND_LEN`], in order; a pair too long for an MSet line of its own goes as
 /// `SET VARIABLE` (whose quoting is cheaper).
-pub fn mset_commands(pairs: &[(&str, &str)]) -> Vec<AgiCommand> {
+pub(crate) fn mset_commands(pairs: &[(&str, &str)]) -> Vec<AgiCommand> {
     let mut out = Vec::with_capacity(1);
     let mut batch: Vec<(&str, &str)> = Vec::new();
     let fits = |b: &[(&str, &str)]| {
@@ -88,7 +88,7 @@ pub fn mset_commands(pairs: &[(&str, &str)]) -> Vec<AgiCommand> {
 
 /// A port of main/app.c `__ast_app_separate_args()` (Asterisk 22): split `buf` at `delim`
 /// into at most `arraylen` arguments, the last taking the unsplit rest.
-pub fn ast_app_separate_args(
+pub(crate) fn ast_app_separate_args(
     buf: &str,
     delim: char,
     remove_chars: bool,

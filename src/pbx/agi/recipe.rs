@@ -6,7 +6,7 @@ use crate::action::{Challenge, Step, Tone};
 
 /// One FastAGI command callguard sends, before escaping and encoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgiOp {
+pub(crate) enum AgiOp {
     /// `EXEC <app> <data>`
     Exec { app: &'static str, data: String },
     /// `GET VARIABLE <name>`: read after Dial to learn whether the VIP answered.
@@ -21,7 +21,7 @@ fn exec(app: &'static str, data: impl Into<String>) -> AgiOp {
 }
 
 /// The commands for one step, in order.
-pub fn commands(step: &Step) -> Vec<AgiOp> {
+pub(crate) fn commands(step: &Step) -> Vec<AgiOp> {
     match step {
         Step::Reject {
             tone,
@@ -55,18 +55,18 @@ pub fn commands(step: &Step) -> Vec<AgiOp> {
 
 /// The digits a caller may press during a challenge's prompts: any of them
 /// stops the sound at once (a robot that presses early is answered too).
-pub const ESCAPE_DIGITS: &str = "0123456789*#";
+pub(crate) const ESCAPE_DIGITS: &str = "0123456789*#";
 
 /// Before the first prompt: answer (`EXEC Answer`), or early media
 /// (`EXEC Progress`) when `answer: false`. STREAM FILE does neither.
-pub fn challenge_start(c: &Challenge) -> AgiCommand {
+pub(crate) fn challenge_start(c: &Challenge) -> AgiCommand {
     AgiCommand::exec(if c.answer { "Answer" } else { "Progress" }, "")
 }
 
 /// One try: the prompt and the digit (both interruptible by a key), then
 /// `WAIT FOR DIGIT` for the timeout. Each reply's `result` is the ASCII code
 /// of the key pressed (0: none yet), see [`pressed`].
-pub fn challenge_try(c: &Challenge, digit: u8) -> [AgiCommand; 3] {
+pub(crate) fn challenge_try(c: &Challenge, digit: u8) -> [AgiCommand; 3] {
     [
         AgiCommand::stream_file(c.prompt.as_str(), ESCAPE_DIGITS),
         AgiCommand::SayDigits {
@@ -80,20 +80,20 @@ pub fn challenge_try(c: &Challenge, digit: u8) -> [AgiCommand; 3] {
 }
 
 /// After a wrong key, before the next try.
-pub fn challenge_invalid(c: &Challenge) -> Option<AgiCommand> {
+pub(crate) fn challenge_invalid(c: &Challenge) -> Option<AgiCommand> {
     c.invalid.as_deref().map(|s| AgiCommand::stream_file(s, ""))
 }
 
 /// The key a STREAM FILE / SAY DIGITS / WAIT FOR DIGIT reply reports:
 /// `200 result=51` is `3`; 0 is none, -1 a hangup.
-pub fn pressed(result: Option<i64>) -> Option<char> {
+pub(crate) fn pressed(result: Option<i64>) -> Option<char> {
     let r = u8::try_from(result?).ok().filter(|&r| r > 0)?;
     Some(char::from(r)).filter(|c| c.is_ascii_digit() || *c == '*' || *c == '#')
 }
 
 /// Busy/Congestion signal before answer (PJSIP sends 486 / 503 at once) and
 /// never hang up themselves, so an explicit Hangup with the cause follows.
-pub fn reject(tone: Tone, cause: u16, seconds: u32) -> Vec<AgiOp> {
+pub(crate) fn reject(tone: Tone, cause: u16, seconds: u32) -> Vec<AgiOp> {
     let mut ops = Vec::with_capacity(2);
     match tone {
         Tone::Busy => ops.push(exec("Busy", seconds.to_string())),
@@ -106,7 +106,7 @@ pub fn reject(tone: Tone, cause: u16, seconds: u32) -> Vec<AgiOp> {
 
 /// Playback answers the call (the caller is billed); without answering, the
 /// message goes out as early media: Progress, then Playback with `noanswer`.
-pub fn play(sound: &str, answer: bool, then_hangup: bool) -> Vec<AgiOp> {
+pub(crate) fn play(sound: &str, answer: bool, then_hangup: bool) -> Vec<AgiOp> {
     let mut ops = Vec::with_capacity(3);
     if answer {
         ops.push(exec("Playback", sound));
@@ -122,7 +122,7 @@ pub fn play(sound: &str, answer: bool, then_hangup: bool) -> Vec<AgiOp> {
 
 /// `A(x)` plays x to the answering agent only, before the bridge; Dial lasts
 /// the call and DIALSTATUS tells whether anyone answered.
-pub fn bridge(dial: &str, tone: &str, timeout: u32) -> Vec<AgiOp> {
+pub(crate) fn bridge(dial: &str, tone: &str, timeout: u32) -> Vec<AgiOp> {
     vec![
         exec("Dial", format!("{dial},{timeout},A({tone})")),
         AgiOp::GetVar { name: "DIALSTATUS" },
@@ -131,7 +131,7 @@ pub fn bridge(dial: &str, tone: &str, timeout: u32) -> Vec<AgiOp> {
 
 /// Whether a command may legitimately run for the length of the call, so its
 /// reply must not be timed out.
-pub fn lasts_the_call(op: &AgiOp) -> bool {
+pub(crate) fn lasts_the_call(op: &AgiOp) -> bool {
     matches!(
         op,
         AgiOp::Exec {

@@ -39,7 +39,7 @@ impl Reply {
     /// A bare `200 result=-1` is not counted: it also means "file not found" (STREAM FILE,
     /// with `endpos=0`) or an application's failure, so only the `HANGUP` notice that follows
     /// can confirm a hangup in that case.
-    pub fn is_hangup(&self) -> bool {
+    pub(crate) fn is_hangup(&self) -> bool {
         match self {
             Reply::Success { result, data, .. } => {
                 *result == -1 && data.as_deref() == Some("hangup")
@@ -79,7 +79,7 @@ const DEAD: &str = "511 Command Not Permitted on a dead channel or intercept rou
 
 /// Parses one single-line reply (no `\n`). `520-` block lines are handled by the codec.
 /// Returns `None` for anything that is not a reply Asterisk sends.
-pub fn parse_reply_line(line: &str) -> Option<Reply> {
+pub(crate) fn parse_reply_line(line: &str) -> Option<Reply> {
     match line {
         TRYING => return Some(Reply::Trying),
         INVALID => return Some(Reply::InvalidCommand),

@@ -29,7 +29,7 @@ use crate::state::State;
 const MAX_VALUE: usize = 512;
 
 /// Serves one connection from Asterisk.
-pub async fn serve(
+pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     state: Arc<State>,
@@ -118,7 +118,7 @@ impl From<AgiError> for DriveError {
 /// What the environment tells about the call. Caller data comes from the
 /// `agi_callerid*` lines, never from arguments (a comma in a caller name
 /// shifts `agi_arg_N`).
-pub fn call_info(env: &AgiEnv) -> CallInfo {
+pub(crate) fn call_info(env: &AgiEnv) -> CallInfo {
     let trunk_hint = env.query_param("trunk").map(str::to_string).or_else(|| {
         env.args()
             .into_iter()

@@ -33,7 +33,7 @@ impl EslCommand {
     /// Writes the whole command into `dst` at once: FreeSWITCH reads a command
     /// up to its blank line, so a command split by an interleaved write would
     /// be a different command.
-    pub fn write_to(self, dst: &mut BytesMut) {
+    pub(crate) fn write_to(self, dst: &mut BytesMut) {
         match self {
             EslCommand::Connect => dst.put_slice(b"connect\n\n"),
             EslCommand::MyEvents => dst.put_slice(b"myevents\n\n"),

@@ -36,7 +36,8 @@ impl Headers {
 
     /// The first value of `name` ignoring ASCII case, for the headers whose
     /// case differs between FreeSWITCH versions and clients.
-    pub fn get_ignore_case(&self, name: &str) -> Option<&str> {
+    #[cfg(test)]
+    pub(crate) fn get_ignore_case(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))

@@ -27,12 +27,12 @@ const DELIMS: &[char] = &[
 ];
 
 /// `${` could run an API (`${system …}`) now or when the dialplan reads the variable.
-pub fn inert(value: &str) -> String {
+pub(crate) fn inert(value: &str) -> String {
     value.replace("${", "$ {")
 }
 
 /// The value FreeSWITCH ends up with for `value` (both forms).
-pub fn stored_value(value: &str) -> String {
+pub(crate) fn stored_value(value: &str) -> String {
     let v: String = value
         .chars()
         .map(|c| match c {
@@ -48,13 +48,13 @@ pub fn stored_value(value: &str) -> String {
 }
 
 /// The argument of `set` for one variable: `name=value`.
-pub fn set_arg(name: &str, value: &str) -> String {
+pub(crate) fn set_arg(name: &str, value: &str) -> String {
     format!("{name}={}", stored_value(value))
 }
 
 /// The argument of `multiset` for all `pairs`, or `None` when every candidate delimiter
 /// occurs in some value (then the caller sets them one by one).
-pub fn multiset_arg(pairs: &[(&str, &str)]) -> Option<String> {
+pub(crate) fn multiset_arg(pairs: &[(&str, &str)]) -> Option<String> {
     let values: Vec<String> = pairs.iter().map(|(_, v)| stored_value(v)).collect();
     let delim = *DELIMS
         .iter()

@@ -5,7 +5,7 @@ use crate::action::{Cause, Challenge, Step, Tone};
 
 /// One `sendmsg` callguard sends, before encoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EslOp {
+pub(crate) enum EslOp {
     /// `call-command: execute` of a dialplan application.
     Execute { app: &'static str, arg: String },
     /// `call-command: hangup` with a cause name.
@@ -21,7 +21,7 @@ fn execute(app: &'static str, arg: impl Into<String>) -> EslOp {
 
 /// The operations for one step, in order. After them the session exits, so
 /// the dialplan goes on with its next action (or the call has ended).
-pub fn commands(step: &Step) -> Vec<EslOp> {
+pub(crate) fn commands(step: &Step) -> Vec<EslOp> {
     match step {
         Step::Reject { tone, cause, .. } => reject(*tone, *cause),
         Step::Play {
@@ -55,10 +55,10 @@ pub fn commands(step: &Step) -> Vec<EslOp> {
 
 /// The channel variable play_and_get_digits fills with the right digit (it
 /// stays unset when every try failed; the wrong keys go to `…_invalid`).
-pub const CHALLENGE_VAR: &str = "callguard_challenge";
+pub(crate) const CHALLENGE_VAR: &str = "callguard_challenge";
 
 /// Before the prompt: `answer`, or `pre_answer` (early media) for `answer: false`.
-pub fn challenge_start(c: &Challenge) -> EslOp {
+pub(crate) fn challenge_start(c: &Challenge) -> EslOp {
     execute(if c.answer { "answer" } else { "pre_answer" }, "")
 }
 
@@ -67,7 +67,7 @@ pub fn challenge_start(c: &Challenge) -> EslOp {
 /// key, only `digit` accepted; the prompt and the digit's file are played as
 /// one `file_string://`, any key interrupts them. Its CHANNEL_EXECUTE_COMPLETE
 /// carries `variable_callguard_challenge` = the digit when the caller passed.
-pub fn challenge_arg(c: &Challenge, digit: u8) -> String {
+pub(crate) fn challenge_arg(c: &Challenge, digit: u8) -> String {
     let invalid = c.invalid.as_deref().unwrap_or("silence_stream://250");
     format!(
         "1 1 {tries} {ms} # file_string://{prompt}!{said} {invalid} {CHALLENGE_VAR} ^{digit}$ {ms}",
@@ -80,7 +80,7 @@ pub fn challenge_arg(c: &Challenge, digit: u8) -> String {
 
 /// `respond` answers the INVITE with a final response before any answer;
 /// a plain hangup carries the configured cause instead.
-pub fn reject(tone: Tone, cause: Cause) -> Vec<EslOp> {
+pub(crate) fn reject(tone: Tone, cause: Cause) -> Vec<EslOp> {
     match tone {
         Tone::Busy => vec![execute("respond", "486 Busy Here")],
         Tone::Congestion => vec![execute("respond", "503 Service Unavailable")],
@@ -94,7 +94,7 @@ pub fn reject(tone: Tone, cause: Cause) -> Vec<EslOp> {
 /// `answer: true` answers first, as Asterisk's Playback does; with
 /// `answer: false` the caller is told without being billed. Then the hangup,
 /// unless the dialplan continues.
-pub fn play(sound: &str, answer: bool, then_hangup: bool) -> Vec<EslOp> {
+pub(crate) fn play(sound: &str, answer: bool, then_hangup: bool) -> Vec<EslOp> {
     let mut ops = Vec::with_capacity(3);
     if answer {
         ops.push(execute("answer", ""));
@@ -110,7 +110,7 @@ pub fn play(sound: &str, answer: bool, then_hangup: bool) -> Vec<EslOp> {
 
 /// `voicemail [check] [auth] <profile> <domain> [<id>]`. A full argument (with
 /// spaces) is used as written; `100@example.com` becomes `default example.com 100`.
-pub fn voicemail_arg(mailbox: &str) -> String {
+pub(crate) fn voicemail_arg(mailbox: &str) -> String {
     let m = mailbox.trim();
     if m.contains(' ') {
         return m.to_string();
@@ -126,7 +126,7 @@ pub fn voicemail_arg(mailbox: &str) -> String {
 
 /// `transfer <exten> XML <context>`; an Asterisk-style `context,exten,prio`
 /// is translated so one action can serve both PBXs.
-pub fn transfer_arg(target: &str) -> String {
+pub(crate) fn transfer_arg(target: &str) -> String {
     let t = target.trim();
     let parts: Vec<&str> = t.split(',').map(str::trim).collect();
     match parts.as_slice() {
@@ -153,7 +153,7 @@ pub fn transfer_arg(target: &str) -> String {
 ///   application returns instead of hanging up on its own, whatever the
 ///   global default; callguard then ends the call itself, so the log tells a
 ///   bridge that ended (`dial:SUCCESS`) from a caller who hung up mid-bridge.
-pub fn bridge_arg(dial: &str, tone: &str, timeout: u32) -> String {
+pub(crate) fn bridge_arg(dial: &str, tone: &str, timeout: u32) -> String {
     format!(
         "%[continue_on_fail=true,hangup_after_bridge=false]{{originate_timeout={timeout},group_confirm_key=exec,group_confirm_file='playback {tone}'}}{dial}"
     )
@@ -162,7 +162,7 @@ pub fn bridge_arg(dial: &str, tone: &str, timeout: u32) -> String {
 /// Whether the last operation of a step ends the call by our own hand, so a
 /// hangup that arrives while it runs is the step completing, not the caller
 /// leaving: `respond 486` / `503` answers the INVITE and hangs the channel up.
-pub fn ends_the_call(op: &EslOp) -> bool {
+pub(crate) fn ends_the_call(op: &EslOp) -> bool {
     match op {
         EslOp::Hangup { .. } => true,
         EslOp::Execute { app, arg } => *app == "respond" && !arg.starts_with(['1', '2']),
@@ -170,7 +170,7 @@ pub fn ends_the_call(op: &EslOp) -> bool {
 }
 
 /// Applications that may last the whole call (no completion timeout).
-pub fn lasts_the_call(op: &EslOp) -> bool {
+pub(crate) fn lasts_the_call(op: &EslOp) -> bool {
     matches!(
         op,
         EslOp::Execute {

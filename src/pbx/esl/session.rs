@@ -24,7 +24,7 @@ use crate::policy::attest::IdentityInputs;
 use crate::state::State;
 
 /// Serves one connection from FreeSWITCH until the call is handed back or over.
-pub async fn serve(
+pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     state: Arc<State>,
@@ -97,7 +97,7 @@ pub async fn serve(
 /// one `log` application, which only the parked session executes, and which
 /// also tells the FreeSWITCH log why the call was not screened — then exits.
 /// The caller bounds the whole release.
-pub async fn release(stream: TcpStream, peer: SocketAddr, why: &str, info: &mut CallInfo) {
+pub(crate) async fn release(stream: TcpStream, peer: SocketAddr, why: &str, info: &mut CallInfo) {
     // Short bounds: a peer that is not FreeSWITCH, or one too busy to answer,
     // still gets its `exit` within about two seconds.
     let settings = EslConfig {
@@ -323,7 +323,7 @@ fn kind(m: &EslMessage) -> &'static str {
 }
 
 /// What the connect reply tells about the call.
-pub fn call_info(h: &Headers) -> CallInfo {
+pub(crate) fn call_info(h: &Headers) -> CallInfo {
     let get = |n: &str| h.get(n).unwrap_or("").trim().to_string();
     let unique_id = h
         .get("Unique-ID")

@@ -16,13 +16,13 @@ use crate::store::filter::{self, Dialect, RULE};
 
 /// A blocking connection for the CLI and the API's blocking threads. Not for
 /// async code: the client runs its own small runtime.
-pub struct PgReader {
+pub(crate) struct PgReader {
     client: Mutex<postgres::Client>,
     shown: String,
 }
 
 impl PgReader {
-    pub fn connect(target: &PgTarget) -> Result<PgReader, CallLogError> {
+    pub(crate) fn connect(target: &PgTarget) -> Result<PgReader, CallLogError> {
         let config = postgres::Config::from(target.config.clone());
         let mut client = config
             .connect(postgres::NoTls)
@@ -58,7 +58,7 @@ impl PgReader {
     }
 
     /// Calls matching `q`, newest first (as [`super::query`]).
-    pub fn query(&self, q: &LogQuery) -> Result<Vec<LoggedCall>, CallLogError> {
+    pub(crate) fn query(&self, q: &LogQuery) -> Result<Vec<LoggedCall>, CallLogError> {
         let (filter, mut args) = where_clause(q);
         let mut sql = format!("SELECT {SELECT} FROM {TABLE}{filter} ORDER BY time DESC, id DESC");
         if q.limit > 0 {
@@ -69,7 +69,10 @@ impl PgReader {
     }
 
     /// The newest call with this PBX unique id.
-    pub fn find_by_unique_id(&self, unique_id: &str) -> Result<Option<LoggedCall>, CallLogError> {
+    pub(crate) fn find_by_unique_id(
+        &self,
+        unique_id: &str,
+    ) -> Result<Option<LoggedCall>, CallLogError> {
         let sql =
             format!("SELECT {SELECT} FROM {TABLE} WHERE unique_id = $1 ORDER BY id DESC LIMIT 1");
         self.run(&sql, &[Arg::Text(unique_id.to_string())], |rows| {
@@ -78,7 +81,7 @@ impl PgReader {
     }
 
     /// Totals and blocked-call breakdowns (as [`super::stats`]).
-    pub fn stats(&self, q: &LogQuery) -> Result<Stats, CallLogError> {
+    pub(crate) fn stats(&self, q: &LogQuery) -> Result<Stats, CallLogError> {
         let (filter, args) = where_clause(q);
         let sql = format!(
             "SELECT count(*), \
