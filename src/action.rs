@@ -33,6 +33,120 @@ impl Pbx {
     }
 }
 
+/// Where a call was screened, as the `pbx` label of the metrics and the
+/// decision log's `pbx` column name it: in a PBX's session, or at the SIP
+/// proxy in front of the PBXs (`POST /api/v1/edge/decide`, `pbx="kamailio"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Via {
+    Pbx(Pbx),
+    /// The SIP edge (Kamailio): the call has not reached a PBX yet.
+    Edge,
+}
+
+impl Via {
+    /// Every place a call is screened, in the order of [`Via::index`].
+    pub const ALL: [Via; 3] = [
+        Via::Pbx(Pbx::Asterisk),
+        Via::Pbx(Pbx::FreeSwitch),
+        Via::Edge,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Pbx(p) => p.as_str(),
+            Via::Edge => "kamailio",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        match self {
+            Via::Pbx(p) => p.index(),
+            Via::Edge => 2,
+        }
+    }
+
+    /// The PBX whose plans are read for this call. The edge drives no plan:
+    /// it answers from the action's [`EdgeStep`] and reads only the plan's
+    /// name, the same for every PBX.
+    pub fn plan_pbx(self) -> Pbx {
+        match self {
+            Via::Pbx(p) => p,
+            Via::Edge => Pbx::Asterisk,
+        }
+    }
+}
+
+impl From<Pbx> for Via {
+    fn from(p: Pbx) -> Via {
+        Via::Pbx(p)
+    }
+}
+
+/// What the SIP edge does with a call whose action this is, resolved once
+/// from the action's own keys (a PBX's override does not apply at the edge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeStep {
+    /// Refuse the INVITE with this SIP final code: `reject` with `tone: busy`
+    /// → 486, `congestion` → 503, `hangup` → the code for its cause, or the
+    /// action's own `sip_code`.
+    Refuse { code: u16 },
+    /// The action needs media (play, voicemail, transfer, whisper bridge,
+    /// challenge, or `mode: advise`): relay the call to the PBX, which runs it.
+    HandOn,
+    /// Relay the call: nothing to do (`continue`, `pass`, `allow`).
+    Pass,
+}
+
+impl EdgeStep {
+    /// The reason phrase of a refusal's SIP code (RFC 3261 §21 and RFC 6665).
+    pub fn reason_phrase(code: u16) -> &'static str {
+        match code {
+            400 => "Bad Request",
+            403 => "Forbidden",
+            404 => "Not Found",
+            410 => "Gone",
+            480 => "Temporarily Unavailable",
+            484 => "Address Incomplete",
+            486 => "Busy Here",
+            487 => "Request Terminated",
+            488 => "Not Acceptable Here",
+            500 => "Server Internal Error",
+            501 => "Not Implemented",
+            502 => "Bad Gateway",
+            503 => "Service Unavailable",
+            504 => "Server Time-out",
+            600 => "Busy Everywhere",
+            603 => "Decline",
+            604 => "Does Not Exist Anywhere",
+            606 => "Not Acceptable",
+            607 => "Unwanted",
+            608 => "Rejected",
+            _ => "Call Refused",
+        }
+    }
+
+    /// The SIP code a Q.850 cause maps to, as the PBXs map a hangup before
+    /// answer (RFC 3398 §8.2, with 21 CALL_REJECTED → 603 Decline as
+    /// FreeSWITCH answers it; a refused spam call is declined).
+    pub fn code_for_cause(cause: Cause) -> u16 {
+        match cause.0 {
+            1 | 2 | 3 => 404,
+            17 => 486,
+            18 | 19 | 20 => 480,
+            21 => 603,
+            22 => 410,
+            27 => 502,
+            28 => 484,
+            29 | 31 | 38 | 41 | 42 | 47 | 34 | 63 => 503,
+            55 | 57 => 403,
+            58 | 88 => 488,
+            79 => 501,
+            102 => 504,
+            _ => 603,
+        }
+    }
+}
+
 /// The signal a rejected caller gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tone {
@@ -214,5 +328,5 @@ pub struct Plan {
 }
 
 mod resolve;
-pub(crate) use resolve::builtin_plans;
 pub use resolve::resolve;
+pub(crate) use resolve::{builtin_plans, edge_step};

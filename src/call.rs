@@ -6,6 +6,7 @@
 use crate::action::{Challenge, Pbx, Step};
 use crate::policy::attest::IdentityInputs;
 
+pub(crate) mod edge;
 mod row;
 mod run;
 mod screen;
@@ -123,7 +124,7 @@ pub(crate) async fn handle<D: CallDriver>(
 ) -> CallOutcome {
     let started = Instant::now();
     let pbx = driver.pbx();
-    let screened = screen(driver, info, state, pbx, decide_timeout).await;
+    let screened = screen(driver, info, state, pbx.into(), decide_timeout).await;
     let (vars, n) = screened.row.vars(screened.error);
     let res = driver.set_vars(&vars[..n]).await;
     let Screened {
@@ -131,6 +132,7 @@ pub(crate) async fn handle<D: CallDriver>(
         plan,
         error,
         blocked,
+        ..
     } = screened;
     let verdict = row.verdict;
     let ctx = RunCtx {

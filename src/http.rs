@@ -17,6 +17,7 @@ pub(crate) mod auth;
 pub(crate) mod block;
 pub(crate) mod calls;
 pub(crate) mod console;
+pub(crate) mod edge;
 pub(crate) mod edit;
 pub(crate) mod error;
 mod guard;
@@ -55,6 +56,7 @@ pub(crate) fn router(api: Api) -> Router {
         .merge(report::routes())
         .merge(console::routes())
         .merge(velocity::routes())
+        .merge(edge::routes())
         .layer(middleware::from_fn_with_state(api.clone(), guard::guard))
         .with_state(api)
 }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use crate::action::Pbx;
+use crate::action::Via;
 use crate::outcome::{ErrorKind, FailReason, Unscreened};
 use crate::policy::RuleSet;
 use crate::policy::decide::{DecidedBy, Decision};
@@ -207,7 +207,7 @@ impl Metrics {
         for result in ["success", "failure"] {
             config_reloads_total.with_label_values(&[result]);
         }
-        for pbx in crate::action::Pbx::ALL {
+        for pbx in Via::ALL {
             for reason in [FailReason::NoTrunk, FailReason::Timeout, FailReason::Error] {
                 fail_open_total.with_label_values(&[pbx.as_str(), reason.as_str()]);
             }
@@ -241,7 +241,8 @@ impl Metrics {
     }
 
     /// Counts a decided call without taking a lock shared by all calls.
-    pub fn count_call(&self, h: &MetricHandles, rs: &RuleSet, pbx: Pbx, d: &Decision) {
+    pub fn count_call(&self, h: &MetricHandles, rs: &RuleSet, pbx: impl Into<Via>, d: &Decision) {
+        let pbx: Via = pbx.into();
         let list_ix = LISTS.iter().position(|l| *l == d.list).unwrap_or(0);
         let ix = ((pbx.index() * rs.trunks.len() + d.trunk) * LISTS.len() + list_ix) * h.actions
             + d.action as usize;
@@ -285,7 +286,7 @@ impl Metrics {
     /// sets are resolved here rather than pre-resolved.
     pub(crate) fn count_undecided(
         &self,
-        pbx: crate::action::Pbx,
+        pbx: Via,
         trunk: &str,
         verdict: &str,
         action: &str,
@@ -344,7 +345,7 @@ const LISTS: [DecidedBy; 7] = [
 
 /// Counter handles resolved on first use and then reused without touching the
 /// metric vector's lock: one cell per (pbx, trunk, list, action) for
-/// `callguard_calls_total` and per (trunk, rule label) for rule hits.
+/// `callguard_calls_total` (pbx: each [`Via`]) and per (trunk, rule label) for rule hits.
 pub struct MetricHandles {
     actions: usize,
     calls: Vec<OnceLock<IntCounter>>,
@@ -376,7 +377,7 @@ impl MetricHandles {
         }
         MetricHandles {
             actions,
-            calls: (0..2 * trunks * LISTS.len() * actions)
+            calls: (0..Via::ALL.len() * trunks * LISTS.len() * actions)
                 .map(|_| OnceLock::new())
                 .collect(),
             hit_slot,

@@ -33,6 +33,13 @@ pub(crate) enum EndState {
     /// The PBX sent the call but it was never screened: the session never
     /// started or the connection was refused ([`Unscreened`] says why).
     NotScreened,
+    /// Screened at the SIP edge and refused there with this SIP code (`sip:486`).
+    EdgeRefused(u16),
+    /// Screened at the SIP edge; its action needs media, so the call was
+    /// handed on to the PBX, which runs it (`handed_on`).
+    HandedOn,
+    /// Screened at the SIP edge and relayed to the PBX (`relayed`).
+    Relayed,
 }
 
 impl EndState {
@@ -53,6 +60,9 @@ impl EndState {
             } => Cow::Owned(format!("dial:{status}:{action}")),
             EndState::Error(kind) => Cow::Owned(format!("{}_error", kind.as_str())),
             EndState::NotScreened => Cow::Borrowed("not_screened"),
+            EndState::EdgeRefused(code) => Cow::Owned(format!("sip:{code}")),
+            EndState::HandedOn => Cow::Borrowed("handed_on"),
+            EndState::Relayed => Cow::Borrowed("relayed"),
         }
     }
 }

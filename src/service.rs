@@ -15,7 +15,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use crate::action::Pbx;
-use crate::config::types::{AgiConfig, EslConfig, HttpConfig, ServerConfig};
+use crate::config::types::{AgiConfig, EdgeConfig, EslConfig, HttpConfig, ServerConfig};
 use crate::config::{LoadedConfig, Problem, Problems};
 
 /// Who may connect to a PBX listener and how many at once.
@@ -121,6 +121,10 @@ pub struct ServiceConfig {
     pub agi_limits: Limits,
     pub esl: Arc<EslConfig>,
     pub esl_limits: Limits,
+    /// `edge:`: the SIP proxies' decision endpoint (its deadline).
+    pub edge: Arc<EdgeConfig>,
+    /// `edge.allow`, parsed: the proxies that may ask.
+    pub edge_allow: Vec<IpNet>,
     /// The admin API's settings (tokens, limits, timeouts, hosts): who may
     /// read and change, read per request so a request never re-reads the file.
     pub http: HttpConfig,
@@ -140,6 +144,8 @@ impl Default for ServiceConfig {
             esl_limits: Limits::loopback(esl.max_connections),
             agi: Arc::new(agi),
             esl: Arc::new(esl),
+            edge_allow: Limits::loopback(1).allow,
+            edge: Arc::new(EdgeConfig::default()),
             http: HttpConfig::default(),
             server: ServerConfig::default(),
             files: Vec::new(),
@@ -154,10 +160,13 @@ impl ServiceConfig {
         let raw = &cfg.raw;
         let agi = Limits::parse("agi", raw.agi.max_connections, &raw.agi.allow, &cfg.file);
         let esl = Limits::parse("esl", raw.esl.max_connections, &raw.esl.allow, &cfg.file);
-        let (agi_limits, esl_limits) = match (agi, esl) {
-            (Ok(a), Ok(e)) => (a, e),
-            (a, e) => {
-                return Err(Problems([a.err(), e.err()].into_iter().flatten().collect()));
+        let edge = Limits::parse("edge", 1, &raw.edge.allow, &cfg.file);
+        let (agi_limits, esl_limits, edge_limits) = match (agi, esl, edge) {
+            (Ok(a), Ok(e), Ok(x)) => (a, e, x),
+            (a, e, x) => {
+                return Err(Problems(
+                    [a.err(), e.err(), x.err()].into_iter().flatten().collect(),
+                ));
             }
         };
         Ok(ServiceConfig {
@@ -165,6 +174,8 @@ impl ServiceConfig {
             agi_limits,
             esl: Arc::new(raw.esl.clone()),
             esl_limits,
+            edge: Arc::new(raw.edge.clone()),
+            edge_allow: edge_limits.allow,
             http: raw.http.clone(),
             server: raw.server.clone(),
             files: cfg.files.clone(),

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{Cause, Challenge, Learn, Pbx, Plan, Step, Tone};
+use super::{Cause, Challenge, EdgeStep, Learn, Pbx, Plan, Step, Tone};
 use crate::config::types::{ActionConfig, ActionKind, ActionMode, CauseValue, Then};
 
 /// The plans of action `name` for Asterisk and FreeSWITCH, and every
@@ -112,6 +112,18 @@ pub fn resolve(
         Arc::new(plan_for(Pbx::Asterisk, &mut errs)),
         Arc::new(plan_for(Pbx::FreeSwitch, &mut errs)),
     ];
+    if let Some(code) = c.sip_code {
+        if c.kind != ActionKind::Reject {
+            errs.push(format!(
+                "sip_code {code}: only a reject refuses the call at the SIP edge (kind {:?} is handed on to the PBX)",
+                c.kind
+            ));
+        } else if !(400..=699).contains(&code) {
+            errs.push(format!(
+                "sip_code {code}: a refusal is a SIP final code 400-699 (e.g. 486, 603)"
+            ));
+        }
+    }
     // A problem of a shared key shows up for each PBX: say it once.
     let mut seen = std::collections::HashSet::new();
     errs.retain(|e| seen.insert(e.clone()));
@@ -228,6 +240,49 @@ fn need(v: Option<String>, key: &str, kind: ActionKind, errs: &mut Vec<String>) 
             }
             String::new()
         }
+    }
+}
+
+/// What the SIP edge does with action `c` (see [`EdgeStep`]): from the
+/// action's own keys, without the `asterisk:` / `freeswitch:` overrides,
+/// which name PBX features the edge does not have. `None`: a built-in action
+/// (`reject`, `pass`, `allow`): `reject` refuses with 486.
+pub(crate) fn edge_step(c: Option<&ActionConfig>, name: &str) -> EdgeStep {
+    let Some(c) = c else {
+        return match name {
+            "reject" => EdgeStep::Refuse { code: 486 },
+            _ => EdgeStep::Pass,
+        };
+    };
+    if c.mode == ActionMode::Advise {
+        // Advise sets variables for the PBX's dialplan to act on.
+        return EdgeStep::HandOn;
+    }
+    match c.kind {
+        ActionKind::Reject => {
+            let code = c
+                .sip_code
+                .filter(|n| (400..=699).contains(n))
+                .unwrap_or_else(|| match c.tone.as_deref().unwrap_or("busy") {
+                    "congestion" => 503,
+                    "hangup" => {
+                        let cause = match &c.cause {
+                            Some(CauseValue::Code(n)) => Cause::parse(&n.to_string()),
+                            Some(CauseValue::Name(n)) => Cause::parse(n),
+                            None => Some(Cause::CALL_REJECTED),
+                        };
+                        EdgeStep::code_for_cause(cause.unwrap_or(Cause::CALL_REJECTED))
+                    }
+                    _ => 486,
+                });
+            EdgeStep::Refuse { code }
+        }
+        ActionKind::Continue => EdgeStep::Pass,
+        ActionKind::Play
+        | ActionKind::Voicemail
+        | ActionKind::Transfer
+        | ActionKind::WhisperBridge
+        | ActionKind::Challenge => EdgeStep::HandOn,
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::action::Pbx;
+use crate::action::Via;
 use crate::calllog::CallRecord;
 use crate::outcome::FailReason;
 use crate::policy::decide::{DecidedBy, Verdict};
@@ -87,7 +87,7 @@ impl RowAction {
 pub(super) struct Row {
     pub time: DateTime<Utc>,
     pub unique_id: String,
-    pub pbx: Pbx,
+    pub pbx: Via,
     pub trunk: String,
     pub did: String,
     pub caller_raw: String,
@@ -162,6 +162,7 @@ impl Row {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::action::Pbx;
 
     /// The typed columns keep the exact text the log has always stored
     /// (readers, filters and the console match on it).
@@ -181,7 +182,7 @@ mod tests {
         let row = Row {
             time: Utc::now(),
             unique_id: "u-1".into(),
-            pbx: Pbx::FreeSwitch,
+            pbx: Via::Pbx(Pbx::FreeSwitch),
             trunk: "support".into(),
             did: String::new(),
             caller_raw: "5551234567".into(),

@@ -11,7 +11,7 @@ use chrono::Utc;
 use super::CallDriver;
 use super::CallInfo;
 use super::row::{Row, RowAction, RowList, RowVerdict};
-use crate::action::{Pbx, Plan};
+use crate::action::{EdgeStep, Plan, Via};
 use crate::config::types::FailMode;
 use crate::outcome::FailReason;
 use crate::policy::attest::Attestation;
@@ -28,6 +28,9 @@ pub(super) struct Screened {
     pub error: Option<FailReason>,
     /// The trunk's blocked action: a failed challenge's default `on_fail`.
     pub blocked: Option<Arc<Plan>>,
+    /// What the SIP edge does with the action decided (or applied by
+    /// `fail: closed`); `None`: fail open.
+    pub edge: Option<EdgeStep>,
 }
 
 /// Chooses the trunk and decides within the deadline; on failure applies
@@ -36,9 +39,10 @@ pub(super) async fn screen<D: CallDriver>(
     driver: &mut D,
     info: &CallInfo,
     state: &State,
-    pbx: Pbx,
+    via: Via,
     decide_timeout: Duration,
 ) -> Screened {
+    let pbx = via.plan_pbx();
     let snap: Arc<Snapshot> = state.snapshot();
     let rs = &snap.rules;
     let choice = rs.choose_trunk(
@@ -50,11 +54,11 @@ pub(super) async fn screen<D: CallDriver>(
     // said in the call's reason (the call goes on with the trunk chosen instead).
     let trunk_note = choice.note(rs);
     if let Some(note) = &trunk_note {
-        warn_unknown_trunk(state, pbx, &info.unique_id, note);
+        warn_unknown_trunk(state, via, &info.unique_id, note);
         state
             .metrics
             .unknown_trunk_total
-            .with_label_values(&[pbx.as_str()])
+            .with_label_values(&[via.as_str()])
             .inc();
     }
     let decided = match trunk {
@@ -71,7 +75,7 @@ pub(super) async fn screen<D: CallDriver>(
                 Some(match driver.identity(info).await {
                     Ok(inputs) => crate::policy::attest::attestation(&inputs),
                     Err(e) => {
-                        tracing::info!(pbx = pbx.as_str(), call = ?info.unique_id, "caller ID attestation not read: {e}");
+                        tracing::info!(pbx = via.as_str(), call = ?info.unique_id, "caller ID attestation not read: {e}");
                         Attestation::unsigned()
                     }
                 })
@@ -102,7 +106,7 @@ pub(super) async fn screen<D: CallDriver>(
     let mut row = Row {
         time: Utc::now(),
         unique_id: info.unique_id.clone(),
-        pbx,
+        pbx: via,
         trunk: trunk
             .map(|t| rs.trunk(t).name.to_string())
             .unwrap_or_default(),
@@ -126,7 +130,7 @@ pub(super) async fn screen<D: CallDriver>(
                 .metrics
                 .decision_duration
                 .observe(elapsed.as_secs_f64());
-            state.metrics.count_call(&snap.handles, rs, pbx, &d);
+            state.metrics.count_call(&snap.handles, rs, via, &d);
             let action = rs.action(d.action);
             let reason = match velocity_note {
                 Some(v) => format!("{}: {v}", d.reason(rs)),
@@ -156,23 +160,28 @@ pub(super) async fn screen<D: CallDriver>(
                         .plan(pbx)
                         .clone(),
                 ),
+                edge: Some(action.edge),
             }
         }
         Err((why, detail)) => {
-            tracing::warn!(pbx = pbx.as_str(), call = ?info.unique_id, reason = why.as_str(), "cannot decide: {detail}");
+            tracing::warn!(pbx = via.as_str(), call = ?info.unique_id, reason = why.as_str(), "cannot decide: {detail}");
             let closed = rs.fail == FailMode::Closed;
-            let (verdict, plan) = if closed {
+            let (verdict, plan, edge) = if closed {
                 let action = trunk.map_or(rs.system_blocked_action, |t| rs.trunk(t).blocked_action);
-                (Verdict::Block, Some(rs.action(action).plan(pbx).clone()))
+                (
+                    Verdict::Block,
+                    Some(rs.action(action).plan(pbx).clone()),
+                    Some(rs.action(action).edge),
+                )
             } else {
-                (Verdict::Allow, None)
+                (Verdict::Allow, None, None)
             };
             let action = plan.as_ref().map_or(RowAction::NoneFailOpen, |p| {
                 RowAction::Named(p.action.clone())
             });
             let trunk_name = trunk.map_or("", |t| &*rs.trunk(t).name);
             state.metrics.count_undecided(
-                pbx,
+                via,
                 trunk_name,
                 verdict.as_str(),
                 action.as_str(),
@@ -190,6 +199,7 @@ pub(super) async fn screen<D: CallDriver>(
                 plan,
                 error: Some(why),
                 blocked,
+                edge,
             }
         }
     }
@@ -199,13 +209,13 @@ pub(super) async fn screen<D: CallDriver>(
 /// minute: a dialplan with that typo names it on every call, and
 /// `callguard_unknown_trunk_total` counts them all (a warning per call would
 /// flood the log, thousands of lines a minute on a busy line).
-fn warn_unknown_trunk(state: &State, pbx: Pbx, unique_id: &str, note: &str) {
+fn warn_unknown_trunk(state: &State, via: Via, unique_id: &str, note: &str) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     if state.unknown_trunk_warning.due(now, 60) {
         tracing::warn!(
-            pbx = pbx.as_str(),
+            pbx = via.as_str(),
             call = ?unique_id,
             "{note} (said at most once a minute; callguard_unknown_trunk_total counts every call)"
         );

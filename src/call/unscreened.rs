@@ -88,7 +88,7 @@ pub(crate) fn row(n: &NotScreened) -> (CallRecord, CallEnd) {
     let record = Row {
         time: Utc::now(),
         unique_id: i.unique_id.clone(),
-        pbx: n.pbx,
+        pbx: n.pbx.into(),
         trunk: String::new(),
         did,
         caller_raw: i.caller.clone(),

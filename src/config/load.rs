@@ -198,7 +198,11 @@ fn load_raw(
         _ => PathBuf::from("."),
     };
     // Checked here, with their place, so `check` refuses what `serve` would.
-    for (section, allow) in [("agi", &raw.agi.allow), ("esl", &raw.esl.allow)] {
+    for (section, allow) in [
+        ("agi", &raw.agi.allow),
+        ("esl", &raw.esl.allow),
+        ("edge", &raw.edge.allow),
+    ] {
         for a in allow {
             if let Err(m) = crate::config::allow::parse_allow_entry(&a.value) {
                 problems.push(Problem::at(&file, &a.referenced, format!("{section}.{m}")));

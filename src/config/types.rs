@@ -62,6 +62,9 @@ pub struct RawConfig {
     pub agi: AgiConfig,
     #[serde(default)]
     pub esl: EslConfig,
+    /// The SIP edge: proxies (Kamailio) asking `POST /api/v1/edge/decide`.
+    #[serde(default)]
+    pub edge: EdgeConfig,
     #[serde(default)]
     pub http: HttpConfig,
     #[serde(default)]
@@ -315,6 +318,26 @@ pub struct EslConfig {
     /// (`set` each).
     #[serde(default)]
     pub set_vars: SetVars,
+}
+
+/// `edge:`: the decision endpoint for SIP proxies (`POST /api/v1/edge/decide`
+/// on `listen.http`). Proxies are allowed by source address, not by token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// Proxies allowed to ask: addresses or CIDRs (loopback by default).
+    /// Any other source gets 403. Not subject to `http.protect_reads`.
+    #[serde(default = "loopback")]
+    pub allow: Vec<S<String>>,
+    /// Time allowed for a decision before failing open (or closed).
+    #[serde(default = "d100ms", deserialize_with = "duration")]
+    pub decide_timeout: Duration,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        serde_saphyr::from_str("{}").expect("defaults")
+    }
 }
 
 impl Default for EslConfig {

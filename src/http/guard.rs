@@ -28,19 +28,23 @@ use crate::config::types::HttpConfig;
 /// Routes anyone who reaches `listen.http` may read, even with
 /// `http.protect_reads`: the console's page and assets (they hold no data),
 /// the health check and the metrics (no caller numbers), the overview
-/// (counts only; it tells the console that reads will ask for a token).
-const PUBLIC: [&str; 6] = [
+/// (counts only; it tells the console that reads will ask for a token), and
+/// the SIP edge's decisions, which check the proxy's address against
+/// `edge.allow` instead of a token.
+const PUBLIC: [&str; 7] = [
     "/",
     "/console/console.css",
     "/console/console.js",
     "/metrics",
     "/api/v1/status",
     "/api/v1/overview",
+    super::edge::PATH,
 ];
 
 /// Routes monitoring fetches under whatever name it knows us by: no `Host`
-/// check (they hold no phone numbers).
-const ANY_HOST: [&str; 2] = ["/metrics", "/api/v1/status"];
+/// check (they hold no phone numbers); and the SIP edge, which a proxy
+/// calls under the address it was given and which only `edge.allow` may reach.
+const ANY_HOST: [&str; 3] = ["/metrics", "/api/v1/status", super::edge::PATH];
 
 /// The middleware of the module's doc, in that order.
 pub(super) async fn guard(

@@ -234,7 +234,13 @@ pub(crate) async fn serve(
             idle: http.keep_alive_timeout,
         };
         let io = TokioIo::new(Watched { stream, activity });
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        // The peer's address for handlers that check it (`edge.allow`), as
+        // axum's `ConnectInfo` would carry it.
+        let service = hyper_util::service::TowerToHyperService::new(
+            router
+                .clone()
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+        );
         let stop = stop.clone();
         tokio::spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();

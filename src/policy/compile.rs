@@ -519,6 +519,7 @@ impl<'a> Builder<'a> {
                 plans: plans
                     .remove(&name)
                     .unwrap_or_else(|| crate::action::builtin_plans("pass")),
+                edge: crate::action::edge_step(cfg.map(|c| &c.value), &name),
                 name: name.into(),
             })
             .collect()

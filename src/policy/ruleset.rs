@@ -12,7 +12,7 @@ use super::index::{ListIndex, RuleId};
 use super::number::Dialing;
 use super::pattern::CompiledPattern;
 use super::schedule::Schedule;
-use crate::action::{Pbx, Plan};
+use crate::action::{EdgeStep, Pbx, Plan};
 use crate::config::types::{ActionKind, FailMode, MatchType};
 
 pub(crate) use super::ids::{ActionId, TrunkId};
@@ -39,6 +39,8 @@ pub struct ActionDef {
     pub name: Arc<str>,
     pub kind: ActionKind,
     pub plans: [Arc<Plan>; 2],
+    /// What the SIP edge does with the call (refuse with a code, hand on, pass).
+    pub edge: EdgeStep,
 }
 
 impl ActionDef {

@@ -51,6 +51,10 @@ pub struct ActionConfig {
     /// reject: busy | congestion | hangup. whisper_bridge: the sound the agent hears.
     pub tone: Option<String>,
     pub cause: Option<CauseValue>,
+    /// reject: the SIP final code the SIP edge (Kamailio) refuses the call
+    /// with, e.g. 603 (default: 486 for `tone: busy`, 503 for `congestion`,
+    /// the cause's code for `hangup`). The PBXs use `tone` / `cause`.
+    pub sip_code: Option<u16>,
     /// reject tone duration in seconds before hanging up (Asterisk Busy/Congestion).
     pub seconds: Option<u32>,
     pub sound: Option<String>,
