@@ -12,7 +12,7 @@
 # Needs what `.ci/install-deps` installs (the PBXs in /opt/pbx-lab, SIPp, jq) and a built
 # callguard (`cargo build`; CALLGUARD=path overrides). Installs nothing itself. Listens on
 # 127.0.0.1 only: SIP 5070 (Asterisk) and 5090 (FreeSWITCH), ESL 8021, callguard 4573, 8084
-# and 9464, SIPp 5160-5166. Every process it starts is stopped on exit, also on failure or
+# and 9464, SIPp 5160-5166; and Kamailio (the SIP edge, rows with via=edge) on 127.0.0.3:5080. Every process it starts is stopped on exit, also on failure or
 # Ctrl-C; each call is bounded by SIPp's -timeout and the whole lab by LAB_TIMEOUT seconds.
 set -uo pipefail
 
@@ -37,7 +37,7 @@ for tool in sipp jq ss; do
 done
 [ -r "$PCAP" ] || die "$PCAP is missing (Debian's sip-tester package ships it)"
 busy_ports=""
-for p in 5070 5090 5160 5162 5163 5164 5165 5166; do
+for p in 5070 5080 5090 5160 5162 5163 5164 5165 5166; do
     ss -Hlnu "sport = :$p" 2>/dev/null | grep -q . && busy_ports="$busy_ports udp/$p"
 done
 for p in 4573 8021 8084 9464; do
@@ -219,11 +219,19 @@ run_row() {
         *) echo "FAIL $id: unknown pbx $pbx"; FAILED=$((FAILED + 1)); return ;;
     esac
     [ "$via" = exec ] && src=127.0.0.2
+    # via=edge: the call enters through the lab's Kamailio, which screens it and relays it.
+    local target="127.0.0.1:$port"
+    if [ "$via" = edge ]; then
+        [ "$pbx" = asterisk ] || { echo "FAIL $id: the lab's Kamailio relays to Asterisk only"; FAILED=$((FAILED + 1)); return; }
+        target="$KAM_ADDR"
+    fi
     local template="$HERE/sipp/uac.xml"
     case "$kind" in
         answer) ;;
         cancel) template="$HERE/sipp/uac-cancel.xml" ;;
         private) extra='Privacy: id\n      P-Asserted-Identity: <sip:'"$caller"'@127.0.0.1>' ;;
+        # A caller that claims callguard already let it through: it must be screened anyway.
+        spoof) extra='X-Callguard-Verdict: allow\n      X-Callguard-Rule: Friend' ;;
         # Press DIGIT (RFC 2833 events, SIPp's dtmf_2833_N.pcap) 1.5 s after the answer, or
         # 1 s into the early media (183) for a challenge that does not answer.
         dtmf)
@@ -263,7 +271,7 @@ run_row() {
     before_log="$(stat -c %s "$log_file" 2>/dev/null || echo 0)"
     before_vm="$(find "$AST_DIR/spool/voicemail/default/200/INBOX" -name 'msg*.txt' 2>/dev/null | wc -l)"
 
-    (cd "$dir" && sipp "127.0.0.1:$port" -sf scenario.xml -inf caller.csv -s "$did" -m 1 \
+    (cd "$dir" && sipp "$target" -sf scenario.xml -inf caller.csv -s "$did" -m 1 \
         -i "$src" -p 5160 -mp 7000 -nostdin -trace_logs -log_file sipp.log \
         -trace_msg -message_file sip.txt -timeout "$timeout" -timeout_error >sipp.out 2>&1)
     local got_code got_bye early=no
@@ -297,7 +305,9 @@ run_row() {
             got="$(jq -r --arg c "$caller" '[.pbx, (if .verdict == "unscreened" and (.caller == "" or .caller == $c) then "-" else .caller end), .verdict, (if .list == "" then "-" else .list end), (.rule // "-"), (if .action == "" then "-" else .action end), (.end_state // "(open)")] | join(" ")' <<<"$row")"
             local want_caller="$caller"
             [ "$verdict" = unscreened ] && want_caller="-"
-            local want="$pbx $want_caller $verdict $list $rule $action $end_state"
+            local want_pbx="$pbx"
+            [ "$via" = edge ] && want_pbx=kamailio
+            local want="$want_pbx $want_caller $verdict $list $rule $action $end_state"
             [ "$got" = "$want" ] || problems+=("logged: $got; expected: $want")
         fi
     fi
@@ -325,6 +335,20 @@ run_row() {
                 local after_vm
                 after_vm="$(find "$AST_DIR/spool/voicemail/default/200/INBOX" -name 'msg*.txt' 2>/dev/null | wc -l)"
                 [ "$after_vm" -gt "$before_vm" ] || problems+=("no new message in voicemail box 200") ;;
+            nolog:*)
+                # The PBX never saw the call (a SIP edge refusal): no new log line matches.
+                local unwanted="${check#nolog:}"
+                unwanted="${unwanted//\~/ }"
+                sleep 0.5
+                if tail -c +"$((before_log + 1))" "$log_file" | grep -qE -- "$unwanted"; then
+                    problems+=("the $pbx log shows '$unwanted': the call reached the PBX")
+                fi ;;
+            once)
+                # The call is in the decision log once (not at the edge and again at the PBX).
+                local new_rows
+                new_rows="$("$CALLGUARD" log --config "$CG_CONFIG" --json --limit 20 2>/dev/null \
+                    | jq -r --argjson b "$before_id" 'select(.id > $b) | .id' | wc -l)"
+                [ "$new_rows" = 1 ] || problems+=("$new_rows decision-log rows for the call, expected 1") ;;
             pending:*) ;;
             *) problems+=("unknown check $check") ;;
         esac
@@ -365,6 +389,27 @@ run_phase() { # phase
             "$rule" "$action" "$end_state" "$checks" "$about"
     done < <(rows_of "$1")
 }
+
+# ------------------------------------------------------------------ SIP edge
+# Kamailio with the shipped dialplan/kamailio/kamailio.cfg, addresses by its defines, in the
+# foreground (-DD) so it is stopped with the lab. Only when rows go through it.
+KAM_ADDR=127.0.0.3:5080
+if [ -n "$(grep -v '^[[:space:]]*#' "$HERE/expected.csv" | awk -F, '$4 == "edge"' | while IFS=, read -r id _; do
+        if [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $id "* ]]; then echo "$id"; fi; done)" ]; then
+    command -v kamailio >/dev/null 2>&1 || die "kamailio is missing (run .ci/install-deps)"
+    mkdir -p "$LAB/kamailio"
+    kamailio -f "$REPO/dialplan/kamailio/kamailio.cfg" -DD -E -Y "$LAB/kamailio" -P "$LAB/kamailio/kamailio.pid" \
+        -A "LISTEN=udp:$KAM_ADDR" -A 'PBX=sip:127.0.0.1:5070' -A 'CALLGUARD=http://127.0.0.1:9464' \
+        >"$LAB/kamailio.out" 2>"$LAB/kamailio.log" &
+    PIDS+=($!)
+    for _ in $(seq 100); do
+        ss -Hlnu "src 127.0.0.3 and sport = :5080" 2>/dev/null | grep -q . && break
+        sleep 0.1
+    done
+    ss -Hlnu "src 127.0.0.3 and sport = :5080" 2>/dev/null | grep -q . \
+        || { tail "$LAB/kamailio.log" >&2; die "Kamailio did not listen on $KAM_ADDR"; }
+    say "Kamailio (SIP edge) on $KAM_ADDR, relaying to Asterisk"
+fi
 
 started=$(date +%s)
 echo "== phase 1: callguard serving integration/lab.yaml (fail: open)"

@@ -31,6 +31,11 @@ pub(crate) struct CallInfo {
     /// the caller ID's attestation.
     pub pai: Option<String>,
     pub from: Option<String>,
+    /// The action the SIP edge already decided and handed on to the PBX
+    /// (`X-Callguard-Action`, passed by the snippet as `?edge_action=` /
+    /// `callguard_edge_action` for calls from the proxy): run its plan
+    /// without deciding or logging the call a second time.
+    pub edge_action: Option<String>,
 }
 
 /// How one step ended.
@@ -124,6 +129,11 @@ pub(crate) async fn handle<D: CallDriver>(
 ) -> CallOutcome {
     let started = Instant::now();
     let pbx = driver.pbx();
+    if let Some(name) = &info.edge_action
+        && let Some(outcome) = edge::hand_over(driver, name, state).await
+    {
+        return outcome;
+    }
     let screened = screen(driver, info, state, pbx.into(), decide_timeout).await;
     let (vars, n) = screened.row.vars(screened.error);
     let res = driver.set_vars(&vars[..n]).await;

@@ -157,6 +157,57 @@ pub(crate) async fn decide(
     answer
 }
 
+/// Runs the plan of `action`, which the edge decided and handed on
+/// (`X-Callguard-Action`), on the PBX: the call was screened, counted and
+/// logged once, at the edge, so nothing is decided, counted or logged here.
+/// `None` when the rules have no such action (any more): the call is then
+/// screened as usual.
+pub(crate) async fn hand_over<D: CallDriver>(
+    driver: &mut D,
+    action: &str,
+    state: &State,
+) -> Option<super::CallOutcome> {
+    let snap = state.snapshot();
+    let plan = snap
+        .rules
+        .actions
+        .iter()
+        .find(|a| &*a.name == action.trim())?
+        .plan(driver.pbx())
+        .clone();
+    drop(snap);
+    let vars = [
+        ("VERDICT", "block"),
+        ("ACTION", &*plan.action),
+        ("RULE", ""),
+        ("LIST", ""),
+        ("REASON", "decided at the SIP edge"),
+    ];
+    let ctx = super::run::RunCtx {
+        state,
+        trunk: String::new(),
+        blocked: None,
+        caller: String::new(),
+    };
+    let result = match driver.set_vars(&vars).await {
+        Ok(()) => super::run::run_plan(driver, &plan, &ctx).await,
+        Err(e) => Err(e),
+    };
+    let (end_state, hangup_cause) = match result {
+        Ok(s) => (s, None),
+        Err(DriveError::Hangup { cause }) => (EndState::CallerHangup, cause),
+        Err(e) => {
+            tracing::info!(pbx = driver.pbx().as_str(), "handed-on call ended: {e}");
+            (EndState::Error(e.kind()), None)
+        }
+    };
+    Some(super::CallOutcome {
+        end_state,
+        hangup_cause,
+        verdict: super::RowVerdict::Block,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -107,6 +107,7 @@ impl EdgeRequest {
             trunk_hint: optional(self.trunk),
             pai: pai.clone(),
             from: from.clone(),
+            edge_action: None,
         };
         let identity = IdentityInputs {
             stir_shaken: None,

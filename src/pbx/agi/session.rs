@@ -137,6 +137,11 @@ pub(crate) fn call_info(env: &AgiEnv) -> CallInfo {
         trunk_hint: trunk_hint.filter(|t| !t.trim().is_empty()),
         pai: None,
         from: None,
+        edge_action: env
+            .query_param("edge_action")
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_string),
     }
 }
 

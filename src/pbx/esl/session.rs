@@ -349,6 +349,11 @@ pub(crate) fn call_info(h: &Headers) -> CallInfo {
             .filter(|v| !v.is_empty() && *v != "_undef_")
             .map(str::to_string),
         from: from_header(h),
+        edge_action: h
+            .get("variable_callguard_edge_action")
+            .map(str::trim)
+            .filter(|a| !a.is_empty() && *a != "_undef_")
+            .map(str::to_string),
     }
 }
 
