@@ -130,9 +130,9 @@ impl EdgeStep {
     /// FreeSWITCH answers it; a refused spam call is declined).
     pub fn code_for_cause(cause: Cause) -> u16 {
         match cause.0 {
-            1 | 2 | 3 => 404,
+            1..=3 => 404,
             17 => 486,
-            18 | 19 | 20 => 480,
+            18..=20 => 480,
             21 => 603,
             22 => 410,
             27 => 502,
