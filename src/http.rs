@@ -89,6 +89,8 @@ async fn status(AxState(api): AxState<Api>) -> Response {
         "config": api.reloader.config_path.display().to_string(),
         "rules": snap.rules.rules.len(),
         "lists": snap.rules.lists,
+        // Tenants kept at their last good version (or without their rules).
+        "tenant_problems": snap.rules.tenant_problems,
         // Boot-time keys edited since start: applied only by a restart.
         "restart_required": snap.restart_required,
         "last_error": last_error.map(|e| json!({ "at": e.at.to_rfc3339(), "problems": e.problems })),

@@ -332,7 +332,7 @@ impl Default for Metrics {
     }
 }
 
-const LISTS: [DecidedBy; 7] = [
+const LISTS: [DecidedBy; 9] = [
     DecidedBy::Protected,
     DecidedBy::SystemBlacklist,
     DecidedBy::Whitelist,
@@ -340,6 +340,8 @@ const LISTS: [DecidedBy; 7] = [
     DecidedBy::Exclusive,
     DecidedBy::Default,
     DecidedBy::Velocity,
+    DecidedBy::UserAllow,
+    DecidedBy::UserBlock,
 ];
 
 /// Counter handles resolved on first use and then reused without touching the
