@@ -24,6 +24,7 @@ pub(crate) mod listener;
 pub(crate) mod lists;
 pub(crate) mod overview;
 pub(crate) mod report;
+pub(crate) mod scope;
 pub(crate) mod trunks;
 pub(crate) mod velocity;
 use crate::state::State;
@@ -55,6 +56,7 @@ pub(crate) fn router(api: Api) -> Router {
         .merge(report::routes())
         .merge(console::routes())
         .merge(velocity::routes())
+        .merge(scope::routes())
         .layer(middleware::from_fn_with_state(api.clone(), guard::guard))
         .with_state(api)
 }
