@@ -55,8 +55,14 @@ fn files() -> Vec<(&'static str, String)> {
             "lists/acme-101-block.csv",
             format!("{HEADER}neighbour,+15553334444,,,true,\nemergency,911,,,true,\n"),
         ),
-        ("lists/beta.csv", format!("{HEADER}beta-only,+15557776666,,,true,\n")),
-        ("lists/200-block.csv", format!("{HEADER}ex,+15558887777,,,true,\n")),
+        (
+            "lists/beta.csv",
+            format!("{HEADER}beta-only,+15557776666,,,true,\n"),
+        ),
+        (
+            "lists/200-block.csv",
+            format!("{HEADER}ex,+15558887777,,,true,\n"),
+        ),
     ]
 }
 
@@ -67,7 +73,12 @@ async fn start() -> server::TestServer {
 }
 
 /// One Asterisk call: `?tenant=` in the AGI URL, the dialled number.
-async fn agi(srv: &server::TestServer, tenant: Option<&str>, dnid: &str, caller: &str) -> (String, String) {
+async fn agi(
+    srv: &server::TestServer,
+    tenant: Option<&str>,
+    dnid: &str,
+    caller: &str,
+) -> (String, String) {
     let script = match tenant {
         Some(t) => format!("callfilter?tenant={t}"),
         None => "callfilter".to_string(),
@@ -133,7 +144,10 @@ async fn same_caller_blocked_for_one_tenant_allowed_for_another_on_freeswitch() 
     assert!(is(acme.clone(), "block", "blacklist"), "{acme:?}");
     // Domains match whatever their case.
     let acme_upper = esl(&srv, "ACME.example.com", "+18005550100", spam).await;
-    assert!(is(acme_upper.clone(), "block", "blacklist"), "{acme_upper:?}");
+    assert!(
+        is(acme_upper.clone(), "block", "blacklist"),
+        "{acme_upper:?}"
+    );
     let beta = esl(&srv, "beta.example.com", "+18005550100", spam).await;
     assert!(is(beta.clone(), "allow", "default"), "{beta:?}");
     // beta's own list file blocks its caller, for beta only.
@@ -190,13 +204,18 @@ async fn a_broken_list_in_one_tenant_does_not_stop_the_others() {
     let mut f = files();
     f.retain(|(n, _)| *n != "lists/beta.csv");
     // A pattern that does not compile in beta's list file.
-    f.push(("lists/beta.csv", format!("{HEADER}bad,\"+1555[\",regex,,true,\n")));
+    f.push((
+        "lists/beta.csv",
+        format!("{HEADER}bad,\"+1555[\",regex,,true,\n"),
+    ));
     let refs: Vec<(&str, &str)> = f.iter().map(|(n, b)| (*n, b.as_str())).collect();
     // `check` (the strict compile) names the tenant and the file.
     let (_dir, config) = server::write_config(YAML, &refs);
     let text = std::fs::read_to_string(&config).unwrap();
     let cfg = load_str(&text, &config).expect("parses");
-    let problems = RuleSet::compile(&cfg).expect_err("beta is broken").to_string();
+    let problems = RuleSet::compile(&cfg)
+        .expect_err("beta is broken")
+        .to_string();
     assert!(problems.contains("beta.csv"), "{problems}");
     assert!(problems.contains("tenant beta: "), "{problems}");
     // The service starts: acme screens with its rules, beta without its own.
@@ -207,7 +226,9 @@ async fn a_broken_list_in_one_tenant_does_not_stop_the_others() {
     assert!(is(beta.clone(), "block", "system_blacklist"), "{beta:?}");
     let rs = &srv.running().state.snapshot().rules;
     assert!(
-        rs.tenant_problems.iter().any(|p| p.starts_with("tenant beta: ")),
+        rs.tenant_problems
+            .iter()
+            .any(|p| p.starts_with("tenant beta: ")),
         "{:?}",
         rs.tenant_problems
     );
@@ -221,7 +242,11 @@ async fn a_reload_keeps_a_broken_tenant_at_its_last_good_version() {
     assert!(is(b.clone(), "block", "blacklist"), "{b:?}");
     // beta's file breaks; acme gains a rule in the same reload.
     let dir = srv.config.parent().unwrap().to_path_buf();
-    std::fs::write(dir.join("lists/beta.csv"), format!("{HEADER}bad,\"+1555[\",regex,,true,\n")).unwrap();
+    std::fs::write(
+        dir.join("lists/beta.csv"),
+        format!("{HEADER}bad,\"+1555[\",regex,,true,\n"),
+    )
+    .unwrap();
     std::fs::write(
         dir.join("lists/acme-101-block.csv"),
         format!("{HEADER}neighbour,+15553334444,,,true,\nnew,+15556665555,,,true,\n"),
@@ -257,6 +282,14 @@ fn a_config_without_tenants_is_one_default_tenant() {
     let rs = RuleSet::compile(&cfg).unwrap();
     assert_eq!(rs.tenants.len(), 1);
     let names: Vec<&str> = rs.lists.iter().map(|l| l.name.as_str()).collect();
-    assert_eq!(names, ["protected", "system_blacklist", "main.whitelist", "main.blacklist"]);
+    assert_eq!(
+        names,
+        [
+            "protected",
+            "system_blacklist",
+            "main.whitelist",
+            "main.blacklist"
+        ]
+    );
     assert!(rs.tenant_problems.is_empty());
 }

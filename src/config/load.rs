@@ -400,11 +400,15 @@ fn load_entry(
         column: e.column.map_or(0, u64::from),
         message: e.message.clone(),
     }));
-    let name = e.name.clone().or_else(|| cfg.name.clone()).unwrap_or_else(|| {
-        full.file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| rel.to_string())
-    });
+    let name = e
+        .name
+        .clone()
+        .or_else(|| cfg.name.clone())
+        .unwrap_or_else(|| {
+            full.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| rel.to_string())
+        });
     Some(LoadedList {
         name,
         display: rel.to_string(),

@@ -19,7 +19,10 @@ pub(crate) fn authorize(http: &HttpConfig, headers: &HeaderMap) -> Result<String
 }
 
 /// The token presented (with its scope), or the error refusing the request.
-pub(crate) fn token<'a>(http: &'a HttpConfig, headers: &HeaderMap) -> Result<&'a TokenConfig, ApiError> {
+pub(crate) fn token<'a>(
+    http: &'a HttpConfig,
+    headers: &HeaderMap,
+) -> Result<&'a TokenConfig, ApiError> {
     if http.tokens.is_empty() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -130,6 +130,8 @@ async fn me(AxState(api): AxState<Api>, headers: HeaderMap) -> ApiResult {
 async fn me_lists(AxState(api): AxState<Api>, headers: HeaderMap) -> Result<Response, ApiError> {
     let snap = api.state.snapshot();
     let t = auth::token(&snap.service.http, &headers)?;
-    Ok(axum::Json(json!({ "version": snap.version, "lists": lists_json(t, &snap.rules) }))
-        .into_response())
+    Ok(
+        axum::Json(json!({ "version": snap.version, "lists": lists_json(t, &snap.rules) }))
+            .into_response(),
+    )
 }

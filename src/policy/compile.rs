@@ -345,7 +345,9 @@ impl<'a> Builder<'a> {
         }
         for (name, t) in &raw.trunks {
             let trunk = self.trunk(name, t, &mut trunks, default_region, system_blocked_action);
-            trunks.by_name.insert(name.clone(), trunks.base + trunks.list.len());
+            trunks
+                .by_name
+                .insert(name.clone(), trunks.base + trunks.list.len());
             trunks.list.push(trunk);
         }
         trunks

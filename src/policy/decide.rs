@@ -192,9 +192,7 @@ impl Decision {
             DecidedBy::SystemBlacklist => format!("system blacklist rule {}", how()),
             DecidedBy::UserAllow | DecidedBy::UserBlock => {
                 let t = rs.trunk(self.trunk);
-                let user = self
-                    .user
-                    .map_or("?", |u| &*rs.tenant(t.tenant).user(u).ext);
+                let user = self.user.map_or("?", |u| &*rs.tenant(t.tenant).user(u).ext);
                 let which = if self.list == DecidedBy::UserAllow {
                     "allow"
                 } else {

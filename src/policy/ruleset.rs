@@ -103,7 +103,10 @@ impl Tenant {
 
     /// The user a call is for: the first callee candidate (dialled number,
     /// extension) that is a user's extension or DID.
-    pub(crate) fn user_for<'a>(&self, callees: impl IntoIterator<Item = &'a str>) -> Option<UserId> {
+    pub(crate) fn user_for<'a>(
+        &self,
+        callees: impl IntoIterator<Item = &'a str>,
+    ) -> Option<UserId> {
         if self.users.is_empty() {
             return None;
         }
@@ -409,7 +412,11 @@ impl RuleSet {
 
     /// The tenant of a call: the one the dialplan names, else the one whose
     /// domain it is, else the default tenant. Lookups in precomputed maps.
-    pub(crate) fn choose_tenant(&self, hint: Option<&str>, domain: Option<&str>) -> (TenantId, TenantBy) {
+    pub(crate) fn choose_tenant(
+        &self,
+        hint: Option<&str>,
+        domain: Option<&str>,
+    ) -> (TenantId, TenantBy) {
         if self.tenants.len() <= 1 {
             return (0, TenantBy::Default);
         }

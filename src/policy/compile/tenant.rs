@@ -47,7 +47,10 @@ impl<'a> Builder<'a> {
     pub(super) fn users(&mut self, users: &'a BTreeMap<String, Spanned<UserConfig>>) -> Users {
         let mut out = Vec::new();
         let mut by_key = HashMap::new();
-        let prefix = self.tenant.as_ref().map_or_else(String::new, |t| format!("{t}."));
+        let prefix = self
+            .tenant
+            .as_ref()
+            .map_or_else(String::new, |t| format!("{t}."));
         for (ext, u) in users {
             let id = out.len();
             let ext_key = ext.trim();
@@ -62,7 +65,10 @@ impl<'a> Builder<'a> {
             for did in &u.value.dids {
                 let key = did_key(did);
                 if key.is_empty() || key == "+" {
-                    self.problem(&u.referenced, format!("user {ext}: DID {did:?} has no digits"));
+                    self.problem(
+                        &u.referenced,
+                        format!("user {ext}: DID {did:?} has no digits"),
+                    );
                 } else if let Some(prev) = by_key.insert(key, id)
                     && prev != id
                 {
@@ -75,8 +81,18 @@ impl<'a> Builder<'a> {
             let mut allow = ListIndexBuilder::default();
             let mut block = ListIndexBuilder::default();
             let mut lists = std::mem::take(&mut self.lists);
-            self.list_files_into(&mut allow, (None, Some(ext)), ListRole::Whitelist, &mut lists);
-            self.list_files_into(&mut block, (None, Some(ext)), ListRole::Blacklist, &mut lists);
+            self.list_files_into(
+                &mut allow,
+                (None, Some(ext)),
+                ListRole::Whitelist,
+                &mut lists,
+            );
+            self.list_files_into(
+                &mut block,
+                (None, Some(ext)),
+                ListRole::Blacklist,
+                &mut lists,
+            );
             self.lists = lists;
             out.push(User {
                 ext: ext_key.into(),
