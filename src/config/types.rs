@@ -90,8 +90,6 @@ pub struct RawConfig {
     /// default tenant.
     #[serde(default)]
     pub tenants: BTreeMap<String, S<TenantConfig>>,
-    #[serde(default)]
-    pub metrics: MetricsConfig,
 }
 
 fn d100k() -> usize {

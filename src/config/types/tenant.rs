@@ -64,13 +64,3 @@ pub struct UserConfig {
     /// Default action for the user's block list (default: the trunk's blocked action).
     pub blocked_action: Option<S<String>>,
 }
-
-/// `metrics: { tenant_label: false }`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetricsConfig {
-    /// Adds a `tenant` label to `callguard_calls_total` (off by default: a
-    /// label per tenant multiplies the series).
-    #[serde(default)]
-    pub tenant_label: bool,
-}
