@@ -119,7 +119,12 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
     let (cfg, rules, service): (LoadedConfig, RuleSet, ServiceConfig) =
         tokio::task::spawn_blocking(move || {
             let cfg = config::load_all(&path)?;
-            let rules = RuleSet::compile(&cfg)?;
+            // A tenant with problems starts without its own rules; the
+            // others start (see `RuleSet::compile_isolated`).
+            let rules = RuleSet::compile_isolated(&cfg, None)?;
+            for p in &rules.tenant_problems {
+                tracing::error!("{p}");
+            }
             let service = ServiceConfig::from_config(&cfg)?;
             Ok::<_, Problems>((cfg, rules, service))
         })

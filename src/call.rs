@@ -27,6 +27,11 @@ pub(crate) struct CallInfo {
     pub dids: Vec<String>,
     /// A trunk named by the dialplan (`?trunk=`, `agi_arg_N`, `callguard_trunk`).
     pub trunk_hint: Option<String>,
+    /// A tenant named by the dialplan (`?tenant=`, `tenant=`, `callguard_tenant`).
+    pub tenant_hint: Option<String>,
+    /// The FreeSWITCH domain of the call (`variable_domain_name`): selects
+    /// the tenant whose `domains:` has it.
+    pub domain: Option<String>,
     /// SIP headers the driver had at hand (FreeSWITCH channel data), for
     /// the caller ID's attestation.
     pub pai: Option<String>,

@@ -25,6 +25,7 @@ pub(crate) mod listener;
 pub(crate) mod lists;
 pub(crate) mod overview;
 pub(crate) mod report;
+pub(crate) mod scope;
 pub(crate) mod trunks;
 pub(crate) mod velocity;
 use crate::state::State;
@@ -57,6 +58,7 @@ pub(crate) fn router(api: Api) -> Router {
         .merge(console::routes())
         .merge(velocity::routes())
         .merge(edge::routes())
+        .merge(scope::routes())
         .layer(middleware::from_fn_with_state(api.clone(), guard::guard))
         .with_state(api)
 }
@@ -91,6 +93,8 @@ async fn status(AxState(api): AxState<Api>) -> Response {
         "config": api.reloader.config_path.display().to_string(),
         "rules": snap.rules.rules.len(),
         "lists": snap.rules.lists,
+        // Tenants kept at their last good version (or without their rules).
+        "tenant_problems": snap.rules.tenant_problems,
         // Boot-time keys edited since start: applied only by a restart.
         "restart_required": snap.restart_required,
         "last_error": last_error.map(|e| json!({ "at": e.at.to_rfc3339(), "problems": e.problems })),

@@ -333,7 +333,7 @@ impl Default for Metrics {
     }
 }
 
-const LISTS: [DecidedBy; 7] = [
+const LISTS: [DecidedBy; 9] = [
     DecidedBy::Protected,
     DecidedBy::SystemBlacklist,
     DecidedBy::Whitelist,
@@ -341,6 +341,8 @@ const LISTS: [DecidedBy; 7] = [
     DecidedBy::Exclusive,
     DecidedBy::Default,
     DecidedBy::Velocity,
+    DecidedBy::UserAllow,
+    DecidedBy::UserBlock,
 ];
 
 /// Counter handles resolved on first use and then reused without touching the

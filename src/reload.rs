@@ -203,9 +203,14 @@ impl Reloader {
         // Taken before reading, so a change made while loading differs from
         // it and is reloaded again rather than taken as applied.
         let prints = self.fingerprints();
+        let previous = self.state.snapshot();
         let built = tokio::task::spawn_blocking(move || {
             let cfg = config::load_all(&path)?;
-            let rules = RuleSet::compile(&cfg)?;
+            // One tenant's problems keep only that tenant at its last good version.
+            let rules = RuleSet::compile_isolated(&cfg, Some(&previous.rules))?;
+            for p in &rules.tenant_problems {
+                tracing::error!("reload: {p}");
+            }
             let service = ServiceConfig::from_config(&cfg)?;
             let max_tracked = cfg.raw.velocity_limits.max_tracked;
             Ok::<_, Problems>((rules, service, max_tracked, file_lists(cfg)))

@@ -15,7 +15,8 @@ use crate::action::{EdgeStep, Plan, Via};
 use crate::config::types::FailMode;
 use crate::outcome::FailReason;
 use crate::policy::attest::Attestation;
-use crate::policy::decide::{Decision, Verdict, decide_attested};
+use crate::policy::decide::{Decision, Verdict, decide_for_user};
+use crate::policy::ruleset::{TenantBy, TrunkId, UserId};
 use crate::state::{Snapshot, State};
 
 /// What screening decided for one call, before anything is sent: the plan
@@ -45,10 +46,22 @@ pub(super) async fn screen<D: CallDriver>(
     let pbx = via.plan_pbx();
     let snap: Arc<Snapshot> = state.snapshot();
     let rs = &snap.rules;
-    let choice = rs.choose_trunk(
+    // The tenant (named by the dialplan, or by the FreeSWITCH domain), then
+    // the trunk within it: map lookups, no round trip.
+    let (tenant, by) = rs.choose_tenant(info.tenant_hint.as_deref(), info.domain.as_deref());
+    if by == TenantBy::Unknown {
+        tracing::info!(pbx = pbx.as_str(), call = ?info.unique_id, tenant = ?info.tenant_hint, "no such tenant: the default tenant screens the call");
+    }
+    let choice = rs.choose_trunk_in(
+        tenant,
         info.trunk_hint.as_deref(),
         info.dids.iter().map(String::as_str),
     );
+    // The user the call is for, in the trunk's tenant.
+    let user = choice.trunk.and_then(|t| {
+        rs.tenant(rs.trunk(t).tenant)
+            .user_for(info.dids.iter().map(String::as_str))
+    });
     let trunk = choice.trunk;
     // A trunk the dialplan names but the config lacks: warned, counted, and
     // said in the call's reason (the call goes on with the trunk chosen instead).
@@ -82,7 +95,7 @@ pub(super) async fn screen<D: CallDriver>(
             } else {
                 None
             };
-            decide_with_deadline(&snap, t, info, attestation, decide_timeout)
+            decide_with_deadline(&snap, (t, user), info, attestation, decide_timeout)
                 .await
                 .map(|(d, elapsed)| {
                     let applied = crate::velocity::apply(&state.extras.velocity, rs, d, Utc::now());
@@ -226,7 +239,7 @@ fn warn_unknown_trunk(state: &State, via: Via, unique_id: &str, note: &str) {
 /// the runtime, and gives up after `timeout` (the thread finishes on its own).
 async fn decide_with_deadline(
     snap: &Arc<Snapshot>,
-    trunk: usize,
+    (trunk, user): (TrunkId, Option<UserId>),
     info: &CallInfo,
     attestation: Option<Attestation>,
     timeout: Duration,
@@ -236,9 +249,10 @@ async fn decide_with_deadline(
     let restricted = info.presentation_restricted;
     let job = tokio::task::spawn_blocking(move || {
         let start = Instant::now();
-        let d = decide_attested(
+        let d = decide_for_user(
             &snap.rules,
             trunk,
+            user,
             &caller,
             restricted,
             attestation.as_ref(),

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::problem::{Problem, Problems};
-use super::types::{ListFileConfig, ListRole, RawConfig};
+use super::types::{ListFileConfig, ListRole, RawConfig, TrunkConfig, UserConfig};
 use crate::list_io::RuleRow;
 use crate::list_io::format::{Format, read_rows};
 
@@ -25,8 +25,13 @@ pub struct LoadedList {
     pub path: PathBuf,
     pub format: Format,
     pub role: ListRole,
-    /// `None` for the system blacklist.
+    /// `None` for the system blacklist, a tenant's own lists and users' lists.
+    /// A tenant's trunk is named `TENANT.TRUNK`.
     pub trunk: Option<String>,
+    /// The tenant whose list this is (`None`: the default tenant).
+    pub tenant: Option<String>,
+    /// The user (extension) whose allow or block list this is.
+    pub user: Option<String>,
     /// The entry's `action:`, with its place in the config file.
     pub default_action: Option<serde_saphyr::Spanned<String>>,
     pub rows: Vec<(u32, RuleRow)>,
@@ -46,6 +51,9 @@ pub struct LoadedConfig {
     /// Problems found while reading list files; compiling reports them along
     /// with its own, so the user sees everything at once.
     pub problems: Vec<Problem>,
+    /// Problems of one tenant's list files, with the tenant: a reload skips
+    /// only that tenant (see `RuleSet::compile_isolated`).
+    pub tenant_problems: Vec<(String, Problem)>,
 }
 
 impl LoadedConfig {
@@ -217,71 +225,22 @@ fn load_raw(
     }
     let mut lists = Vec::new();
     let mut files = vec![path.to_path_buf()];
-    let mut entries: Vec<(Option<String>, &serde_saphyr::Spanned<ListFileConfig>)> =
-        raw.lists.iter().map(|l| (None, l)).collect();
-    for (name, t) in &raw.trunks {
-        entries.extend(t.value.lists.iter().map(|l| (Some(name.clone()), l)));
+    let mut entries: Vec<Entry<'_>> = Vec::new();
+    collect_entries(&mut entries, None, &raw.lists, &raw.trunks, &raw.users);
+    for (tname, t) in &raw.tenants {
+        let tc = &t.value;
+        collect_entries(&mut entries, Some(tname), &tc.lists, &tc.trunks, &tc.users);
     }
-    for (trunk, entry) in entries {
-        let cfg = &entry.value;
-        let loc = &entry.referenced;
-        let Some(rel) = cfg.path.as_deref() else {
-            problems.push(Problem::at(
-                &file,
-                loc,
-                "a list needs `path:` (for a `url:` list, where its last good copy is kept)",
-            ));
-            continue;
-        };
-        let full = resolve(&base_dir, rel);
-        let Some(format) = Format::from_path(&full) else {
-            problems.push(Problem::at(
-                &file,
-                loc,
-                format!("{rel}: unknown list format (use .csv, .json or .xml)"),
-            ));
-            continue;
-        };
-        files.push(full.clone());
-        let bytes = match read_bounded(&full, MAX_LIST_BYTES, rel) {
-            Ok(b) => b,
-            // A subscribed list whose copy does not exist yet starts empty.
-            Err(_) if cfg.url.is_some() && !full.exists() => Vec::new(),
-            Err(p) => {
-                problems.push(Problem::at(
-                    &file,
-                    loc,
-                    format!("{}: {}", p.file, p.message),
-                ));
-                continue;
-            }
-        };
-        let parsed = if bytes.is_empty() {
-            Default::default()
-        } else {
-            read_rows(&bytes, format, &full.display().to_string())
-        };
-        problems.extend(parsed.errors.iter().map(|e| Problem {
-            file: e.source.clone(),
-            line: u64::from(e.line),
-            column: e.column.map_or(0, u64::from),
-            message: e.message.clone(),
-        }));
-        let name = cfg.name.clone().unwrap_or_else(|| {
-            full.file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| rel.to_string())
-        });
-        lists.push(LoadedList {
-            name,
-            display: rel.to_string(),
-            path: full,
-            format,
-            role: cfg.role,
-            trunk,
-            default_action: cfg.action.clone(),
-            rows: parsed.rows,
-        });
+    let mut tenant_problems = Vec::new();
+    for e in entries {
+        let mut local = Vec::new();
+        if let Some(l) = load_entry(&e, &file, &base_dir, &mut files, &mut local) {
+            lists.push(l);
+        }
+        match &e.tenant {
+            None => problems.extend(local),
+            Some(t) => tenant_problems.extend(local.into_iter().map(|p| (t.clone(), p))),
+        }
     }
     Ok(LoadedConfig {
         path: path.to_path_buf(),
@@ -291,5 +250,179 @@ fn load_raw(
         lists,
         files,
         problems,
+        tenant_problems,
+    })
+}
+
+/// A list file named by the config, with where it belongs.
+struct Entry<'a> {
+    tenant: Option<String>,
+    trunk: Option<String>,
+    user: Option<String>,
+    /// The list's name in the API when the config gives none (users' lists).
+    name: Option<String>,
+    /// A user's list: missing means empty.
+    optional: bool,
+    cfg: std::borrow::Cow<'a, serde_saphyr::Spanned<ListFileConfig>>,
+}
+
+/// The list files of one tenant (`None`: the default tenant): its own
+/// lists, its trunks' lists and its users' allow and block lists.
+fn collect_entries<'a>(
+    out: &mut Vec<Entry<'a>>,
+    tenant: Option<&str>,
+    own: &'a [serde_saphyr::Spanned<ListFileConfig>],
+    trunks: &'a std::collections::BTreeMap<String, serde_saphyr::Spanned<TrunkConfig>>,
+    users: &'a std::collections::BTreeMap<String, serde_saphyr::Spanned<UserConfig>>,
+) {
+    let prefix = tenant.map_or_else(String::new, |t| format!("{t}."));
+    out.extend(own.iter().map(|l| Entry {
+        tenant: tenant.map(str::to_string),
+        trunk: None,
+        user: None,
+        // A tenant's list files are named `TENANT.NAME`.
+        name: tenant.map(|_| {
+            let stem = l.value.name.clone().unwrap_or_else(|| {
+                l.value
+                    .path
+                    .as_deref()
+                    .map(|p| {
+                        Path::new(p)
+                            .file_stem()
+                            .map_or(p.to_string(), |s| s.to_string_lossy().into_owned())
+                    })
+                    .unwrap_or_default()
+            });
+            format!("{prefix}{stem}")
+        }),
+        optional: false,
+        cfg: std::borrow::Cow::Borrowed(l),
+    }));
+    for (name, t) in trunks {
+        out.extend(t.value.lists.iter().map(|l| Entry {
+            tenant: tenant.map(str::to_string),
+            trunk: Some(format!("{prefix}{name}")),
+            user: None,
+            name: tenant.map(|_| {
+                let stem = l.value.name.clone().unwrap_or_else(|| {
+                    l.value
+                        .path
+                        .as_deref()
+                        .map(|p| {
+                            Path::new(p)
+                                .file_stem()
+                                .map_or(p.to_string(), |s| s.to_string_lossy().into_owned())
+                        })
+                        .unwrap_or_default()
+                });
+                format!("{prefix}{stem}")
+            }),
+            optional: false,
+            cfg: std::borrow::Cow::Borrowed(l),
+        }));
+    }
+    for (ext, u) in users {
+        for (path, role, kind) in [
+            (&u.value.allow, ListRole::Whitelist, "allow"),
+            (&u.value.block, ListRole::Blacklist, "block"),
+        ] {
+            let Some(path) = path else { continue };
+            let cfg = ListFileConfig {
+                path: Some(path.clone()),
+                role,
+                name: None,
+                action: if role == ListRole::Blacklist {
+                    u.value.blocked_action.clone()
+                } else {
+                    None
+                },
+                url: None,
+                refresh: None,
+            };
+            out.push(Entry {
+                tenant: tenant.map(str::to_string),
+                trunk: None,
+                user: Some(ext.clone()),
+                name: Some(format!("{prefix}user.{ext}.{kind}")),
+                optional: true,
+                cfg: std::borrow::Cow::Owned(serde_saphyr::Spanned::new(
+                    cfg,
+                    u.referenced,
+                    u.defined,
+                )),
+            });
+        }
+    }
+}
+
+/// Reads one list file; its problems go to `problems`.
+fn load_entry(
+    e: &Entry<'_>,
+    file: &str,
+    base_dir: &Path,
+    files: &mut Vec<PathBuf>,
+    problems: &mut Vec<Problem>,
+) -> Option<LoadedList> {
+    let cfg = &e.cfg.value;
+    let loc = &e.cfg.referenced;
+    let Some(rel) = cfg.path.as_deref() else {
+        problems.push(Problem::at(
+            file,
+            loc,
+            "a list needs `path:` (for a `url:` list, where its last good copy is kept)",
+        ));
+        return None;
+    };
+    let full = resolve(base_dir, rel);
+    let Some(format) = Format::from_path(&full) else {
+        problems.push(Problem::at(
+            file,
+            loc,
+            format!("{rel}: unknown list format (use .csv, .json or .xml)"),
+        ));
+        return None;
+    };
+    files.push(full.clone());
+    let bytes = match read_bounded(&full, MAX_LIST_BYTES, rel) {
+        Ok(b) => b,
+        // A subscribed list whose copy does not exist yet starts empty; so
+        // does a user's list nobody has written to yet.
+        Err(_) if (cfg.url.is_some() || e.optional) && !full.exists() => Vec::new(),
+        Err(p) => {
+            problems.push(Problem::at(file, loc, format!("{}: {}", p.file, p.message)));
+            return None;
+        }
+    };
+    let parsed = if bytes.is_empty() {
+        Default::default()
+    } else {
+        read_rows(&bytes, format, &full.display().to_string())
+    };
+    problems.extend(parsed.errors.iter().map(|e| Problem {
+        file: e.source.clone(),
+        line: u64::from(e.line),
+        column: e.column.map_or(0, u64::from),
+        message: e.message.clone(),
+    }));
+    let name = e
+        .name
+        .clone()
+        .or_else(|| cfg.name.clone())
+        .unwrap_or_else(|| {
+            full.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| rel.to_string())
+        });
+    Some(LoadedList {
+        name,
+        display: rel.to_string(),
+        path: full,
+        format,
+        role: cfg.role,
+        trunk: e.trunk.clone(),
+        tenant: e.tenant.clone(),
+        user: e.user.clone(),
+        default_action: cfg.action.clone(),
+        rows: parsed.rows,
     })
 }

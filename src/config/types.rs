@@ -16,9 +16,11 @@ use serde_saphyr::Spanned;
 mod action;
 mod rules;
 mod schedule;
+mod tenant;
 pub use action::*;
 pub use rules::*;
 pub use schedule::*;
+pub use tenant::*;
 
 /// A value with its line and column in the YAML file.
 pub(crate) type S<T> = Spanned<T>;
@@ -84,6 +86,13 @@ pub struct RawConfig {
     /// Bounds of the velocity counters.
     #[serde(default)]
     pub velocity_limits: VelocityLimits,
+    /// The default tenant's users (extensions with their own lists).
+    #[serde(default)]
+    pub users: BTreeMap<String, S<UserConfig>>,
+    /// Hosted PBXs: one section per customer; the rest of this file is the
+    /// default tenant.
+    #[serde(default)]
+    pub tenants: BTreeMap<String, S<TenantConfig>>,
 }
 
 fn d100k() -> usize {
@@ -430,6 +439,15 @@ impl HttpConfig {
 pub struct TokenConfig {
     pub name: String,
     pub token_env: String,
+    /// Scopes the token to one tenant (`default` is the top-level config):
+    /// it reads and changes only that tenant's lists, calls and reports.
+    /// Unscoped tokens are system-wide administrators.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Scopes the token to one user (an extension of `tenant`): their own
+    /// lists and calls only.
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 fn default_log_path() -> String {

@@ -11,10 +11,18 @@ use axum::http::{HeaderMap, StatusCode, header};
 use subtle::ConstantTimeEq;
 
 use super::ApiError;
-use crate::config::types::HttpConfig;
+use crate::config::types::{HttpConfig, TokenConfig};
 
 /// The name of the token presented, or the error refusing the request.
 pub(crate) fn authorize(http: &HttpConfig, headers: &HeaderMap) -> Result<String, ApiError> {
+    token(http, headers).map(|t| t.name.clone())
+}
+
+/// The token presented (with its scope), or the error refusing the request.
+pub(crate) fn token<'a>(
+    http: &'a HttpConfig,
+    headers: &HeaderMap,
+) -> Result<&'a TokenConfig, ApiError> {
     if http.tokens.is_empty() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -34,7 +42,7 @@ pub(crate) fn authorize(http: &HttpConfig, headers: &HeaderMap) -> Result<String
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| unauthorized("missing `Authorization: Bearer <token>`"))?;
-    let mut found: Option<&str> = None;
+    let mut found: Option<&TokenConfig> = None;
     // Compare against every token, without stopping at the first match, so
     // the time taken says nothing about which token (or how much of it) matched.
     for t in &http.tokens {
@@ -46,10 +54,8 @@ pub(crate) fn authorize(http: &HttpConfig, headers: &HeaderMap) -> Result<String
         }
         let equal: bool = secret.as_bytes().ct_eq(presented.as_bytes()).into();
         if equal && found.is_none() {
-            found = Some(&t.name);
+            found = Some(t);
         }
     }
-    found
-        .map(str::to_string)
-        .ok_or_else(|| unauthorized("invalid API token"))
+    found.ok_or_else(|| unauthorized("invalid API token"))
 }

@@ -108,6 +108,8 @@ impl EdgeRequest {
             pai: pai.clone(),
             from: from.clone(),
             edge_action: None,
+            tenant_hint: None,
+            domain: None,
         };
         let identity = IdentityInputs {
             stir_shaken: None,

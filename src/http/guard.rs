@@ -85,6 +85,9 @@ pub(super) async fn guard(
     {
         return refused.into_response();
     }
+    if let Err(refused) = super::scope::check(http, &snap.rules, path, req.headers()) {
+        return refused.into_response();
+    }
     let timeout = http.body_timeout;
     drop(snap);
     body_deadline(req, timeout, next).await

@@ -90,7 +90,11 @@ async fn trunks(AxState(api): AxState<Api>) -> ApiResult {
         &raw.blacklist,
         |r| any("system_blacklist", r),
     )];
-    for l in cfg.lists.iter().filter(|l| l.trunk.is_none()) {
+    for l in cfg
+        .lists
+        .iter()
+        .filter(|l| l.trunk.is_none() && l.tenant.is_none() && l.user.is_none())
+    {
         system.push(file_list(l, "system_blacklist", |r| any(&l.name, r)));
     }
     let trunks: Vec<Value> = raw

@@ -272,8 +272,11 @@ impl ListStore {
         // The old file's own problems are replaced along with its rows.
         let file = path.display().to_string();
         cfg.problems.retain(|p| p.file != file);
+        cfg.tenant_problems.retain(|(_, p)| p.file != file);
         cfg.lists[i].rows = with_lines(&new, format);
-        RuleSet::compile(&cfg)
+        // Another tenant's problems do not refuse a change to this list.
+        let tenant = cfg.lists[i].tenant.clone();
+        RuleSet::check_for_tenant(&cfg, tenant.as_deref())
             .map_err(|p| StoreError::Refused(p.0.iter().map(ToString::to_string).collect()))?;
         if summary.is_empty() && own.is_empty() {
             return Ok(Applied {
@@ -394,6 +397,7 @@ fn list_problems(cfg: &LoadedConfig, list: &LoadedList) -> Vec<String> {
     let file = list.path.display().to_string();
     cfg.problems
         .iter()
+        .chain(cfg.tenant_problems.iter().map(|(_, p)| p))
         .filter(|p| p.file == file || p.message.starts_with(&format!("{}:", list.display)))
         .map(ToString::to_string)
         .collect()

@@ -12,26 +12,33 @@ use super::index::{ListIndex, ListIndexBuilder};
 use super::number::{Dialing, Region};
 use super::pattern;
 use super::ruleset::{
-    ActionDef, ActionId, Exclusive, ListInfo, NO_ACTION, Origin, RuleSet, RuleTable, ScheduleCond,
-    Trunk, TrunkId, did_key,
+    ActionId, Exclusive, ListInfo, NO_ACTION, Origin, RuleSet, RuleTable, ScheduleCond, Tenant,
+    TenantId, Trunk, TrunkId, did_key,
 };
 use super::schedule::Schedule;
 use super::velocity::TrunkVelocity;
 use crate::action::Plan;
 use crate::config::types::{
-    ActionConfig, ActionKind, ListRole, ScheduleRef, TrunkConfig, VelocityConfig, WhitelistMode,
+    ActionKind, ListRole, ScheduleRef, TrunkConfig, VelocityConfig, WhitelistMode,
 };
 use crate::config::{LoadedConfig, Problem, Problems};
 
+mod actions;
 mod lists;
+mod tenant;
 mod velocity;
 
 impl RuleSet {
-    /// Compiles a loaded configuration, or reports every problem in it.
-    /// (Here rather than in `ruleset`, so that the rule set's types do not
-    /// import their compiler.)
+    /// Compiles a loaded configuration, or reports every problem in it, a
+    /// tenant's with the tenant's name. (Here rather than in `ruleset`, so
+    /// that the rule set's types do not import their compiler.)
     pub fn compile(cfg: &LoadedConfig) -> Result<RuleSet, Problems> {
-        Builder::new(cfg).build()
+        let (rs, tenant_problems) = Builder::new(cfg).build()?;
+        if tenant_problems.is_empty() {
+            Ok(rs)
+        } else {
+            Err(Problems(tenant::named(tenant_problems)))
+        }
     }
 }
 
@@ -56,15 +63,23 @@ pub(super) struct Builder<'a> {
     system_attest: bool,
     /// `velocity:` rules at the top of the file, for every trunk.
     system_velocity: Vec<VelocityConfigRef<'a>>,
+    /// The tenant being compiled (`None`: the default one).
+    tenant: Option<String>,
+    /// The plans of the top-level actions, which every tenant sees.
+    root_plans: BTreeMap<String, [Arc<Plan>; 2]>,
+    /// Problems of each named tenant (compiled last, one after the other).
+    tenant_problems: Vec<(String, Problem)>,
 }
 
 /// A system-level velocity rule, compiled per trunk (its default action is
 /// the trunk's blocked action).
 type VelocityConfigRef<'a> = &'a Spanned<VelocityConfig>;
 
-/// The trunks being built, with their lookups.
+/// The trunks being built, with their lookups (of one tenant; `base` is
+/// the id of its first trunk in the rule set).
 #[derive(Default)]
 struct Trunks {
+    base: usize,
     list: Vec<Trunk>,
     by_name: HashMap<String, TrunkId>,
     by_did: HashMap<String, TrunkId>,
@@ -92,6 +107,9 @@ impl<'a> Builder<'a> {
             attest_rules: 0,
             system_attest: false,
             system_velocity: Vec::new(),
+            tenant: None,
+            root_plans: BTreeMap::new(),
+            tenant_problems: Vec::new(),
         }
     }
 
@@ -116,20 +134,43 @@ impl<'a> Builder<'a> {
         self.problems.push(Problem::at(self.file, loc, msg));
     }
 
-    pub(super) fn build(mut self) -> Result<RuleSet, Problems> {
+    /// The rule set and the problems of each named tenant; `Err` holds the
+    /// problems of the rest of the file.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn build(mut self) -> Result<(RuleSet, Vec<(String, Problem)>), Problems> {
         let raw = &self.cfg.raw;
         let default_region = self.default_region();
-        let schedules = self.schedules();
-        let actions = self.actions();
+        let mut schedules = self.schedules();
+        let mut actions = self.actions();
+        self.root_plans = actions
+            .iter()
+            .map(|a| (a.name.to_string(), a.plans.clone()))
+            .collect();
         let system_blocked_action = self.action_or(&raw.blocked_action, self.builtin("reject"));
         let protected = self.protected();
         let system = self.system_blacklist();
         self.system_attest = self.attest_rules > 0;
         self.system_velocity = raw.velocity.iter().collect();
-        let trunks = self.trunks(default_region, system_blocked_action);
+        let attest_before = self.attest_rules;
+        let (users, user_by_key) = self.users(&raw.users);
+        let users_attest = self.attest_rules > attest_before;
+        let system_attest = self.system_attest;
+        self.system_attest = system_attest || users_attest;
+        let mut trunks = self.trunks(default_region, system_blocked_action);
+        self.system_attest = system_attest;
         let default_trunk = self.default_trunk(&trunks);
         let protected = self.index(protected, "protected");
         let system = self.index(system, "system blacklist");
+        let mut tenants = vec![Tenant {
+            name: "default".into(),
+            users,
+            user_by_key,
+            default_trunk,
+            ..Tenant::default()
+        }];
+        let mut tenant_by_name = HashMap::new();
+        let mut tenant_by_domain: HashMap<String, TenantId> = HashMap::new();
+        let mut trunk_list = std::mem::take(&mut trunks.list);
         if !self.problems.is_empty() {
             // A system-level velocity rule is compiled for every trunk: its
             // problem is said once.
@@ -137,13 +178,46 @@ impl<'a> Builder<'a> {
             self.problems.retain(|p| seen.insert(p.to_string()));
             return Err(Problems(self.problems));
         }
-        Ok(RuleSet {
+        for (name, t) in &raw.tenants {
+            let id = tenants.len();
+            let before = self.problems.len();
+            let tenant = self.tenant(
+                (name, id, t),
+                &mut trunk_list,
+                (&mut actions, &mut schedules),
+                (default_region, system_blocked_action),
+            );
+            for d in &t.value.domains {
+                let d = d.trim().to_ascii_lowercase();
+                if let Some(prev) = tenant_by_domain.insert(d.clone(), id) {
+                    let prev: &Tenant = &tenants[prev];
+                    self.problem(
+                        &t.referenced,
+                        format!("domain {d:?} is already tenant {}'s", prev.name),
+                    );
+                }
+            }
+            for (tname, &tid) in &tenant.trunk_by_name {
+                trunks.by_name.insert(format!("{name}.{tname}"), tid);
+            }
+            let mut seen = HashSet::new();
+            let mine: Vec<Problem> = self.problems.drain(before..).collect();
+            let listed = self.cfg.tenant_problems.iter().filter(|(n, _)| n == name);
+            for p in listed.map(|(_, p)| p.clone()).chain(mine) {
+                if seen.insert(p.to_string()) {
+                    self.tenant_problems.push((name.clone(), p));
+                }
+            }
+            tenant_by_name.insert(name.clone(), id);
+            tenants.push(tenant);
+        }
+        let rs = RuleSet {
             rules: self.rules,
             actions,
             schedules,
             protected,
             system,
-            trunks: trunks.list,
+            trunks: trunk_list,
             trunk_by_name: trunks.by_name,
             trunk_by_did: trunks.by_did,
             default_trunk,
@@ -151,7 +225,13 @@ impl<'a> Builder<'a> {
             system_blocked_action,
             lists: self.lists,
             backtrack_limit: self.limit,
-        })
+            tenants,
+            tenant_by_name,
+            tenant_by_domain,
+            tenant_inputs: Default::default(),
+            tenant_problems: Vec::new(),
+        };
+        Ok((rs, self.tenant_problems))
     }
 
     /// `normalize.default_region`, with its dialling rules made ready
@@ -209,6 +289,8 @@ impl<'a> Builder<'a> {
             name: "protected".into(),
             kind: "protected",
             trunk: None,
+            tenant: None,
+            user: None,
             path: None,
             rules: raw.protected.len(),
         });
@@ -224,11 +306,13 @@ impl<'a> Builder<'a> {
             name: "system_blacklist".into(),
             kind: "system_blacklist",
             trunk: None,
+            tenant: None,
+            user: None,
             path: None,
             rules: raw.blacklist.len(),
         });
         let mut lists = std::mem::take(&mut self.lists);
-        self.list_files_into(&mut system, None, ListRole::Blacklist, &mut lists);
+        self.list_files_into(&mut system, (None, None), ListRole::Blacklist, &mut lists);
         self.lists = lists;
         system
     }
@@ -240,8 +324,9 @@ impl<'a> Builder<'a> {
         let mut trunks = Trunks::default();
         if raw.trunks.is_empty() {
             let dialing = self.dialing(default_region);
-            trunks.by_name.insert("default".to_string(), 0);
+            trunks.by_name.insert("default".to_string(), trunks.base);
             trunks.list.push(Trunk {
+                tenant: 0,
                 name: "default".into(),
                 dialing,
                 whitelist: ListIndex::default(),
@@ -261,7 +346,9 @@ impl<'a> Builder<'a> {
         }
         for (name, t) in &raw.trunks {
             let trunk = self.trunk(name, t, &mut trunks, default_region, system_blocked_action);
-            trunks.by_name.insert(name.clone(), trunks.list.len());
+            trunks
+                .by_name
+                .insert(name.clone(), trunks.base + trunks.list.len());
             trunks.list.push(trunk);
         }
         trunks
@@ -277,7 +364,7 @@ impl<'a> Builder<'a> {
         system_blocked_action: ActionId,
     ) -> Trunk {
         let tc = &t.value;
-        let id = trunks.list.len();
+        let id = trunks.base + trunks.list.len();
         let region = match &tc.region {
             None => default_region,
             Some(r) => Region::parse(&r.value).unwrap_or_else(|| {
@@ -298,7 +385,7 @@ impl<'a> Builder<'a> {
             } else if let Some(prev) = trunks.by_did.insert(key, id) {
                 let prev_name = trunks
                     .list
-                    .get(prev)
+                    .get(prev - trunks.base)
                     .map_or(name.to_string(), |t: &Trunk| t.name.to_string());
                 self.problem(
                     &t.referenced,
@@ -320,13 +407,15 @@ impl<'a> Builder<'a> {
                 name: format!("{name}.{kind}"),
                 kind,
                 trunk: Some(name.to_string()),
+                tenant: self.tenant.clone(),
+                user: None,
                 path: None,
                 rules: count,
             });
         }
         let mut lists = std::mem::take(&mut self.lists);
-        self.list_files_into(&mut wl, Some(name), ListRole::Whitelist, &mut lists);
-        self.list_files_into(&mut bl, Some(name), ListRole::Blacklist, &mut lists);
+        self.list_files_into(&mut wl, (Some(name), None), ListRole::Whitelist, &mut lists);
+        self.list_files_into(&mut bl, (Some(name), None), ListRole::Blacklist, &mut lists);
         self.lists = lists;
         let exclusive = match (&tc.exclusive, tc.whitelist_mode) {
             (Some(r), _) => match self.schedule_cond(r, &t.referenced, name) {
@@ -342,6 +431,7 @@ impl<'a> Builder<'a> {
         let dialing = self.dialing(region);
         let velocity = self.velocity_rules(name, &tc.velocity, blocked_action);
         Trunk {
+            tenant: 0,
             name: name.into(),
             dialing,
             whitelist: self.index(wl, name),
@@ -398,13 +488,25 @@ impl<'a> Builder<'a> {
 
     fn schedules(&mut self) -> Vec<(String, Schedule)> {
         let mut out = Vec::new();
-        for (name, s) in &self.cfg.raw.schedules {
+        self.schedules_into(&self.cfg.raw.schedules, &mut out);
+        out
+    }
+
+    /// Compiles `defs` onto the end of `out`; their names resolve to them
+    /// from now on (a tenant's schedule hides a top-level one of its name).
+    fn schedules_into(
+        &mut self,
+        defs: &'a BTreeMap<String, Spanned<crate::config::types::ScheduleConfig>>,
+        out: &mut Vec<(String, Schedule)>,
+    ) {
+        for (name, s) in defs {
             match Schedule::compile(&s.value) {
                 Ok(c) => {
                     self.schedule_ids.insert(name.clone(), out.len());
                     out.push((name.clone(), c));
                 }
                 Err(errs) => {
+                    self.schedule_ids.remove(name);
                     for e in errs {
                         self.problem(
                             &e.at.unwrap_or(s.referenced),
@@ -414,7 +516,6 @@ impl<'a> Builder<'a> {
                 }
             }
         }
-        out
     }
 
     fn schedule_cond(
@@ -440,7 +541,12 @@ impl<'a> Builder<'a> {
             Some(&schedule) => Some(ScheduleCond { schedule, inside }),
             None => {
                 // A schedule that failed to compile was reported already.
-                if !self.cfg.raw.schedules.contains_key(name) {
+                let tenant_has = self
+                    .tenant
+                    .as_ref()
+                    .and_then(|t| self.cfg.raw.tenants.get(t))
+                    .is_some_and(|t| t.value.schedules.contains_key(name));
+                if !self.cfg.raw.schedules.contains_key(name) && !tenant_has {
                     self.problem(loc, format!("{what}: no schedule named {name:?}"));
                 }
                 None
@@ -466,76 +572,5 @@ impl<'a> Builder<'a> {
                 NO_ACTION
             }
         }
-    }
-
-    fn actions(&mut self) -> Vec<ActionDef> {
-        let raw = &self.cfg.raw;
-        let mut names: Vec<(String, Option<&Spanned<ActionConfig>>)> = raw
-            .actions
-            .iter()
-            .map(|(n, a)| (n.clone(), Some(a)))
-            .collect();
-        for (n, _) in BUILTIN_ACTIONS {
-            if !raw.actions.contains_key(*n) {
-                names.push((n.to_string(), None));
-            }
-        }
-        for (i, (n, _)) in names.iter().enumerate() {
-            self.action_ids.insert(n.clone(), i as ActionId);
-        }
-        // Plans that name no other action first, so a bridge can point at
-        // them; challenges last, so `on_pass` may ring a bridge.
-        let mut plans: BTreeMap<String, [Arc<Plan>; 2]> = BTreeMap::new();
-        for round in [0, 1, 2] {
-            for (name, cfg) in &names {
-                let r = match cfg.map(|c| c.value.kind) {
-                    Some(ActionKind::WhisperBridge) => 1,
-                    Some(ActionKind::Challenge) => 2,
-                    _ => 0,
-                };
-                if r != round {
-                    continue;
-                }
-                let p = match cfg {
-                    Some(c) => self.resolve_action(name, c, &plans),
-                    None => crate::action::builtin_plans(name),
-                };
-                plans.insert(name.clone(), p);
-            }
-        }
-        names
-            .into_iter()
-            .map(|(name, cfg)| ActionDef {
-                kind: cfg.map_or_else(
-                    || {
-                        BUILTIN_ACTIONS
-                            .iter()
-                            .find(|(n, _)| *n == name)
-                            .map(|(_, k)| *k)
-                            .unwrap_or(ActionKind::Continue)
-                    },
-                    |c| c.value.kind,
-                ),
-                plans: plans
-                    .remove(&name)
-                    .unwrap_or_else(|| crate::action::builtin_plans("pass")),
-                edge: crate::action::edge_step(cfg.map(|c| &c.value), &name),
-                name: name.into(),
-            })
-            .collect()
-    }
-
-    /// Resolves one named action, reporting its problems at its place.
-    fn resolve_action(
-        &mut self,
-        name: &str,
-        a: &Spanned<ActionConfig>,
-        done: &BTreeMap<String, [Arc<Plan>; 2]>,
-    ) -> [Arc<Plan>; 2] {
-        let (plans, errs) = crate::action::resolve(name, &a.value, done);
-        for e in errs {
-            self.problem(&a.referenced, format!("action {name}: {e}"));
-        }
-        plans
     }
 }

@@ -1,5 +1,6 @@
-//! Precedence: protected → system blacklist → trunk whitelist → trunk
-//! blacklist → exclusive mode → default allow. Within one list the higher
+//! Precedence: protected → system blacklist → the called user's allow list →
+//! their block list → trunk whitelist → tenant whitelist → trunk blacklist →
+//! tenant blacklist → exclusive mode → default allow. Within one list the higher
 //! `priority` wins, then the more specific rule, then file order. Disabled
 //! rules and rules whose schedule is not active are skipped (and reported to
 //! the tester).
@@ -11,7 +12,7 @@ use chrono::{DateTime, Utc};
 use super::attest::{Attest, Attestation};
 use super::index::{ListIndex, MatchError, MatchedOn, RuleId, Subject};
 use super::number::Caller;
-use super::ruleset::{ActionId, RuleKind, RuleSet, TrunkId};
+use super::ruleset::{ActionId, RuleKind, RuleSet, TrunkId, UserId};
 use crate::config::types::MatchType;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,10 @@ impl Verdict {
 pub enum DecidedBy {
     Protected,
     SystemBlacklist,
+    /// The called user's own allow list.
+    UserAllow,
+    /// The called user's own block list.
+    UserBlock,
     Whitelist,
     Blacklist,
     Exclusive,
@@ -48,6 +53,8 @@ impl DecidedBy {
         match self {
             DecidedBy::Protected => "protected",
             DecidedBy::SystemBlacklist => "system_blacklist",
+            DecidedBy::UserAllow => "user_allow",
+            DecidedBy::UserBlock => "user_block",
             DecidedBy::Whitelist => "whitelist",
             DecidedBy::Blacklist => "blacklist",
             DecidedBy::Exclusive => "exclusive",
@@ -72,6 +79,8 @@ pub struct Decision {
     pub exclusive_active: bool,
     /// The call's attestation, when the trunk's rules needed it.
     pub attestation: Option<Attestation>,
+    /// The called user (of the trunk's tenant), when the call is for one.
+    pub user: Option<UserId>,
 }
 
 /// A rule that matched but did not count, for `callguard test`.
@@ -181,6 +190,16 @@ impl Decision {
         match self.list {
             DecidedBy::Protected => format!("protected number {}: never blocked", how()),
             DecidedBy::SystemBlacklist => format!("system blacklist rule {}", how()),
+            DecidedBy::UserAllow | DecidedBy::UserBlock => {
+                let t = rs.trunk(self.trunk);
+                let user = self.user.map_or("?", |u| &*rs.tenant(t.tenant).user(u).ext);
+                let which = if self.list == DecidedBy::UserAllow {
+                    "allow"
+                } else {
+                    "block"
+                };
+                format!("user {user}'s {which} list rule {}", how())
+            }
             DecidedBy::Whitelist => format!("whitelist rule {} on trunk {trunk}", how()),
             DecidedBy::Blacklist => format!("blacklist rule {} on trunk {trunk}", how()),
             // When the trunk's rules needed the call's attestation, the
@@ -209,10 +228,33 @@ pub fn decide(
 ) -> Result<Decision, MatchError> {
     decide_observed(
         rs,
-        trunk,
+        (trunk, None),
         raw_caller,
         presentation_restricted,
         None,
+        at,
+        |_| {},
+    )
+}
+
+/// [`decide_attested`] for a call to `user` (of the trunk's tenant): the
+/// user's own allow and block lists come after the system blacklist and
+/// before the trunk's lists.
+pub fn decide_for_user(
+    rs: &RuleSet,
+    trunk: TrunkId,
+    user: Option<UserId>,
+    raw_caller: &str,
+    presentation_restricted: bool,
+    attestation: Option<&Attestation>,
+    at: DateTime<Utc>,
+) -> Result<Decision, MatchError> {
+    decide_observed(
+        rs,
+        (trunk, user),
+        raw_caller,
+        presentation_restricted,
+        attestation,
         at,
         |_| {},
     )
@@ -230,7 +272,7 @@ pub fn decide_attested(
 ) -> Result<Decision, MatchError> {
     decide_observed(
         rs,
-        trunk,
+        (trunk, None),
         raw_caller,
         presentation_restricted,
         attestation,
@@ -242,7 +284,7 @@ pub fn decide_attested(
 /// [`decide_explained`] with the call's attestation (`callguard test --attestation C`).
 pub(crate) fn decide_explained_attested(
     rs: &RuleSet,
-    trunk: TrunkId,
+    (trunk, user): (TrunkId, Option<UserId>),
     raw_caller: &str,
     presentation_restricted: bool,
     attestation: Option<&Attestation>,
@@ -251,7 +293,7 @@ pub(crate) fn decide_explained_attested(
     let mut skipped: Vec<Skipped> = Vec::new();
     let d = decide_observed(
         rs,
-        trunk,
+        (trunk, user),
         raw_caller,
         presentation_restricted,
         attestation,
@@ -264,16 +306,9 @@ pub(crate) fn decide_explained_attested(
     )?;
     // Rules of lower lists that matched too, so the tester can say what lost.
     if d.list != DecidedBy::Default {
-        let t = rs.trunk(trunk);
         let caller = &d.caller;
         let (subjects, n) = subjects(caller);
-        let lists = [
-            (DecidedBy::Protected, &rs.protected),
-            (DecidedBy::SystemBlacklist, &rs.system),
-            (DecidedBy::Whitelist, &t.whitelist),
-            (DecidedBy::Blacklist, &t.blacklist),
-        ];
-        for (by, index) in lists {
+        for (by, index) in lists_of(rs, trunk, user).into_iter().flatten() {
             let _ = index.for_each_match(
                 &subjects[..n],
                 caller.anonymous,
@@ -331,9 +366,31 @@ fn subjects(caller: &Caller) -> ([Subject<'_>; 3], usize) {
     (s, n)
 }
 
-fn decide_observed(
+/// The lists of a call in precedence order (`None`: a user list of a call
+/// for no user).
+fn lists_of(
     rs: &RuleSet,
     trunk: TrunkId,
+    user: Option<UserId>,
+) -> [Option<(DecidedBy, &ListIndex)>; 8] {
+    let t = rs.trunk(trunk);
+    let tenant = rs.tenant(t.tenant);
+    let user = user.and_then(|u| tenant.users.get(u));
+    [
+        Some((DecidedBy::Protected, &rs.protected)),
+        Some((DecidedBy::SystemBlacklist, &rs.system)),
+        user.map(|u| (DecidedBy::UserAllow, &u.allow)),
+        user.map(|u| (DecidedBy::UserBlock, &u.block)),
+        Some((DecidedBy::Whitelist, &t.whitelist)),
+        Some((DecidedBy::Whitelist, &tenant.whitelist)),
+        Some((DecidedBy::Blacklist, &t.blacklist)),
+        Some((DecidedBy::Blacklist, &tenant.blacklist)),
+    ]
+}
+
+fn decide_observed(
+    rs: &RuleSet,
+    (trunk, user): (TrunkId, Option<UserId>),
     raw_caller: &str,
     presentation_restricted: bool,
     attestation: Option<&Attestation>,
@@ -345,12 +402,7 @@ fn decide_observed(
     let caller = t.dialing.normalize(raw_caller, presentation_restricted);
     let (subj, n) = subjects(&caller);
     let subj = &subj[..n];
-    let lists = [
-        (DecidedBy::Protected, &rs.protected),
-        (DecidedBy::SystemBlacklist, &rs.system),
-        (DecidedBy::Whitelist, &t.whitelist),
-        (DecidedBy::Blacklist, &t.blacklist),
-    ];
+    let lists = lists_of(rs, trunk, user);
     let exclusive_active = rs.exclusive_active(trunk, at);
     let mut decision = Decision {
         verdict: Verdict::Allow,
@@ -367,8 +419,9 @@ fn decide_observed(
         },
         exclusive_active,
         attestation: attestation.cloned(),
+        user,
     };
-    for (by, index) in lists {
+    for (by, index) in lists.into_iter().flatten() {
         if index.is_empty() {
             continue;
         }
@@ -382,7 +435,9 @@ fn decide_observed(
             &mut on_skip,
         )? {
             let (verdict, default_action) = match by {
-                DecidedBy::Protected | DecidedBy::Whitelist => (Verdict::Allow, t.allowed_action),
+                DecidedBy::Protected | DecidedBy::Whitelist | DecidedBy::UserAllow => {
+                    (Verdict::Allow, t.allowed_action)
+                }
                 DecidedBy::SystemBlacklist => (Verdict::Block, rs.system_blocked_action),
                 _ => (Verdict::Block, t.blocked_action),
             };

@@ -47,7 +47,7 @@ pub(crate) fn caller_json_attested(
     at: DateTime<Utc>,
 ) -> Result<Value, Value> {
     let start = Instant::now();
-    let result = decide_explained_attested(rs, trunk, caller, anonymous, attestation, at);
+    let result = decide_explained_attested(rs, (trunk, None), caller, anonymous, attestation, at);
     let eval_ns = start.elapsed().as_nanos() as u64;
     match result {
         Ok((d, skipped)) => {

@@ -65,6 +65,75 @@ pub struct Trunk {
     pub needs_attestation: bool,
     /// Velocity rules of this trunk, then the system-level ones.
     pub velocity: super::velocity::TrunkVelocity,
+    /// The tenant of the trunk (0: the default tenant). A tenant's trunk is
+    /// named `TENANT.TRUNK`, so names, counters and metrics stay apart.
+    pub tenant: TenantId,
+}
+
+/// A tenant (0 is the default one: the top level of the file).
+pub(crate) type TenantId = usize;
+/// A user of a tenant (`Tenant::user`).
+pub(crate) type UserId = usize;
+
+/// A user: an extension with its own allow and block lists.
+#[derive(Debug)]
+pub struct User {
+    pub ext: Arc<str>,
+    pub allow: ListIndex,
+    pub block: ListIndex,
+}
+
+/// One tenant as compiled: its tenant-wide lists, users and trunk lookups.
+#[derive(Debug, Default)]
+pub struct Tenant {
+    pub name: Arc<str>,
+    pub whitelist: ListIndex,
+    pub blacklist: ListIndex,
+    pub users: Vec<User>,
+    /// Extension and DIDs (as [`did_key`]s) → user.
+    pub(super) user_by_key: HashMap<String, UserId>,
+    /// The tenant's trunks by their own name (not `TENANT.`-qualified) and DID.
+    pub(super) trunk_by_name: HashMap<String, TrunkId>,
+    pub(super) trunk_by_did: HashMap<String, TrunkId>,
+    pub default_trunk: Option<TrunkId>,
+}
+
+impl Tenant {
+    pub fn user(&self, id: UserId) -> &User {
+        &self.users[id]
+    }
+
+    /// The user a call is for: the first callee candidate (dialled number,
+    /// extension) that is a user's extension or DID.
+    pub(crate) fn user_for<'a>(
+        &self,
+        callees: impl IntoIterator<Item = &'a str>,
+    ) -> Option<UserId> {
+        if self.users.is_empty() {
+            return None;
+        }
+        callees.into_iter().find_map(|c| {
+            let c = c.trim();
+            self.user_by_key.get(c).copied().or_else(|| {
+                let key = did_key(c);
+                self.user_by_key.get(&key).copied().or_else(|| {
+                    let alt = match key.strip_prefix('+') {
+                        Some(rest) => rest.to_string(),
+                        None => format!("+{key}"),
+                    };
+                    self.user_by_key.get(&alt).copied()
+                })
+            })
+        })
+    }
+}
+
+/// The inputs one tenant compiled from, kept so that a later reload whose
+/// version of the tenant is broken compiles its last good one instead.
+#[derive(Debug, Clone)]
+pub struct TenantInputs {
+    pub config: serde_saphyr::Spanned<crate::config::types::TenantConfig>,
+    pub lists: Vec<crate::config::LoadedList>,
 }
 
 /// Where a rule came from: its own name counts in metrics, entries of bulk
@@ -215,9 +284,16 @@ impl RuleTable {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ListInfo {
     pub name: String,
-    /// `protected`, `system_blacklist`, `whitelist` or `blacklist`.
+    /// `protected`, `system_blacklist`, `whitelist`, `blacklist`,
+    /// `user_allow` or `user_block`.
     pub kind: &'static str,
     pub trunk: Option<String>,
+    /// The tenant the list belongs to (absent: the default tenant).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// The user (extension) whose own list this is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// The file behind a bulk list (API writes go there).
     pub path: Option<PathBuf>,
     pub rules: usize,
@@ -282,6 +358,29 @@ pub struct RuleSet {
     pub system_blocked_action: ActionId,
     pub lists: Vec<ListInfo>,
     pub backtrack_limit: usize,
+    /// Every tenant, the default one (the top level of the file) first.
+    pub tenants: Vec<Tenant>,
+    pub(super) tenant_by_name: HashMap<String, TenantId>,
+    /// `domains:` of the tenants, lower-case.
+    pub(super) tenant_by_domain: HashMap<String, TenantId>,
+    /// What each named tenant was compiled from (its last good version).
+    pub tenant_inputs: Arc<std::collections::BTreeMap<String, TenantInputs>>,
+    /// Tenants compiled from their last good version (or left empty) because
+    /// their current one has problems: one line per problem, naming the tenant.
+    pub tenant_problems: Vec<String>,
+}
+
+/// How a call's tenant was recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TenantBy {
+    /// The dialplan named it (`?tenant=`, `tenant=`, `callguard_tenant`).
+    Named,
+    /// The FreeSWITCH domain.
+    Domain,
+    /// Nothing named one: the default tenant.
+    Default,
+    /// A name or domain no tenant has: the default tenant.
+    Unknown,
 }
 
 /// Strips everything but digits and a leading `+`, so DIDs match however
@@ -303,6 +402,101 @@ impl RuleSet {
 
     pub fn trunk(&self, id: TrunkId) -> &Trunk {
         &self.trunks[id]
+    }
+
+    pub fn tenant(&self, id: TenantId) -> &Tenant {
+        &self.tenants[id]
+    }
+
+    pub fn tenant_by_name(&self, name: &str) -> Option<TenantId> {
+        self.tenant_by_name.get(name).copied()
+    }
+
+    /// The tenant of a call: the one the dialplan names, else the one whose
+    /// domain it is, else the default tenant. Lookups in precomputed maps.
+    pub(crate) fn choose_tenant(
+        &self,
+        hint: Option<&str>,
+        domain: Option<&str>,
+    ) -> (TenantId, TenantBy) {
+        if self.tenants.len() <= 1 {
+            return (0, TenantBy::Default);
+        }
+        let hint = hint.map(str::trim).filter(|h| !h.is_empty());
+        if let Some(h) = hint {
+            return match self.tenant_by_name(h) {
+                Some(t) => (t, TenantBy::Named),
+                None => (0, TenantBy::Unknown),
+            };
+        }
+        let domain = domain.map(str::trim).filter(|d| !d.is_empty());
+        match domain {
+            None => (0, TenantBy::Default),
+            Some(d) => {
+                let hit = self.tenant_by_domain.get(d).copied().or_else(|| {
+                    d.bytes()
+                        .any(|b| b.is_ascii_uppercase())
+                        .then(|| d.to_ascii_lowercase())
+                        .and_then(|l| self.tenant_by_domain.get(&l).copied())
+                });
+                match hit {
+                    Some(t) => (t, TenantBy::Domain),
+                    None => (0, TenantBy::Default),
+                }
+            }
+        }
+    }
+
+    /// [`RuleSet::choose_trunk`] within one tenant: its trunk names, DIDs
+    /// and default trunk.
+    pub(crate) fn choose_trunk_in<'a>(
+        &self,
+        tenant: TenantId,
+        hint: Option<&str>,
+        dids: impl IntoIterator<Item = &'a str>,
+    ) -> TrunkChoice {
+        if tenant == 0 {
+            return self.choose_trunk(hint, dids);
+        }
+        let t = &self.tenants[tenant];
+        let hint = hint.map(str::trim).filter(|h| !h.is_empty());
+        if let Some(id) = hint.and_then(|h| t.trunk_by_name.get(h).copied()) {
+            return TrunkChoice {
+                trunk: Some(id),
+                by: TrunkBy::Named,
+                unknown: None,
+            };
+        }
+        let unknown = hint.map(str::to_string);
+        if let Some((id, did)) = dids.into_iter().find_map(|d| {
+            let key = did_key(d);
+            if key.is_empty() || key == "+" {
+                return None;
+            }
+            let alt = match key.strip_prefix('+') {
+                Some(rest) => rest.to_string(),
+                None => format!("+{key}"),
+            };
+            t.trunk_by_did
+                .get(&key)
+                .or_else(|| t.trunk_by_did.get(&alt))
+                .map(|&id| (id, d))
+        }) {
+            return TrunkChoice {
+                trunk: Some(id),
+                by: TrunkBy::Did(did.to_string()),
+                unknown,
+            };
+        }
+        TrunkChoice {
+            trunk: t.default_trunk,
+            by: if t.default_trunk.is_some() {
+                TrunkBy::Default
+            } else {
+                TrunkBy::Nothing
+            },
+            unknown,
+        }
     }
 
     pub fn trunk_by_name(&self, name: &str) -> Option<TrunkId> {

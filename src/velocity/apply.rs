@@ -69,7 +69,10 @@ fn overruled(d: Decision, verdict: Verdict, rule: Option<u32>, action: ActionId)
 /// callers are exempt (an operator's explicit trust). Every rule of the
 /// trunk counts the call, also once one has decided.
 pub(crate) fn apply(tracker: &Tracker, rs: &RuleSet, d: Decision, now: DateTime<Utc>) -> Applied {
-    if matches!(d.list, DecidedBy::Protected | DecidedBy::Whitelist) {
+    if matches!(
+        d.list,
+        DecidedBy::Protected | DecidedBy::Whitelist | DecidedBy::UserAllow
+    ) {
         return Applied::unchanged(d);
     }
     let t = rs.trunk(d.trunk);

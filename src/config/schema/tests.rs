@@ -58,7 +58,7 @@ fn the_probe_reaches_through_spans_options_lists_and_maps() {
     );
     assert_eq!(
         sorted(at(root, &["http", "tokens", "[]"]).fields()),
-        ["name", "token_env"]
+        ["name", "tenant", "token_env", "user"]
     );
     assert_eq!(
         sorted(at(root, &["schedules", "*", "open", "[]"]).fields()),

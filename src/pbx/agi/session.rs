@@ -124,6 +124,11 @@ pub(crate) fn call_info(env: &AgiEnv) -> CallInfo {
             .into_iter()
             .find_map(|a| a.trim().strip_prefix("trunk=").map(str::to_string))
     });
+    let tenant_hint = env.query_param("tenant").map(str::to_string).or_else(|| {
+        env.args()
+            .into_iter()
+            .find_map(|a| a.trim().strip_prefix("tenant=").map(str::to_string))
+    });
     CallInfo {
         unique_id: env.uniqueid().unwrap_or("").to_string(),
         caller: env.callerid().unwrap_or("").trim().to_string(),
@@ -135,6 +140,8 @@ pub(crate) fn call_info(env: &AgiEnv) -> CallInfo {
             .map(str::to_string)
             .collect(),
         trunk_hint: trunk_hint.filter(|t| !t.trim().is_empty()),
+        tenant_hint: tenant_hint.filter(|t| !t.trim().is_empty()),
+        domain: None,
         pai: None,
         from: None,
         edge_action: env

@@ -343,6 +343,16 @@ pub(crate) fn call_info(h: &Headers) -> CallInfo {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .map(str::to_string),
+        tenant_hint: h
+            .get("variable_callguard_tenant")
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
+        domain: h
+            .get("variable_domain_name")
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && *t != "_undef_")
+            .map(str::to_string),
         // mod_sofia's copies of the INVITE's headers (values URL-decoded).
         pai: h
             .get("variable_sip_P-Asserted-Identity")

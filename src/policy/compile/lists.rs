@@ -122,20 +122,23 @@ impl Builder<'_> {
         }
     }
 
-    /// Adds the rows of every bulk list file of `trunk` with `role`.
+    /// Adds the rows of every bulk list file of `trunk` (or of `user`) with
+    /// `role`, in the tenant being compiled.
     pub(super) fn list_files_into(
         &mut self,
         list: &mut ListIndexBuilder,
-        trunk: Option<&str>,
+        (trunk, user): (Option<&str>, Option<&str>),
         role: ListRole,
         infos: &mut Vec<ListInfo>,
     ) {
         let cfg = self.cfg;
-        for lf in cfg
-            .lists
-            .iter()
-            .filter(|l| l.trunk.as_deref() == trunk && l.role == role)
-        {
+        let tenant = self.tenant.clone();
+        for lf in cfg.lists.iter().filter(|l| {
+            l.trunk.as_deref() == trunk
+                && l.user.as_deref() == user
+                && l.tenant == tenant
+                && l.role == role
+        }) {
             if !self.list_names.insert(lf.name.clone()) {
                 self.problems.push(Problem::new(
                     self.file,
@@ -199,12 +202,16 @@ impl Builder<'_> {
             }
             infos.push(ListInfo {
                 name: lf.name.clone(),
-                kind: match (trunk, role) {
-                    (None, _) => "system_blacklist",
-                    (Some(_), ListRole::Whitelist) => "whitelist",
-                    (Some(_), ListRole::Blacklist) => "blacklist",
+                kind: match (trunk, user, &tenant, role) {
+                    (_, Some(_), _, ListRole::Whitelist) => "user_allow",
+                    (_, Some(_), _, ListRole::Blacklist) => "user_block",
+                    (None, None, None, _) => "system_blacklist",
+                    (_, _, _, ListRole::Whitelist) => "whitelist",
+                    (_, _, _, ListRole::Blacklist) => "blacklist",
                 },
                 trunk: trunk.map(str::to_string),
+                tenant: tenant.clone(),
+                user: user.map(str::to_string),
                 path: Some(lf.path.clone()),
                 rules: lf.rows.len(),
             });
