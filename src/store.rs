@@ -13,6 +13,8 @@
 //! - [`list_versions`]: every version of every list (history, rollback) and
 //!   [`velocity_blocks`]: the temporary velocity blocks, both in the SQLite
 //!   file, also when the log is in PostgreSQL.
+//! - [`redis_counts`]: a fleet's shared velocity counters in Redis
+//!   (`velocity_limits.redis`): the sliding-window script and the connection.
 
 pub mod calls;
 mod error;
@@ -20,6 +22,7 @@ mod filter;
 pub mod list_versions;
 pub mod log;
 pub mod pg;
+pub mod redis_counts;
 pub mod sqlite;
 pub mod velocity_blocks;
 
@@ -31,6 +34,7 @@ pub use error::CallLogError;
 pub use list_versions::{ListVersions, ListVersionsError, VersionInfo};
 pub use log::{LogBackend, LogReader, LogSink};
 pub use pg::PgTarget;
+pub use redis_counts::{RedisCounts, RedisTarget};
 
 /// Rows deleted per purge statement, so a first purge of a large backlog does
 /// not hold the write lock (and the queue) for long.
