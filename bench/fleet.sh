@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # docs/scaling.md's table: one callguard instance, then two instances side by side, each
 # driven by its own callguard-loadgen (FastAGI, closed loop), with the decision log in the
-# instance's own SQLite file, then in one shared PostgreSQL (`log.postgres`).
+# instance's own SQLite file, then in one shared PostgreSQL (`log.postgres`), then two instances
+# with a velocity rule counting every call, in memory and then shared in Redis
+# (`velocity_limits.redis`): what a Redis round trip per call costs.
 #
 #   bench/fleet.sh                        # 20,000 calls per instance and row, 50 concurrent
 #   CALLS=5000 CONC=20 bench/fleet.sh     # shorter
@@ -12,7 +14,8 @@
 # load generators and any other work share the machine, so rows compare within one run only.
 # PostgreSQL rows need Debian's server binaries (.ci/install-deps): a throwaway cluster in a
 # temporary directory on a free loopback port (as `nobody` when run as root). Loopback only;
-# every process it starts is stopped on exit.
+# every process it starts is stopped on exit. The Redis rows need Debian's `redis-server`
+# (.ci/install-deps): a throwaway server on a free loopback port, nothing saved.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CALLS=${CALLS:-20000}
@@ -63,7 +66,21 @@ start_pg() { # -> PG_URL
     PG_URL="postgres://callguard@127.0.0.1:$port/callguard"
 }
 
-start_callguard() { # NAME LOG_YAML -> appends to CG_AGIS, CG_PIDS
+start_redis() { # -> REDIS_URL
+    command -v redis-server >/dev/null 2>&1 || return 1
+    local port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+        --dir "$dir" >"$dir/redis.log" 2>&1 &
+    pids+=("$!")
+    for _ in $(seq 100); do
+        python3 -c 'import socket,sys; s=socket.create_connection(("127.0.0.1",int(sys.argv[1])),1); s.sendall(b"PING\r\n"); sys.exit(0 if s.recv(7)==b"+PONG\r\n" else 1)' "$port" 2>/dev/null && break
+        sleep 0.1
+    done
+    REDIS_URL="redis://127.0.0.1:$port/0"
+}
+
+start_callguard() { # NAME LOG_YAML [EXTRA_YAML] -> appends to CG_AGIS, CG_PIDS
     cat >"$dir/$1.yaml" <<YAML
 normalize: { default_region: US }
 default_trunk: support
@@ -74,6 +91,7 @@ trunks:
       - { path: blocked.csv, as: blacklist, name: blocked }
 listen: { agi: 127.0.0.1:0, esl: 127.0.0.1:0, http: 127.0.0.1:0 }
 log: $2
+${3:-}
 YAML
     RUST_LOG=error "$BIN/callguard" serve --config "$dir/$1.yaml" >"$dir/out-$1" 2>"$dir/err-$1" &
     local pid=$!
@@ -160,4 +178,24 @@ if start_pg; then
     stop_all
 else
     echo "| PostgreSQL rows | not run: no $PG_BIN/initdb (.ci/install-deps) | | | | | |"
+fi
+
+# Velocity: one rule counting every call (the load generator's callers never reach its max),
+# in each instance's memory, then shared in Redis.
+VELOCITY='velocity: [{ name: count-all, scope: caller, max: 10000, per: 1s }]'
+start_callguard one "{ path: v-one.db }" "$VELOCITY"
+start_callguard two "{ path: v-two.db }" "$VELOCITY"
+v_rows() { local n=0 f; for f in "$dir"/v-*.db; do n=$((n + $(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from calls').fetchone()[0])" "$f"))); done; echo "$n"; }
+row "2 instances, velocity counted in memory" v_rows
+stop_all
+rm -f "$dir"/v-*.db*
+if start_redis; then
+    SHARED="$VELOCITY
+velocity_limits: { redis: \"$REDIS_URL\" }"
+    start_callguard one "{ path: v-one.db }" "$SHARED"
+    start_callguard two "{ path: v-two.db }" "$SHARED"
+    row "2 instances, velocity shared in Redis" v_rows
+    stop_all
+else
+    echo "| Redis row | not run: no redis-server (.ci/install-deps) | | | | | |"
 fi

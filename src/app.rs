@@ -153,6 +153,7 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
         Ok(n) => tracing::info!("{n} velocity block(s) still in force"),
         Err(e) => tracing::warn!("velocity blocks will not survive a restart: {e}"),
     }
+    start_shared_counters(&cfg, &velocity, &metrics)?;
     let extras = crate::state::Extras {
         log_path: Some(log_path),
         log_postgres: raw.log.postgres_target().and_then(Result::ok),
@@ -247,6 +248,45 @@ impl Running {
             let _ = log.flush().await;
         }
     }
+}
+
+/// Shares the velocity counters in Redis when `velocity_limits.redis` is set
+/// (a bad URL or a missing password variable stops the start, as
+/// `log.postgres` does; a Redis that does not answer yet does not: the
+/// instance counts in memory until it does).
+fn start_shared_counters(
+    cfg: &LoadedConfig,
+    velocity: &crate::velocity::Tracker,
+    metrics: &Metrics,
+) -> Result<(), StartError> {
+    velocity.attach_metrics(crate::velocity::CountMetrics {
+        redis: metrics.velocity_counts_total.with_label_values(&["redis"]),
+        local: metrics.velocity_counts_total.with_label_values(&["local"]),
+    });
+    let limits = &cfg.raw.velocity_limits;
+    let (Some(url), Some(target)) = (&limits.redis, limits.redis_target()) else {
+        return Ok(());
+    };
+    let target = target.map_err(|m| {
+        StartError::Config(config::Problem::at(&cfg.file, &url.referenced, m).into())
+    })?;
+    let redis_metrics = crate::velocity::RedisMetrics {
+        up: metrics
+            .velocity_redis_up
+            .with_label_values(&[target.shown()]),
+        errors: metrics.velocity_redis_errors_total.clone(),
+    };
+    tracing::info!(
+        "velocity counters: shared in Redis {} (each call within {:?})",
+        target.shown(),
+        limits.redis_timeout
+    );
+    velocity.attach_shared(crate::velocity::Shared::start(
+        target,
+        limits.redis_timeout,
+        redis_metrics,
+    ));
+    Ok(())
 }
 
 /// Opens the decision log named by `log.path` (relative to the config file).

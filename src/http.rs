@@ -103,6 +103,10 @@ async fn status(AxState(api): AxState<Api>) -> Response {
             "tracked": velocity.tracked(),
             "max_tracked": velocity.capacity(),
             "blocks": velocity.blocks(chrono::Utc::now()).len(),
+            // Where calls are counted now: "redis" (shared by the fleet,
+            // `velocity_limits.redis`) or "local" (this instance alone).
+            "counters": velocity.counters(),
+            "redis": velocity.shared().map(|s| s.status()),
         },
         "build": env!("CARGO_PKG_VERSION"),
     }))

@@ -39,6 +39,9 @@ pub const METRIC_NAMES: &[&str] = &[
     "callguard_velocity_blocks_total",
     "callguard_unscreened_total",
     "callguard_restart_required",
+    "callguard_velocity_counts_total",
+    "callguard_velocity_redis_up",
+    "callguard_velocity_redis_errors_total",
 ];
 
 pub struct Metrics {
@@ -63,6 +66,13 @@ pub struct Metrics {
     pub challenges_total: IntCounterVec,
     pub velocity_blocks_total: IntCounterVec,
     pub unscreened_total: IntCounterVec,
+    /// Velocity counts by where they were made: `redis` (shared by the
+    /// fleet) or `local` (this instance's memory).
+    pub velocity_counts_total: IntCounterVec,
+    /// 1 while velocity counters are shared in Redis, 0 while Redis is slow
+    /// or down; only with `velocity_limits.redis` (labelled by its server).
+    pub velocity_redis_up: IntGaugeVec,
+    pub velocity_redis_errors_total: IntCounter,
 }
 
 impl Metrics {
@@ -201,6 +211,27 @@ impl Metrics {
             "Calls the PBX sent that were never screened (the session never started, or the connection was refused), by reason.",
             &["pbx", "reason"],
         );
+        let velocity_counts_total = counter_vec(
+            "callguard_velocity_counts_total",
+            "Calls counted by velocity rules, by backend: redis (shared by the fleet) or local (this instance alone: no velocity_limits.redis, or Redis slow or down).",
+            &["backend"],
+        );
+        let velocity_redis_up = gauge_vec(
+            "callguard_velocity_redis_up",
+            "1 while velocity counters are shared in Redis (velocity_limits.redis), 0 while it is slow or down and this instance counts alone.",
+            &["redis"],
+        );
+        let velocity_redis_errors_total = IntCounter::new(
+            "callguard_velocity_redis_errors_total",
+            "Failed Redis operations of the shared velocity counters: a call's count past velocity_limits.redis_timeout or refused, a failed ping or connection.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(velocity_redis_errors_total.clone()))
+            .expect("unique metric");
+        for backend in ["redis", "local"] {
+            velocity_counts_total.with_label_values(&[backend]);
+        }
         // Dashboards and alerts compare these series over time (`increase`,
         // `unless … offset`); a series born at its first event has no earlier
         // sample, so the first failure would go unseen. They start at 0.
@@ -237,6 +268,9 @@ impl Metrics {
             challenges_total,
             velocity_blocks_total,
             unscreened_total,
+            velocity_counts_total,
+            velocity_redis_up,
+            velocity_redis_errors_total,
         }
     }
 

@@ -66,6 +66,9 @@ pub(crate) const BOOT_KEYS: &[&str] = &[
     "server.retention_interval",
     "source",
     "lists.url",
+    "velocity_limits.redis",
+    "velocity_limits.redis_password_env",
+    "velocity_limits.redis_timeout",
 ];
 
 /// The boot-time keys' values as loaded, in the order of [`BOOT_KEYS`],
@@ -96,6 +99,9 @@ impl BootValues {
             format!("{:?}", raw.server.retention_interval),
             format!("{:?}", raw.source),
             format!("{subscriptions:?}"),
+            format!("{:?}", raw.velocity_limits.redis.as_ref().map(|r| &r.value)),
+            format!("{:?}", raw.velocity_limits.redis_password_env),
+            format!("{:?}", raw.velocity_limits.redis_timeout),
         ];
         BootValues(values.into())
     }

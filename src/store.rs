@@ -13,6 +13,8 @@
 //! - [`list_versions`]: every version of every list (history, rollback) and
 //!   [`velocity_blocks`]: the temporary velocity blocks, both in the SQLite
 //!   file, also when the log is in PostgreSQL.
+//! - [`redis_counts`]: a fleet's shared velocity counters in Redis
+//!   (`velocity_limits.redis`): the sliding-window script and the connection.
 
 pub(crate) mod calls;
 mod error;
@@ -20,6 +22,7 @@ mod filter;
 pub(crate) mod list_versions;
 pub(crate) mod log;
 pub(crate) mod pg;
+pub(crate) mod redis_counts;
 pub mod sqlite;
 pub(crate) mod velocity_blocks;
 
@@ -31,6 +34,7 @@ pub(crate) use list_versions::{ListVersions, VersionInfo};
 pub use log::LogReader;
 pub(crate) use log::{LogBackend, LogSink};
 pub use pg::PgTarget;
+pub use redis_counts::{RedisCounts, RedisTarget};
 
 /// Rows deleted per purge statement, so a first purge of a large backlog does
 /// not hold the write lock (and the queue) for long.

@@ -9,17 +9,24 @@
 //! temporary blocks are written to the embedded SQLite store (the decision
 //! log's file, table `velocity_blocks`) and read back at start; each expires
 //! by itself at its `until`.
+//!
+//! A fleet counts together in Redis (`velocity_limits.redis`, see
+//! [`shared`]): each call is then counted there too, bounded by
+//! `velocity_limits.redis_timeout`, and the in-memory counters are the
+//! fallback while Redis is slow or down.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, TimeZone, Utc};
 
 mod apply;
+mod shared;
 mod store;
 pub(crate) use crate::policy::velocity::Key;
 pub(crate) use apply::{apply, learn};
+pub(crate) use shared::{CountMetrics, RedisMetrics, Shared};
 pub(crate) use store::{VelocityStore, read_blocks};
 
 /// A temporary block one velocity rule put on one key.
@@ -52,7 +59,15 @@ struct Inner {
 pub struct Tracker {
     inner: Mutex<Inner>,
     store: Mutex<Option<Arc<VelocityStore>>>,
+    /// The fleet's counters in Redis, when `velocity_limits.redis` is set.
+    shared: OnceLock<Arc<Shared>>,
+    metrics: OnceLock<CountMetrics>,
 }
+
+/// One call's budget for Redis: every count of the call together gets
+/// `velocity_limits.redis_timeout`, from its first count on.
+#[derive(Debug, Default)]
+pub struct Budget(Option<tokio::time::Instant>);
 
 impl Default for Tracker {
     fn default() -> Self {
@@ -69,7 +84,64 @@ impl Tracker {
                 capacity: capacity.max(1),
             }),
             store: Mutex::new(None),
+            shared: OnceLock::new(),
+            metrics: OnceLock::new(),
         }
+    }
+
+    /// Counts in Redis from now on (`velocity_limits.redis`), with the
+    /// in-memory counters as the fallback. Set once, at start.
+    pub fn attach_shared(&self, shared: Arc<Shared>) {
+        let _ = self.shared.set(shared);
+    }
+
+    /// The Redis counters, when the service shares them.
+    pub fn shared(&self) -> Option<&Arc<Shared>> {
+        self.shared.get()
+    }
+
+    /// Where `callguard_velocity_counts_total{backend}` goes. Set once, at start.
+    pub fn attach_metrics(&self, metrics: CountMetrics) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    /// `"redis"` while calls are counted in Redis, else `"local"`.
+    pub fn counters(&self) -> &'static str {
+        match self.shared.get() {
+            Some(s) if s.connected() => "redis",
+            _ => "local",
+        }
+    }
+
+    /// Counts one call on `key` as [`Tracker::count`] does, and in Redis too
+    /// when the fleet shares its counters and Redis answers within the
+    /// call's `budget`: then the larger of the two counts is returned (the
+    /// fleet's, unless Redis lost its counters, e.g. by a restart, and this
+    /// instance alone has seen more). Otherwise the in-memory count is.
+    pub async fn count_call(
+        &self,
+        key: &Key,
+        now_ms: i64,
+        per_ms: i64,
+        max: u32,
+        budget: &mut Budget,
+    ) -> u32 {
+        let local = self.count(key, now_ms, per_ms, max);
+        if let Some(shared) = self.shared.get() {
+            let deadline = *budget
+                .0
+                .get_or_insert_with(|| tokio::time::Instant::now() + shared.timeout());
+            if let Some(n) = shared.count(&key.to_string(), per_ms, max, deadline).await {
+                if let Some(m) = self.metrics.get() {
+                    m.redis.inc();
+                }
+                return n.max(local);
+            }
+        }
+        if let Some(m) = self.metrics.get() {
+            m.local.inc();
+        }
+        local
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

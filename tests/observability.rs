@@ -342,6 +342,8 @@ async fn metrics_and_decision_log_account_for_every_call() {
         "callguard_rules_source_info",
         "callguard_challenges_total",
         "callguard_velocity_blocks_total",
+        // Born with `velocity_limits.redis` (labelled by its server).
+        "callguard_velocity_redis_up",
     ];
     let used = asset_families();
     assert!(used.len() >= 10, "{used:?}");

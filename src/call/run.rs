@@ -60,7 +60,8 @@ pub(super) async fn run_plan<D: CallDriver>(
             &ctx.caller,
             passed,
             Utc::now(),
-        );
+        )
+        .await;
     }
     let next = if passed {
         Some(c.on_pass.clone())

@@ -95,10 +95,12 @@ pub(super) async fn screen<D: CallDriver>(
             } else {
                 None
             };
-            decide_with_deadline(&snap, (t, user), info, attestation, decide_timeout)
-                .await
-                .map(|(d, elapsed)| {
-                    let applied = crate::velocity::apply(&state.extras.velocity, rs, d, Utc::now());
+            match decide_with_deadline(&snap, (t, user), info, attestation, decide_timeout).await {
+                // Velocity counts in the async flow: a shared counter in Redis
+                // is bounded by `velocity_limits.redis_timeout`, in memory past it.
+                Ok((d, elapsed)) => {
+                    let applied =
+                        crate::velocity::apply(&state.extras.velocity, rs, d, Utc::now()).await;
                     if let Some((trunk, rule)) = &applied.tripped {
                         state
                             .metrics
@@ -106,8 +108,10 @@ pub(super) async fn screen<D: CallDriver>(
                             .with_label_values(&[&**trunk, &**rule])
                             .inc();
                     }
-                    (applied.decision, elapsed, applied.note)
-                })
+                    Ok((applied.decision, elapsed, applied.note))
+                }
+                Err(e) => Err(e),
+            }
         }
     };
     let did = info

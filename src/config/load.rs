@@ -223,6 +223,11 @@ fn load_raw(
     {
         problems.push(Problem::at(&file, &url.referenced, m));
     }
+    if let Some(url) = &raw.velocity_limits.redis
+        && let Err(m) = crate::store::RedisTarget::parse(&url.value, None)
+    {
+        problems.push(Problem::at(&file, &url.referenced, m));
+    }
     let mut lists = Vec::new();
     let mut files = vec![path.to_path_buf()];
     let mut entries: Vec<Entry<'_>> = Vec::new();

@@ -99,20 +99,56 @@ fn d100k() -> usize {
     100_000
 }
 
+fn d5ms() -> Duration {
+    Duration::from_millis(5)
+}
+
 /// `velocity_limits: { max_tracked: 100000 }`: the counters live in memory;
 /// past `max_tracked` keys, those whose window has passed are dropped first,
 /// then the least recently seen.
+///
+/// A fleet shares its counters in Redis (`redis: redis://host:6379/0`): a
+/// burst spread over several instances is counted once, as on one instance.
+/// Every Redis round trip of a call is bounded by `redis_timeout`; when Redis
+/// is slow or down the instance counts in memory (and says so) until it
+/// answers again.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VelocityLimits {
     #[serde(default = "d100k")]
     pub max_tracked: usize,
+    /// Shared counters: a Redis URL (`redis://host:port/db`). Keep the
+    /// password out of it: see `redis_password_env`.
+    #[serde(default)]
+    pub redis: Option<S<String>>,
+    /// The environment variable holding the Redis password (never printed).
+    #[serde(default)]
+    pub redis_password_env: Option<String>,
+    /// The bound on a call's Redis round trips; past it the call is counted
+    /// in memory and Redis is not asked again until it answers a ping.
+    #[serde(default = "d5ms", deserialize_with = "duration")]
+    pub redis_timeout: Duration,
+}
+
+impl VelocityLimits {
+    /// The parsed `velocity_limits.redis`, with its password from the
+    /// environment; `None` when unset (each instance counts alone).
+    pub fn redis_target(&self) -> Option<Result<crate::store::RedisTarget, String>> {
+        let url = self.redis.as_ref()?;
+        Some(crate::store::RedisTarget::parse(
+            &url.value,
+            self.redis_password_env.as_deref(),
+        ))
+    }
 }
 
 impl Default for VelocityLimits {
     fn default() -> Self {
         Self {
             max_tracked: d100k(),
+            redis: None,
+            redis_password_env: None,
+            redis_timeout: d5ms(),
         }
     }
 }

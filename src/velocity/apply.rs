@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::{Block, Key, Tracker, millis};
+use super::{Block, Budget, Key, Tracker, millis};
 use crate::action::Learn;
 use crate::config::types::ActionKind;
 use crate::policy::RuleSet;
@@ -68,7 +68,12 @@ fn overruled(d: Decision, verdict: Verdict, rule: Option<u32>, action: ActionId)
 /// passed one is not challenged again. Protected numbers and whitelisted
 /// callers are exempt (an operator's explicit trust). Every rule of the
 /// trunk counts the call, also once one has decided.
-pub(crate) fn apply(tracker: &Tracker, rs: &RuleSet, d: Decision, now: DateTime<Utc>) -> Applied {
+pub(crate) async fn apply(
+    tracker: &Tracker,
+    rs: &RuleSet,
+    d: Decision,
+    now: DateTime<Utc>,
+) -> Applied {
     if matches!(
         d.list,
         DecidedBy::Protected | DecidedBy::Whitelist | DecidedBy::UserAllow
@@ -113,6 +118,7 @@ pub(crate) fn apply(tracker: &Tracker, rs: &RuleSet, d: Decision, now: DateTime<
     let mut over: Option<(usize, String)> = None;
     let mut tripped = None;
     let now_ms = millis(now);
+    let mut budget = Budget::default();
     for (i, v) in t.velocity.rules.iter().enumerate() {
         let Some(key) = v.counter_key(&t.name, &d.caller) else {
             continue;
@@ -120,7 +126,9 @@ pub(crate) fn apply(tracker: &Tracker, rs: &RuleSet, d: Decision, now: DateTime<
         let per_ms = v.per.as_millis() as i64;
         if over.is_some() {
             // Still count this call for the other rules.
-            tracker.count(&key, now_ms, per_ms, v.max);
+            tracker
+                .count_call(&key, now_ms, per_ms, v.max, &mut budget)
+                .await;
             continue;
         }
         if let Some(b) = tracker.active_block(&key, now) {
@@ -134,7 +142,9 @@ pub(crate) fn apply(tracker: &Tracker, rs: &RuleSet, d: Decision, now: DateTime<
             over = Some((i, note));
             continue;
         }
-        let n = tracker.count(&key, now_ms, per_ms, v.max);
+        let n = tracker
+            .count_call(&key, now_ms, per_ms, v.max, &mut budget)
+            .await;
         if n > v.max {
             let subject = key.subject().to_string();
             tripped = Some((t.name.clone(), v.name.clone()));
@@ -175,7 +185,7 @@ pub(crate) fn apply(tracker: &Tracker, rs: &RuleSet, d: Decision, now: DateTime<
 /// in `add_passed_to` (verified humans) for `trust_for`. The entries are
 /// kept with the velocity blocks (same store, same expiry), named by the
 /// list. `caller` is empty for a hidden caller: nothing to learn.
-pub(crate) fn learn(
+pub(crate) async fn learn(
     tracker: &Tracker,
     learn: &Learn,
     action: &Arc<str>,
@@ -210,7 +220,16 @@ pub(crate) fn learn(
         action: action.clone(),
         caller: caller.to_string(),
     };
-    let n = tracker.count(&key, millis(now), learn.per.as_millis() as i64, learn.fails);
+    let per_ms = learn.per.as_millis() as i64;
+    let n = tracker
+        .count_call(
+            &key,
+            millis(now),
+            per_ms,
+            learn.fails,
+            &mut Budget::default(),
+        )
+        .await;
     if n >= learn.fails {
         put(Key::LearnedBlock(caller.to_string()), list, learn.block_for);
     }
@@ -236,23 +255,23 @@ trunks:
         RuleSet::compile(&cfg).unwrap()
     }
 
-    #[test]
-    fn over_the_rate_is_blocked_and_the_block_is_kept_by_its_key() {
+    #[tokio::test]
+    async fn over_the_rate_is_blocked_and_the_block_is_kept_by_its_key() {
         let rs = rules();
         let tracker = Tracker::new(100);
         let now = Utc::now();
-        let call = |caller: &str| {
+        let call = async |caller: &str| {
             let d = decide(&rs, 0, caller, false, now).unwrap();
-            apply(&tracker, &rs, d, now)
+            apply(&tracker, &rs, d, now).await
         };
         for _ in 0..2 {
-            let a = call("+15551112222");
+            let a = call("+15551112222").await;
             assert_eq!(
                 (a.decision.list, a.note, a.tripped),
                 (DecidedBy::Default, None, None)
             );
         }
-        let a = call("+15551112222");
+        let a = call("+15551112222").await;
         assert_eq!(a.decision.verdict, Verdict::Block);
         assert_eq!(a.decision.list, DecidedBy::Velocity);
         assert_eq!(a.decision.rule_name(&rs), Some("repeat-caller"));
@@ -267,18 +286,21 @@ trunks:
         assert_eq!(blocks.len(), 1);
         assert_eq!(blocks[0].key, "support|repeat-caller|+15551112222");
         // Under the block now, without counting past it.
-        let a = call("+15551112222");
+        let a = call("+15551112222").await;
         assert_eq!((a.decision.list, a.tripped), (DecidedBy::Velocity, None));
         assert!(a.note.unwrap().contains("is blocked until"));
         // Another caller, and the whitelisted one, are not concerned.
-        assert_eq!(call("+15553334444").decision.list, DecidedBy::Default);
+        assert_eq!(call("+15553334444").await.decision.list, DecidedBy::Default);
         for _ in 0..5 {
-            assert_eq!(call("+15559990000").decision.list, DecidedBy::Whitelist);
+            assert_eq!(
+                call("+15559990000").await.decision.list,
+                DecidedBy::Whitelist
+            );
         }
     }
 
-    #[test]
-    fn a_learned_block_applies_to_any_trunk_decision() {
+    #[tokio::test]
+    async fn a_learned_block_applies_to_any_trunk_decision() {
         let rs = rules();
         let tracker = Tracker::new(100);
         let now = Utc::now();
@@ -291,12 +313,12 @@ trunks:
             trust_for: Duration::from_secs(3600),
         };
         let action: Arc<str> = "captcha".into();
-        learn(&tracker, &learn_cfg, &action, "+15557778888", false, now);
+        learn(&tracker, &learn_cfg, &action, "+15557778888", false, now).await;
         assert!(tracker.blocks(now).is_empty(), "one failure is not enough");
-        learn(&tracker, &learn_cfg, &action, "+15557778888", false, now);
+        learn(&tracker, &learn_cfg, &action, "+15557778888", false, now).await;
         assert_eq!(tracker.blocks(now)[0].key, "learned-block|+15557778888");
         let d = decide(&rs, 0, "+15557778888", false, now).unwrap();
-        let a = apply(&tracker, &rs, d, now);
+        let a = apply(&tracker, &rs, d, now).await;
         assert_eq!(
             (a.decision.verdict, a.decision.list),
             (Verdict::Block, DecidedBy::Velocity)
@@ -310,7 +332,7 @@ trunks:
                 .unwrap()
                 .is_some()
         );
-        learn(&tracker, &learn_cfg, &action, "+15557778888", false, now);
+        learn(&tracker, &learn_cfg, &action, "+15557778888", false, now).await;
         assert!(tracker.blocks(now).is_empty());
     }
 }
