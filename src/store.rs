@@ -12,7 +12,9 @@
 //!   its row SQL; [`pg`]: the same log in PostgreSQL, shared by a fleet.
 //! - [`list_versions`]: every version of every list (history, rollback) and
 //!   [`velocity_blocks`]: the temporary velocity blocks, both in the SQLite
-//!   file, also when the log is in PostgreSQL.
+//!   file when the log is SQLite; [`pg_lists`]: with `log.postgres`, the
+//!   store of record for lists (current rows, versions as diffs), velocity
+//!   blocks and the fleet's notifications (`LISTEN/NOTIFY`).
 
 pub mod calls;
 mod error;
@@ -20,6 +22,7 @@ mod filter;
 pub mod list_versions;
 pub mod log;
 pub mod pg;
+pub mod pg_lists;
 pub mod sqlite;
 pub mod velocity_blocks;
 
@@ -31,6 +34,7 @@ pub use error::CallLogError;
 pub use list_versions::{ListVersions, ListVersionsError, VersionInfo};
 pub use log::{LogBackend, LogReader, LogSink};
 pub use pg::PgTarget;
+pub use pg_lists::{PgStore, PgStoreError};
 
 /// Rows deleted per purge statement, so a first purge of a large backlog does
 /// not hold the write lock (and the queue) for long.
