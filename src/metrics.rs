@@ -13,6 +13,9 @@ use crate::outcome::{ErrorKind, FailReason, Unscreened};
 use crate::policy::RuleSet;
 use crate::policy::decide::{DecidedBy, Decision};
 use crate::policy::index::RuleId;
+mod store;
+pub use store::StoreGauges;
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -39,6 +42,10 @@ pub const METRIC_NAMES: &[&str] = &[
     "callguard_velocity_blocks_total",
     "callguard_unscreened_total",
     "callguard_restart_required",
+    "callguard_store_up",
+    "callguard_rules_version",
+    "callguard_store_rules_version",
+    "callguard_rules_applied_timestamp_seconds",
 ];
 
 pub struct Metrics {
@@ -63,6 +70,8 @@ pub struct Metrics {
     pub challenges_total: IntCounterVec,
     pub velocity_blocks_total: IntCounterVec,
     pub unscreened_total: IntCounterVec,
+    /// The store of record's gauges (`log.postgres`).
+    pub store: StoreGauges,
 }
 
 impl Metrics {
@@ -216,7 +225,9 @@ impl Metrics {
                 unscreened_total.with_label_values(&[pbx.as_str(), reason.as_str()]);
             }
         }
+        let store = StoreGauges::new(&registry);
         Metrics {
+            store,
             rules_source_info,
             restart_required,
             registry,

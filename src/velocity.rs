@@ -20,7 +20,7 @@ mod apply;
 mod store;
 pub use crate::policy::velocity::Key;
 pub use apply::{Applied, apply, learn};
-pub use store::{VelocityStore, read_blocks};
+pub use store::{VelocityStore, from_row, read_blocks};
 
 /// A temporary block one velocity rule put on one key.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -120,18 +120,7 @@ impl Tracker {
     /// in force, so a restart keeps them.
     pub fn attach_store(&self, path: &Path, now: DateTime<Utc>) -> Result<usize, String> {
         let store = VelocityStore::open(path).map_err(|e| e.to_string())?;
-        let blocks = store.active(now).map_err(|e| e.to_string())?;
-        let n = blocks.len();
-        {
-            let mut inner = self.lock();
-            for b in blocks {
-                if let Some(key) = Key::parse(&b.key) {
-                    inner.blocks.insert(key, b);
-                }
-            }
-        }
-        *self.store.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(store));
-        Ok(n)
+        self.attach(store, now)
     }
 
     /// The block in force on `key` at `now`; an expired one is forgotten.

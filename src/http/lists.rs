@@ -36,6 +36,7 @@ pub(super) fn store(api: &Api) -> ListStore {
         api.state.extras.history.clone(),
     )
     .with_lock(api.state.extras.list_lock.clone())
+    .with_fleet(api.state.extras.fleet.clone())
 }
 
 async fn list_all(AxState(api): AxState<Api>) -> Response {

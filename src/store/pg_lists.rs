@@ -122,6 +122,8 @@ pub struct StoredVersion {
 /// A committed edit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Committed {
+    /// The fleet-wide rules version before the edit.
+    pub before: u64,
     /// The list's version recorded last.
     pub version: u64,
     /// The fleet-wide rules version after it.
@@ -397,11 +399,20 @@ impl PgStore {
             tx,
             list: list.to_string(),
             instance: &self.instance,
+            before: 0,
             committed: None,
         };
-        let out = ltx
+        let locked = ltx
             .tx
             .execute(&format!("SELECT pg_advisory_xact_lock({EDIT_LOCK})"), &[])
+            .and_then(|_| {
+                ltx.tx.query_one(
+                    "SELECT COALESCE(MAX(id), 0) FROM callguard_list_versions",
+                    &[],
+                )
+            })
+            .map(|r| ltx.before = u64::try_from(r.get::<_, i64>(0)).unwrap_or(0));
+        let out = locked
             .map_err(broken)
             .map_err(E::from)
             .and_then(|_| f(&mut ltx));
@@ -438,6 +449,7 @@ pub struct ListTx<'c, 'i> {
     tx: postgres::Transaction<'c>,
     list: String,
     instance: &'i str,
+    before: u64,
     committed: Option<Committed>,
 }
 
@@ -487,6 +499,7 @@ impl ListTx<'_, '_> {
             .get(0);
         write_rows(&mut self.tx, &list, &old, &diff, rows)?;
         let c = Committed {
+            before: self.before,
             version: u64::try_from(version).unwrap_or(0),
             rules_version: u64::try_from(id).unwrap_or(0),
         };

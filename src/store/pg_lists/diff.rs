@@ -87,10 +87,8 @@ impl Diff {
             }
         }
         if let Some(order) = &self.order {
-            let mut by: HashMap<String, RuleRow> = out
-                .into_iter()
-                .map(|r| (r.rule_name.clone(), r))
-                .collect();
+            let mut by: HashMap<String, RuleRow> =
+                out.into_iter().map(|r| (r.rule_name.clone(), r)).collect();
             out = order.iter().filter_map(|n| by.remove(n)).collect();
         }
         out
