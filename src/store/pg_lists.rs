@@ -444,6 +444,20 @@ impl PgStore {
     }
 }
 
+impl Drop for PgStore {
+    /// The blocking client closes its connection with a `block_on` of its
+    /// own, which panics on a runtime's thread: it is closed on a thread of
+    /// its own instead.
+    fn drop(&mut self) {
+        let client = self.client.get_mut().map(Option::take).unwrap_or(None);
+        if let Some(c) = client {
+            let _ = std::thread::Builder::new()
+                .name("callguard-pg-close".into())
+                .spawn(move || drop(c));
+        }
+    }
+}
+
 /// An edit in progress (see [`PgStore::edit`]).
 pub struct ListTx<'c, 'i> {
     tx: postgres::Transaction<'c>,
