@@ -14,7 +14,7 @@
 //! are not moved.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
@@ -53,7 +53,7 @@ fn fail(msg: impl std::fmt::Display) -> CliError {
     CliError::failed(format!("callguard store: {msg}"))
 }
 
-fn open(config: &PathBuf) -> Result<(LoadedConfig, Arc<PgStore>), CliError> {
+fn open(config: &Path) -> Result<(LoadedConfig, Arc<PgStore>), CliError> {
     let cfg = config::load_all(config).map_err(|p| CliError::problems(&p))?;
     let target = match cfg.raw.log.postgres_target() {
         None => {
@@ -92,7 +92,7 @@ pub fn run(args: StoreArgs) -> Result<(), CliError> {
     }
 }
 
-fn import(config: &PathBuf) -> Result<(), CliError> {
+fn import(config: &Path) -> Result<(), CliError> {
     let (cfg, store) = open(config)?;
     // The files must load as they are: what `callguard check` accepts.
     RuleSet::compile(&cfg).map_err(|p| {
@@ -128,7 +128,7 @@ fn import(config: &PathBuf) -> Result<(), CliError> {
     Ok(())
 }
 
-fn export(config: &PathBuf) -> Result<(), CliError> {
+fn export(config: &Path) -> Result<(), CliError> {
     let (cfg, store) = open(config)?;
     let fleet = Fleet::for_command(store.clone()).map_err(fail)?;
     let mut written = 0;

@@ -135,13 +135,13 @@ impl Fleet {
             std::fs::create_dir_all(dir)?;
             for name in changed {
                 if let Some(rows) = m.lists.get(name) {
-                    write_atomic(&dir.join(file_name(name)), &write_rows(rows, Format::Json))?;
+                    write_atomic(dir.join(file_name(name)), &write_rows(rows, Format::Json))?;
                 }
             }
             let mut names: Vec<&String> = m.lists.keys().collect();
             names.sort();
             let state = json!({ "rules_version": m.version, "lists": names });
-            write_atomic(&dir.join(STATE_FILE), state.to_string().as_bytes())
+            write_atomic(dir.join(STATE_FILE), state.to_string().as_bytes())
         };
         if let Err(e) = write() {
             tracing::warn!(dir = %dir.display(), "list cache not written: {e}");
