@@ -429,8 +429,10 @@ pub struct LogConfig {
     pub queue: usize,
     /// A fleet's shared log: a PostgreSQL connection URL
     /// (`postgres://callguard@db.example.net:5432/callguard`). When set, decisions go
-    /// there instead of `path` (which still holds the list history). Keep the password
-    /// out of it: see `postgres_password_env`.
+    /// there instead of `path`, and it is the store of record for the lists, their
+    /// history and the velocity blocks (docs/scaling.md; `path` then names where the
+    /// instance caches the lists: `<path>.lists/`). Keep the password out of it: see
+    /// `postgres_password_env`.
     #[serde(default)]
     pub postgres: Option<S<String>>,
     /// The environment variable holding the PostgreSQL password (else `PGPASSWORD`).
