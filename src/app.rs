@@ -116,9 +116,15 @@ where
 /// Loads `config_path` and starts the service.
 pub async fn start(config_path: &Path) -> Result<Running, StartError> {
     let path: PathBuf = config_path.to_path_buf();
-    let (cfg, rules, service): (LoadedConfig, RuleSet, ServiceConfig) =
+    let (cfg, rules, service, fleet): (LoadedConfig, RuleSet, ServiceConfig, _) =
         tokio::task::spawn_blocking(move || {
-            let cfg = config::load_all(&path)?;
+            let mut cfg = config::load_all(&path)?;
+            // With `log.postgres` the lists are the store's: its rows (or
+            // the cache's, when it cannot be reached) over the files'.
+            let fleet = crate::fleet::open(&cfg);
+            if let Some(f) = &fleet {
+                f.overlay(&mut cfg);
+            }
             // A tenant with problems starts without its own rules; the
             // others start (see `RuleSet::compile_isolated`).
             let rules = RuleSet::compile_isolated(&cfg, None)?;
@@ -126,7 +132,7 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
                 tracing::error!("{p}");
             }
             let service = ServiceConfig::from_config(&cfg)?;
-            Ok::<_, Problems>((cfg, rules, service))
+            Ok::<_, Problems>((cfg, rules, service, fleet))
         })
         .await
         .map_err(|e| StartError::Config(config::Problem::new("start", 0, 0, e.to_string()).into()))?
@@ -138,17 +144,25 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
     let metrics = Arc::new(Metrics::new());
     let log = start_log(&cfg, &metrics).await?;
     let log_path = cfg.resolve(&raw.log.path);
-    let history = match crate::store::ListVersions::open(&log_path) {
-        Ok(h) => Some(Arc::new(h)),
-        Err(e) => {
-            tracing::warn!("list history unavailable ({e}); rollback is off");
-            None
-        }
+    // The fleet's store keeps the history and the blocks; else the SQLite file.
+    let history = match &fleet {
+        Some(_) => None,
+        None => match crate::store::ListVersions::open(&log_path) {
+            Ok(h) => Some(Arc::new(h)),
+            Err(e) => {
+                tracing::warn!("list history unavailable ({e}); rollback is off");
+                None
+            }
+        },
     };
     let velocity = Arc::new(crate::velocity::Tracker::new(
         raw.velocity_limits.max_tracked,
     ));
-    match velocity.attach_store(&log_path, chrono::Utc::now()) {
+    let attached = match &fleet {
+        Some(f) => crate::fleet::attach_blocks(f, &velocity).await,
+        None => velocity.attach_store(&log_path, chrono::Utc::now()),
+    };
+    match attached {
         Ok(0) => {}
         Ok(n) => tracing::info!("{n} velocity block(s) still in force"),
         Err(e) => tracing::warn!("velocity blocks will not survive a restart: {e}"),
@@ -160,8 +174,13 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
         history,
         list_lock: Default::default(),
         velocity,
+        fleet: fleet.clone(),
     };
     let state = State::with_extras(rules, service, metrics, log, extras);
+    if let Some(f) = &fleet {
+        f.applied(f.version());
+        state.publish_store_gauges();
+    }
     let reloader = Reloader::new(config_path.to_path_buf(), state.clone());
     let shutdown = Shutdown::new();
     let mut tasks = Vec::new();
@@ -220,6 +239,13 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
         reloader.clone(),
         shutdown.stop.clone(),
     ));
+    if let Some(f) = fleet {
+        tasks.extend(crate::fleet::spawn(
+            f,
+            reloader.clone(),
+            shutdown.stop.clone(),
+        ));
+    }
     match reloader.watch() {
         Ok(t) => tasks.push(t),
         Err(e) => tracing::warn!("file watching unavailable ({e}); reload with SIGHUP or the API"),

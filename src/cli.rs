@@ -18,6 +18,7 @@ mod log;
 mod report;
 mod rollback;
 mod serve;
+mod store;
 mod test;
 
 /// Default config path, relative to the working directory.
@@ -116,6 +117,8 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Blocking activity over a period (default the last 24h): by trunk, rule, list and country, top blocked callers, fail-open/closed, rule changes.
     Report(report::ReportArgs),
+    /// Move the lists into the store of record (`log.postgres`) or back to the files.
+    Store(store::StoreArgs),
 }
 
 impl Command {
@@ -212,6 +215,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Rollback(args) => rollback::run(args),
         Command::History(args) => history::run(args),
         Command::Report(args) => report::run(args),
+        Command::Store(args) => store::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -99,6 +99,9 @@ async fn status(AxState(api): AxState<Api>) -> Response {
         "restart_required": snap.restart_required,
         "last_error": last_error.map(|e| json!({ "at": e.at.to_rfc3339(), "problems": e.problems })),
         "sources": api.reloader.status(),
+        // The lists' store of record and the rules version this instance
+        // runs (`log.postgres`); `backend: files` without it.
+        "store": store_status(&api),
         "velocity": {
             "tracked": velocity.tracked(),
             "max_tracked": velocity.capacity(),
@@ -111,6 +114,17 @@ async fn status(AxState(api): AxState<Api>) -> Response {
         "build": env!("CARGO_PKG_VERSION"),
     }))
     .into_response()
+}
+
+fn store_status(api: &Api) -> serde_json::Value {
+    let Some(f) = &api.state.extras.fleet else {
+        return json!({ "backend": "files" });
+    };
+    let mut v = f.status_json();
+    v["applied_version"] = json!(f.applied_version());
+    v["applied_at"] = json!(f.applied_at().map(|t| t.to_rfc3339()));
+    v["lag"] = json!(f.store_version().saturating_sub(f.applied_version()));
+    v
 }
 
 async fn reload(AxState(api): AxState<Api>) -> ApiResult {

@@ -16,6 +16,7 @@ pub(crate) mod call;
 pub mod calllog;
 pub mod cli;
 pub mod config;
+pub mod fleet;
 pub(crate) mod http;
 pub mod list_edit;
 pub(crate) mod list_io;

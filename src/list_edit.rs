@@ -8,6 +8,7 @@
 //! here for the paths the tests and fuzz targets use.
 
 pub(crate) mod block;
+pub mod fleet;
 pub(crate) mod store;
 
 pub(crate) use store::WriteLock;

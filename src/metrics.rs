@@ -13,6 +13,9 @@ use crate::outcome::{ErrorKind, FailReason, Unscreened};
 use crate::policy::RuleSet;
 use crate::policy::decide::{DecidedBy, Decision};
 use crate::policy::index::RuleId;
+mod store;
+pub use store::StoreGauges;
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -42,6 +45,10 @@ pub const METRIC_NAMES: &[&str] = &[
     "callguard_velocity_counts_total",
     "callguard_velocity_redis_up",
     "callguard_velocity_redis_errors_total",
+    "callguard_store_up",
+    "callguard_rules_version",
+    "callguard_store_rules_version",
+    "callguard_rules_applied_timestamp_seconds",
 ];
 
 pub struct Metrics {
@@ -73,6 +80,8 @@ pub struct Metrics {
     /// or down; only with `velocity_limits.redis` (labelled by its server).
     pub velocity_redis_up: IntGaugeVec,
     pub velocity_redis_errors_total: IntCounter,
+    /// The store of record's gauges (`log.postgres`).
+    pub store: StoreGauges,
 }
 
 impl Metrics {
@@ -247,7 +256,9 @@ impl Metrics {
                 unscreened_total.with_label_values(&[pbx.as_str(), reason.as_str()]);
             }
         }
+        let store = StoreGauges::new(&registry);
         Metrics {
+            store,
             rules_source_info,
             restart_required,
             registry,

@@ -46,6 +46,9 @@ pub enum Trigger {
     },
     /// A remote list subscription that fetched a new copy.
     Subscription { url: String },
+    /// The fleet's store of record (`log.postgres`) brought these lists'
+    /// changes (notified, or found by the periodic version check).
+    Store { lists: Vec<String> },
 }
 
 /// Where a change comes from, for the per-source status: `files` (the
@@ -69,7 +72,9 @@ pub struct SourceError {
 }
 
 /// The name under which the file-backed configuration reports.
-pub(crate) const FILES: &str = "files";
+pub const FILES: &str = "files";
+/// The name under which the fleet's store of record reports.
+pub const STORE: &str = "store";
 
 impl Trigger {
     /// The source this trigger reports under.
@@ -77,6 +82,7 @@ impl Trigger {
         match self {
             Trigger::Git { url, .. } => format!("git {url}"),
             Trigger::Subscription { url } => format!("subscription {url}"),
+            Trigger::Store { .. } => STORE.to_string(),
             _ => FILES.to_string(),
         }
     }
@@ -101,6 +107,7 @@ impl std::fmt::Display for Trigger {
             Trigger::ApiWrite(what) => f.write_str(what),
             Trigger::Git { commit, .. } => write!(f, "git {commit}"),
             Trigger::Subscription { url } => write!(f, "subscription {url}"),
+            Trigger::Store { lists } => write!(f, "store: {}", lists.join(", ")),
         }
     }
 }
@@ -204,8 +211,11 @@ impl Reloader {
         // it and is reloaded again rather than taken as applied.
         let prints = self.fingerprints();
         let previous = self.state.snapshot();
+        let fleet = self.state.extras.fleet.clone();
         let built = tokio::task::spawn_blocking(move || {
-            let cfg = config::load_all(&path)?;
+            let mut cfg = config::load_all(&path)?;
+            // The store's rows over the files' (the fleet's lists).
+            let stored = fleet.map(|f| f.overlay(&mut cfg));
             // One tenant's problems keep only that tenant at its last good version.
             let rules = RuleSet::compile_isolated(&cfg, Some(&previous.rules))?;
             for p in &rules.tenant_problems {
@@ -213,7 +223,7 @@ impl Reloader {
             }
             let service = ServiceConfig::from_config(&cfg)?;
             let max_tracked = cfg.raw.velocity_limits.max_tracked;
-            Ok::<_, Problems>((rules, service, max_tracked, file_lists(cfg)))
+            Ok::<_, Problems>((rules, service, max_tracked, file_lists(cfg), stored))
         })
         .await
         .unwrap_or_else(|e| {
@@ -221,7 +231,7 @@ impl Reloader {
         });
         let metrics = &self.state.metrics;
         match built {
-            Ok((rules, service, max_tracked, lists)) => {
+            Ok((rules, service, max_tracked, lists, stored)) => {
                 let label = match &why {
                     Trigger::Git { id, .. } => {
                         let mut c = self.commit.lock().unwrap_or_else(|e| e.into_inner());
@@ -255,6 +265,10 @@ impl Reloader {
                     .set_capacity(max_tracked, crate::velocity::millis(chrono::Utc::now()));
                 self.set_status(&why.source(), None);
                 self.set_loaded(prints);
+                if let (Some(f), Some(v)) = (&self.state.extras.fleet, stored) {
+                    f.applied(v);
+                    self.state.publish_store_gauges();
+                }
                 self.record_history(lists, &why).await;
                 metrics
                     .config_reloads_total

@@ -68,6 +68,9 @@ pub struct Extras {
     pub list_lock: crate::list_edit::WriteLock,
     /// Velocity counters and temporary blocks.
     pub velocity: Arc<crate::velocity::Tracker>,
+    /// The fleet's store of record for lists (`log.postgres`): the reloader
+    /// lays its rows over the list files'; `None` keeps the files.
+    pub fleet: Option<Arc<crate::list_edit::fleet::Fleet>>,
 }
 
 /// State shared by every listener and the admin API.
@@ -148,6 +151,19 @@ impl State {
             .config_last_reload_success
             .set(Utc::now().timestamp());
         version
+    }
+
+    /// The store of record's gauges from the fleet's status (no-op without one).
+    pub fn publish_store_gauges(&self) {
+        let Some(f) = &self.extras.fleet else { return };
+        let g = &self.metrics.store;
+        g.up.set(i64::from(f.is_up()));
+        g.rules_version
+            .set(i64::try_from(f.applied_version()).unwrap_or(i64::MAX));
+        g.store_rules_version
+            .set(i64::try_from(f.store_version()).unwrap_or(i64::MAX));
+        g.applied_at
+            .set(f.applied_at().map_or(0, |t| t.timestamp()));
     }
 
     fn publish_gauges(&self) {

@@ -12,7 +12,9 @@
 //!   its row SQL; [`pg`]: the same log in PostgreSQL, shared by a fleet.
 //! - [`list_versions`]: every version of every list (history, rollback) and
 //!   [`velocity_blocks`]: the temporary velocity blocks, both in the SQLite
-//!   file, also when the log is in PostgreSQL.
+//!   file when the log is SQLite; [`pg_lists`]: with `log.postgres`, the
+//!   store of record for lists (current rows, versions as diffs), velocity
+//!   blocks and the fleet's notifications (`LISTEN/NOTIFY`).
 //! - [`redis_counts`]: a fleet's shared velocity counters in Redis
 //!   (`velocity_limits.redis`): the sliding-window script and the connection.
 
@@ -22,6 +24,7 @@ mod filter;
 pub(crate) mod list_versions;
 pub(crate) mod log;
 pub(crate) mod pg;
+pub(crate) mod pg_lists;
 pub(crate) mod redis_counts;
 pub mod sqlite;
 pub(crate) mod velocity_blocks;
@@ -34,7 +37,8 @@ pub(crate) use list_versions::{ListVersions, VersionInfo};
 pub use log::LogReader;
 pub(crate) use log::{LogBackend, LogSink};
 pub use pg::PgTarget;
-pub use redis_counts::{RedisCounts, RedisTarget};
+pub(crate) use pg_lists::{PgStore, PgStoreError};
+pub(crate) use redis_counts::{RedisCounts, RedisTarget};
 
 /// Rows deleted per purge statement, so a first purge of a large backlog does
 /// not hold the write lock (and the queue) for long.

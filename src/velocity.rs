@@ -27,7 +27,7 @@ mod store;
 pub(crate) use crate::policy::velocity::Key;
 pub(crate) use apply::{apply, learn};
 pub(crate) use shared::{CountMetrics, RedisMetrics, Shared};
-pub(crate) use store::{VelocityStore, read_blocks};
+pub(crate) use store::{VelocityStore, from_row, read_blocks};
 
 /// A temporary block one velocity rule put on one key.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -192,18 +192,7 @@ impl Tracker {
     /// in force, so a restart keeps them.
     pub(crate) fn attach_store(&self, path: &Path, now: DateTime<Utc>) -> Result<usize, String> {
         let store = VelocityStore::open(path).map_err(|e| e.to_string())?;
-        let blocks = store.active(now).map_err(|e| e.to_string())?;
-        let n = blocks.len();
-        {
-            let mut inner = self.lock();
-            for b in blocks {
-                if let Some(key) = Key::parse(&b.key) {
-                    inner.blocks.insert(key, b);
-                }
-            }
-        }
-        *self.store.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(store));
-        Ok(n)
+        self.attach(store, now)
     }
 
     /// The block in force on `key` at `now`; an expired one is forgotten.

@@ -1,7 +1,9 @@
 //! A service with its decision log in a real PostgreSQL (`log.postgres`): the overview's
 //! counts and the trunks' hit counts come from PostgreSQL (not from the SQLite file at
-//! `log.path`, which holds no call), while list versions (history, rollback) and the
-//! temporary velocity blocks stay in that SQLite file, as designed, and work there.
+//! `log.path`, which holds no call); with `log.postgres` PostgreSQL is also the lists'
+//! store of record (issue 21): list versions (history, rollback) and the temporary
+//! velocity blocks are there too, not in the SQLite file. (`tests/fleet_postgres.rs`
+//! runs three instances on one store.)
 //!
 //! The server is a throwaway cluster (tests/support/postgres.rs); without PostgreSQL
 //! installed these tests skip, except under `CI=true`.
@@ -159,7 +161,7 @@ async fn with_log_postgres_overview_hits_history_rollback_and_velocity_blocks_wo
     assert_eq!(hits(&t, "support.blacklist", "Busy"), 2, "{t}");
     assert_eq!(hits(&t, "spam", "Spam-1"), 1, "{t}");
 
-    // History and rollback: the versions are in the SQLite file at log.path.
+    // History and rollback: the versions are in PostgreSQL, the store of record.
     let http = reqwest::Client::new();
     let base = format!("http://{}", srv.http());
     let csv = "rule_name,pattern,match_type,action,enabled,notes\n\
@@ -188,17 +190,27 @@ async fn with_log_postgres_overview_hits_history_rollback_and_velocity_blocks_wo
     assert_eq!(r.status(), StatusCode::OK);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["history_version"], 3, "{v}");
+    // The list file is untouched (the store holds the list); the rules run the store's.
     assert_eq!(
         std::fs::read_to_string(srv.dir.path().join("lists/spam.csv")).unwrap(),
         SPAM
     );
-    assert_eq!(sqlite_rows(&db, "list_versions"), Some(3));
+    assert_eq!(call(&srv, "+15550000003", "spam-2").await, "allow");
+    assert_eq!(sqlite_rows(&db, "list_versions"), None);
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM callguard_list_versions WHERE list = 'spam'"),
+        "3"
+    );
 
-    // Velocity blocks: in the SQLite file, shown by the API, kept across a restart.
+    // Velocity blocks: in PostgreSQL, shown by the API, kept across a restart.
     let blocks = get(&srv, "/api/v1/velocity").await;
     assert_eq!(blocks.as_array().unwrap().len(), 1, "{blocks}");
     assert_eq!(blocks[0]["subject"], "+15551112222");
-    assert_eq!(sqlite_rows(&db, "velocity_blocks"), Some(1));
+    assert_eq!(sqlite_rows(&db, "velocity_blocks"), None);
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM callguard_velocity_blocks"),
+        "1"
+    );
     srv.stop().await;
     srv.running = Some(app::start(&srv.config).await.unwrap());
     let r = AsteriskSim::new()

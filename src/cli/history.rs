@@ -51,6 +51,31 @@ pub(super) fn run(args: HistoryArgs) -> Result<(), CliError> {
             Err(e) => return Err(fail(e)),
         }
     }
+    // With `log.postgres` the history is the store of record's.
+    let stored = match cfg.raw.log.postgres_target() {
+        Some(t) => {
+            let store = crate::store::PgStore::new(t.map_err(fail)?);
+            let versions = store
+                .versions(args.list.as_deref(), limit(args.limit))
+                .map_err(|e| CliError::failed(format!("callguard history: {e}")))?;
+            Some(
+                versions
+                    .into_iter()
+                    .map(|v| VersionInfo {
+                        version: v.version,
+                        list: v.list,
+                        time: v.time,
+                        author: v.author,
+                        summary: v.summary,
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        }
+        None => None,
+    };
+    if let Some(versions) = stored {
+        return show(&args, &versions);
+    }
     let path = cfg.resolve(&cfg.raw.log.path);
     if !path.exists() {
         return Err(fail(format!(
@@ -61,8 +86,12 @@ pub(super) fn run(args: HistoryArgs) -> Result<(), CliError> {
     let versions = ListVersions::open(&path)
         .and_then(|h| h.versions(args.list.as_deref(), limit(args.limit)))
         .map_err(|e| CliError::failed(format!("callguard history: {}: {e}", path.display())))?;
+    show(&args, &versions)
+}
+
+fn show(args: &HistoryArgs, versions: &[VersionInfo]) -> Result<(), CliError> {
     if args.json {
-        for v in &versions {
+        for v in versions {
             let line = serde_json::json!({
                 "list": v.list, "version": v.version, "time": v.time.to_rfc3339(),
                 "author": v.author, "summary": v.summary,
@@ -70,7 +99,7 @@ pub(super) fn run(args: HistoryArgs) -> Result<(), CliError> {
             println!("{line}");
         }
     } else {
-        print!("{}", render(&versions, args.list.as_deref()));
+        print!("{}", render(versions, args.list.as_deref()));
     }
     Ok(())
 }

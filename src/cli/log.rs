@@ -66,7 +66,7 @@ pub(super) fn run(args: LogArgs) -> Result<(), CliError> {
         build_query(&args).map_err(|msg| CliError::refused(format!("callguard log: {msg}")))?;
     let (path, postgres) = db_path(&args).map_err(CliError::refused)?;
     if args.blocks {
-        return print_blocks(&path, args.json);
+        return print_blocks(&path, postgres.as_ref(), args.json);
     }
     print(&path, postgres.as_ref(), &query, &args).map_err(|e| match e {
         CallLogError::NotFound(p) => CliError::failed(format!(
@@ -148,14 +148,26 @@ fn print(
 }
 
 /// `callguard log --blocks`: one line per velocity block in force.
-fn print_blocks(path: &std::path::Path, json: bool) -> Result<(), CliError> {
-    if !path.exists() {
-        return Err(CliError::failed(format!(
-            "callguard log: no call log at {}",
-            path.display()
-        )));
-    }
-    match crate::velocity::read_blocks(path, Utc::now()) {
+/// With `log.postgres` the blocks are the fleet's, in the store of record.
+fn print_blocks(
+    path: &std::path::Path,
+    postgres: Option<&crate::store::PgTarget>,
+    json: bool,
+) -> Result<(), CliError> {
+    let blocks = match postgres {
+        Some(t) => crate::store::PgStore::new(t.clone())
+            .active_blocks(Utc::now())
+            .map(|rows| rows.into_iter().map(crate::velocity::from_row).collect())
+            .map_err(|e| e.to_string()),
+        None if !path.exists() => {
+            return Err(CliError::failed(format!(
+                "callguard log: no call log at {}",
+                path.display()
+            )));
+        }
+        None => crate::velocity::read_blocks(path, Utc::now()).map_err(|e| e.to_string()),
+    };
+    match blocks {
         Ok(blocks) => {
             if json {
                 for b in &blocks {

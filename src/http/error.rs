@@ -84,7 +84,8 @@ impl IntoResponse for ApiError {
 
 /// Each store refusal has its status: unknown list or rule 404, read-only or
 /// invalid 400, duplicate or broken file 409, refused by the whole
-/// configuration 422, no history 503, I/O 500.
+/// configuration 422, no history or the store of record unreachable 503,
+/// I/O 500.
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         let code = match &e {
@@ -93,7 +94,7 @@ impl From<StoreError> for ApiError {
             StoreError::ReadOnly(_) | StoreError::Invalid(_) => StatusCode::BAD_REQUEST,
             StoreError::Duplicate { .. } | StoreError::Broken(_) => StatusCode::CONFLICT,
             StoreError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            StoreError::NoHistory => StatusCode::SERVICE_UNAVAILABLE,
+            StoreError::NoHistory | StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             StoreError::Io(_) | StoreError::Aborted => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(code, e.to_string()).with_details(e.details())

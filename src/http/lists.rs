@@ -36,6 +36,7 @@ pub(super) fn store(api: &Api) -> ListStore {
         api.state.extras.history.clone(),
     )
     .with_lock(api.state.extras.list_lock.clone())
+    .with_fleet(api.state.extras.fleet.clone())
 }
 
 async fn list_all(AxState(api): AxState<Api>) -> Response {
@@ -270,13 +271,27 @@ struct HistoryQuery {
 const MAX_HISTORY: usize = 1000;
 
 async fn history(AxState(api): AxState<Api>, Query(q): Query<HistoryQuery>) -> ApiResult {
+    let limit = q.limit.unwrap_or(50).clamp(1, MAX_HISTORY);
+    // The fleet's versions are in the store of record (`log.postgres`).
+    if let Some(f) = api.state.extras.fleet.clone() {
+        let versions = blocking(move || Ok(f.store.versions(q.list.as_deref(), limit)?)).await?;
+        let versions: Vec<_> = versions
+            .iter()
+            .map(|v| {
+                json!({
+                    "list": v.list, "version": v.version, "time": v.time.to_rfc3339(),
+                    "author": v.author, "summary": v.summary, "rules_version": v.id,
+                })
+            })
+            .collect();
+        return Ok(axum::Json(json!({ "versions": versions })).into_response());
+    }
     let h = api
         .state
         .extras
         .history
         .clone()
         .ok_or(StoreError::NoHistory)?;
-    let limit = q.limit.unwrap_or(50).clamp(1, MAX_HISTORY);
     let versions = blocking(move || {
         h.versions(q.list.as_deref(), limit)
             .map_err(|e| StoreError::Io(e.to_string()))

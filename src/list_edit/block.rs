@@ -143,10 +143,15 @@ pub(crate) fn block_from_call(
             call.time.to_rfc3339()
         ),
     };
-    let store = store.unwrap_or_else(|| {
-        let history = ListVersions::open(&log_path).ok().map(Arc::new);
-        ListStore::new(config_path, history)
-    });
+    let store = match store {
+        Some(s) => s,
+        // The fleet's lists: written to the store of record.
+        None if cfg.raw.log.postgres.is_some() => ListStore::open(config_path)?,
+        None => {
+            let history = ListVersions::open(&log_path).ok().map(Arc::new);
+            ListStore::new(config_path, history)
+        }
+    };
     // A second rule for a caller the list already matches would only clutter
     // it (and the log would still name the first rule): say so instead.
     if let Ok(cur) = store.current(&req.list) {

@@ -12,7 +12,11 @@ use crate::config::types::MatchType;
 use crate::config::{self, LoadedConfig, LoadedList};
 use crate::policy::{RuleSet, pattern};
 use crate::store::ListVersions;
+use crate::store::pg_lists::{PgStore, PgStoreError};
 
+use super::fleet::Fleet;
+
+mod fleet_apply;
 mod versions;
 pub(crate) use versions::{is_latest, record_if_changed};
 
@@ -45,6 +49,11 @@ pub(crate) enum StoreError {
     NoHistory,
     #[error("{0}")]
     Io(String),
+    /// The store of record (`log.postgres`) cannot be reached: nothing was
+    /// changed; the running rules stay, and the change can be made again
+    /// once it answers.
+    #[error("{0}; nothing was changed, try again when it answers")]
+    Unavailable(String),
     /// The caller's change function stopped before anything was written
     /// (a dry run, a preview the operator declined).
     #[error("stopped before writing; nothing was changed")]
@@ -89,12 +98,24 @@ impl WriteLock {
     }
 }
 
-/// A handle on the configuration's list files.
+impl From<PgStoreError> for StoreError {
+    fn from(e: PgStoreError) -> Self {
+        match e {
+            PgStoreError::Unavailable(..) => StoreError::Unavailable(e.to_string()),
+            PgStoreError::Query(_) => StoreError::Io(e.to_string()),
+        }
+    }
+}
+
+/// A handle on the configuration's lists: its list files, or with
+/// `log.postgres` the fleet's store of record ([`Fleet`]).
 #[derive(Clone)]
 pub(crate) struct ListStore {
     pub config_path: PathBuf,
     pub history: Option<Arc<ListVersions>>,
     lock: WriteLock,
+    /// The store of record, when the lists live in PostgreSQL.
+    pub fleet: Option<Arc<Fleet>>,
 }
 
 /// A file-backed list with its current rows.
@@ -111,7 +132,13 @@ impl ListStore {
             config_path: config_path.into(),
             history,
             lock: WriteLock::default(),
+            fleet: None,
         }
+    }
+
+    /// The same store, its lists in the fleet's store of record.
+    pub(crate) fn with_fleet(self, fleet: Option<Arc<Fleet>>) -> ListStore {
+        ListStore { fleet, ..self }
     }
 
     /// The same store, serialised with every other holder of `lock`.
@@ -121,8 +148,14 @@ impl ListStore {
 
     /// For the CLI: opens the history kept beside the decision log
     /// (`log.path`, relative to the config file), if it can be opened.
+    /// With `log.postgres`, the lists are the store's (pulled now).
     pub(crate) fn open(config_path: &Path) -> Result<ListStore, StoreError> {
         let cfg = load(config_path)?;
+        if let Some(target) = cfg.raw.log.postgres_target() {
+            let target = target.map_err(StoreError::Io)?;
+            let fleet = Fleet::for_command(Arc::new(PgStore::new(target)))?;
+            return Ok(ListStore::new(config_path, None).with_fleet(Some(Arc::new(fleet))));
+        }
         let history = ListVersions::open(cfg.resolve(&cfg.raw.log.path))
             .ok()
             .map(Arc::new);
@@ -131,7 +164,7 @@ impl ListStore {
 
     /// The list named `name` as it is on disk now.
     pub(crate) fn current(&self, name: &str) -> Result<CurrentList, StoreError> {
-        let cfg = load(&self.config_path)?;
+        let cfg = self.load_cfg()?;
         let i = find(&cfg, name)?;
         let list = cfg.lists.into_iter().nth(i).ok_or_else(|| unknown(name))?;
         Ok(CurrentList { list })
@@ -142,7 +175,7 @@ impl ListStore {
     /// `system_blacklist`, `TRUNK.whitelist`, `TRUNK.blacklist`), which are
     /// read-only for changes but can be read like any other.
     pub(crate) fn export_rows(&self, name: &str) -> Result<Vec<RuleRow>, StoreError> {
-        let cfg = load(&self.config_path)?;
+        let cfg = self.load_cfg()?;
         match find(&cfg, name) {
             Ok(i) => {
                 let problems = list_problems(&cfg, &cfg.lists[i]);
@@ -161,7 +194,7 @@ impl ListStore {
     /// so an import preview or an upload lists every bad row with its line
     /// before anything is written.
     pub(crate) fn checker(&self, name: &str) -> Result<RowChecker, StoreError> {
-        let cfg = load(&self.config_path)?;
+        let cfg = self.load_cfg()?;
         find(&cfg, name)?;
         Ok(RowChecker::new(&cfg))
     }
@@ -222,6 +255,15 @@ impl ListStore {
         })
     }
 
+    /// The configuration, with the store's rows over its list files' rows.
+    fn load_cfg(&self) -> Result<LoadedConfig, StoreError> {
+        let mut cfg = load(&self.config_path)?;
+        if let Some(f) = &self.fleet {
+            f.overlay(&mut cfg);
+        }
+        Ok(cfg)
+    }
+
     /// Restores the content of history version `version`.
     pub(crate) fn restore(
         &self,
@@ -229,6 +271,17 @@ impl ListStore {
         version: u64,
         author: &str,
     ) -> Result<Applied, StoreError> {
+        if let Some(f) = &self.fleet {
+            find(&self.load_cfg()?, name)?;
+            let rows =
+                f.store
+                    .content(name, version)?
+                    .ok_or_else(|| StoreError::NoSuchVersion {
+                        list: name.to_string(),
+                        version,
+                    })?;
+            return self.apply(name, author, false, |_| Ok(rows));
+        }
         let history = self.history.as_ref().ok_or(StoreError::NoHistory)?;
         // Inside the change, so an unknown or inline list is reported as such.
         self.apply(name, author, false, |_| {
@@ -253,7 +306,10 @@ impl ListStore {
         change: impl FnOnce(&[RuleRow]) -> Result<Vec<RuleRow>, StoreError>,
     ) -> Result<Applied, StoreError> {
         let _guard = self.lock.hold();
-        let mut cfg = load(&self.config_path)?;
+        let mut cfg = self.load_cfg()?;
+        if let Some(f) = &self.fleet {
+            return fleet_apply::apply(f, cfg, name, author, merge, change);
+        }
         let i = find(&cfg, name)?;
         let own = list_problems(&cfg, &cfg.lists[i]);
         if merge && !own.is_empty() {

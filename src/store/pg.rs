@@ -123,6 +123,17 @@ impl PgTarget {
         &self.shown
     }
 
+    /// The blocking client's settings (the list store, its listener), with
+    /// TCP keepalives so a server gone silent is noticed, not waited on.
+    pub(crate) fn blocking_config(&self) -> postgres::Config {
+        let mut c = postgres::Config::from(self.config.clone());
+        c.keepalives(true)
+            .keepalives_idle(Duration::from_secs(10))
+            .keepalives_interval(Duration::from_secs(2))
+            .keepalives_retries(3);
+        c
+    }
+
     /// Connects (bounded by [`CONNECT_TIMEOUT`]), spawns the connection's task and
     /// makes sure the table exists. For the writer task.
     pub async fn connect(&self) -> Result<tokio_postgres::Client, String> {

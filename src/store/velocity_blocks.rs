@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS velocity_blocks (
 
 /// One stored block, as the table holds it: times in seconds since the epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct BlockRow {
+pub struct BlockRow {
     /// The counter key (`trunk|rule|subject`).
     pub key: String,
     pub trunk: String,

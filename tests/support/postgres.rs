@@ -180,6 +180,44 @@ impl PgCluster {
             .unwrap_or_else(|e| panic!("run {tool}: {e}"))
     }
 
+    /// Stops the server as an operator's restart does (`-m fast`: sessions
+    /// are ended); [`start_again`](Self::start_again) brings it back.
+    pub fn stop_server(&self) {
+        let data = self.data_dir();
+        let stop = self.run(
+            "pg_ctl",
+            &["-D", path_str(&data), "-m", "fast", "-w", "stop"],
+        );
+        assert!(stop.status.success(), "pg_ctl stop:\n{}", text(&stop));
+    }
+
+    /// Starts the stopped server again, on the same port and data.
+    pub fn start_again(&self) {
+        let data = self.data_dir();
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c full_page_writes=off",
+            self.port,
+            path_str(self.dir.path())
+        );
+        let log = self.dir.path().join("server.log");
+        let start = self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&data),
+                "-l",
+                path_str(&log),
+                "-o",
+                &options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        );
+        assert!(start.status.success(), "pg_ctl start:\n{}", text(&start));
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -1,0 +1,66 @@
+//! [`ListStore::apply`](super::ListStore::apply) with the lists in the
+//! fleet's store of record: the same checks against the whole
+//! configuration, but the current rows are read and the new ones written in
+//! one PostgreSQL transaction under the store's edit lock, which also
+//! notifies every instance. A list the store has no version of yet starts
+//! from its file, recorded first (author `file`) so the change can be
+//! rolled back to it.
+
+use super::{
+    Applied, Fleet, LoadedConfig, RowChecker, RuleRow, RuleSet, StoreError, diff_rows, find,
+    list_problems, with_lines,
+};
+
+pub(super) fn apply(
+    fleet: &Fleet,
+    mut cfg: LoadedConfig,
+    name: &str,
+    author: &str,
+    merge: bool,
+    change: impl FnOnce(&[RuleRow]) -> Result<Vec<RuleRow>, StoreError>,
+) -> Result<Applied, StoreError> {
+    let i = find(&cfg, name)?;
+    let file_rows: Vec<RuleRow> = cfg.lists[i].rows.iter().map(|(_, r)| r.clone()).collect();
+    let own = list_problems(&cfg, &cfg.lists[i]);
+    let ((applied, rows), committed) = fleet.store.edit(name, |tx| {
+        let stored = tx.current()?;
+        if merge && stored.is_none() && !own.is_empty() {
+            return Err(StoreError::Broken(own.clone()));
+        }
+        let known = stored.is_some();
+        let old = stored.unwrap_or_else(|| file_rows.clone());
+        let new = change(&old)?;
+        let list = &cfg.lists[i];
+        let (path, format, display) = (list.path.clone(), list.format, list.display.clone());
+        let errors = RowChecker::new(&cfg).check_rows(&new, &display, format);
+        if !errors.is_empty() {
+            return Err(StoreError::Invalid(errors));
+        }
+        let summary = diff_rows(&old, &new);
+        let rules = new.len();
+        let file = path.display().to_string();
+        cfg.problems.retain(|p| p.file != file);
+        cfg.lists[i].rows = with_lines(&new, format);
+        RuleSet::compile(&cfg)
+            .map_err(|p| StoreError::Refused(p.0.iter().map(ToString::to_string).collect()))?;
+        let mut history_version = None;
+        if !summary.is_empty() {
+            if !known {
+                tx.record(&old, "file")?;
+            }
+            history_version = tx.record(&new, author)?;
+        }
+        let applied = Applied {
+            list: name.to_string(),
+            path,
+            summary,
+            history_version,
+            rules,
+        };
+        Ok((applied, new))
+    })?;
+    if let Some(c) = committed {
+        fleet.committed(name, rows, c);
+    }
+    Ok(applied)
+}
