@@ -10,6 +10,7 @@ use crate::config::Problems;
 use crate::list_edit::store::StoreError;
 
 mod block;
+mod call;
 mod check;
 mod export;
 mod history;
@@ -116,6 +117,9 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Blocking activity over a period (default the last 24h): by trunk, rule, list and country, top blocked callers, fail-open/closed, rule changes.
     Report(report::ReportArgs),
+    /// Place one simulated call against a running `serve` (no PBX needed) and show what
+    /// callguard sent, the variables it set and what the PBX would do.
+    Call(call::CallArgs),
 }
 
 impl Command {
@@ -212,6 +216,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Rollback(args) => rollback::run(args),
         Command::History(args) => history::run(args),
         Command::Report(args) => report::run(args),
+        Command::Call(args) => call::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -98,13 +98,36 @@ struct Outcome {
     error: Option<String>,
 }
 
+/// Calls placed so far by this process: each call's unique id.
+static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
+/// A unique id of its own for every call, in the PBX's form: Asterisk's `<unix
+/// seconds>.<sequence>`, FreeSWITCH's UUID (the run's start second, then the sequence),
+/// so the decision log tells the calls apart.
+fn unique_id(pbx: Pbx) -> String {
+    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    });
+    let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    match pbx {
+        Pbx::Agi => format!("{start}.{n}"),
+        Pbx::Esl => format!("{:08x}-0000-4000-8000-{:012x}", start as u32, n),
+    }
+}
+
 async fn place(pbx: Pbx, target: SocketAddr, caller: &str, did: &str, late: Duration) -> Outcome {
     let late_us = late.as_micros() as u64;
+    let unique_id = unique_id(pbx);
     match pbx {
         Pbx::Agi => {
             // The trunk by name, as the shipped dialplan passes it (ESL: `callguard_trunk`).
             let r = asterisk::AsteriskSim::new()
                 .script("callfilter?trunk=support")
+                .uniqueid(&unique_id)
                 .callerid(caller)
                 .set_env("agi_dnid", did)
                 .run(target)
@@ -128,6 +151,7 @@ async fn place(pbx: Pbx, target: SocketAddr, caller: &str, did: &str, late: Dura
             let r = freeswitch::SimConfig {
                 caller_number: caller.into(),
                 destination_number: did.into(),
+                unique_id,
                 ..freeswitch::SimConfig::default()
             }
             .run(target)
@@ -331,5 +355,21 @@ async fn main() {
     }
     if s.errors > 0 {
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every call its own UNIQUE-ID / Unique-ID (issue 27: they were all the capture's).
+    #[test]
+    fn every_call_has_its_own_unique_id() {
+        for pbx in [Pbx::Agi, Pbx::Esl] {
+            let ids: std::collections::HashSet<String> = (0..100).map(|_| unique_id(pbx)).collect();
+            assert_eq!(ids.len(), 100, "{pbx:?}");
+        }
+        assert!(unique_id(Pbx::Agi).split_once('.').is_some());
+        assert_eq!(unique_id(Pbx::Esl).len(), 36);
     }
 }
