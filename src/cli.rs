@@ -15,6 +15,7 @@ mod check;
 mod export;
 mod history;
 mod import;
+mod init;
 mod log;
 mod report;
 mod rollback;
@@ -120,6 +121,9 @@ pub enum Command {
     /// Place one simulated call against a running `serve` (no PBX needed) and show what
     /// callguard sent, the variables it set and what the PBX would do.
     Call(call::CallArgs),
+    /// Write a starter directory to try callguard in: the example config and its lists,
+    /// and a broken.yaml to try `check` on.
+    Init(init::InitArgs),
 }
 
 impl Command {
@@ -217,6 +221,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::History(args) => history::run(args),
         Command::Report(args) => report::run(args),
         Command::Call(args) => call::run(args),
+        Command::Init(args) => init::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

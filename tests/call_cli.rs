@@ -84,6 +84,7 @@ fn a_blocked_and_an_allowed_caller_on_both_pbxs() {
         out.stdout
     );
     assert_eq!(summary(&out), "continue in the dialplan");
+    assert!(!out.stdout.contains("DIALSTATUS"), "{}", out.stdout);
     ids.push(uid);
 
     // FreeSWITCH: 486 Busy Here for the same blocked caller.
