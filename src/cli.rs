@@ -60,6 +60,45 @@ pub(crate) fn config_origin(path: &Path) -> &'static str {
     }
 }
 
+/// When `path` does not exist: every place the configuration was looked for, in order, and
+/// what to do (`check` and `serve` say it rather than a bare "cannot open"). A file named by
+/// `--config` or `$CALLGUARD_CONFIG` is the only place tried: naming one turns the fallbacks
+/// off.
+pub(crate) fn config_not_found(path: &Path) -> Option<CliError> {
+    if path.exists() {
+        return None;
+    }
+    let shown = path.display();
+    let mut lines = vec![format!(
+        "{shown}: no such file; the configuration was looked for in this order:"
+    )];
+    match config_origin(path) {
+        "--config" => lines.push(format!("  1. --config {shown}: not found")),
+        "$CALLGUARD_CONFIG" => {
+            lines.push("  1. --config: not given".into());
+            lines.push(format!("  2. ${CONFIG_ENV} = {shown}: not found"));
+        }
+        _ => {
+            lines.push("  1. --config: not given".into());
+            lines.push(format!("  2. ${CONFIG_ENV}: not set"));
+            for (i, p) in [DEFAULT_CONFIG, SYSTEM_CONFIG].iter().enumerate() {
+                let p = Path::new(p);
+                let state = if p.exists() { "found" } else { "not found" };
+                let shown = if p.is_relative() {
+                    format!("./{}", p.display())
+                } else {
+                    p.display().to_string()
+                };
+                lines.push(format!("  {}. {shown}: {state}", i + 3));
+            }
+        }
+    }
+    lines.push(
+        "name one with --config FILE, or write a starter one with `callguard init DIR`".into(),
+    );
+    Some(CliError::Refused(lines))
+}
+
 /// How `serve` writes its log lines (always to stderr).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum LogFormat {

@@ -6,11 +6,14 @@
 //! Debian's `chromium` (`CHROMIUM_BIN`) headless, with a fresh profile
 //! directory and everything that would reach the network switched off. Both
 //! are installed by `.ci/install-deps`. Without them `start` prints a
-//! "skipping" line and returns `None`, except under CI (`CI=true`), where a
+//! `SKIPPED:` line (`skip.rs`, shown without `--nocapture`) and returns `None`, except under CI (`CI=true`), where a
 //! missing browser is a broken machine and panics — as
 //! `support/prometheus.rs` does for Prometheus.
 
 #![allow(dead_code)]
+
+#[path = "skip.rs"]
+pub mod skip;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -81,7 +84,7 @@ impl Browser {
                      (Debian packages `chromium` and `chromium-driver`) or set CHROMIUM_BIN / CHROMEDRIVER_BIN"
                 );
             }
-            println!("skipping: chromium/chromedriver not installed (run .ci/install-deps)");
+            skip::skipped("chromium/chromedriver not installed");
             return None;
         };
         let mut failures = Vec::new();
