@@ -23,7 +23,10 @@ use callguard::policy::RuleSet;
 use callguard::policy::decide::decide;
 use callguard::state::State;
 use chrono::Utc;
-use criterion::{Criterion, criterion_group, criterion_main};
+
+#[path = "support/harness.rs"]
+mod harness;
+use harness::Criterion;
 
 /// Counts the bytes in use, so the memory a compiled rule set keeps can be
 /// measured exactly (RSS does not shrink when memory is freed).
@@ -232,5 +235,6 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+fn main() {
+    bench(&mut Criterion::from_args());
+}

@@ -1,6 +1,6 @@
 //! Callers in national format from fifteen regions, interleaved: the first
 //! decision of each region in a fresh process, then the distribution of
-//! decision times over many calls (p50 … p99.9, max) and a criterion group.
+//! decision times over many calls (p50 … p99.9, max) and a timed group (`support/harness.rs`).
 //!
 //!     cargo bench --bench regions
 //!
@@ -18,7 +18,10 @@ use callguard::config;
 use callguard::policy::RuleSet;
 use callguard::policy::decide::decide;
 use chrono::Utc;
-use criterion::{Criterion, criterion_group, criterion_main};
+
+#[path = "support/harness.rs"]
+mod harness;
+use harness::Criterion;
 
 // Region, a national-format number of that region (the last four digits
 // vary per call), and its E.164 form.
@@ -132,5 +135,6 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+fn main() {
+    bench(&mut Criterion::from_args());
+}

@@ -442,8 +442,8 @@ fn freeswitch_dialplan_parses_and_hands_calls_to_callguard() {
                 })
         };
         match element.name().into_inner() {
-            "context" => contexts.push(attr("name").expect("context name")),
-            "action" => actions.push((
+            b"context" => contexts.push(attr("name").expect("context name")),
+            b"action" => actions.push((
                 attr("application").expect("action application"),
                 attr("data").unwrap_or_default(),
             )),

@@ -153,16 +153,16 @@ fn server_addr(args: &CallArgs) -> Result<SocketAddr, CliError> {
 /// A fresh unique id in the PBX's own form: Asterisk's `<unix seconds>.<sequence>`,
 /// FreeSWITCH's UUID.
 pub fn unique_id(pbx: Pbx) -> String {
-    let id = uuid::Uuid::new_v4();
     match pbx {
         Pbx::Asterisk => {
             let secs = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
-            format!("{secs}.{}", id.as_u128() % 1_000_000)
+            let n = u32::from_le_bytes(crate::random::bytes::<4>()) % 1_000_000;
+            format!("{secs}.{n}")
         }
-        Pbx::Freeswitch => id.to_string(),
+        Pbx::Freeswitch => crate::random::uuid_v4(),
     }
 }
 
