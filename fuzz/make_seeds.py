@@ -15,6 +15,8 @@ import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 TRANSCRIPTS = os.path.join(ROOT, "tests", "fixtures", "transcripts")
+# The capture the FreeSWITCH simulator builds on lives in its crate (the service builds it).
+CAPTURES = os.path.join(ROOT, "callguard-sim", "captures")
 REFERENCE = os.environ.get("CALLGUARD_REFERENCE", os.path.join(ROOT, "..", "shared", "reference"))
 CORPUS = os.path.join(ROOT, "fuzz", "corpus")
 
@@ -93,15 +95,16 @@ def main():
             for f in os.listdir(os.path.join(CORPUS, d)):
                 if f.startswith("seed-"):
                     os.remove(os.path.join(CORPUS, d, f))
-    for name in sorted(os.listdir(TRANSCRIPTS)):
-        path = os.path.join(TRANSCRIPTS, name)
+    files = [(n, os.path.join(TRANSCRIPTS, n)) for n in os.listdir(TRANSCRIPTS)]
+    files += [(n, os.path.join(CAPTURES, n)) for n in os.listdir(CAPTURES)]
+    for name, path in sorted(files):
         stem = name.rsplit(".", 1)[0]
         target = "agi_decoder" if name.startswith("asterisk") else "esl_decoder" if name.startswith("freeswitch") else None
         if target is None:
             continue
         if name.endswith(".bin"):
             data = open(path, "rb").read()
-        elif os.path.exists(path[:-4] + ".bin"):
+        elif os.path.exists(path[:-4] + ".bin") or os.path.exists(os.path.join(CAPTURES, stem + ".bin")):
             continue
         else:
             data = transcript_sent(path)

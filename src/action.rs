@@ -301,13 +301,10 @@ pub struct Learn {
 
 impl Challenge {
     /// The digit for one call, drawn from the range with the OS's randomness
-    /// (a v4 UUID's random bytes), so a robot cannot predict it.
-    pub(crate) fn draw(&self) -> u8 {
+    /// (`crate::random`), so a robot cannot predict it.
+    pub fn draw(&self) -> u8 {
         let span = u16::from(self.high.saturating_sub(self.low)) + 1;
-        let r = u16::from_le_bytes({
-            let b = uuid::Uuid::new_v4().into_bytes();
-            [b[0], b[1]]
-        });
+        let r = u16::from_le_bytes(crate::random::bytes::<2>());
         self.low + (r % span) as u8
     }
 

@@ -10,10 +10,12 @@ use crate::config::Problems;
 use crate::list_edit::store::StoreError;
 
 mod block;
+mod call;
 mod check;
 mod export;
 mod history;
 mod import;
+mod init;
 mod log;
 mod report;
 mod rollback;
@@ -57,6 +59,45 @@ pub(crate) fn config_origin(path: &Path) -> &'static str {
     } else {
         "--config"
     }
+}
+
+/// When `path` does not exist: every place the configuration was looked for, in order, and
+/// what to do (`check` and `serve` say it rather than a bare "cannot open"). A file named by
+/// `--config` or `$CALLGUARD_CONFIG` is the only place tried: naming one turns the fallbacks
+/// off.
+pub(crate) fn config_not_found(path: &Path) -> Option<CliError> {
+    if path.exists() {
+        return None;
+    }
+    let shown = path.display();
+    let mut lines = vec![format!(
+        "{shown}: no such file; the configuration was looked for in this order:"
+    )];
+    match config_origin(path) {
+        "--config" => lines.push(format!("  1. --config {shown}: not found")),
+        "$CALLGUARD_CONFIG" => {
+            lines.push("  1. --config: not given".into());
+            lines.push(format!("  2. ${CONFIG_ENV} = {shown}: not found"));
+        }
+        _ => {
+            lines.push("  1. --config: not given".into());
+            lines.push(format!("  2. ${CONFIG_ENV}: not set"));
+            for (i, p) in [DEFAULT_CONFIG, SYSTEM_CONFIG].iter().enumerate() {
+                let p = Path::new(p);
+                let state = if p.exists() { "found" } else { "not found" };
+                let shown = if p.is_relative() {
+                    format!("./{}", p.display())
+                } else {
+                    p.display().to_string()
+                };
+                lines.push(format!("  {}. {shown}: {state}", i + 3));
+            }
+        }
+    }
+    lines.push(
+        "name one with --config FILE, or write a starter one with `callguard init DIR`".into(),
+    );
+    Some(CliError::Refused(lines))
 }
 
 /// How `serve` writes its log lines (always to stderr).
@@ -119,6 +160,12 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Move the lists into the store of record (`log.postgres`) or back to the files.
     Store(store::StoreArgs),
+    /// Place one simulated call against a running `serve` (no PBX needed) and show what
+    /// callguard sent, the variables it set and what the PBX would do.
+    Call(call::CallArgs),
+    /// Write a starter directory to try callguard in: the example config and its lists,
+    /// and a broken.yaml to try `check` on.
+    Init(init::InitArgs),
 }
 
 impl Command {
@@ -216,6 +263,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::History(args) => history::run(args),
         Command::Report(args) => report::run(args),
         Command::Store(args) => store::run(args),
+        Command::Call(args) => call::run(args),
+        Command::Init(args) => init::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,6 +24,7 @@ pub mod metrics;
 pub(crate) mod outcome;
 pub mod pbx;
 pub mod policy;
+pub(crate) mod random;
 pub mod reload;
 pub(crate) mod report;
 pub(crate) mod server;

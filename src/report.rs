@@ -23,6 +23,9 @@ pub(crate) const MAX_BLOCKED_ROWS: usize = 200_000;
 pub(crate) const TOP_CALLERS: usize = 20;
 /// History versions read for the rule changes of the period.
 const MAX_CHANGES: usize = 10_000;
+/// The history's author of a list's state found on disk (the list store records it before
+/// a write, the reloader after an edit of the file).
+const BASELINE_AUTHOR: &str = "file";
 
 /// One rule change of the period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -80,16 +83,9 @@ pub(crate) fn build(
             ..q.clone()
         })
         .map_err(|e| e.to_string())?;
-    let mut by_list: HashMap<String, u64> = HashMap::new();
     let mut by_country: HashMap<String, u64> = HashMap::new();
     let mut by_caller: HashMap<String, u64> = HashMap::new();
     for c in &blocked {
-        let list = if c.list_name.is_empty() {
-            c.list.clone()
-        } else {
-            c.list_name.clone()
-        };
-        *by_list.entry(list).or_default() += 1;
         *by_country
             .entry(country(c.caller_e164.as_deref()))
             .or_default() += 1;
@@ -111,6 +107,10 @@ pub(crate) fn build(
             .map_err(|e| format!("list history: {e}"))?
             .into_iter()
             .filter(|v| v.time >= since && v.time < until)
+            // A list's first version recorded from its file is the content as found when
+            // its history began (every list gets one the first time any list is written),
+            // not a change anybody made.
+            .filter(|v| !(v.version == 1 && v.author == BASELINE_AUTHOR))
             .map(|v| RuleChange {
                 time: v.time.to_rfc3339_opts(SecondsFormat::Secs, true),
                 list: v.list,
@@ -131,7 +131,9 @@ pub(crate) fn build(
         fail_closed: stats.fail_closed,
         blocked_by_trunk: stats.blocked_by_trunk,
         blocked_by_rule: stats.blocked_by_rule,
-        blocked_by_list: sorted(by_list),
+        // By name (`spam`, `support.blacklist`), else kind: the same counts and names as
+        // `callguard log --stats` (one query, over the whole period).
+        blocked_by_list: stats.blocked_by_list,
         blocked_by_country: sorted(by_country),
         top_blocked_callers: top,
         truncated: blocked.len() >= MAX_BLOCKED_ROWS,

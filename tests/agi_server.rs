@@ -318,7 +318,7 @@ async fn caller_name_injection_cannot_add_a_command() {
         }
         if c.starts_with("EXEC MSet") {
             assert_eq!(args.len(), 3, "MSet data must stay one argument: {c:?}");
-            let names: Vec<String> = callguard::pbx::agi::mset::mset_pairs(&args[2])
+            let names: Vec<String> = callguard_sim::asterisk::parse::mset_pairs(&args[2])
                 .into_iter()
                 .map(|(n, _)| n)
                 .collect();

@@ -68,10 +68,41 @@ fn no_config_anywhere_names_the_local_path() {
     let dir = temp_dir("no-config");
     let (ok, out) = check(&dir, None, &[]);
     assert!(!ok);
-    // On a machine without /etc/callguard the README's path is the one reported.
+    // On a machine without /etc/callguard the README's path is the one reported, with
+    // every place tried, in order (issue 27), and how to get a config.
     if !Path::new("/etc/callguard/callguard.yaml").exists() {
         assert!(out.contains("config/callguard.yaml"), "{out}");
+        let tried = [
+            "  1. --config: not given",
+            "  2. $CALLGUARD_CONFIG: not set",
+            "  3. ./config/callguard.yaml: not found",
+            "  4. /etc/callguard/callguard.yaml: not found",
+        ];
+        let at: Vec<usize> = tried
+            .iter()
+            .map(|t| out.find(t).unwrap_or_else(|| panic!("{t:?} in {out}")))
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{out}");
+        assert!(out.contains("callguard init DIR"), "{out}");
+        // serve says the same and exits 2 without listening.
+        let serve = Command::new(env!("CARGO_BIN_EXE_callguard"))
+            .arg("serve")
+            .current_dir(&dir)
+            .env_remove("CALLGUARD_CONFIG")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&serve.stderr);
+        assert_eq!(serve.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("  4. /etc/callguard/callguard.yaml: not found"),
+            "{err}"
+        );
     }
+    // A missing file named by $CALLGUARD_CONFIG: the fallbacks were not tried.
+    let (ok, out) = check(&dir, Some(&dir.join("gone.yaml")), &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("2. $CALLGUARD_CONFIG = "), "{out}");
+    assert!(!out.contains("3. ./config"), "{out}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -280,8 +280,28 @@ async fn log_shows_unique_id_list_name_exclusive_rule_and_fail_counts() {
         out.stdout
     );
     assert!(out.stdout.contains("  exclusive  1\n"), "{}", out.stdout);
+    // Lists by name, as `callguard report` names them (issue 27): `spam`, not its kind
+    // `blacklist`; a block without a named list keeps its kind (`exclusive`, `fail`).
+    let by_list = out
+        .stdout
+        .split("blocked by list:\n")
+        .nth(1)
+        .and_then(|s| s.split("\n\n").next())
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    let keys: Vec<&str> = by_list
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(keys, ["exclusive", "fail", "spam"], "{}", out.stdout);
     let out = callguard(&["--db", db_arg, "--stats", "--json"], dir.path());
     let s: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let names: Vec<&str> = s["blocked_by_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["key"].as_str())
+        .collect();
+    assert_eq!(names, ["exclusive", "fail", "spam"], "{s}");
     assert_eq!(
         (s["fail_open"].as_u64(), s["fail_closed"].as_u64()),
         (Some(1), Some(1))

@@ -3,6 +3,7 @@
 
 #[path = "support/prometheus.rs"]
 mod prometheus;
+use prometheus::skip;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -263,7 +264,7 @@ fn promtool() -> Option<PathBuf> {
             panic!("promtool is not installed but CI=true: run .ci/install-deps")
         }
         None => {
-            println!("skipping: promtool not installed (run .ci/install-deps)");
+            skip::skipped("promtool not installed");
             None
         }
     }
@@ -441,8 +442,8 @@ fn freeswitch_dialplan_parses_and_hands_calls_to_callguard() {
                 })
         };
         match element.name().into_inner() {
-            "context" => contexts.push(attr("name").expect("context name")),
-            "action" => actions.push((
+            b"context" => contexts.push(attr("name").expect("context name")),
+            b"action" => actions.push((
                 attr("application").expect("action application"),
                 attr("data").unwrap_or_default(),
             )),

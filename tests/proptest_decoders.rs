@@ -16,10 +16,10 @@ mod oracles;
 
 use bytes::BytesMut;
 use callguard::pbx::agi::codec::{AgiCodec, AgiCommand, AgiFrame, Reply};
-use callguard::pbx::agi::command::parse_args;
 use callguard::pbx::esl::codec::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES, EslCodec, EslCommand, EslMessage,
 };
+use callguard_sim::asterisk::parse_args;
 use proptest::prelude::*;
 use tokio_util::codec::Encoder;
 
@@ -29,7 +29,7 @@ const AGI_CAPTURES: [&[u8]; 2] = [
 ];
 
 const ESL_CAPTURES: [&[u8]; 5] = [
-    include_bytes!("fixtures/transcripts/freeswitch-1.10-loopback-exit.bin"),
+    include_bytes!("../callguard-sim/captures/freeswitch-1.10-loopback-exit.bin"),
     include_bytes!("fixtures/transcripts/freeswitch-1.10-loopback-busy.bin"),
     include_bytes!("fixtures/transcripts/freeswitch-1.10-loopback-hangup-mid-playback.bin"),
     include_bytes!("fixtures/transcripts/freeswitch-1.10-sip-busy.bin"),

@@ -316,8 +316,9 @@ impl AsteriskSim {
 mod session;
 use session::Session;
 
+pub mod parse;
 /// How Asterisk splits a command line (res_agi.c `parse_args()`).
-pub use callguard::pbx::agi::command::parse_args;
+pub use parse::parse_args;
 
 /// The wire bytes of a transcript's lines with `marker` (`"< "` or `"> "`), unescaped.
 pub fn transcript_lines(transcript: &str, marker: &str) -> Vec<Vec<u8>> {

@@ -2,7 +2,8 @@
 //!
 //! It connects to a server as `socket 127.0.0.1:PORT async full` does, sends
 //! the connect reply built from the real capture
-//! `tests/fixtures/transcripts/freeswitch-1.10-loopback-exit.bin`, answers
+//! `captures/freeswitch-1.10-loopback-exit.bin` (in this crate: the service builds this library),
+//! answers
 //! commands with FreeSWITCH's replies and events in the captured layout, and
 //! records what the server sent. Every wait is bounded, so a broken server
 //! fails a test instead of hanging it.
@@ -18,7 +19,7 @@ use tokio::time::{Instant, timeout, timeout_at};
 /// The real session this simulator imitates; its first header block is the
 /// connect reply template.
 pub const LOOPBACK_EXIT_CAPTURE: &[u8] =
-    include_bytes!("../../tests/fixtures/transcripts/freeswitch-1.10-loopback-exit.bin");
+    include_bytes!("../captures/freeswitch-1.10-loopback-exit.bin");
 
 /// The body of the final disconnect notice, 67 bytes.
 pub const DISCONNECT_BODY: &str =
@@ -219,6 +220,7 @@ impl SimConfig {
     }
 }
 
+pub mod parse;
 mod session;
 mod wire;
 use session::Session;

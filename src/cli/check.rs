@@ -13,6 +13,9 @@ pub(super) fn load(path: &Path) -> Result<RuleSet, config::Problems> {
 }
 
 pub(super) fn run(path: &Path) -> Result<(), CliError> {
+    if let Some(e) = super::config_not_found(path) {
+        return Err(e);
+    }
     match load(path) {
         Ok(rs) => {
             println!("{}: OK — {}", path.display(), summary(&rs));

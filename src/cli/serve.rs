@@ -17,6 +17,9 @@ use crate::app::{self, StartError};
 use crate::reload::Trigger;
 
 pub(super) fn run(config: &Path, format: LogFormat) -> Result<(), CliError> {
+    if let Some(e) = super::config_not_found(config) {
+        return Err(e);
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

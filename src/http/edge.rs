@@ -93,7 +93,7 @@ impl EdgeRequest {
         let from = optional(self.from);
         let unique_id = match optional(self.call_id) {
             Some(id) => id,
-            None => format!("edge-{}", uuid::Uuid::new_v4()),
+            None => format!("edge-{}", crate::random::uuid_v4()),
         };
         if let Some(source) = optional(self.source) {
             tracing::debug!(call = ?unique_id, %source, "SIP edge request");

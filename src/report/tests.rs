@@ -179,6 +179,26 @@ fn known_log(dir: &std::path::Path) -> std::path::PathBuf {
         t0() - Duration::days(3),
     )
     .unwrap();
+    // Baselines: the first version of a list nobody changed (recorded as found on disk when
+    // its history began) is no change; a later edit on disk is.
+    for list in ["premium-rate", "vip"] {
+        h.record_at(
+            list,
+            "file",
+            &added,
+            std::slice::from_ref(&row),
+            t0() + Duration::minutes(10),
+        )
+        .unwrap();
+    }
+    h.record_at(
+        "vip",
+        "file",
+        &ChangeSummary::default(),
+        &[],
+        t0() + Duration::minutes(20),
+    )
+    .unwrap();
     h.record_at(
         "spam",
         "alice",
@@ -226,10 +246,13 @@ fn report_counts_a_known_day() {
     let rules = count(&r.blocked_by_rule);
     assert_eq!(rules[0], ("Spam-UK", 3));
     assert!(rules.contains(&("exclusive", 1)));
-    // Only the change inside the period.
-    assert_eq!(r.rule_changes.len(), 1);
-    assert_eq!(r.rule_changes[0].author, "alice");
-    assert_eq!(r.rule_changes[0].version, 2);
+    // Only the changes inside the period, and no baseline (`file` v1 of premium-rate, vip).
+    let changes: Vec<(&str, u64, &str)> = r
+        .rule_changes
+        .iter()
+        .map(|c| (c.list.as_str(), c.version, c.author.as_str()))
+        .collect();
+    assert_eq!(changes, [("spam", 2, "alice"), ("vip", 2, "file")]);
     assert!(!r.truncated);
 }
 

@@ -148,6 +148,8 @@ pub struct Stats {
     /// Blocked calls per rule, most first; `exclusive` for exclusive-mode
     /// blocks; [`NO_RULE`] for none.
     pub blocked_by_rule: Vec<StatCount>,
+    /// Blocked calls per list, by the list's name (`spam`, `support.blacklist`: as the report
+    /// and the log's LIST column name it), else its kind (`exclusive`, `fail`).
     pub blocked_by_list: Vec<StatCount>,
     pub blocked_by_trunk: Vec<StatCount>,
 }

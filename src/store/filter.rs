@@ -11,6 +11,10 @@ use super::calls::{LogQuery, MIN_SUFFIX_DIGITS, digits};
 /// rule of its own, so `exclusive` (the trunk's mode) is what decided it.
 pub(crate) const RULE: &str = "coalesce(rule, CASE WHEN list = 'exclusive' THEN 'exclusive' END)";
 
+/// The deciding list as the stats name it: its name (`spam`, `support.blacklist`), as the
+/// report and the log's LIST column do, else its kind (`exclusive`, `protected`, `default`).
+pub(crate) const LIST: &str = "coalesce(nullif(list_name, ''), list)";
+
 /// What differs between the two stores' SQL.
 pub(crate) trait Dialect {
     /// A bound parameter's value.

@@ -103,7 +103,7 @@ impl Shared {
             last_error: Mutex::new(None),
             errors: AtomicU64::new(0),
             wake: Notify::new(),
-            instance: uuid::Uuid::new_v4().simple().to_string(),
+            instance: crate::random::uuid_v4().replace('-', ""),
             seq: AtomicU64::new(0),
             metrics,
         });

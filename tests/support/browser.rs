@@ -1,24 +1,28 @@
 //! A real headless Chromium for the web console's tests, driven over
-//! WebDriver (chromedriver) with `fantoccini`.
+//! WebDriver (chromedriver), with the few commands of `webdriver.rs`.
 //!
 //! `Browser::start()` runs Debian's `chromedriver` (`CHROMEDRIVER_BIN`
 //! overrides the path) on a free loopback port and opens a session on
 //! Debian's `chromium` (`CHROMIUM_BIN`) headless, with a fresh profile
 //! directory and everything that would reach the network switched off. Both
 //! are installed by `.ci/install-deps`. Without them `start` prints a
-//! "skipping" line and returns `None`, except under CI (`CI=true`), where a
+//! `SKIPPED:` line (`skip.rs`, shown without `--nocapture`) and returns `None`, except under CI (`CI=true`), where a
 //! missing browser is a broken machine and panics — as
 //! `support/prometheus.rs` does for Prometheus.
 
 #![allow(dead_code)]
+
+#[path = "skip.rs"]
+pub mod skip;
+#[path = "webdriver.rs"]
+pub mod webdriver;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::elements::Element;
-use fantoccini::{Client, ClientBuilder, Locator};
+use webdriver::{Client, Element};
 
 /// How long chromedriver may take to answer `/status`.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -81,7 +85,7 @@ impl Browser {
                      (Debian packages `chromium` and `chromium-driver`) or set CHROMIUM_BIN / CHROMEDRIVER_BIN"
                 );
             }
-            println!("skipping: chromium/chromedriver not installed (run .ci/install-deps)");
+            skip::skipped("chromium/chromedriver not installed");
             return None;
         };
         let mut failures = Vec::new();
@@ -153,15 +157,17 @@ impl Browser {
             "--window-size=1280,800".into(),
             format!("--user-data-dir={}", user_data.display()),
         ];
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            serde_json::json!({ "binary": chromium.display().to_string(), "args": args }),
-        );
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&url)
-            .await;
+        let caps = serde_json::json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": chromium.display().to_string(), "args": args },
+        });
+        // Every WebDriver command is bounded (a screenshot of a tall page takes a while).
+        let driver_http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let client = Client::connect(driver_http, &url, caps).await;
         match client {
             Ok(client) => Ok(Browser {
                 client,
@@ -188,13 +194,16 @@ impl Browser {
 
     /// The first element matching `css`, waiting for it to appear.
     pub async fn find(&self, css: &str) -> Element {
-        self.client
-            .wait()
-            .at_most(WAIT)
-            .every(POLL)
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no element {css:?} within {WAIT:?}: {e}"))
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self.client.find(css).await {
+                Ok(e) => return e,
+                Err(e) if Instant::now() > deadline => {
+                    panic!("no element {css:?} within {WAIT:?}: {e}")
+                }
+                Err(_) => tokio::time::sleep(POLL).await,
+            }
+        }
     }
 
     /// Waits until the text of the first element matching `css` contains
@@ -203,7 +212,7 @@ impl Browser {
         let deadline = Instant::now() + WAIT;
         let mut last = String::new();
         loop {
-            if let Ok(e) = self.client.find(Locator::Css(css)).await
+            if let Ok(e) = self.client.find(css).await
                 && let Ok(t) = e.text().await
             {
                 if t.contains(needle) {
@@ -259,7 +268,7 @@ impl Browser {
         let (w, h) = (w as u32, h as u32);
         let page = self
             .client
-            .execute("return document.documentElement.scrollHeight", vec![])
+            .execute("return document.documentElement.scrollHeight")
             .await
             .ok()
             .and_then(|v| v.as_u64())
@@ -267,7 +276,7 @@ impl Browser {
         // The outer window is taller than the page area by the (headless) frame.
         let inner = self
             .client
-            .execute("return window.innerHeight", vec![])
+            .execute("return window.innerHeight")
             .await
             .ok()
             .and_then(|v| v.as_u64())

@@ -10,10 +10,13 @@
 //! PostgreSQL refuses to run as root: as root, every server command runs as `nobody`
 //! (`runuser`), which owns the temporary directory.
 //!
-//! Without the binaries, `start` prints a "skipping" line and returns `None`, except under CI
+//! Without the binaries, `start` reports the test as skipped (`skip.rs`: a `SKIPPED:` line shown without `--nocapture`) and returns `None`, except under CI
 //! (`CI=true`), where missing binaries are a broken machine and panic.
 
 #![allow(dead_code)]
+
+#[path = "skip.rs"]
+pub mod skip;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -77,7 +80,7 @@ impl PgCluster {
                      (Debian package `postgresql`) or set PG_BIN"
                 );
             }
-            println!("skipping: PostgreSQL not installed (run .ci/install-deps)");
+            skip::skipped("PostgreSQL not installed");
             return None;
         };
         let as_nobody = is_root();

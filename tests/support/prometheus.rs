@@ -5,10 +5,13 @@
 //! every second as job `callguard`, on a free loopback port and a temporary storage directory,
 //! and waits until `/-/ready` answers. The process is killed when the value is dropped.
 //!
-//! Without the binary, `start` prints a "skipping" line and returns `None`, except under CI
+//! Without the binary, `start` reports the test as skipped (`skip.rs`: a `SKIPPED:` line shown without `--nocapture`) and returns `None`, except under CI
 //! (`CI=true`), where a missing binary is a broken machine and panics.
 
 #![allow(dead_code)]
+
+#[path = "skip.rs"]
+pub mod skip;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -67,7 +70,7 @@ impl PrometheusServer {
                      (Debian package `prometheus`) or set PROMETHEUS_BIN"
                 );
             }
-            println!("skipping: prometheus not installed (run .ci/install-deps)");
+            skip::skipped("prometheus not installed");
             return None;
         };
         // reqwest needs the rustls provider before its first client.

@@ -201,7 +201,7 @@ impl Session<'_> {
             // MSet sets its pairs as Asterisk parses them (pbx_builtin_setvar_multiple).
             ["EXEC", "MSET", ..] => {
                 let data = argv.get(2).map(String::as_str).unwrap_or("");
-                for (name, value) in callguard::pbx::agi::mset::mset_pairs(data) {
+                for (name, value) in super::parse::mset_pairs(data) {
                     self.result.variables.insert(name, value);
                 }
                 "200 result=0".into()

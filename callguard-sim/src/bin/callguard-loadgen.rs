@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use hdrhistogram::Histogram;
 use tokio::sync::{Mutex, Semaphore};
 use tokio::time::Instant;
 
@@ -98,13 +97,36 @@ struct Outcome {
     error: Option<String>,
 }
 
+/// Calls placed so far by this process: each call's unique id.
+static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
+/// A unique id of its own for every call, in the PBX's form: Asterisk's `<unix
+/// seconds>.<sequence>`, FreeSWITCH's UUID (the run's start second, then the sequence),
+/// so the decision log tells the calls apart.
+fn unique_id(pbx: Pbx) -> String {
+    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    });
+    let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    match pbx {
+        Pbx::Agi => format!("{start}.{n}"),
+        Pbx::Esl => format!("{:08x}-0000-4000-8000-{:012x}", start as u32, n),
+    }
+}
+
 async fn place(pbx: Pbx, target: SocketAddr, caller: &str, did: &str, late: Duration) -> Outcome {
     let late_us = late.as_micros() as u64;
+    let unique_id = unique_id(pbx);
     match pbx {
         Pbx::Agi => {
             // The trunk by name, as the shipped dialplan passes it (ESL: `callguard_trunk`).
             let r = asterisk::AsteriskSim::new()
                 .script("callfilter?trunk=support")
+                .uniqueid(&unique_id)
                 .callerid(caller)
                 .set_env("agi_dnid", did)
                 .run(target)
@@ -128,6 +150,7 @@ async fn place(pbx: Pbx, target: SocketAddr, caller: &str, did: &str, late: Dura
             let r = freeswitch::SimConfig {
                 caller_number: caller.into(),
                 destination_number: did.into(),
+                unique_id,
                 ..freeswitch::SimConfig::default()
             }
             .run(target)
@@ -153,19 +176,81 @@ async fn place(pbx: Pbx, target: SocketAddr, caller: &str, did: &str, late: Dura
     }
 }
 
+/// Latencies in µs, every one kept for exact percentiles (4 bytes a call); past
+/// [`Samples::CAP`] a uniform sample of them (reservoir sampling), so memory stays bounded
+/// however long a run is.
+struct Samples {
+    kept: Vec<u32>,
+    seen: u64,
+    max: u32,
+    rng: u64,
+}
+
+impl Samples {
+    /// 16M samples: 64 MiB per series.
+    const CAP: usize = 1 << 24;
+
+    fn new() -> Self {
+        Samples {
+            kept: Vec::new(),
+            seen: 0,
+            max: 0,
+            rng: 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+
+    fn record(&mut self, us: u64) {
+        let v = u32::try_from(us).unwrap_or(u32::MAX);
+        self.max = self.max.max(v);
+        self.seen += 1;
+        if self.kept.len() < Self::CAP {
+            self.kept.push(v);
+            return;
+        }
+        // Algorithm R: the n-th value replaces a kept one with probability CAP / n.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let slot = self.rng % self.seen;
+        if let Some(k) = self.kept.get_mut(slot as usize) {
+            *k = v;
+        }
+    }
+
+    /// Nearest-rank percentiles and the maximum, in ms.
+    fn percentiles(&mut self) -> serde_json::Value {
+        self.kept.sort_unstable();
+        let ms = |v: u32| f64::from(v) / 1000.0;
+        let q = |p: f64| {
+            let n = self.kept.len();
+            if n == 0 {
+                return 0.0;
+            }
+            let rank = ((p * n as f64).ceil() as usize).clamp(1, n);
+            ms(self.kept[rank - 1])
+        };
+        serde_json::json!({
+            "p50_ms": q(0.50),
+            "p90_ms": q(0.90),
+            "p99_ms": q(0.99),
+            "p99_9_ms": q(0.999),
+            "max_ms": ms(self.max),
+        })
+    }
+}
+
 struct Stats {
-    verdict: Histogram<u64>,
-    close: Histogram<u64>,
+    verdict: Samples,
+    close: Samples,
     errors: u64,
     first_errors: Vec<String>,
 }
 
 impl Stats {
     fn new() -> Self {
-        let h = || Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("bounds");
         Stats {
-            verdict: h(),
-            close: h(),
+            verdict: Samples::new(),
+            close: Samples::new(),
             errors: 0,
             first_errors: Vec::new(),
         }
@@ -180,21 +265,10 @@ impl Stats {
             return;
         }
         if let Some(v) = o.verdict_us {
-            let _ = self.verdict.record(v.max(1));
+            self.verdict.record(v.max(1));
         }
-        let _ = self.close.record(o.close_us.max(1));
+        self.close.record(o.close_us.max(1));
     }
-}
-
-fn percentiles(h: &Histogram<u64>) -> serde_json::Value {
-    let ms = |v: u64| (v as f64) / 1000.0;
-    serde_json::json!({
-        "p50_ms": ms(h.value_at_quantile(0.50)),
-        "p90_ms": ms(h.value_at_quantile(0.90)),
-        "p99_ms": ms(h.value_at_quantile(0.99)),
-        "p99_9_ms": ms(h.value_at_quantile(0.999)),
-        "max_ms": ms(h.max()),
-    })
 }
 
 #[tokio::main]
@@ -286,8 +360,8 @@ async fn main() {
         }
     }
     let wall = start.elapsed().as_secs_f64();
-    let s = stats.lock().await;
-    let done = s.close.len() + s.errors;
+    let mut s = stats.lock().await;
+    let done = s.close.seen + s.errors;
     let out = serde_json::json!({
         "pbx": format!("{:?}", cli.pbx).to_lowercase(),
         "target": cli.target.to_string(),
@@ -298,8 +372,8 @@ async fn main() {
         "calls_per_second": done as f64 / wall,
         "concurrency": cli.concurrency,
         "rate": cli.rate,
-        "connect_to_verdict": percentiles(&s.verdict),
-        "connect_to_close": percentiles(&s.close),
+        "connect_to_verdict": s.verdict.percentiles(),
+        "connect_to_close": s.close.percentiles(),
     });
     if cli.json {
         println!("{out}");
@@ -331,5 +405,35 @@ async fn main() {
     }
     if s.errors > 0 {
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank_and_bounded() {
+        let mut s = Samples::new();
+        for us in 1..=1000u64 {
+            s.record(us * 1000);
+        }
+        let p = s.percentiles();
+        assert_eq!(p["p50_ms"], 500.0);
+        assert_eq!(p["p90_ms"], 900.0);
+        assert_eq!(p["p99_9_ms"], 999.0);
+        assert_eq!(p["max_ms"], 1000.0);
+        assert_eq!(Samples::new().percentiles()["p50_ms"], 0.0);
+    }
+
+    /// Every call its own UNIQUE-ID / Unique-ID (issue 27: they were all the capture's).
+    #[test]
+    fn every_call_has_its_own_unique_id() {
+        for pbx in [Pbx::Agi, Pbx::Esl] {
+            let ids: std::collections::HashSet<String> = (0..100).map(|_| unique_id(pbx)).collect();
+            assert_eq!(ids.len(), 100, "{pbx:?}");
+        }
+        assert!(unique_id(Pbx::Agi).split_once('.').is_some());
+        assert_eq!(unique_id(Pbx::Esl).len(), 36);
     }
 }

@@ -248,9 +248,9 @@ impl<'r> Session<'r> {
             // variable is recorded as "").
             "set" | "export" | "multiset" => {
                 let sets = if app == "multiset" {
-                    callguard::pbx::esl::multiset::multiset(&arg)
+                    super::parse::multiset(&arg)
                 } else {
-                    callguard::pbx::esl::multiset::base_set(&arg).map(|s| s.into_iter().collect())
+                    super::parse::base_set(&arg).map(|s| s.into_iter().collect())
                 };
                 for (name, value) in sets.expect("a value FreeSWITCH would expand") {
                     let value = value.unwrap_or_default();

@@ -68,15 +68,25 @@ pub(super) fn read(bytes: &[u8], out: &mut ParsedList) {
     }
 }
 
-fn is_blank(s: &str) -> bool {
-    s.trim().is_empty()
+/// quick-xml 0.41 hands out bytes; the input was checked to be UTF-8 before reading.
+fn utf8(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(b)
+}
+
+fn is_blank(s: &[u8]) -> bool {
+    utf8(s).trim().is_empty()
+}
+
+/// An element's name, for matching and messages.
+fn name(e: &BytesStart<'_>) -> String {
+    utf8(e.name().as_ref()).into_owned()
 }
 
 fn document(cx: &mut Ctx<'_>, out: &mut ParsedList) -> Result<(), Stop> {
     loop {
         let pos = cx.pos();
         match cx.reader.read_event()? {
-            Event::Start(e) if e.name().0 == "rules" => break,
+            Event::Start(e) if name(&e) == "rules" => break,
             Event::Decl(_) | Event::Comment(_) | Event::PI(_) | Event::DocType(_) => {}
             Event::Text(t) if is_blank(&t) => {}
             Event::Eof => return Err(Stop::At(pos, "empty file: expected <rules>".into())),
@@ -86,15 +96,11 @@ fn document(cx: &mut Ctx<'_>, out: &mut ParsedList) -> Result<(), Stop> {
     loop {
         let pos = cx.pos();
         match cx.reader.read_event()? {
-            Event::Start(e) if e.name().0 == "rule" => rule(cx, pos, out)?,
+            Event::Start(e) if name(&e) == "rule" => rule(cx, pos, out)?,
             Event::Start(e) => {
                 cx.reader.read_to_end(e.name())?;
                 let (l, c) = cx.at(pos);
-                out.error(
-                    l,
-                    c,
-                    format!("unexpected <{}> (expected <rule>)", e.name().0),
-                );
+                out.error(l, c, format!("unexpected <{}> (expected <rule>)", name(&e)));
             }
             Event::End(_) => break,
             Event::Text(t) if is_blank(&t) => {}
@@ -148,18 +154,18 @@ fn rule(cx: &mut Ctx<'_>, start: usize, out: &mut ParsedList) -> Result<(), Stop
     loop {
         let pos = cx.pos();
         match cx.reader.read_event()? {
-            Event::Start(e) => match field_of(e.name().0) {
+            Event::Start(e) => match field_of(&name(&e)) {
                 None => {
                     cx.reader.read_to_end(e.name())?;
-                    problems.push((pos, format!("unknown element <{}> in <rule>", e.name().0)));
+                    problems.push((pos, format!("unknown element <{}> in <rule>", name(&e))));
                 }
                 Some(field) => match text(cx, &e)? {
                     Err(message) => {
                         bad[field as usize] = true;
-                        problems.push((pos, format!("<{}>: {message}", e.name().0)));
+                        problems.push((pos, format!("<{}>: {message}", name(&e))));
                     }
                     Ok(_) if fields.has(field) => {
-                        problems.push((pos, format!("<{}> appears twice", e.name().0)))
+                        problems.push((pos, format!("<{}> appears twice", name(&e))))
                     }
                     Ok(s) => {
                         at[field as usize] = pos;
@@ -216,25 +222,32 @@ fn text(cx: &mut Ctx<'_>, start: &BytesStart<'_>) -> Result<Result<String, Strin
     loop {
         let pos = cx.pos();
         match cx.reader.read_event()? {
-            Event::Text(t) => s.push_str(&t.xml10_content()),
-            Event::CData(t) => s.push_str(&t.xml10_content()),
+            // Line ends normalised as XML 1.0 says (CR LF and a lone CR become LF).
+            Event::Text(t) => match t.xml10_content() {
+                Ok(c) => s.push_str(&c),
+                Err(e) => problem = Some(format!("bad text: {e}")),
+            },
+            Event::CData(t) => match t.xml10_content() {
+                Ok(c) => s.push_str(&c),
+                Err(e) => problem = Some(format!("bad text: {e}")),
+            },
             Event::GeneralRef(r) => match r.resolve_char_ref() {
                 Ok(Some(c)) => s.push(c),
-                Ok(None) => match resolve_predefined_entity(&r) {
+                Ok(None) => match resolve_predefined_entity(&utf8(&r)) {
                     Some(e) => s.push_str(e),
-                    None => problem = Some(format!("unknown entity &{};", &*r)),
+                    None => problem = Some(format!("unknown entity &{};", utf8(&r))),
                 },
-                Err(e) => problem = Some(format!("bad character reference &{};: {e}", &*r)),
+                Err(e) => problem = Some(format!("bad character reference &{};: {e}", utf8(&r))),
             },
             Event::Start(e) => {
                 cx.reader.read_to_end(e.name())?;
-                problem = Some(format!("unexpected element <{}>", e.name().0));
+                problem = Some(format!("unexpected element <{}>", name(&e)));
             }
             Event::End(_) => break,
             Event::Eof => {
                 return Err(Stop::At(
                     pos,
-                    format!("unexpected end of file: <{}> is not closed", start.name().0),
+                    format!("unexpected end of file: <{}> is not closed", name(start)),
                 ));
             }
             _ => {}

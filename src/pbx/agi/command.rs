@@ -177,41 +177,10 @@ fn push_quoted(line: &mut String, value: &str) {
     line.push('"');
 }
 
-/// A port of res_agi.c `parse_args()` (Asterisk 1.4–22; MAX_ARGS truncation left out):
-/// how Asterisk splits the line it received, minus the trailing `\n`. Used to
-/// check that escaping keeps every value one argument (tests, simulators).
-pub fn parse_args(line: &str) -> Vec<String> {
-    let mut argv: Vec<String> = Vec::new();
-    let (mut quoted, mut escaped, mut whitespace) = (false, false, true);
-    for c in line.chars() {
-        match c {
-            '"' if !escaped => {
-                quoted = !quoted;
-                if quoted && whitespace {
-                    argv.push(String::new());
-                    whitespace = false;
-                }
-            }
-            ' ' | '\t' if !quoted && !escaped => whitespace = true,
-            '\\' if !escaped => escaped = true,
-            _ => {
-                if whitespace {
-                    argv.push(String::new());
-                    whitespace = false;
-                }
-                if let Some(last) = argv.last_mut() {
-                    last.push(c);
-                }
-                escaped = false;
-            }
-        }
-    }
-    argv
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use callguard_sim::asterisk::parse::parse_args;
 
     fn line(cmd: AgiCommand) -> String {
         cmd.to_line().expect("fits")

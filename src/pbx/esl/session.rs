@@ -269,7 +269,7 @@ impl EslSession {
         arg: &str,
         wait: Option<Duration>,
     ) -> Result<Event, DriveError> {
-        let uuid = uuid::Uuid::new_v4().to_string();
+        let uuid = crate::random::uuid_v4();
         self.command(EslCommand::Execute {
             app: app.to_string(),
             arg: (!arg.is_empty()).then(|| arg.to_string()),

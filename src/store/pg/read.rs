@@ -125,7 +125,7 @@ impl PgReader {
             fail_open: totals[3],
             fail_closed: totals[4],
             blocked_by_rule: by(RULE)?,
-            blocked_by_list: by("list")?,
+            blocked_by_list: by(crate::store::filter::LIST)?,
             blocked_by_trunk: by("trunk")?,
         })
     }

@@ -109,7 +109,12 @@ pub(crate) fn stats(conn: &Connection, q: &LogQuery) -> Result<Stats, CallLogErr
         fail_open: count(fail_open),
         fail_closed: count(fail_closed),
         blocked_by_rule: by(RULE)?,
-        blocked_by_list: by("list")?,
+        // A log written before schema 2 has no `list_name`: the kind.
+        blocked_by_list: by(if super::schema_version(conn)? >= 2 {
+            filter::LIST
+        } else {
+            "list"
+        })?,
         blocked_by_trunk: by("trunk")?,
     })
 }

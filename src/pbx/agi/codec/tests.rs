@@ -1,7 +1,7 @@
 //! Codec tests against the real Asterisk 22 captures and the edge cases around them.
 
 use super::*;
-use crate::pbx::agi::command::parse_args;
+use callguard_sim::asterisk::parse::parse_args;
 
 const SESSION: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),

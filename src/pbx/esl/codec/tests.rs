@@ -5,7 +5,7 @@ use super::*;
 const CAPTURES: [(&str, &[u8], usize); 5] = [
     (
         "loopback-exit",
-        include_bytes!("../../../../tests/fixtures/transcripts/freeswitch-1.10-loopback-exit.bin"),
+        include_bytes!("../../../../callguard-sim/captures/freeswitch-1.10-loopback-exit.bin"),
         12,
     ),
     (
