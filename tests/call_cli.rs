@@ -75,9 +75,10 @@ fn a_blocked_and_an_allowed_caller_on_both_pbxs() {
     assert_eq!(summary(&out), "busy, then hang up (cause 17)");
     ids.push(uid);
 
-    // Asterisk, a caller no rule matches, the trunk named as the dialplan does: variables
+    // Asterisk, a whitelisted caller (allowed at any hour: the support trunk is VIP-only after
+    // office hours), the trunk named as the dialplan does: variables
     // only, the dialplan goes on.
-    let (out, uid) = call("+15557000001", "asterisk", agi, &["--trunk", "support"]);
+    let (out, uid) = call("+442071234567", "asterisk", agi, &["--trunk", "support"]);
     assert!(
         out.stdout.contains("  CALLGUARD_VERDICT=allow\n"),
         "{}",
@@ -109,7 +110,7 @@ fn a_blocked_and_an_allowed_caller_on_both_pbxs() {
     ids.push(uid);
 
     // FreeSWITCH, the allowed caller: `exit`, back to the dialplan.
-    let (out, uid) = call("+15557000001", "freeswitch", esl, &["--trunk", "support"]);
+    let (out, uid) = call("+442071234567", "freeswitch", esl, &["--trunk", "support"]);
     assert!(
         out.stdout.contains("  callguard_verdict=allow\n") && out.stdout.contains("  exit\n"),
         "{}",
@@ -172,7 +173,7 @@ fn a_blocked_and_an_allowed_caller_on_both_pbxs() {
     ]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
-        format!("{}{}", out.stdout, out.stderr).contains("+15557000001"),
+        format!("{}{}", out.stdout, out.stderr).contains("+442071234567"),
         "{}{}",
         out.stdout,
         out.stderr
