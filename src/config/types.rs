@@ -14,9 +14,11 @@ use serde_saphyr::Spanned;
 
 // The sections with most types of their own, one file each.
 mod action;
+mod reputation;
 mod rules;
 mod schedule;
 pub use action::*;
+pub use reputation::*;
 pub use rules::*;
 pub use schedule::*;
 
@@ -81,6 +83,9 @@ pub struct RawConfig {
     /// Bounds of the velocity counters.
     #[serde(default)]
     pub velocity_limits: VelocityLimits,
+    /// Caller reputation and CNAM lookups.
+    #[serde(default)]
+    pub reputation: ReputationConfig,
 }
 
 fn d100k() -> usize {

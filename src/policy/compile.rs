@@ -24,6 +24,7 @@ use crate::config::types::{
 use crate::config::{LoadedConfig, Problem, Problems};
 
 mod lists;
+mod reputation;
 mod velocity;
 
 impl RuleSet {
@@ -121,6 +122,7 @@ impl<'a> Builder<'a> {
         let default_region = self.default_region();
         let schedules = self.schedules();
         let actions = self.actions();
+        self.check_providers();
         let system_blocked_action = self.action_or(&raw.blocked_action, self.builtin("reject"));
         let protected = self.protected();
         let system = self.system_blacklist();

@@ -22,6 +22,7 @@ pub(crate) fn why(w: &SkipReason) -> &'static str {
         SkipReason::ScheduleInactive => "schedule inactive",
         SkipReason::Shadowed => "matched, but an earlier list or rule decided",
         SkipReason::AttestationMismatch => "matched, but its attestation condition does not hold",
+        SkipReason::ReputationMismatch => "matched, but its reputation condition does not hold",
     }
 }
 

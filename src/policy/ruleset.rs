@@ -91,6 +91,8 @@ pub struct RuleTable {
     pub(super) origins: Vec<Origin>,
     /// `attestation:` conditions: a mask of [`super::attest::Attest::bit`]s.
     pub(super) attest: HashMap<RuleId, u8>,
+    /// `reputation:` / `category:` / `caller_name:` conditions.
+    pub(super) reputation: HashMap<RuleId, super::reputation::RepCond>,
 }
 
 pub(crate) const NO_ACTION: ActionId = ActionId::MAX;
@@ -108,6 +110,8 @@ pub enum RuleKind {
     Attestation(u8),
     /// A velocity rule's row (its scope).
     Velocity(super::velocity::Scope),
+    /// Only reputation conditions (score, category, caller name).
+    Reputation,
 }
 
 impl RuleTable {
@@ -163,6 +167,17 @@ impl RuleTable {
     /// The rule's attestation condition, if it has one.
     pub fn attestation(&self, id: RuleId) -> Option<u8> {
         self.attest.get(&id).copied()
+    }
+    /// The rule's reputation condition, if it has one.
+    pub fn reputation(&self, id: RuleId) -> Option<&super::reputation::RepCond> {
+        if self.reputation.is_empty() {
+            return None;
+        }
+        self.reputation.get(&id)
+    }
+    /// Whether any rule has a reputation condition.
+    pub fn has_reputation_rules(&self) -> bool {
+        !self.reputation.is_empty()
     }
     /// A rule without a pattern, only a condition (attestation, velocity):
     /// the least specific of all, explained by its condition.
