@@ -148,7 +148,15 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
         Ok(n) => tracing::info!("{n} velocity block(s) still in force"),
         Err(e) => tracing::warn!("velocity blocks will not survive a restart: {e}"),
     }
+    // Kept in the SQLite file at `log.path`, also with `log.postgres`.
+    let reputation = crate::reputation::Reputation::start(
+        &raw.reputation,
+        cfg.resolve(".").as_path(),
+        Some(&log_path),
+        &metrics,
+    );
     let extras = crate::state::Extras {
+        reputation,
         log_path: Some(log_path),
         log_postgres: raw.log.postgres_target().and_then(Result::ok),
         history,

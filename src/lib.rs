@@ -25,6 +25,7 @@ pub mod pbx;
 pub mod policy;
 pub mod reload;
 pub(crate) mod report;
+pub mod reputation;
 pub(crate) mod server;
 pub(crate) mod service;
 pub(crate) mod source;

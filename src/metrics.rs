@@ -39,6 +39,8 @@ pub const METRIC_NAMES: &[&str] = &[
     "callguard_velocity_blocks_total",
     "callguard_unscreened_total",
     "callguard_restart_required",
+    "callguard_reputation_lookups_total",
+    "callguard_reputation_breaker_state",
 ];
 
 pub struct Metrics {
@@ -63,6 +65,8 @@ pub struct Metrics {
     pub challenges_total: IntCounterVec,
     pub velocity_blocks_total: IntCounterVec,
     pub unscreened_total: IntCounterVec,
+    pub reputation_lookups_total: IntCounterVec,
+    pub reputation_breaker_state: IntGaugeVec,
 }
 
 impl Metrics {
@@ -201,6 +205,16 @@ impl Metrics {
             "Calls the PBX sent that were never screened (the session never started, or the connection was refused), by reason.",
             &["pbx", "reason"],
         );
+        let reputation_lookups_total = counter_vec(
+            "callguard_reputation_lookups_total",
+            "Reputation lookups by provider and result: hit, stale (served while refreshed), live, negative (unknown number), late (after the budget), error, breaker_open, busy (no free slot).",
+            &["provider", "result"],
+        );
+        let reputation_breaker_state = gauge_vec(
+            "callguard_reputation_breaker_state",
+            "Each reputation provider's circuit breaker: 0 closed, 1 open, 2 half-open.",
+            &["provider"],
+        );
         // Dashboards and alerts compare these series over time (`increase`,
         // `unless … offset`); a series born at its first event has no earlier
         // sample, so the first failure would go unseen. They start at 0.
@@ -237,6 +251,8 @@ impl Metrics {
             challenges_total,
             velocity_blocks_total,
             unscreened_total,
+            reputation_lookups_total,
+            reputation_breaker_state,
         }
     }
 

@@ -66,6 +66,7 @@ pub(crate) const BOOT_KEYS: &[&str] = &[
     "server.retention_interval",
     "source",
     "lists.url",
+    "reputation",
 ];
 
 /// The boot-time keys' values as loaded, in the order of [`BOOT_KEYS`],
@@ -96,6 +97,15 @@ impl BootValues {
             format!("{:?}", raw.server.retention_interval),
             format!("{:?}", raw.source),
             format!("{subscriptions:?}"),
+            {
+                // Built at start (providers, cache): values only, not their places.
+                let r = &raw.reputation;
+                let providers: Vec<_> = r.providers.iter().map(|p| &p.value).collect();
+                format!(
+                    "{providers:?} {:?} {} {:?} {} {}",
+                    r.budget, r.max_entries, r.serve_stale, r.prefetch_hits, r.set_caller_name
+                )
+            },
         ];
         BootValues(values.into())
     }

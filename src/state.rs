@@ -68,6 +68,8 @@ pub struct Extras {
     pub list_lock: crate::list_edit::WriteLock,
     /// Velocity counters and temporary blocks.
     pub velocity: Arc<crate::velocity::Tracker>,
+    /// Reputation lookups (`reputation.providers`), built at start.
+    pub reputation: Option<Arc<crate::reputation::Reputation>>,
 }
 
 /// State shared by every listener and the admin API.

@@ -12,7 +12,8 @@
 //!   its row SQL; [`pg`]: the same log in PostgreSQL, shared by a fleet.
 //! - [`list_versions`]: every version of every list (history, rollback) and
 //!   [`velocity_blocks`]: the temporary velocity blocks, both in the SQLite
-//!   file, also when the log is in PostgreSQL.
+//!   file, also when the log is in PostgreSQL; [`reputation_cache`]: the
+//!   reputation lookups' cache (also in the SQLite file for now).
 
 pub(crate) mod calls;
 mod error;
@@ -20,6 +21,7 @@ mod filter;
 pub(crate) mod list_versions;
 pub(crate) mod log;
 pub(crate) mod pg;
+pub(crate) mod reputation_cache;
 pub mod sqlite;
 pub(crate) mod velocity_blocks;
 

@@ -15,7 +15,8 @@ use crate::action::{Pbx, Plan};
 use crate::config::types::FailMode;
 use crate::outcome::FailReason;
 use crate::policy::attest::Attestation;
-use crate::policy::decide::{Decision, Verdict, decide_attested};
+use crate::policy::decide::{Decision, Verdict, decide_screened};
+use crate::policy::reputation::{CallerFacts, RepAnswer};
 use crate::state::{Snapshot, State};
 
 /// What screening decided for one call, before anything is sent: the plan
@@ -28,6 +29,8 @@ pub(super) struct Screened {
     pub error: Option<FailReason>,
     /// The trunk's blocked action: a failed challenge's default `on_fail`.
     pub blocked: Option<Arc<Plan>>,
+    /// The looked-up caller name to set on the channel (`reputation.set_caller_name`).
+    pub caller_name: Option<String>,
 }
 
 /// Chooses the trunk and decides within the deadline; on failure applies
@@ -57,6 +60,7 @@ pub(super) async fn screen<D: CallDriver>(
             .with_label_values(&[pbx.as_str()])
             .inc();
     }
+    let mut looked_up = None;
     let decided = match trunk {
         None => Err((
             FailReason::NoTrunk,
@@ -78,7 +82,11 @@ pub(super) async fn screen<D: CallDriver>(
             } else {
                 None
             };
-            decide_with_deadline(&snap, t, info, attestation, decide_timeout)
+            let started = Instant::now();
+            looked_up = super::lookup::lookup(state, rs, t, info, decide_timeout).await;
+            let answer = looked_up.as_ref().and_then(|l| l.answer.clone());
+            let left = decide_timeout.saturating_sub(started.elapsed());
+            decide_with_deadline(&snap, t, info, (attestation, answer), left)
                 .await
                 .map(|(d, elapsed)| {
                     let applied = crate::velocity::apply(&state.extras.velocity, rs, d, Utc::now());
@@ -136,6 +144,9 @@ pub(super) async fn screen<D: CallDriver>(
                 Some(note) => format!("{reason}; {note}"),
                 None => reason,
             };
+            if let Some(l) = &looked_up {
+                row.reason = format!("{}; {}", row.reason, l.note());
+            }
             row.caller_e164 = d.caller.e164.clone();
             row.anonymous = d.caller.anonymous;
             row.verdict = d.verdict.into();
@@ -156,6 +167,7 @@ pub(super) async fn screen<D: CallDriver>(
                         .plan(pbx)
                         .clone(),
                 ),
+                caller_name: super::lookup::name_to_set(state, looked_up.as_ref()),
             }
         }
         Err((why, detail)) => {
@@ -185,11 +197,15 @@ pub(super) async fn screen<D: CallDriver>(
             row.reason = format!("fail {}: {detail}", if closed { "closed" } else { "open" });
             row.fail_open = !closed;
             let blocked = trunk.map(|t| rs.action(rs.trunk(t).blocked_action).plan(pbx).clone());
+            if let Some(l) = &looked_up {
+                row.reason = format!("{}; {}", row.reason, l.note());
+            }
             Screened {
                 row,
                 plan,
                 error: Some(why),
                 blocked,
+                caller_name: super::lookup::name_to_set(state, looked_up.as_ref()),
             }
         }
     }
@@ -218,20 +234,26 @@ async fn decide_with_deadline(
     snap: &Arc<Snapshot>,
     trunk: usize,
     info: &CallInfo,
-    attestation: Option<Attestation>,
+    (attestation, answer): (Option<Attestation>, Option<Arc<RepAnswer>>),
     timeout: Duration,
 ) -> Result<(Decision, Duration), (FailReason, String)> {
     let snap = snap.clone();
     let caller = info.caller.clone();
+    let pbx_name = info.caller_name.clone();
     let restricted = info.presentation_restricted;
     let job = tokio::task::spawn_blocking(move || {
         let start = Instant::now();
-        let d = decide_attested(
+        let facts = CallerFacts {
+            pbx_name: &pbx_name,
+            answer: answer.as_deref(),
+        };
+        let d = decide_screened(
             &snap.rules,
             trunk,
             &caller,
             restricted,
             attestation.as_ref(),
+            facts,
             Utc::now(),
         );
         (d, start.elapsed())
