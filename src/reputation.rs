@@ -368,6 +368,16 @@ impl Reputation {
             p.negative_ttl_ms
         };
         let expires_ms = fetched_ms.saturating_add(ttl);
+        // In memory first: once the row is stored, the cache has it too.
+        self.cache.insert(
+            p.idx,
+            number,
+            Entry {
+                answer: answer.clone(),
+                fetched_ms,
+                expires_ms,
+            },
+        );
         if let Some(tx) = &self.persist {
             let a = answer.as_deref();
             // Full queue: this answer is cached in memory only.
@@ -381,15 +391,6 @@ impl Reputation {
                 expires_ms,
             });
         }
-        self.cache.insert(
-            p.idx,
-            number,
-            Entry {
-                answer,
-                fetched_ms,
-                expires_ms,
-            },
-        );
     }
 }
 
