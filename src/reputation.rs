@@ -405,7 +405,7 @@ fn load(store: &ReputationCache, cache: &Cache, providers: &[Provider], max: usi
     };
     let mut n = 0;
     for r in rows.into_iter().rev() {
-        let Some(p) = providers.iter().find(|p| &*p.name == r.provider) else {
+        let Some(p) = providers.iter().find(|p| *p.name == r.provider) else {
             continue;
         };
         let answer = RepAnswer {

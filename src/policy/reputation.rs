@@ -194,10 +194,12 @@ mod tests {
         };
         let hi = answer(Some(81), None, None);
         let edge = answer(Some(80), None, None);
-        let facts = |a| CallerFacts {
-            pbx_name: "",
-            answer: a,
-        };
+        fn facts(a: Option<&RepAnswer>) -> CallerFacts<'_> {
+            CallerFacts {
+                pbx_name: "",
+                answer: a,
+            }
+        }
         assert!(cond.holds(&facts(Some(&hi))));
         assert!(!cond.holds(&facts(Some(&edge))));
         assert!(!cond.holds(&facts(None)), "no answer never matches");
