@@ -149,6 +149,7 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
         Err(e) => tracing::warn!("velocity blocks will not survive a restart: {e}"),
     }
     // Kept in the SQLite file at `log.path`, also with `log.postgres`.
+    crate::source::install_tls_provider();
     let reputation = crate::reputation::Reputation::start(
         &raw.reputation,
         cfg.resolve(".").as_path(),

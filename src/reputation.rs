@@ -164,7 +164,8 @@ impl Reputation {
     /// Builds the providers of `cfg` (`None` when there are none); a
     /// provider that cannot be built (an unset secret, an unreadable file)
     /// is left out with a warning. `log_path`: the SQLite file that keeps
-    /// the cache (loaded now, written in the background).
+    /// the cache (loaded now, written in the background). The process's TLS
+    /// provider must be installed first (`source::install_tls_provider`).
     pub fn start(
         cfg: &ReputationConfig,
         base: &Path,
@@ -174,7 +175,6 @@ impl Reputation {
         if cfg.providers.is_empty() {
             return None;
         }
-        crate::source::install_tls_provider();
         let mut providers = Vec::new();
         for p in &cfg.providers {
             let p = &p.value;

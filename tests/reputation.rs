@@ -191,6 +191,20 @@ async fn a_late_answer_lets_other_rules_decide_and_serves_the_next_call() {
     assert_eq!(p.requests(), before, "a cache hit asks nobody");
     // The looked-up name is set on the channel in the same MSet.
     assert_eq!(v["CALLERID(name)"], "SPAM LIKELY", "{v:?}");
+    // The tester shows what the lookup returned and decides with it.
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/test", srv.http()))
+        .json(&serde_json::json!({ "caller": "+15551230001" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{r:?}");
+    let t: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(t["rule"], "Bad-Rep", "{t}");
+    assert_eq!(t["reputation"]["how"], "cached", "{t}");
+    assert_eq!(t["reputation"]["score"], 92, "{t}");
+    assert_eq!(t["reputation"]["name"], "SPAM LIKELY", "{t}");
+    assert!(t["reputation"]["age_ms"].is_u64(), "{t}");
     let late = server::scrape_sum(
         srv.http(),
         "callguard_reputation_lookups_total",

@@ -107,7 +107,7 @@ pub(super) fn run(args: TestArgs) -> Result<(), CliError> {
                 trunk,
                 caller,
                 args.anonymous,
-                attestation.as_ref(),
+                (attestation.as_ref(), Default::default()),
                 at,
             ) {
                 Ok(line) => println!("{line}"),
@@ -119,8 +119,14 @@ pub(super) fn run(args: TestArgs) -> Result<(), CliError> {
             continue;
         }
         let start = Instant::now();
-        let result =
-            decide_explained_attested(&rs, trunk, caller, args.anonymous, attestation.as_ref(), at);
+        let result = decide_explained_attested(
+            &rs,
+            trunk,
+            caller,
+            args.anonymous,
+            (attestation.as_ref(), Default::default()),
+            at,
+        );
         let eval_ns = start.elapsed().as_nanos() as u64;
         match result {
             Ok((d, skipped)) => print_human(&rs, trunk, caller, &d, &skipped, at, eval_ns),

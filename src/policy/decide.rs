@@ -284,11 +284,10 @@ pub(crate) fn decide_explained_attested(
     trunk: TrunkId,
     raw_caller: &str,
     presentation_restricted: bool,
-    attestation: Option<&Attestation>,
+    (attestation, facts): (Option<&Attestation>, CallerFacts<'_>),
     at: DateTime<Utc>,
 ) -> Result<(Decision, Vec<Skipped>), MatchError> {
     let mut skipped: Vec<Skipped> = Vec::new();
-    let facts = CallerFacts::default();
     let d = decide_observed(
         rs,
         trunk,

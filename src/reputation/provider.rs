@@ -253,7 +253,7 @@ mod tests {
 
     #[test]
     fn pointers_pick_score_name_and_category() {
-        crate::source::install_tls_provider();
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let h = Http {
             client: reqwest::Client::builder().build().unwrap(),
             url: String::new(),
