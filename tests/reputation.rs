@@ -390,3 +390,35 @@ trunks:
     assert_eq!(r.variables["CALLGUARD_VERDICT"], "allow");
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_local_file_provider_answers_at_once() {
+    let yaml = r#"
+default_trunk: support
+reputation:
+  providers:
+    - { name: local, file: rep.csv }
+trunks:
+  support:
+    blacklist:
+      - { name: Telemarketing, category: [telemarketing], action: reject }
+"#;
+    let csv = "number,score,name,category\n+15556000001,40,ACME SALES,Telemarketing\n15556000002,5,Alice,\n";
+    let mut srv = server::start_with(yaml, &[("rep.csv", csv)]).await;
+    let v = call(srv.agi(), "+15556000001").await;
+    assert_eq!(v["CALLGUARD_RULE"], "Telemarketing", "{v:?}");
+    assert!(
+        v["CALLGUARD_REASON"].contains("reputation: live 40 \"ACME SALES\" telemarketing (local,"),
+        "{v:?}"
+    );
+    // Found without its "+"; no category: allowed.
+    let v = call(srv.agi(), "+15556000002").await;
+    assert_eq!(v["CALLGUARD_VERDICT"], "allow", "{v:?}");
+    assert!(
+        v["CALLGUARD_REASON"].contains("reputation: live 5 \"Alice\""),
+        "{v:?}"
+    );
+    let v = call(srv.agi(), "+15556000003").await;
+    assert!(v["CALLGUARD_REASON"].contains("reputation: none"), "{v:?}");
+    srv.stop().await;
+}
