@@ -396,6 +396,7 @@ async fn a_local_file_provider_answers_at_once() {
     let yaml = r#"
 default_trunk: support
 reputation:
+  set_caller_name: true
   providers:
     - { name: local, file: rep.csv }
 trunks:
@@ -420,5 +421,17 @@ trunks:
     );
     let v = call(srv.agi(), "+15556000003").await;
     assert!(v["CALLGUARD_REASON"].contains("reputation: none"), "{v:?}");
+    assert!(!v.contains_key("CALLERID(name)"), "no name, nothing set");
+    // FreeSWITCH: the name in the same multiset as the verdict.
+    let r = callguard_sim::freeswitch::SimConfig {
+        caller_number: "+15556000002".into(),
+        caller_name: "PBX NAME".into(),
+        ..Default::default()
+    }
+    .run(srv.esl())
+    .await;
+    assert!(r.error.is_none() && !r.timed_out, "{r:?}");
+    assert_eq!(r.variable("callguard_verdict"), Some("allow"));
+    assert_eq!(r.variable("effective_caller_id_name"), Some("Alice"), "{r:?}");
     srv.stop().await;
 }
