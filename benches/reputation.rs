@@ -7,7 +7,8 @@
 //! - `decide/cache_hit`: the lookup answered from the cache, then the same
 //!   decision with its answer (goal: the lookup adds < 1 µs);
 //! - `late/budget_5ms`: a provider that answers too late: the call waits the
-//!   budget (5 ms here) and goes on; what is above 5 ms is the late path's cost.
+//!   budget (5 ms here) and goes on; against `late/sleep_5ms_baseline` (a bare
+//!   5 ms timer), what is above it is the late path's own cost.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -126,6 +127,11 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("late");
     g.sample_size(10);
+    // The baseline: a bare 5 ms timer on the same runtime (tokio's timer
+    // has a resolution of 1 ms, so the call's wait rounds up the same way).
+    g.bench_function("sleep_5ms_baseline", |b| {
+        b.iter(|| rt.block_on(async { tokio::time::sleep(Duration::from_millis(5)).await }))
+    });
     let mut n = 0u64;
     g.bench_function("budget_5ms", |b| {
         b.iter(|| {

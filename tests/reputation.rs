@@ -432,6 +432,10 @@ trunks:
     .await;
     assert!(r.error.is_none() && !r.timed_out, "{r:?}");
     assert_eq!(r.variable("callguard_verdict"), Some("allow"));
-    assert_eq!(r.variable("effective_caller_id_name"), Some("Alice"), "{r:?}");
+    assert_eq!(
+        r.variable("effective_caller_id_name"),
+        Some("Alice"),
+        "{r:?}"
+    );
     srv.stop().await;
 }
