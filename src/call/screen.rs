@@ -85,7 +85,11 @@ pub(super) async fn screen<D: CallDriver>(
             let started = Instant::now();
             looked_up = super::lookup::lookup(state, rs, t, info, decide_timeout).await;
             let answer = looked_up.as_ref().and_then(|l| l.answer.clone());
-            let left = decide_timeout.saturating_sub(started.elapsed());
+            // The decision gets what the lookup left of the deadline.
+            let left = match &looked_up {
+                Some(_) => decide_timeout.saturating_sub(started.elapsed()),
+                None => decide_timeout,
+            };
             decide_with_deadline(&snap, t, info, (attestation, answer), left)
                 .await
                 .map(|(d, elapsed)| {
