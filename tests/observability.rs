@@ -342,6 +342,9 @@ async fn metrics_and_decision_log_account_for_every_call() {
         "callguard_rules_source_info",
         "callguard_challenges_total",
         "callguard_velocity_blocks_total",
+        // Only with `reputation.providers`, one series per provider.
+        "callguard_reputation_lookups_total",
+        "callguard_reputation_breaker_state",
     ];
     let used = asset_families();
     assert!(used.len() >= 10, "{used:?}");

@@ -54,7 +54,7 @@ impl Builder<'_> {
                     self.problem(
                         &r.referenced,
                         format!(
-                            "rule {name}: needs `pattern:`, `anonymous: true`, `attestation:`, `reputation:`, `category:` or `caller_name:`"
+                            "rule {name}: needs `pattern:`, `anonymous: true` or `attestation:` (or `reputation:`, `category:`, `caller_name:`)"
                         ),
                     );
                     continue;
