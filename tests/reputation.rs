@@ -439,3 +439,40 @@ trunks:
     );
     srv.stop().await;
 }
+
+#[test]
+fn cli_test_takes_a_score_a_category_and_a_caller_name() {
+    let yaml = r#"
+default_trunk: support
+reputation:
+  providers:
+    - { name: local, file: rep.csv }
+trunks:
+  support:
+    blacklist:
+      - { name: Bad-Rep, reputation: { above: 80 } }
+      - { name: Fraud, category: [fraud] }
+      - { name: Spam-Name, caller_name: { pattern: "*spam*" } }
+"#;
+    let (dir, path) = server::write_config(yaml, &[("rep.csv", "+15550000009,1,,\n")]);
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_callguard"))
+            .arg("test")
+            .arg("--config")
+            .arg(&path)
+            .arg("--json")
+            .args(args)
+            .arg("+15551234567")
+            .output()
+            .unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        v["rule"].as_str().unwrap_or("").to_string()
+    };
+    assert_eq!(run(&[]), "");
+    assert_eq!(run(&["--score", "81"]), "Bad-Rep");
+    assert_eq!(run(&["--score", "80"]), "");
+    assert_eq!(run(&["--category", "Fraud"]), "Fraud");
+    assert_eq!(run(&["--caller-name", "SPAM RISK"]), "Spam-Name");
+    drop(dir);
+}
