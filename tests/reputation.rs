@@ -476,3 +476,35 @@ trunks:
     assert_eq!(run(&["--caller-name", "SPAM RISK"]), "Spam-Name");
     drop(dir);
 }
+
+#[tokio::test]
+async fn an_expired_answer_is_served_and_refreshed_in_the_background() {
+    set_key();
+    let p = Provider::start().await;
+    // Expired by the next call; a budget the provider meets even on a busy machine.
+    let yaml = yaml(&p, 5)
+        .replace("timeout: 10s", "timeout: 10s\n      ttl: 1ms")
+        .replace("budget: 30ms", "budget: 5s")
+        + "agi: { decide_timeout: 20s }\n";
+    let mut srv = server::start(&yaml).await;
+    let v = call(srv.agi(), "+15557000001").await;
+    assert!(
+        v["CALLGUARD_REASON"].contains("reputation: live 92"),
+        "{v:?}"
+    );
+    assert_eq!(p.requests(), 1);
+    // Stale: served at once, and refreshed by a request in the background.
+    let v = call(srv.agi(), "+15557000001").await;
+    assert_eq!(v["CALLGUARD_RULE"], "Bad-Rep", "{v:?}");
+    assert!(
+        v["CALLGUARD_REASON"].contains("reputation: cached 92")
+            && v["CALLGUARD_REASON"].contains("refreshing"),
+        "{v:?}"
+    );
+    until("the refresh reaches the provider", async || {
+        p.requests() == 2
+    })
+    .await;
+    srv.stop().await;
+    p.stop();
+}
