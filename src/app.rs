@@ -168,7 +168,16 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
         Err(e) => tracing::warn!("velocity blocks will not survive a restart: {e}"),
     }
     start_shared_counters(&cfg, &velocity, &metrics)?;
+    // Kept in the SQLite file at `log.path`, also with `log.postgres`.
+    crate::source::install_tls_provider();
+    let reputation = crate::reputation::Reputation::start(
+        &raw.reputation,
+        cfg.resolve(".").as_path(),
+        Some(&log_path),
+        &metrics,
+    );
     let extras = crate::state::Extras {
+        reputation,
         log_path: Some(log_path),
         log_postgres: raw.log.postgres_target().and_then(Result::ok),
         history,

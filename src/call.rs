@@ -7,6 +7,7 @@ use crate::action::{Challenge, Pbx, Step};
 use crate::policy::attest::IdentityInputs;
 
 pub(crate) mod edge;
+mod lookup;
 mod row;
 mod run;
 mod screen;
@@ -99,6 +100,7 @@ use std::time::{Duration, Instant};
 use crate::calllog::CallEnd;
 pub(crate) use crate::outcome::{EndState, ErrorKind};
 use crate::state::State;
+pub(crate) use lookup::CALLER_NAME_VAR;
 pub(crate) use row::RowVerdict;
 use run::{RunCtx, run_plan};
 use screen::{Screened, screen};
@@ -141,7 +143,15 @@ pub(crate) async fn handle<D: CallDriver>(
     }
     let screened = screen(driver, info, state, pbx.into(), decide_timeout).await;
     let (vars, n) = screened.row.vars(screened.error);
-    let res = driver.set_vars(&vars[..n]).await;
+    let res = match &screened.caller_name {
+        // The looked-up name in the same round trip.
+        Some(name) => {
+            let mut all = vars[..n].to_vec();
+            all.push((lookup::CALLER_NAME_VAR, name.as_str()));
+            driver.set_vars(&all).await
+        }
+        None => driver.set_vars(&vars[..n]).await,
+    };
     let Screened {
         row,
         plan,

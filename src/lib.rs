@@ -27,6 +27,7 @@ pub mod policy;
 pub(crate) mod random;
 pub mod reload;
 pub(crate) mod report;
+pub mod reputation;
 pub(crate) mod server;
 pub(crate) mod service;
 pub(crate) mod source;

@@ -49,6 +49,8 @@ pub const METRIC_NAMES: &[&str] = &[
     "callguard_rules_version",
     "callguard_store_rules_version",
     "callguard_rules_applied_timestamp_seconds",
+    "callguard_reputation_lookups_total",
+    "callguard_reputation_breaker_state",
 ];
 
 pub struct Metrics {
@@ -82,6 +84,8 @@ pub struct Metrics {
     pub velocity_redis_errors_total: IntCounter,
     /// The store of record's gauges (`log.postgres`).
     pub store: StoreGauges,
+    pub reputation_lookups_total: IntCounterVec,
+    pub reputation_breaker_state: IntGaugeVec,
 }
 
 impl Metrics {
@@ -241,6 +245,16 @@ impl Metrics {
         for backend in ["redis", "local"] {
             velocity_counts_total.with_label_values(&[backend]);
         }
+        let reputation_lookups_total = counter_vec(
+            "callguard_reputation_lookups_total",
+            "Reputation lookups by provider and result: hit, stale (served while refreshed), live, negative (unknown number), late (after the budget), error, breaker_open, busy (no free slot).",
+            &["provider", "result"],
+        );
+        let reputation_breaker_state = gauge_vec(
+            "callguard_reputation_breaker_state",
+            "Each reputation provider's circuit breaker: 0 closed, 1 open, 2 half-open.",
+            &["provider"],
+        );
         // Dashboards and alerts compare these series over time (`increase`,
         // `unless … offset`); a series born at its first event has no earlier
         // sample, so the first failure would go unseen. They start at 0.
@@ -282,6 +296,8 @@ impl Metrics {
             velocity_counts_total,
             velocity_redis_up,
             velocity_redis_errors_total,
+            reputation_lookups_total,
+            reputation_breaker_state,
         }
     }
 

@@ -9,6 +9,7 @@ pub(crate) mod ids;
 pub(crate) mod index;
 pub(crate) mod number;
 pub(crate) mod pattern;
+pub mod reputation;
 pub(crate) mod ruleset;
 pub(crate) mod schedule;
 pub mod tester;

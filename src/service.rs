@@ -69,6 +69,7 @@ pub(crate) const BOOT_KEYS: &[&str] = &[
     "velocity_limits.redis",
     "velocity_limits.redis_password_env",
     "velocity_limits.redis_timeout",
+    "reputation",
 ];
 
 /// The boot-time keys' values as loaded, in the order of [`BOOT_KEYS`],
@@ -102,6 +103,15 @@ impl BootValues {
             format!("{:?}", raw.velocity_limits.redis.as_ref().map(|r| &r.value)),
             format!("{:?}", raw.velocity_limits.redis_password_env),
             format!("{:?}", raw.velocity_limits.redis_timeout),
+            {
+                // Built at start (providers, cache): values only, not their places.
+                let r = &raw.reputation;
+                let providers: Vec<_> = r.providers.iter().map(|p| &p.value).collect();
+                format!(
+                    "{providers:?} {:?} {} {:?} {} {}",
+                    r.budget, r.max_entries, r.serve_stale, r.prefetch_hits, r.set_caller_name
+                )
+            },
         ];
         BootValues(values.into())
     }

@@ -71,6 +71,8 @@ pub struct Extras {
     /// The fleet's store of record for lists (`log.postgres`): the reloader
     /// lays its rows over the list files'; `None` keeps the files.
     pub fleet: Option<Arc<crate::list_edit::fleet::Fleet>>,
+    /// Reputation lookups (`reputation.providers`), built at start.
+    pub reputation: Option<Arc<crate::reputation::Reputation>>,
 }
 
 /// State shared by every listener and the admin API.

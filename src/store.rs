@@ -17,6 +17,8 @@
 //!   blocks and the fleet's notifications (`LISTEN/NOTIFY`).
 //! - [`redis_counts`]: a fleet's shared velocity counters in Redis
 //!   (`velocity_limits.redis`): the sliding-window script and the connection.
+//! - [`reputation_cache`]: the reputation lookups' cache (in the SQLite file, also with
+//!   `log.postgres`).
 
 pub(crate) mod calls;
 mod error;
@@ -26,6 +28,7 @@ pub(crate) mod log;
 pub(crate) mod pg;
 pub(crate) mod pg_lists;
 pub(crate) mod redis_counts;
+pub(crate) mod reputation_cache;
 pub mod sqlite;
 pub(crate) mod velocity_blocks;
 

@@ -344,6 +344,9 @@ async fn metrics_and_decision_log_account_for_every_call() {
         "callguard_velocity_blocks_total",
         // Born with `velocity_limits.redis` (labelled by its server).
         "callguard_velocity_redis_up",
+        // Only with `reputation.providers`, one series per provider.
+        "callguard_reputation_lookups_total",
+        "callguard_reputation_breaker_state",
     ];
     let used = asset_families();
     assert!(used.len() >= 10, "{used:?}");

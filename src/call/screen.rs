@@ -15,7 +15,8 @@ use crate::action::{EdgeStep, Plan, Via};
 use crate::config::types::FailMode;
 use crate::outcome::FailReason;
 use crate::policy::attest::Attestation;
-use crate::policy::decide::{Decision, Verdict, decide_for_user};
+use crate::policy::decide::{Decision, Verdict, decide_screened};
+use crate::policy::reputation::{CallerFacts, RepAnswer};
 use crate::policy::ruleset::{TenantBy, TrunkId, UserId};
 use crate::state::{Snapshot, State};
 
@@ -32,6 +33,8 @@ pub(super) struct Screened {
     /// What the SIP edge does with the action decided (or applied by
     /// `fail: closed`); `None`: fail open.
     pub edge: Option<EdgeStep>,
+    /// The looked-up caller name to set on the channel (`reputation.set_caller_name`).
+    pub caller_name: Option<String>,
 }
 
 /// Chooses the trunk and decides within the deadline; on failure applies
@@ -74,6 +77,7 @@ pub(super) async fn screen<D: CallDriver>(
             .with_label_values(&[via.as_str()])
             .inc();
     }
+    let mut looked_up = None;
     let decided = match trunk {
         None => Err((
             FailReason::NoTrunk,
@@ -95,7 +99,15 @@ pub(super) async fn screen<D: CallDriver>(
             } else {
                 None
             };
-            match decide_with_deadline(&snap, (t, user), info, attestation, decide_timeout).await {
+            let started = Instant::now();
+            looked_up = super::lookup::lookup(state, rs, t, info, decide_timeout).await;
+            let answer = looked_up.as_ref().and_then(|l| l.answer.clone());
+            // The decision gets what the lookup left of the deadline.
+            let left = match &looked_up {
+                Some(_) => decide_timeout.saturating_sub(started.elapsed()),
+                None => decide_timeout,
+            };
+            match decide_with_deadline(&snap, (t, user), info, (attestation, answer), left).await {
                 // Velocity counts in the async flow: a shared counter in Redis
                 // is bounded by `velocity_limits.redis_timeout`, in memory past it.
                 Ok((d, elapsed)) => {
@@ -157,6 +169,9 @@ pub(super) async fn screen<D: CallDriver>(
                 Some(note) => format!("{reason}; {note}"),
                 None => reason,
             };
+            if let Some(l) = &looked_up {
+                row.reason = format!("{}; {}", row.reason, l.note());
+            }
             row.caller_e164 = d.caller.e164.clone();
             row.anonymous = d.caller.anonymous;
             row.verdict = d.verdict.into();
@@ -178,6 +193,7 @@ pub(super) async fn screen<D: CallDriver>(
                         .clone(),
                 ),
                 edge: Some(action.edge),
+                caller_name: super::lookup::name_to_set(state, looked_up.as_ref()),
             }
         }
         Err((why, detail)) => {
@@ -211,12 +227,16 @@ pub(super) async fn screen<D: CallDriver>(
             row.reason = format!("fail {}: {detail}", if closed { "closed" } else { "open" });
             row.fail_open = !closed;
             let blocked = trunk.map(|t| rs.action(rs.trunk(t).blocked_action).plan(pbx).clone());
+            if let Some(l) = &looked_up {
+                row.reason = format!("{}; {}", row.reason, l.note());
+            }
             Screened {
                 row,
                 plan,
                 error: Some(why),
                 blocked,
                 edge,
+                caller_name: super::lookup::name_to_set(state, looked_up.as_ref()),
             }
         }
     }
@@ -245,21 +265,26 @@ async fn decide_with_deadline(
     snap: &Arc<Snapshot>,
     (trunk, user): (TrunkId, Option<UserId>),
     info: &CallInfo,
-    attestation: Option<Attestation>,
+    (attestation, answer): (Option<Attestation>, Option<Arc<RepAnswer>>),
     timeout: Duration,
 ) -> Result<(Decision, Duration), (FailReason, String)> {
     let snap = snap.clone();
     let caller = info.caller.clone();
+    let pbx_name = info.caller_name.clone();
     let restricted = info.presentation_restricted;
     let job = tokio::task::spawn_blocking(move || {
         let start = Instant::now();
-        let d = decide_for_user(
+        let facts = CallerFacts {
+            pbx_name: &pbx_name,
+            answer: answer.as_deref(),
+        };
+        let d = decide_screened(
             &snap.rules,
-            trunk,
-            user,
+            (trunk, user),
             &caller,
             restricted,
             attestation.as_ref(),
+            facts,
             Utc::now(),
         );
         (d, start.elapsed())

@@ -12,6 +12,7 @@ use crate::policy::RuleSet;
 use crate::policy::attest::{Attest, Attestation};
 use crate::policy::decide::decide_explained_attested;
 use crate::policy::explain::{self, why};
+use crate::policy::reputation::{CallerFacts, RepAnswer};
 use crate::policy::ruleset::Exclusive;
 use crate::policy::tester::{Budget, PatternTester};
 
@@ -36,6 +37,16 @@ pub struct TestArgs {
     /// unsigned call, for rules with an `attestation:` condition).
     #[arg(long, value_parser = parse_attestation)]
     pub attestation: Option<Attest>,
+    /// The caller's name as the PBX delivers it (for `caller_name:` rules).
+    #[arg(long, default_value = "")]
+    pub caller_name: String,
+    /// As if a reputation lookup answered this score (0-100), for
+    /// `reputation:` rules (no provider is asked).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub score: Option<u8>,
+    /// As if a reputation lookup answered this category (`category:` rules).
+    #[arg(long)]
+    pub category: Option<String>,
     /// One JSON object per line.
     #[arg(long)]
     pub json: bool,
@@ -99,6 +110,16 @@ pub(super) fn run(args: TestArgs) -> Result<(), CliError> {
         level,
         source: "callguard test --attestation".into(),
     });
+    // An answer given on the command line, as a lookup would have answered.
+    let answer = RepAnswer {
+        score: args.score,
+        name: None,
+        category: args.category.as_deref().map(|c| c.to_lowercase().into()),
+    };
+    let facts = CallerFacts {
+        pbx_name: &args.caller_name,
+        answer: (!answer.is_empty()).then_some(&answer),
+    };
     let mut code = Ok(());
     for caller in &args.callers {
         if args.json {
@@ -107,7 +128,7 @@ pub(super) fn run(args: TestArgs) -> Result<(), CliError> {
                 trunk,
                 caller,
                 args.anonymous,
-                attestation.as_ref(),
+                (attestation.as_ref(), facts),
                 at,
             ) {
                 Ok(line) => println!("{line}"),
@@ -124,7 +145,7 @@ pub(super) fn run(args: TestArgs) -> Result<(), CliError> {
             (trunk, None),
             caller,
             args.anonymous,
-            attestation.as_ref(),
+            (attestation.as_ref(), facts),
             at,
         );
         let eval_ns = start.elapsed().as_nanos() as u64;

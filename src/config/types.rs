@@ -23,11 +23,13 @@ macro_rules! duration_default {
 
 mod action;
 mod listen;
+mod reputation;
 mod rules;
 mod schedule;
 mod tenant;
 pub use action::*;
 pub use listen::*;
+pub use reputation::*;
 pub use rules::*;
 pub use schedule::*;
 pub use tenant::*;
@@ -103,6 +105,9 @@ pub struct RawConfig {
     /// default tenant.
     #[serde(default)]
     pub tenants: BTreeMap<String, S<TenantConfig>>,
+    /// Caller reputation and CNAM lookups.
+    #[serde(default)]
+    pub reputation: ReputationConfig,
 }
 
 fn d100k() -> usize {

@@ -25,6 +25,7 @@ use crate::config::{LoadedConfig, Problem, Problems};
 
 mod actions;
 mod lists;
+mod reputation;
 mod tenant;
 mod velocity;
 
@@ -146,6 +147,7 @@ impl<'a> Builder<'a> {
             .iter()
             .map(|a| (a.name.to_string(), a.plans.clone()))
             .collect();
+        self.check_providers();
         let system_blocked_action = self.action_or(&raw.blocked_action, self.builtin("reject"));
         let protected = self.protected();
         let system = self.system_blacklist();

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use super::attest::{Attest, Attestation};
 use super::index::{ListIndex, MatchError, MatchedOn, RuleId, Subject};
 use super::number::Caller;
+use super::reputation::CallerFacts;
 use super::ruleset::{ActionId, RuleKind, RuleSet, TrunkId, UserId};
 use crate::config::types::MatchType;
 
@@ -100,6 +101,9 @@ pub(crate) enum SkipReason {
     Shadowed,
     /// Its `attestation:` condition does not hold for this call.
     AttestationMismatch,
+    /// Its `reputation:` / `category:` / `caller_name:` condition does not
+    /// hold (or no lookup answered in time).
+    ReputationMismatch,
 }
 
 impl Decision {
@@ -143,6 +147,13 @@ impl Decision {
             Some(RuleKind::Velocity(scope)) => {
                 Some((format!("velocity {}", scope.as_string()), "exact"))
             }
+            Some(RuleKind::Reputation) => Some((
+                rs.rules
+                    .reputation(r)
+                    .map(|c| c.describe())
+                    .unwrap_or_default(),
+                "reputation",
+            )),
             None => self.matched_text().map(|t| (t.to_string(), "exact")),
         }
     }
@@ -169,7 +180,7 @@ impl Decision {
             // A rule shown by its condition needs no match type before it.
             let by_condition = matches!(
                 self.rule.and_then(|r| rs.rules.kind(r)),
-                Some(RuleKind::Anonymous | RuleKind::Attestation(_))
+                Some(RuleKind::Anonymous | RuleKind::Attestation(_) | RuleKind::Reputation)
             );
             let what = if by_condition { p } else { format!("{m} {p}") };
             // A rule with an attestation condition says what the call had
@@ -182,8 +193,13 @@ impl Decision {
                 (Some(_), None) => format!(", {}", Attestation::unsigned()),
                 _ => String::new(),
             };
+            // A pattern AND-ed with a reputation condition says both.
+            let reputed = match self.rule.and_then(|r| rs.rules.reputation(r)) {
+                Some(c) if !by_condition => format!(", {}", c.describe()),
+                _ => String::new(),
+            };
             format!(
-                "{} ({what}{attested}){on}",
+                "{} ({what}{attested}{reputed}){on}",
                 self.rule_name(rs).unwrap_or("?")
             )
         };
@@ -231,7 +247,7 @@ pub fn decide(
         (trunk, None),
         raw_caller,
         presentation_restricted,
-        None,
+        (None, CallerFacts::default()),
         at,
         |_| {},
     )
@@ -254,7 +270,7 @@ pub fn decide_for_user(
         (trunk, user),
         raw_caller,
         presentation_restricted,
-        attestation,
+        (attestation, CallerFacts::default()),
         at,
         |_| {},
     )
@@ -270,12 +286,35 @@ pub fn decide_attested(
     attestation: Option<&Attestation>,
     at: DateTime<Utc>,
 ) -> Result<Decision, MatchError> {
-    decide_observed(
+    decide_screened(
         rs,
         (trunk, None),
         raw_caller,
         presentation_restricted,
         attestation,
+        CallerFacts::default(),
+        at,
+    )
+}
+
+/// [`decide_attested`] with what else is known of the caller: the name the
+/// PBX delivered and the reputation lookup's answer, for the rules with a
+/// `reputation:`, `category:` or `caller_name:` condition.
+pub fn decide_screened(
+    rs: &RuleSet,
+    trunk: (TrunkId, Option<UserId>),
+    raw_caller: &str,
+    presentation_restricted: bool,
+    attestation: Option<&Attestation>,
+    facts: CallerFacts<'_>,
+    at: DateTime<Utc>,
+) -> Result<Decision, MatchError> {
+    decide_observed(
+        rs,
+        trunk,
+        raw_caller,
+        presentation_restricted,
+        (attestation, facts),
         at,
         |_| {},
     )
@@ -287,7 +326,7 @@ pub(crate) fn decide_explained_attested(
     (trunk, user): (TrunkId, Option<UserId>),
     raw_caller: &str,
     presentation_restricted: bool,
-    attestation: Option<&Attestation>,
+    (attestation, facts): (Option<&Attestation>, CallerFacts<'_>),
     at: DateTime<Utc>,
 ) -> Result<(Decision, Vec<Skipped>), MatchError> {
     let mut skipped: Vec<Skipped> = Vec::new();
@@ -296,7 +335,7 @@ pub(crate) fn decide_explained_attested(
         (trunk, user),
         raw_caller,
         presentation_restricted,
-        attestation,
+        (attestation, facts),
         at,
         |s| {
             if !skipped.iter().any(|x| x.rule == s.rule) {
@@ -325,6 +364,8 @@ pub(crate) fn decide_explained_attested(
                             SkipReason::ScheduleInactive
                         } else if !attest_holds(rs, id, level(d.attestation.as_ref())) {
                             SkipReason::AttestationMismatch
+                        } else if !reputation_holds(rs, id, &facts) {
+                            SkipReason::ReputationMismatch
                         } else {
                             SkipReason::Shadowed
                         };
@@ -393,7 +434,7 @@ fn decide_observed(
     (trunk, user): (TrunkId, Option<UserId>),
     raw_caller: &str,
     presentation_restricted: bool,
-    attestation: Option<&Attestation>,
+    (attestation, facts): (Option<&Attestation>, CallerFacts<'_>),
     at: DateTime<Utc>,
     mut on_skip: impl FnMut(Skipped),
 ) -> Result<Decision, MatchError> {
@@ -430,7 +471,7 @@ fn decide_observed(
             index,
             subj,
             caller.anonymous,
-            (at, attest),
+            (at, attest, &facts),
             by,
             &mut on_skip,
         )? {
@@ -479,7 +520,7 @@ fn best_match(
     index: &ListIndex,
     subjects: &[Subject<'_>],
     anonymous: bool,
-    (at, attest): (DateTime<Utc>, Attest),
+    (at, attest, facts): (DateTime<Utc>, Attest, &CallerFacts<'_>),
     list: DecidedBy,
     on_skip: &mut impl FnMut(Skipped),
 ) -> Result<Option<(RuleId, MatchedOn)>, MatchError> {
@@ -524,6 +565,14 @@ fn best_match(
                 });
                 return;
             }
+            if !reputation_holds(rs, id, facts) {
+                on_skip(Skipped {
+                    rule: id,
+                    list,
+                    why: SkipReason::ReputationMismatch,
+                });
+                return;
+            }
             if best.get().is_none_or(|(b, _)| key(id) < key(b)) {
                 best.set(Some((id, on)));
             }
@@ -542,4 +591,9 @@ fn attest_holds(rs: &RuleSet, id: RuleId, level: Attest) -> bool {
     rs.rules
         .attestation(id)
         .is_none_or(|mask| mask & level.bit() != 0)
+}
+
+/// Whether rule `id`'s reputation condition (if any) holds for the caller.
+fn reputation_holds(rs: &RuleSet, id: RuleId, facts: &CallerFacts<'_>) -> bool {
+    rs.rules.reputation(id).is_none_or(|c| c.holds(facts))
 }

@@ -22,28 +22,19 @@ pub(crate) fn why(w: &SkipReason) -> &'static str {
         SkipReason::ScheduleInactive => "schedule inactive",
         SkipReason::Shadowed => "matched, but an earlier list or rule decided",
         SkipReason::AttestationMismatch => "matched, but its attestation condition does not hold",
+        SkipReason::ReputationMismatch => "matched, but its reputation condition does not hold",
     }
 }
 
-/// Decides `caller` on `trunk` at `at`; the JSON object of `test --json`.
-/// `Err` carries the same object shape with an `error` field.
-pub(crate) fn caller_json(
-    rs: &RuleSet,
-    trunk: TrunkId,
-    caller: &str,
-    anonymous: bool,
-    at: DateTime<Utc>,
-) -> Result<Value, Value> {
-    caller_json_attested(rs, trunk, caller, anonymous, None, at)
-}
-
-/// [`caller_json`] for a call with this attestation (`test --attestation C`).
+/// The decision explainer's answer for one caller, as `callguard test
+/// --json` prints it, with the call's attestation (`test --attestation C`)
+/// and what else is known of the caller (the API's reputation lookup).
 pub(crate) fn caller_json_attested(
     rs: &RuleSet,
     trunk: TrunkId,
     caller: &str,
     anonymous: bool,
-    attestation: Option<&Attestation>,
+    attestation: (Option<&Attestation>, super::reputation::CallerFacts<'_>),
     at: DateTime<Utc>,
 ) -> Result<Value, Value> {
     let start = Instant::now();

@@ -17,6 +17,9 @@ use crate::config::types::{ActionKind, FailMode, MatchType};
 
 pub(crate) use super::ids::{ActionId, TrunkId};
 
+mod tenant;
+pub(crate) use tenant::{Tenant, TenantInputs, User};
+
 /// A rule's schedule condition: active while `schedule` is open (`inside`)
 /// or closed (`!inside`).
 #[derive(Debug, Clone, Copy)]
@@ -75,67 +78,6 @@ pub(crate) type TenantId = usize;
 /// A user of a tenant (`Tenant::user`).
 pub(crate) type UserId = usize;
 
-/// A user: an extension with its own allow and block lists.
-#[derive(Debug)]
-pub struct User {
-    pub ext: Arc<str>,
-    pub allow: ListIndex,
-    pub block: ListIndex,
-}
-
-/// One tenant as compiled: its tenant-wide lists, users and trunk lookups.
-#[derive(Debug, Default)]
-pub struct Tenant {
-    pub name: Arc<str>,
-    pub whitelist: ListIndex,
-    pub blacklist: ListIndex,
-    pub users: Vec<User>,
-    /// Extension and DIDs (as [`did_key`]s) → user.
-    pub(super) user_by_key: HashMap<String, UserId>,
-    /// The tenant's trunks by their own name (not `TENANT.`-qualified) and DID.
-    pub(super) trunk_by_name: HashMap<String, TrunkId>,
-    pub(super) trunk_by_did: HashMap<String, TrunkId>,
-    pub default_trunk: Option<TrunkId>,
-}
-
-impl Tenant {
-    pub fn user(&self, id: UserId) -> &User {
-        &self.users[id]
-    }
-
-    /// The user a call is for: the first callee candidate (dialled number,
-    /// extension) that is a user's extension or DID.
-    pub(crate) fn user_for<'a>(
-        &self,
-        callees: impl IntoIterator<Item = &'a str>,
-    ) -> Option<UserId> {
-        if self.users.is_empty() {
-            return None;
-        }
-        callees.into_iter().find_map(|c| {
-            let c = c.trim();
-            self.user_by_key.get(c).copied().or_else(|| {
-                let key = did_key(c);
-                self.user_by_key.get(&key).copied().or_else(|| {
-                    let alt = match key.strip_prefix('+') {
-                        Some(rest) => rest.to_string(),
-                        None => format!("+{key}"),
-                    };
-                    self.user_by_key.get(&alt).copied()
-                })
-            })
-        })
-    }
-}
-
-/// The inputs one tenant compiled from, kept so that a later reload whose
-/// version of the tenant is broken compiles its last good one instead.
-#[derive(Debug, Clone)]
-pub struct TenantInputs {
-    pub config: serde_saphyr::Spanned<crate::config::types::TenantConfig>,
-    pub lists: Vec<crate::config::LoadedList>,
-}
-
 /// Where a rule came from: its own name counts in metrics, entries of bulk
 /// list files count under the list's name.
 #[derive(Debug, Clone)]
@@ -162,6 +104,8 @@ pub struct RuleTable {
     pub(super) origins: Vec<Origin>,
     /// `attestation:` conditions: a mask of [`super::attest::Attest::bit`]s.
     pub(super) attest: HashMap<RuleId, u8>,
+    /// `reputation:` / `category:` / `caller_name:` conditions.
+    pub(super) reputation: HashMap<RuleId, super::reputation::RepCond>,
 }
 
 pub(crate) const NO_ACTION: ActionId = ActionId::MAX;
@@ -179,6 +123,8 @@ pub enum RuleKind {
     Attestation(u8),
     /// A velocity rule's row (its scope).
     Velocity(super::velocity::Scope),
+    /// Only reputation conditions (score, category, caller name).
+    Reputation,
 }
 
 impl RuleTable {
@@ -234,6 +180,17 @@ impl RuleTable {
     /// The rule's attestation condition, if it has one.
     pub fn attestation(&self, id: RuleId) -> Option<u8> {
         self.attest.get(&id).copied()
+    }
+    /// The rule's reputation condition, if it has one.
+    pub fn reputation(&self, id: RuleId) -> Option<&super::reputation::RepCond> {
+        if self.reputation.is_empty() {
+            return None;
+        }
+        self.reputation.get(&id)
+    }
+    /// Whether any rule has a reputation condition.
+    pub fn has_reputation_rules(&self) -> bool {
+        !self.reputation.is_empty()
     }
     /// A rule without a pattern, only a condition (attestation, velocity):
     /// the least specific of all, explained by its condition.

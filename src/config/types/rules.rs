@@ -27,9 +27,15 @@ pub struct RuleConfig {
     /// Caller-ID attestation condition: `[A, B, C, none, failed]`; AND-ed
     /// with `pattern`, or alone (then it matches every caller so attested).
     pub attestation: Option<S<Vec<String>>>,
+    /// Reputation score condition: `{ above: 80 }` (needs `reputation.providers`).
+    pub reputation: Option<S<ScoreCond>>,
+    /// The looked-up category is one of these: `[fraud, telemarketing]`.
+    pub category: Option<S<Vec<String>>>,
+    /// The caller's name (looked up, or as the PBX delivered it) matches.
+    pub caller_name: Option<S<CallerNameCond>>,
 }
 
-fn yes() -> bool {
+pub(super) fn yes() -> bool {
     true
 }
 

@@ -402,6 +402,7 @@ function explainView(r) {
       h("dt", {}, "E.164"), h("dd", { class: "mono" }, r.normalized || "(none)"),
       h("dt", {}, "Anonymous"), h("dd", {}, r.anonymous ? "yes" : "no"),
       h("dt", {}, "Trunk"), h("dd", {}, r.trunk),
+      ...(r.reputation ? [h("dt", {}, "Reputation"), h("dd", { id: "t-reputation" }, r.reputation.note)] : []),
       h("dt", {}, "Decided by"), h("dd", {}, r.rule ? `rule ${r.rule} of the ${r.list}` : r.list),
       r.pattern ? [h("dt", {}, "Pattern"), h("dd", { class: "mono" }, `${r.pattern} (${r.match_type})`)] : null,
       r.matched_on ? [h("dt", {}, "Matched on"), h("dd", {}, r.matched_on)] : null,

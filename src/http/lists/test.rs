@@ -25,7 +25,9 @@ use crate::config::types::MatchType;
 use crate::http::admin_pool::AdminPool;
 use crate::http::{Api, ApiError, ApiResult};
 use crate::policy::explain;
+use crate::policy::reputation::CallerFacts;
 use crate::policy::tester::{Budget, PatternTester, Stop};
+use crate::reputation::{How, Lookup};
 
 /// Numbers tested against one pattern per request.
 const MAX_NUMBERS: usize = 1000;
@@ -48,6 +50,9 @@ struct TestRequest {
     case_insensitive: bool,
     #[serde(default)]
     numbers: Vec<String>,
+    /// The caller's name as the PBX would deliver it (`caller_name:` rules).
+    #[serde(default)]
+    caller_name: String,
 }
 
 pub(super) async fn explain(AxState(api): AxState<Api>, body: Bytes) -> ApiResult {
@@ -86,20 +91,61 @@ pub(super) async fn explain(AxState(api): AxState<Api>, body: Bytes) -> ApiResul
         ));
     };
     let at = req.at.unwrap_or_else(Utc::now);
+    // The reputation lookup a call would make (cached or live, within the budget).
+    let lookup = match &api.state.extras.reputation {
+        Some(rep) => {
+            let c = rs.trunk(trunk).dialing.normalize(&caller, req.anonymous);
+            match c.e164.filter(|_| !c.anonymous) {
+                Some(e164) => Some(rep.lookup(&e164, rep.budget()).await),
+                None => None,
+            }
+        }
+        None => None,
+    };
     // One decision, as a call's: bounded by the backtracking limit of each
     // rule it evaluates, but as heavy as the rule set, so off the runtime too.
     pooled(&api.tester_pool, budget, move |_| {
-        Ok(
-            match explain::caller_json(&snap.rules, trunk, &caller, req.anonymous, at) {
-                Ok(mut v) => {
-                    v["rules_version"] = json!(snap.version);
-                    axum::Json(v).into_response()
+        let facts = CallerFacts {
+            pbx_name: &req.caller_name,
+            answer: lookup.as_ref().and_then(|l| l.answer.as_deref()),
+        };
+        let v = explain::caller_json_attested(
+            &snap.rules,
+            trunk,
+            &caller,
+            req.anonymous,
+            (None, facts),
+            at,
+        );
+        Ok(match v {
+            Ok(mut v) => {
+                v["rules_version"] = json!(snap.version);
+                if let Some(l) = &lookup {
+                    v["reputation"] = lookup_json(l);
                 }
-                Err(v) => (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(v)).into_response(),
-            },
-        )
+                axum::Json(v).into_response()
+            }
+            Err(v) => (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(v)).into_response(),
+        })
     })
     .await
+}
+
+/// What the lookup returned: `{"how": "cached", "age_ms": …, "took_us": …,
+/// "provider", "score", "name", "category", "note"}`.
+fn lookup_json(l: &Lookup) -> serde_json::Value {
+    let a = l.answer.as_deref();
+    json!({
+        "how": l.how.as_str(),
+        "age_ms": match l.how { How::Cached { age_ms, .. } => Some(age_ms), _ => None },
+        "stale": matches!(l.how, How::Cached { stale: true, .. }),
+        "took_us": l.took.as_micros() as u64,
+        "provider": l.provider.as_deref(),
+        "score": a.and_then(|a| a.score),
+        "name": a.and_then(|a| a.name.as_deref()),
+        "category": a.and_then(|a| a.category.as_deref()),
+        "note": l.note(),
+    })
 }
 
 /// Runs `job` in the tester's admin pool; a full pool answers 503 (retry

@@ -349,7 +349,13 @@ impl CallDriver for AgiSession {
     }
 
     async fn set_vars(&mut self, vars: &[(&'static str, &str)]) -> Result<(), DriveError> {
-        let names: Vec<String> = vars.iter().map(|(n, _)| format!("CALLGUARD_{n}")).collect();
+        let names: Vec<String> = vars
+            .iter()
+            .map(|(n, _)| match *n {
+                crate::call::CALLER_NAME_VAR => "CALLERID(name)".to_string(),
+                n => format!("CALLGUARD_{n}"),
+            })
+            .collect();
         let pairs: Vec<(&str, &str)> = names
             .iter()
             .zip(vars)

@@ -428,7 +428,10 @@ impl CallDriver for EslSession {
     async fn set_vars(&mut self, vars: &[(&'static str, &str)]) -> Result<(), DriveError> {
         let names: Vec<String> = vars
             .iter()
-            .map(|(n, _)| format!("callguard_{}", n.to_ascii_lowercase()))
+            .map(|(n, _)| match *n {
+                crate::call::CALLER_NAME_VAR => "effective_caller_id_name".to_string(),
+                n => format!("callguard_{}", n.to_ascii_lowercase()),
+            })
             .collect();
         // One round trip for the whole block, unless configured otherwise or (never with
         // real names) every delimiter occurs in some value.

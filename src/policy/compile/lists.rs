@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use serde_saphyr::Spanned;
 
 use super::Builder;
+use super::reputation::has_reputation;
 use crate::config::Problem;
 use crate::config::types::{ListRole, MatchType, RuleConfig};
 use crate::policy::attest::Attest;
@@ -48,12 +49,12 @@ impl Builder<'_> {
                         continue;
                     }
                 },
-                None if rc.anonymous || rc.attestation.is_some() => None,
+                None if rc.anonymous || rc.attestation.is_some() || has_reputation(rc) => None,
                 None => {
                     self.problem(
                         &r.referenced,
                         format!(
-                            "rule {name}: needs `pattern:`, `anonymous: true` or `attestation:`"
+                            "rule {name}: needs `pattern:`, `anonymous: true` or `attestation:` (or `reputation:`, `category:`, `caller_name:`)"
                         ),
                     );
                     continue;
@@ -82,6 +83,9 @@ impl Builder<'_> {
                     }
                     Some(mask)
                 }
+            };
+            let Ok(rep) = self.reputation_cond(rc, name) else {
+                continue;
             };
             let action = match &rc.action {
                 Some(a) => self.action_id(a),
@@ -112,6 +116,13 @@ impl Builder<'_> {
                     self.rules.condition_only(id, RuleKind::Attestation(mask));
                     list.add_always(id);
                 }
+            }
+            if let Some(cond) = rep {
+                if compiled.is_none() && !rc.anonymous && attest.is_none() {
+                    self.rules.condition_only(id, RuleKind::Reputation);
+                    list.add_always(id);
+                }
+                self.rules.reputation.insert(id, cond);
             }
             if rc.anonymous {
                 list.add_anonymous(id);
