@@ -12,8 +12,9 @@
 # Needs what `.ci/install-deps` installs (the PBXs in /opt/pbx-lab, SIPp, jq) and a built
 # callguard (`cargo build`; CALLGUARD=path overrides). Installs nothing itself. Listens on
 # 127.0.0.1 only: SIP 5070 (Asterisk) and 5090 (FreeSWITCH), ESL 8021, callguard 4573, 8084
-# and 9464, SIPp 5160-5166; and Kamailio (the SIP edge, rows with via=edge) on 127.0.0.3:5080. Every process it starts is stopped on exit, also on failure or
-# Ctrl-C; each call is bounded by SIPp's -timeout and the whole lab by LAB_TIMEOUT seconds.
+# and 9464, SIPp 5160-5166; and Kamailio (the SIP edge, rows with via=edge) on 127.0.0.3:5080
+# (relaying to Asterisk) and 127.0.0.3:5081 (relaying to FreeSWITCH). Every process it starts
+# is stopped on exit, also on failure or Ctrl-C; each call is bounded by SIPp's -timeout and the whole lab by LAB_TIMEOUT seconds.
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -37,7 +38,7 @@ for tool in sipp jq ss; do
 done
 [ -r "$PCAP" ] || die "$PCAP is missing (Debian's sip-tester package ships it)"
 busy_ports=""
-for p in 5070 5080 5090 5160 5162 5163 5164 5165 5166; do
+for p in 5070 5080 5081 5090 5160 5162 5163 5164 5165 5166; do
     ss -Hlnu "sport = :$p" 2>/dev/null | grep -q . && busy_ports="$busy_ports udp/$p"
 done
 for p in 4573 8021 8084 9464; do
@@ -222,8 +223,10 @@ run_row() {
     # via=edge: the call enters through the lab's Kamailio, which screens it and relays it.
     local target="127.0.0.1:$port"
     if [ "$via" = edge ]; then
-        [ "$pbx" = asterisk ] || { echo "FAIL $id: the lab's Kamailio relays to Asterisk only"; FAILED=$((FAILED + 1)); return; }
-        target="$KAM_ADDR"
+        case "$pbx" in
+            asterisk) target="$KAM_ADDR" ;;
+            freeswitch) target="$KAM_FS_ADDR" ;;
+        esac
     fi
     local template="$HERE/sipp/uac.xml"
     case "$kind" in
@@ -392,23 +395,38 @@ run_phase() { # phase
 
 # ------------------------------------------------------------------ SIP edge
 # Kamailio with the shipped dialplan/kamailio/kamailio.cfg, addresses by its defines, in the
-# foreground (-DD) so it is stopped with the lab. Only when rows go through it.
+# foreground (-DD) so it is stopped with the lab: one per PBX (the file relays to one PBX),
+# each only when selected rows go through it.
 KAM_ADDR=127.0.0.3:5080
-if [ -n "$(grep -v '^[[:space:]]*#' "$HERE/expected.csv" | awk -F, '$4 == "edge"' | while IFS=, read -r id _; do
-        if [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $id "* ]]; then echo "$id"; fi; done)" ]; then
+KAM_FS_ADDR=127.0.0.3:5081
+edge_rows() { # pbx -> the selected rows with via=edge for that PBX
+    grep -v '^[[:space:]]*#' "$HERE/expected.csv" | awk -F, -v pbx="$1" '$3 == pbx && $4 == "edge"' \
+        | while IFS=, read -r id _; do
+            if [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $id "* ]]; then echo "$id"; fi
+        done
+}
+start_kamailio() { # name listen-addr pbx-sip-uri
+    local name="$1" addr="$2" pbx_uri="$3" port="${2##*:}"
     command -v kamailio >/dev/null 2>&1 || die "kamailio is missing (run .ci/install-deps)"
-    mkdir -p "$LAB/kamailio"
-    kamailio -f "$REPO/dialplan/kamailio/kamailio.cfg" -DD -E -Y "$LAB/kamailio" -P "$LAB/kamailio/kamailio.pid" \
-        -A "LISTEN=udp:$KAM_ADDR" -A 'PBX=sip:127.0.0.1:5070' -A 'CALLGUARD=http://127.0.0.1:9464' \
-        >"$LAB/kamailio.out" 2>"$LAB/kamailio.log" &
+    mkdir -p "$LAB/$name"
+    kamailio -f "$REPO/dialplan/kamailio/kamailio.cfg" -DD -E -Y "$LAB/$name" -P "$LAB/$name/kamailio.pid" \
+        -A "LISTEN=udp:$addr" -A "PBX=$pbx_uri" -A 'CALLGUARD=http://127.0.0.1:9464' \
+        >"$LAB/$name.out" 2>"$LAB/$name.log" &
     PIDS+=($!)
     for _ in $(seq 100); do
-        ss -Hlnu "src 127.0.0.3 and sport = :5080" 2>/dev/null | grep -q . && break
+        ss -Hlnu "src 127.0.0.3 and sport = :$port" 2>/dev/null | grep -q . && break
         sleep 0.1
     done
-    ss -Hlnu "src 127.0.0.3 and sport = :5080" 2>/dev/null | grep -q . \
-        || { tail "$LAB/kamailio.log" >&2; die "Kamailio did not listen on $KAM_ADDR"; }
+    ss -Hlnu "src 127.0.0.3 and sport = :$port" 2>/dev/null | grep -q . \
+        || { tail "$LAB/$name.log" >&2; die "Kamailio did not listen on $addr"; }
+}
+if [ -n "$(edge_rows asterisk)" ]; then
+    start_kamailio kamailio "$KAM_ADDR" 'sip:127.0.0.1:5070'
     say "Kamailio (SIP edge) on $KAM_ADDR, relaying to Asterisk"
+fi
+if [ -n "$(edge_rows freeswitch)" ]; then
+    start_kamailio kamailio-fs "$KAM_FS_ADDR" 'sip:127.0.0.1:5090'
+    say "Kamailio (SIP edge) on $KAM_FS_ADDR, relaying to FreeSWITCH"
 fi
 
 started=$(date +%s)

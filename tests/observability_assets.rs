@@ -412,6 +412,8 @@ fn freeswitch_dialplan_parses_and_hands_calls_to_callguard() {
     let mut reader = quick_xml::Reader::from_str(&xml);
     let mut actions: Vec<(String, String)> = Vec::new();
     let mut contexts = Vec::new();
+    // (context, field, expression) of every condition.
+    let mut conditions: Vec<(String, String, String)> = Vec::new();
     let mut depth = 0i32;
     loop {
         let event = reader
@@ -443,6 +445,11 @@ fn freeswitch_dialplan_parses_and_hands_calls_to_callguard() {
         };
         match element.name().into_inner() {
             b"context" => contexts.push(attr("name").expect("context name")),
+            b"condition" => conditions.push((
+                contexts.last().cloned().unwrap_or_default(),
+                attr("field").unwrap_or_default(),
+                attr("expression").unwrap_or_default(),
+            )),
             b"action" => actions.push((
                 attr("application").expect("action application"),
                 attr("data").unwrap_or_default(),
@@ -451,15 +458,72 @@ fn freeswitch_dialplan_parses_and_hands_calls_to_callguard() {
         }
     }
     assert_eq!(depth, 0, "unbalanced elements");
-    assert_eq!(contexts, ["callguard", "callguard_verdict"]);
+    assert_eq!(
+        contexts,
+        ["callguard", "callguard_edge", "callguard_verdict"]
+    );
     let socket: Vec<&String> = actions
         .iter()
         .filter(|(app, _)| app == "socket")
         .map(|(_, data)| data)
         .collect();
-    assert_eq!(socket.len(), 1, "one socket action");
-    let words: Vec<&str> = socket[0].split_whitespace().collect();
-    assert_eq!(words, ["127.0.0.1:8084", "async", "full"]);
+    // Screening, and the SIP edge's handed-on action.
+    assert_eq!(socket.len(), 2, "two socket actions");
+    for data in socket {
+        let words: Vec<&str> = data.split_whitespace().collect();
+        assert_eq!(words, ["127.0.0.1:8084", "async", "full"]);
+    }
+    // The SIP edge: headers believed only from callguard_proxy, the action handed to callguard.
+    let edge: Vec<_> = conditions
+        .iter()
+        .filter(|(ctx, _, _)| ctx == "callguard_edge")
+        .collect();
+    let from_proxy = edge
+        .iter()
+        .filter(|(_, field, _)| field == "${network_addr}|${callguard_proxy}")
+        .count();
+    assert_eq!(
+        from_proxy, 2,
+        "both trusting extensions check the proxy's address"
+    );
+    for (_, _, expression) in edge
+        .iter()
+        .filter(|(_, f, _)| f.contains("callguard_proxy"))
+    {
+        // A backreference (PCRE, as FreeSWITCH's): the peer must be the proxy, and an unset
+        // callguard_proxy matches nothing.
+        let re = fancy_regex::Regex::new(expression).expect("the expression compiles");
+        let matches = |field: &str| re.is_match(field).expect("no backtrack limit hit");
+        assert!(matches("127.0.0.3|127.0.0.3"));
+        assert!(matches("2001:db8::5|2001:db8::5"));
+        assert!(
+            !matches("127.0.0.1|127.0.0.3"),
+            "another address is not the proxy"
+        );
+        assert!(
+            !matches("127.0.0.33|127.0.0.3"),
+            "nor one that only starts like it"
+        );
+        assert!(!matches("127.0.0.3|"), "no proxy set: nothing is believed");
+        assert!(!matches("|"));
+    }
+    assert!(
+        edge.iter()
+            .any(|(_, field, _)| field == "${sip_h_X-Callguard-Verdict}"),
+        "the edge's verdict header is read"
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|(app, data)| app == "set" && data == "callguard_edge_action=$1"),
+        "a handed-on action sets callguard_edge_action"
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|(app, data)| app == "transfer" && data == "$1 XML callguard"),
+        "calls the edge did not screen are screened in the callguard context"
+    );
     assert!(
         actions
             .iter()
