@@ -238,6 +238,13 @@ def settle():  # every instance on the same rules version
         time.sleep(0.05)
     sys.exit(f"instances never agreed on a rules version: {vs}")
 
+for a in https:  # what the row ran on: the store of record and the shared counters
+    with urllib.request.urlopen(f"http://{a}/api/v1/status", timeout=10) as r:
+        st = json.load(r)
+    if st["store"].get("backend") != "postgres" or st["velocity"].get("counters") != "redis":
+        print(f"  warning: {a}: store {st['store'].get('backend')}, counters "
+              f"{st['velocity'].get('counters')}", file=sys.stderr)
+
 lags = {a: [] for a in https[1:]}
 request = []
 for n in range(edits):
