@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 #[tokio::main]
 async fn main() {
+    // reqwest is built without a default TLS provider (as in the tests): install
+    // ring's, or building a client panics, even for plain http://.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args: Vec<String> = std::env::args().collect();
     let addr = args
         .get(1)
