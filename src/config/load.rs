@@ -281,12 +281,9 @@ fn collect_entries<'a>(
     users: &'a std::collections::BTreeMap<String, serde_saphyr::Spanned<UserConfig>>,
 ) {
     let prefix = tenant.map_or_else(String::new, |t| format!("{t}."));
-    out.extend(own.iter().map(|l| Entry {
-        tenant: tenant.map(str::to_string),
-        trunk: None,
-        user: None,
-        // A tenant's list files are named `TENANT.NAME`.
-        name: tenant.map(|_| {
+    // A tenant's list files are named `TENANT.NAME` (the name, else the file's stem).
+    let scoped = |l: &serde_saphyr::Spanned<ListFileConfig>| {
+        tenant.map(|_| {
             let stem = l.value.name.clone().unwrap_or_else(|| {
                 l.value
                     .path
@@ -299,7 +296,13 @@ fn collect_entries<'a>(
                     .unwrap_or_default()
             });
             format!("{prefix}{stem}")
-        }),
+        })
+    };
+    out.extend(own.iter().map(|l| Entry {
+        tenant: tenant.map(str::to_string),
+        trunk: None,
+        user: None,
+        name: scoped(l),
         optional: false,
         cfg: std::borrow::Cow::Borrowed(l),
     }));
@@ -308,20 +311,7 @@ fn collect_entries<'a>(
             tenant: tenant.map(str::to_string),
             trunk: Some(format!("{prefix}{name}")),
             user: None,
-            name: tenant.map(|_| {
-                let stem = l.value.name.clone().unwrap_or_else(|| {
-                    l.value
-                        .path
-                        .as_deref()
-                        .map(|p| {
-                            Path::new(p)
-                                .file_stem()
-                                .map_or(p.to_string(), |s| s.to_string_lossy().into_owned())
-                        })
-                        .unwrap_or_default()
-                });
-                format!("{prefix}{stem}")
-            }),
+            name: scoped(l),
             optional: false,
             cfg: std::borrow::Cow::Borrowed(l),
         }));
