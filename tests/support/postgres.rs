@@ -119,27 +119,7 @@ impl PgCluster {
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
             cluster.port = free_loopback_port();
-            let options = format!(
-                "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c full_page_writes=off",
-                cluster.port,
-                path_str(cluster.dir.path())
-            );
-            let log = cluster.dir.path().join("server.log");
-            let start = cluster.run(
-                "pg_ctl",
-                &[
-                    "-D",
-                    path_str(&data),
-                    "-l",
-                    path_str(&log),
-                    "-o",
-                    &options,
-                    "-w",
-                    "-t",
-                    "60",
-                    "start",
-                ],
-            );
+            let start = cluster.pg_ctl_start();
             if start.status.success() {
                 let created = Command::new(cluster.bin.join("createdb"))
                     .args(["-h", path_str(cluster.dir.path())])
@@ -149,7 +129,8 @@ impl PgCluster {
                 assert!(created.status.success(), "createdb:\n{}", text(&created));
                 return Some(cluster);
             }
-            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            let log =
+                std::fs::read_to_string(cluster.dir.path().join("server.log")).unwrap_or_default();
             failures.push(format!("{}\n{log}", text(&start)));
         }
         panic!("PostgreSQL did not start:\n{}", failures.join("\n---\n"));
@@ -196,6 +177,12 @@ impl PgCluster {
 
     /// Starts the stopped server again, on the same port and data.
     pub fn start_again(&self) {
+        let start = self.pg_ctl_start();
+        assert!(start.status.success(), "pg_ctl start:\n{}", text(&start));
+    }
+
+    /// `pg_ctl start` on this cluster's data, port and socket directory.
+    fn pg_ctl_start(&self) -> Output {
         let data = self.data_dir();
         let options = format!(
             "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c full_page_writes=off",
@@ -203,7 +190,7 @@ impl PgCluster {
             path_str(self.dir.path())
         );
         let log = self.dir.path().join("server.log");
-        let start = self.run(
+        self.run(
             "pg_ctl",
             &[
                 "-D",
@@ -217,8 +204,7 @@ impl PgCluster {
                 "60",
                 "start",
             ],
-        );
-        assert!(start.status.success(), "pg_ctl start:\n{}", text(&start));
+        )
     }
 
     pub fn port(&self) -> u16 {
