@@ -317,23 +317,9 @@ impl ListStore {
         }
         let old: Vec<RuleRow> = cfg.lists[i].rows.iter().map(|(_, r)| r.clone()).collect();
         let new = change(&old)?;
-        let list = &cfg.lists[i];
-        let (path, format, display) = (list.path.clone(), list.format, list.display.clone());
-        let errors = RowChecker::new(&cfg).check_rows(&new, &display, format);
-        if !errors.is_empty() {
-            return Err(StoreError::Invalid(errors));
-        }
-        let summary = diff_rows(&old, &new);
+        let summary = check_change(&mut cfg, i, &old, &new)?;
+        let (path, format) = (cfg.lists[i].path.clone(), cfg.lists[i].format);
         let rules = new.len();
-        // The old file's own problems are replaced along with its rows.
-        let file = path.display().to_string();
-        cfg.problems.retain(|p| p.file != file);
-        cfg.tenant_problems.retain(|(_, p)| p.file != file);
-        cfg.lists[i].rows = with_lines(&new, format);
-        // Another tenant's problems do not refuse a change to this list.
-        let tenant = cfg.lists[i].tenant.clone();
-        RuleSet::check_for_tenant(&cfg, tenant.as_deref())
-            .map_err(|p| StoreError::Refused(p.0.iter().map(ToString::to_string).collect()))?;
         if summary.is_empty() && own.is_empty() {
             return Ok(Applied {
                 list: name.to_string(),
@@ -363,6 +349,32 @@ impl ListStore {
             rules,
         })
     }
+}
+
+/// Checks `new`, the rows replacing `old` in list `i`, against the whole
+/// configuration (the file path and the fleet's store alike): every row, then
+/// the configuration with them in place of the list's rows and problems;
+/// another tenant's problems do not refuse a change to this list.
+fn check_change(
+    cfg: &mut LoadedConfig,
+    i: usize,
+    old: &[RuleRow],
+    new: &[RuleRow],
+) -> Result<ChangeSummary, StoreError> {
+    let list = &cfg.lists[i];
+    let (file, format) = (list.path.display().to_string(), list.format);
+    let errors = RowChecker::new(cfg).check_rows(new, &list.display, format);
+    if !errors.is_empty() {
+        return Err(StoreError::Invalid(errors));
+    }
+    // The old file's own problems are replaced along with its rows.
+    cfg.problems.retain(|p| p.file != file);
+    cfg.tenant_problems.retain(|(_, p)| p.file != file);
+    cfg.lists[i].rows = with_lines(new, format);
+    let tenant = cfg.lists[i].tenant.clone();
+    RuleSet::check_for_tenant(cfg, tenant.as_deref())
+        .map_err(|p| StoreError::Refused(p.0.iter().map(ToString::to_string).collect()))?;
+    Ok(diff_rows(old, new))
 }
 
 fn load(path: &Path) -> Result<LoadedConfig, StoreError> {

@@ -6,10 +6,7 @@
 //! from its file, recorded first (author `file`) so the change can be
 //! rolled back to it.
 
-use super::{
-    Applied, Fleet, LoadedConfig, RowChecker, RuleRow, RuleSet, StoreError, diff_rows, find,
-    list_problems, with_lines,
-};
+use super::{Applied, Fleet, LoadedConfig, RuleRow, StoreError, check_change, find, list_problems};
 
 pub(super) fn apply(
     fleet: &Fleet,
@@ -30,19 +27,9 @@ pub(super) fn apply(
         let known = stored.is_some();
         let old = stored.unwrap_or_else(|| file_rows.clone());
         let new = change(&old)?;
-        let list = &cfg.lists[i];
-        let (path, format, display) = (list.path.clone(), list.format, list.display.clone());
-        let errors = RowChecker::new(&cfg).check_rows(&new, &display, format);
-        if !errors.is_empty() {
-            return Err(StoreError::Invalid(errors));
-        }
-        let summary = diff_rows(&old, &new);
+        let summary = check_change(&mut cfg, i, &old, &new)?;
+        let path = cfg.lists[i].path.clone();
         let rules = new.len();
-        let file = path.display().to_string();
-        cfg.problems.retain(|p| p.file != file);
-        cfg.lists[i].rows = with_lines(&new, format);
-        RuleSet::compile(&cfg)
-            .map_err(|p| StoreError::Refused(p.0.iter().map(ToString::to_string).collect()))?;
         let mut history_version = None;
         if !summary.is_empty() {
             if !known {
