@@ -19,6 +19,7 @@ mod init;
 mod log;
 mod report;
 mod rollback;
+mod running;
 mod serve;
 mod store;
 mod test;

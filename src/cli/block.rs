@@ -36,6 +36,7 @@ pub(super) fn run(args: BlockArgs) -> Result<(), CliError> {
         name: args.name.clone(),
         action: args.action.clone(),
     };
+    let running = super::running::before_write(&args.config);
     match block_from_call(&args.config, &req, "cli", None) {
         Ok(Blocked::Added {
             number,
@@ -52,6 +53,7 @@ pub(super) fn run(args: BlockArgs) -> Result<(), CliError> {
                 terminal_safe(&rule.rule_name),
                 terminal_safe(&applied.summary.to_string())
             );
+            println!("{}", super::running::after_write(running));
             Ok(())
         }
         Ok(already @ Blocked::AlreadyMatched { .. }) => {

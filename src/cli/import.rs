@@ -123,6 +123,9 @@ pub(super) fn run(args: ImportArgs) -> Result<(), CliError> {
         }
         Ok(plan.result)
     };
+    let running = (!args.dry_run)
+        .then(|| super::running::before_write(&args.config))
+        .flatten();
     let result = store.apply(&args.list, "cli", true, plan_step);
     pb.finish_and_clear();
     if !preview.is_empty() {
@@ -136,6 +139,9 @@ pub(super) fn run(args: ImportArgs) -> Result<(), CliError> {
                 applied.path.display(),
                 applied.summary
             );
+            if applied.history_version.is_some() {
+                println!("{}", super::running::after_write(running));
+            }
             Ok(())
         }
         Err(StoreError::Aborted) if invalid > 0 && !args.skip_invalid => {

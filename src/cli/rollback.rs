@@ -23,6 +23,7 @@ pub struct RollbackArgs {
 }
 
 pub(super) fn run(args: RollbackArgs) -> Result<(), CliError> {
+    let running = super::running::before_write(&args.config);
     let a = ListStore::open(&args.config).and_then(|s| s.restore(&args.list, args.to, "cli"))?;
     println!(
         "{} restored to version {} ({}): {}{}",
@@ -34,5 +35,8 @@ pub(super) fn run(args: RollbackArgs) -> Result<(), CliError> {
             .map(|v| format!("; recorded as version {v}"))
             .unwrap_or_default()
     );
+    if a.history_version.is_some() {
+        println!("{}", super::running::after_write(running));
+    }
     Ok(())
 }
