@@ -187,13 +187,12 @@ const USER_102: &str = "+18005550102";
 const MAIN: &str = "+18005550100";
 
 async fn history_authors(http: SocketAddr, list: &str) -> String {
-    let body = reqwest::get(format!("http://{http}/api/v1/history?list={list}"))
+    reqwest::get(format!("http://{http}/api/v1/history?list={list}"))
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
-    body
+        .unwrap()
 }
 
 #[tokio::test]
