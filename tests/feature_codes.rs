@@ -387,6 +387,24 @@ async fn star30_and_star31_add_and_remove_a_number_and_refuse_what_they_must() {
         agi_feature(a, "op=code", "101", "*30", "f-10").await,
         "refused"
     );
+    // The feature endpoint without a feature is refused, never screened as a call.
+    assert_eq!(
+        agi_feature(a, "op=nope", "101", "s", "f-12").await,
+        "refused"
+    );
+    let none = AsteriskSim::new()
+        .callerid("101")
+        .script("feature")
+        .run(a)
+        .await;
+    assert_eq!(
+        none.variables.get("CALLGUARD_FEATURE").map(String::as_str),
+        Some("refused")
+    );
+    assert!(
+        !none.variables.contains_key("CALLGUARD_VERDICT"),
+        "{none:?}"
+    );
     // An anonymous last caller cannot be blocked (and is not skipped over
     // for the caller before it).
     assert_eq!(

@@ -50,6 +50,9 @@ pub(crate) enum Op {
     Code,
     Delivered,
     Dialled,
+    /// `agi://…/feature` with no or an unknown `op=`: answered `refused`
+    /// (not screened as a call).
+    Unknown,
 }
 
 impl Op {
@@ -82,6 +85,15 @@ pub(crate) struct FeatureRequest {
 const MAX_ARG: usize = 64;
 
 impl FeatureRequest {
+    /// A request to the feature endpoint that names no feature.
+    pub(crate) fn unknown() -> Self {
+        FeatureRequest {
+            op: Op::Unknown,
+            ext: None,
+            number: None,
+        }
+    }
+
     /// From the driver's strings; `None` when `op` names no feature.
     pub(crate) fn new(op: &str, ext: Option<&str>, number: Option<&str>) -> Option<Self> {
         let clean = |v: Option<&str>| {
@@ -164,6 +176,7 @@ async fn answer(req: &FeatureRequest, info: &CallInfo, state: &State) -> Answer 
             Op::Dialled,
             req.number.clone().or(Some(dialled.to_string())),
         ),
+        Op::Unknown => return Answer::Refused,
         op => (op, req.number.clone()),
     };
     // The extension: named, else the caller ID of the handset dialling (not
@@ -245,7 +258,7 @@ async fn answer(req: &FeatureRequest, info: &CallInfo, state: &State) -> Answer 
             )
             .await
         }
-        Op::Code => Answer::Refused,
+        Op::Code | Op::Unknown => Answer::Refused,
     }
 }
 

@@ -172,7 +172,11 @@ fn feature_request(env: &AgiEnv) -> Option<crate::call::feature::FeatureRequest>
                 .find_map(|a| a.trim().strip_prefix(prefix.as_str()))
         })
     };
-    crate::call::feature::FeatureRequest::new(param("op")?, param("ext"), param("number"))
+    let op = param("op").unwrap_or("");
+    Some(
+        crate::call::feature::FeatureRequest::new(op, param("ext"), param("number"))
+            .unwrap_or_else(crate::call::feature::FeatureRequest::unknown),
+    )
 }
 
 struct AgiSession {
