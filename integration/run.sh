@@ -220,6 +220,9 @@ run_row() {
         *) echo "FAIL $id: unknown pbx $pbx"; FAILED=$((FAILED + 1)); return ;;
     esac
     [ "$via" = exec ] && src=127.0.0.2
+    # via=phone: a user's handset (127.0.0.4; caller = its extension) dialling a feature code
+    # or an outbound number.
+    [ "$via" = phone ] && src=127.0.0.4
     # via=edge: the call enters through the lab's Kamailio, which screens it and relays it.
     local target="127.0.0.1:$port"
     if [ "$via" = edge ]; then

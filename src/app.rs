@@ -176,7 +176,9 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
         Some(&log_path),
         &metrics,
     );
+    let features = Arc::new(open_features(&log_path));
     let extras = crate::state::Extras {
+        features,
         reputation,
         log_path: Some(log_path),
         log_postgres: raw.log.postgres_target().and_then(Result::ok),
@@ -184,6 +186,8 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
         list_lock: Default::default(),
         velocity,
         fleet: fleet.clone(),
+        config_path: Some(config_path.to_path_buf()),
+        apply_now: Default::default(),
     };
     let state = State::with_extras(rules, service, metrics, log, extras);
     if let Some(f) = &fleet {
@@ -191,6 +195,16 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
         state.publish_store_gauges();
     }
     let reloader = Reloader::new(config_path.to_path_buf(), state.clone());
+    // A feature code's list write is applied at once, like the API's.
+    let r = reloader.clone();
+    let _ = state.extras.apply_now.set(Arc::new(move |why: String| {
+        let r = r.clone();
+        Box::pin(async move {
+            r.reload(crate::reload::Trigger::ApiWrite(why))
+                .await
+                .map_err(|p| p.to_string())
+        })
+    }));
     let shutdown = Shutdown::new();
     let mut tasks = Vec::new();
     let mut running_agi = None;
@@ -362,4 +376,19 @@ async fn start_log(
         err: e.to_string(),
     })?;
     Ok(Some(handle))
+}
+
+/// The feature codes' memory in the SQLite file at `log.path`; in memory
+/// only when the file cannot be opened (said once).
+fn open_features(log_path: &std::path::Path) -> crate::store::features::Features {
+    use crate::store::features::Features;
+    match Features::open(log_path, chrono::Utc::now().timestamp()) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(
+                "feature codes: {e}; the last callers and dialled numbers are kept in memory only"
+            );
+            Features::in_memory()
+        }
+    }
 }

@@ -7,6 +7,7 @@ use crate::action::{Challenge, Pbx, Step};
 use crate::policy::attest::IdentityInputs;
 
 pub(crate) mod edge;
+pub(crate) mod feature;
 mod lookup;
 mod row;
 mod run;
@@ -42,6 +43,9 @@ pub(crate) struct CallInfo {
     /// `callguard_edge_action` for calls from the proxy): run its plan
     /// without deciding or logging the call a second time.
     pub edge_action: Option<String>,
+    /// A feature code or a note from the dialplan (`agi://…/feature?op=…`,
+    /// `callguard_feature`), not a call to screen.
+    pub feature: Option<feature::FeatureRequest>,
 }
 
 /// How one step ended.
@@ -136,6 +140,9 @@ pub(crate) async fn handle<D: CallDriver>(
 ) -> CallOutcome {
     let started = Instant::now();
     let pbx = driver.pbx();
+    if let Some(req) = &info.feature {
+        return feature::serve(driver, req, info, state).await;
+    }
     if let Some(name) = &info.edge_action
         && let Some(outcome) = edge::hand_over(driver, name, state).await
     {

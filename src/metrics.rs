@@ -394,7 +394,7 @@ impl Default for Metrics {
     }
 }
 
-const LISTS: [DecidedBy; 9] = [
+const LISTS: [DecidedBy; 10] = [
     DecidedBy::Protected,
     DecidedBy::SystemBlacklist,
     DecidedBy::Whitelist,
@@ -404,6 +404,7 @@ const LISTS: [DecidedBy; 9] = [
     DecidedBy::Velocity,
     DecidedBy::UserAllow,
     DecidedBy::UserBlock,
+    DecidedBy::Dialled,
 ];
 
 /// Counter handles resolved on first use and then reused without touching the

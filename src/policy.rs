@@ -5,6 +5,7 @@ pub mod attest;
 pub(crate) mod compile;
 pub mod decide;
 pub(crate) mod explain;
+pub(crate) mod feature;
 pub(crate) mod ids;
 pub(crate) mod index;
 pub(crate) mod number;

@@ -150,6 +150,56 @@ pub struct ServiceConfig {
     pub files: Vec<PathBuf>,
     /// The boot-time keys as this load read them.
     pub boot: BootValues,
+    /// Each tenant's feature codes and numbers-you-called setting.
+    pub features: Arc<FeatureSettings>,
+}
+
+/// One tenant's `feature_codes:` and `dialled_numbers:` (its own, else the
+/// top-level ones), read by the feature endpoint and the call flow.
+#[derive(Debug, Clone, Default)]
+pub struct TenantFeatures {
+    pub codes: crate::config::types::FeatureCodes,
+    /// `dialled_numbers.allow_for`; `None`: off.
+    pub dialled_allow_for: Option<std::time::Duration>,
+}
+
+/// [`TenantFeatures`] by tenant name (the default tenant is `default`).
+#[derive(Debug, Clone, Default)]
+pub struct FeatureSettings {
+    pub top: TenantFeatures,
+    pub tenants: std::collections::HashMap<String, TenantFeatures>,
+}
+
+impl FeatureSettings {
+    pub(crate) fn of(cfg: &LoadedConfig) -> FeatureSettings {
+        let raw = &cfg.raw;
+        let top = TenantFeatures {
+            codes: raw.feature_codes.clone(),
+            dialled_allow_for: raw.dialled_numbers.as_ref().map(|d| d.allow_for),
+        };
+        let tenants = raw
+            .tenants
+            .iter()
+            .map(|(name, t)| {
+                let own = TenantFeatures {
+                    codes: t.value.feature_codes.clone().unwrap_or(top.codes.clone()),
+                    dialled_allow_for: t
+                        .value
+                        .dialled_numbers
+                        .as_ref()
+                        .map(|d| d.allow_for)
+                        .or(top.dialled_allow_for),
+                };
+                (name.clone(), own)
+            })
+            .collect();
+        FeatureSettings { top, tenants }
+    }
+
+    /// The settings of the tenant named `tenant` (unknown: the top-level ones).
+    pub fn of_tenant(&self, tenant: &str) -> &TenantFeatures {
+        self.tenants.get(tenant).unwrap_or(&self.top)
+    }
 }
 
 impl Default for ServiceConfig {
@@ -166,6 +216,7 @@ impl Default for ServiceConfig {
             server: ServerConfig::default(),
             files: Vec::new(),
             boot: BootValues::default(),
+            features: Default::default(),
         }
     }
 }
@@ -196,6 +247,7 @@ impl ServiceConfig {
             server: raw.server.clone(),
             files: cfg.files.clone(),
             boot: BootValues::of(cfg),
+            features: Arc::new(FeatureSettings::of(cfg)),
         })
     }
 

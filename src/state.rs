@@ -73,7 +73,18 @@ pub struct Extras {
     pub fleet: Option<Arc<crate::list_edit::fleet::Fleet>>,
     /// Reputation lookups (`reputation.providers`), built at start.
     pub reputation: Option<Arc<crate::reputation::Reputation>>,
+    /// The feature codes' memory: last caller per extension, dialled numbers.
+    pub features: Arc<crate::store::features::Features>,
+    /// The configuration file, for the feature codes' list writes.
+    pub config_path: Option<std::path::PathBuf>,
+    /// Applies a list write at once (the reloader, installed by `app`): a
+    /// feature code's block is in force for the very next call.
+    pub apply_now: std::sync::OnceLock<ApplyNow>,
 }
+
+/// Reloads now, for the reason given; the rule-set version or the problems.
+pub type ApplyNow =
+    Arc<dyn Fn(String) -> futures::future::BoxFuture<'static, Result<u64, String>> + Send + Sync>;
 
 /// State shared by every listener and the admin API.
 pub struct State {

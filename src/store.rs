@@ -19,9 +19,12 @@
 //!   (`velocity_limits.redis`): the sliding-window script and the connection.
 //! - [`reputation_cache`]: the reputation lookups' cache (in the SQLite file, also with
 //!   `log.postgres`).
+//! - [`features`]: the feature codes' memory (the last caller attributed to
+//!   each extension, the numbers users dialled), in the SQLite file too.
 
 pub(crate) mod calls;
 mod error;
+pub mod features;
 mod filter;
 pub(crate) mod list_versions;
 pub(crate) mod log;

@@ -460,15 +460,21 @@ fn freeswitch_dialplan_parses_and_hands_calls_to_callguard() {
     assert_eq!(depth, 0, "unbalanced elements");
     assert_eq!(
         contexts,
-        ["callguard", "callguard_edge", "callguard_verdict"]
+        [
+            "callguard",
+            "callguard_edge",
+            "callguard_verdict",
+            "callguard_features",
+            "callguard_feature_result"
+        ]
     );
     let socket: Vec<&String> = actions
         .iter()
         .filter(|(app, _)| app == "socket")
         .map(|(_, data)| data)
         .collect();
-    // Screening, and the SIP edge's handed-on action.
-    assert_eq!(socket.len(), 2, "two socket actions");
+    // Screening, the SIP edge's handed-on action and the feature codes.
+    assert_eq!(socket.len(), 3, "three socket actions");
     for data in socket {
         let words: Vec<&str> = data.split_whitespace().collect();
         assert_eq!(words, ["127.0.0.1:8084", "async", "full"]);

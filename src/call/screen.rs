@@ -66,6 +66,21 @@ pub(super) async fn screen<D: CallDriver>(
             .user_for(info.dids.iter().map(String::as_str))
     });
     let trunk = choice.trunk;
+    // A call to a user: attributed to the user's extension (what `*32`
+    // blocks), and whether the user dialled the caller (`dialled_numbers`).
+    let dialled = match (trunk, user) {
+        (Some(t), Some(u)) => {
+            let tenant = rs.tenant(rs.trunk(t).tenant);
+            let caller = rs
+                .trunk(t)
+                .dialing
+                .normalize(&info.caller, info.presentation_restricted);
+            let settings = snap.service.features.of_tenant(&tenant.name);
+            let who = (&*tenant.name, &*tenant.user(u).ext);
+            super::feature::on_screen(state, who, settings, info, &caller)
+        }
+        _ => false,
+    };
     // A trunk the dialplan names but the config lacks: warned, counted, and
     // said in the call's reason (the call goes on with the trunk chosen instead).
     let trunk_note = choice.note(rs);
@@ -111,6 +126,10 @@ pub(super) async fn screen<D: CallDriver>(
                 // Velocity counts in the async flow: a shared counter in Redis
                 // is bounded by `velocity_limits.redis_timeout`, in memory past it.
                 Ok((d, elapsed)) => {
+                    let d = match dialled {
+                        true => crate::policy::feature::allow_dialled(rs, d),
+                        false => d,
+                    };
                     let applied =
                         crate::velocity::apply(&state.extras.velocity, rs, d, Utc::now()).await;
                     if let Some((trunk, rule)) = &applied.tripped {

@@ -22,12 +22,14 @@ macro_rules! duration_default {
 }
 
 mod action;
+mod feature;
 mod listen;
 mod reputation;
 mod rules;
 mod schedule;
 mod tenant;
 pub use action::*;
+pub use feature::*;
 pub use listen::*;
 pub use reputation::*;
 pub use rules::*;
@@ -105,6 +107,14 @@ pub struct RawConfig {
     /// default tenant.
     #[serde(default)]
     pub tenants: BTreeMap<String, S<TenantConfig>>,
+    /// The handset feature codes (*30 / *31 / *32, FreePBX's); a tenant
+    /// without its own uses these.
+    #[serde(default)]
+    pub feature_codes: FeatureCodes,
+    /// Numbers a user dialled are allowed for that user (opt-in; a tenant
+    /// without its own uses this).
+    #[serde(default)]
+    pub dialled_numbers: Option<DialledNumbers>,
     /// Caller reputation and CNAM lookups.
     #[serde(default)]
     pub reputation: ReputationConfig,

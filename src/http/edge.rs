@@ -108,6 +108,7 @@ impl EdgeRequest {
             pai: pai.clone(),
             from: from.clone(),
             edge_action: None,
+            feature: None,
             tenant_hint: None,
             domain: None,
         };

@@ -1,9 +1,9 @@
 //! Precedence: protected → system blacklist → the called user's allow list →
-//! their block list → trunk whitelist → tenant whitelist → trunk blacklist →
-//! tenant blacklist → exclusive mode → default allow. Within one list the higher
-//! `priority` wins, then the more specific rule, then file order. Disabled
-//! rules and rules whose schedule is not active are skipped (and reported to
-//! the tester).
+//! (numbers the user dialled, `policy::feature`) → their block list → trunk
+//! whitelist → tenant whitelist → trunk blacklist → tenant blacklist →
+//! exclusive mode → default allow. Within one list the higher `priority` wins,
+//! then the more specific rule, then file order. Disabled / unscheduled rules
+//! are skipped (and reported to the tester).
 
 use std::cell::Cell;
 
@@ -36,10 +36,11 @@ impl Verdict {
 pub enum DecidedBy {
     Protected,
     SystemBlacklist,
-    /// The called user's own allow list.
     UserAllow,
     /// The called user's own block list.
     UserBlock,
+    /// The called user dialled the caller (`dialled_numbers`, `policy::feature`).
+    Dialled,
     Whitelist,
     Blacklist,
     Exclusive,
@@ -56,6 +57,7 @@ impl DecidedBy {
             DecidedBy::SystemBlacklist => "system_blacklist",
             DecidedBy::UserAllow => "user_allow",
             DecidedBy::UserBlock => "user_block",
+            DecidedBy::Dialled => "dialled",
             DecidedBy::Whitelist => "whitelist",
             DecidedBy::Blacklist => "blacklist",
             DecidedBy::Exclusive => "exclusive",
@@ -65,8 +67,7 @@ impl DecidedBy {
     }
 }
 
-/// The answer for one call: a plain value. Names are resolved through the
-/// rule set it was decided with.
+/// The answer for one call: a plain value (names resolve through its rule set).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     pub verdict: Verdict,
@@ -216,6 +217,7 @@ impl Decision {
                 };
                 format!("user {user}'s {which} list rule {}", how())
             }
+            DecidedBy::Dialled => "the called user dialled this number".to_string(),
             DecidedBy::Whitelist => format!("whitelist rule {} on trunk {trunk}", how()),
             DecidedBy::Blacklist => format!("blacklist rule {} on trunk {trunk}", how()),
             // When the trunk's rules needed the call's attestation, the
@@ -253,9 +255,8 @@ pub fn decide(
     )
 }
 
-/// [`decide_attested`] for a call to `user` (of the trunk's tenant): the
-/// user's own allow and block lists come after the system blacklist and
-/// before the trunk's lists.
+/// [`decide_attested`] for a call to `user` (of the trunk's tenant): their
+/// allow and block lists come after the system blacklist, before the trunk's.
 pub fn decide_for_user(
     rs: &RuleSet,
     trunk: TrunkId,
@@ -407,8 +408,7 @@ fn subjects(caller: &Caller) -> ([Subject<'_>; 3], usize) {
     (s, n)
 }
 
-/// The lists of a call in precedence order (`None`: a user list of a call
-/// for no user).
+/// The lists of a call in precedence order (`None`: no user, no user list).
 fn lists_of(
     rs: &RuleSet,
     trunk: TrunkId,

@@ -76,7 +76,7 @@ pub(crate) async fn apply(
 ) -> Applied {
     if matches!(
         d.list,
-        DecidedBy::Protected | DecidedBy::Whitelist | DecidedBy::UserAllow
+        DecidedBy::Protected | DecidedBy::Whitelist | DecidedBy::UserAllow | DecidedBy::Dialled
     ) {
         return Applied::unchanged(d);
     }

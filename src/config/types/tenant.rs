@@ -45,6 +45,12 @@ pub struct TenantConfig {
     pub trunks: BTreeMap<String, S<TrunkConfig>>,
     #[serde(default)]
     pub users: BTreeMap<String, S<UserConfig>>,
+    /// The tenant's feature codes (default: the top-level `feature_codes`).
+    #[serde(default)]
+    pub feature_codes: Option<FeatureCodes>,
+    /// The tenant's numbers-you-called setting (default: the top-level one).
+    #[serde(default)]
+    pub dialled_numbers: Option<DialledNumbers>,
 }
 
 /// `users: { "101": { dids: ["+15551230101"], allow: lists/101-allow.csv,

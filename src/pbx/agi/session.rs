@@ -149,7 +149,34 @@ pub(crate) fn call_info(env: &AgiEnv) -> CallInfo {
             .map(str::trim)
             .filter(|a| !a.is_empty())
             .map(str::to_string),
+        feature: feature_request(env),
     }
+}
+
+/// `agi://…/feature?op=block-last&ext=101` (or `op=`, `ext=`, `number=` as
+/// AGI arguments): a feature code or a dialplan note, not a call to screen.
+fn feature_request(env: &AgiEnv) -> Option<crate::call::feature::FeatureRequest> {
+    let script = env.network_script().or_else(|| {
+        env.request()
+            .and_then(|r| r.split_once("://")?.1.split_once('/').map(|(_, p)| p))
+    })?;
+    let path = script.split_once('?').map_or(script, |(p, _)| p);
+    if path.trim_matches('/') != "feature" {
+        return None;
+    }
+    let args = env.args();
+    let param = |name: &str| {
+        env.query_param(name).or_else(|| {
+            let prefix = format!("{name}=");
+            args.iter()
+                .find_map(|a| a.trim().strip_prefix(prefix.as_str()))
+        })
+    };
+    let op = param("op").unwrap_or("");
+    Some(
+        crate::call::feature::FeatureRequest::new(op, param("ext"), param("number"))
+            .unwrap_or_else(crate::call::feature::FeatureRequest::unknown),
+    )
 }
 
 struct AgiSession {

@@ -364,6 +364,15 @@ pub(crate) fn call_info(h: &Headers) -> CallInfo {
             .map(str::trim)
             .filter(|a| !a.is_empty() && *a != "_undef_")
             .map(str::to_string),
+        // `callguard_feature=block-last` (and `callguard_ext`,
+        // `callguard_number`) set before `socket`: a feature code or note.
+        feature: h.get("variable_callguard_feature").and_then(|op| {
+            crate::call::feature::FeatureRequest::new(
+                op,
+                h.get("variable_callguard_ext"),
+                h.get("variable_callguard_number"),
+            )
+        }),
     }
 }
 
