@@ -113,7 +113,9 @@ impl ReportScope {
     pub(crate) fn new(tenant: Option<&str>, user: Option<&str>, rs: &RuleSet) -> ReportScope {
         let scoped = tenant.is_some() || user.is_some();
         ReportScope {
-            tenant: tenant.map(str::to_string).or_else(|| user.map(|_| "default".into())),
+            tenant: tenant
+                .map(str::to_string)
+                .or_else(|| user.map(|_| "default".into())),
             user: user.map(str::to_string),
             lists: scoped.then(|| {
                 rs.lists

@@ -222,7 +222,7 @@ pub(super) async fn screen<D: CallDriver>(
             let trunk_name = trunk.map_or("", |t| &*rs.trunk(t).name);
             state.metrics.count_undecided(
                 via,
-                trunk_name,
+                (trunk_name, &rs.tenant(tenant_id).name),
                 verdict.as_str(),
                 action.as_str(),
                 why,

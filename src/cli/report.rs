@@ -53,7 +53,9 @@ pub(super) fn run(args: ReportArgs) -> Result<(), CliError> {
             && t != "default"
             && rs.tenant_by_name(t).is_none()
         {
-            return Err(fail(format!("--tenant {t:?}: no such tenant in the configuration")));
+            return Err(fail(format!(
+                "--tenant {t:?}: no such tenant in the configuration"
+            )));
         }
         ReportScope::new(args.tenant.as_deref(), args.user.as_deref(), &rs)
     } else {

@@ -88,7 +88,8 @@ fn scoped_query(
 ) -> Result<LogQuery, Response> {
     let mut q = to_query(params).map_err(|msg| error(StatusCode::BAD_REQUEST, msg, vec![]))?;
     let snap = api.state.snapshot();
-    let scope = scope::call_scope(&snap.service.http, headers).map_err(IntoResponse::into_response)?;
+    let scope =
+        scope::call_scope(&snap.service.http, headers).map_err(IntoResponse::into_response)?;
     scope::narrow(scope.as_ref(), &mut q).map_err(IntoResponse::into_response)?;
     Ok(q)
 }

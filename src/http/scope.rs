@@ -84,7 +84,10 @@ pub(crate) fn narrow(scope: Option<&CallScope>, q: &mut LogQuery) -> Result<(), 
     let outside = |what: String| {
         ApiError::new(
             StatusCode::FORBIDDEN,
-            format!("{what} is outside this token's scope ({})", scope.describe()),
+            format!(
+                "{what} is outside this token's scope ({})",
+                scope.describe()
+            ),
         )
     };
     if let Some(asked) = &q.tenant

@@ -68,12 +68,26 @@ CREATE INDEX IF NOT EXISTS calls_e164_digits ON calls(e164_digits);
 const SCHEMA_V2: &str = "ALTER TABLE calls ADD COLUMN list_name TEXT NOT NULL DEFAULT '';";
 
 /// Version 2 → 3: the tenant and the user (extension) of the call. Old rows
-/// keep `''`: the default tenant, no user (what they were).
-const SCHEMA_V3: &str = "
-ALTER TABLE calls ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
-ALTER TABLE calls ADD COLUMN user_ext TEXT NOT NULL DEFAULT '';
-CREATE INDEX IF NOT EXISTS calls_tenant_time ON calls(tenant, time);
-";
+/// keep `''`: the default tenant, no user (what they were). Each column is
+/// added only when missing (see [`add_column`]).
+const SCHEMA_V3: [(&str, &str); 2] = [
+    ("tenant", "TEXT NOT NULL DEFAULT ''"),
+    ("user_ext", "TEXT NOT NULL DEFAULT ''"),
+];
+const SCHEMA_V3_INDEX: &str =
+    "CREATE INDEX IF NOT EXISTS calls_tenant_time ON calls(tenant, time);";
+
+/// Adds a column to `calls` unless the table has it already (a file whose
+/// `user_version` was set back by hand, or an interrupted upgrade of another build).
+fn add_column(conn: &Connection, name: &str, decl: &str) -> Result<(), CallLogError> {
+    let mut stmt =
+        conn.prepare("SELECT count(*) FROM pragma_table_info('calls') WHERE name = ?1")?;
+    let n: i64 = stmt.query_row([name], |r| r.get(0))?;
+    if n == 0 {
+        conn.execute_batch(&format!("ALTER TABLE calls ADD COLUMN {name} {decl};"))?;
+    }
+    Ok(())
+}
 
 /// How much a connection's commits must survive.
 #[derive(Debug, Clone, Copy)]
@@ -185,7 +199,10 @@ fn migrate(conn: &mut Connection) -> Result<(), CallLogError> {
         if found < 2 {
             tx.execute_batch(SCHEMA_V2)?;
         }
-        tx.execute_batch(SCHEMA_V3)?;
+        for (name, decl) in SCHEMA_V3 {
+            add_column(&tx, name, decl)?;
+        }
+        tx.execute_batch(SCHEMA_V3_INDEX)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
     }
