@@ -24,7 +24,7 @@ use axum::routing::get;
 use chrono::Utc;
 use serde::Deserialize;
 
-use super::{Api, error, scope};
+use super::{Api, ApiError, error, scope};
 use crate::calllog::{CallLogError, LogQuery, LogReader, parse_time_arg, stored_tenant};
 
 /// Rows returned when `limit` is absent: a screenful, as in the CLI.
@@ -62,7 +62,7 @@ async fn list(
 ) -> Response {
     let q = match scoped_query(&api, &headers, params) {
         Ok(q) => q,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     run(&api, move |r| r.query(&q)).await
 }
@@ -74,7 +74,7 @@ async fn stats(
 ) -> Response {
     let q = match scoped_query(&api, &headers, params) {
         Ok(q) => q,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     run(&api, move |r| r.stats(&q)).await
 }
@@ -85,12 +85,11 @@ fn scoped_query(
     api: &Api,
     headers: &HeaderMap,
     params: Result<Query<Params>, QueryRejection>,
-) -> Result<LogQuery, Response> {
-    let mut q = to_query(params).map_err(|msg| error(StatusCode::BAD_REQUEST, msg, vec![]))?;
+) -> Result<LogQuery, ApiError> {
+    let mut q = to_query(params).map_err(ApiError::bad_request)?;
     let snap = api.state.snapshot();
-    let scope =
-        scope::call_scope(&snap.service.http, headers).map_err(IntoResponse::into_response)?;
-    scope::narrow(scope.as_ref(), &mut q).map_err(IntoResponse::into_response)?;
+    let scope = scope::call_scope(&snap.service.http, headers)?;
+    scope::narrow(scope.as_ref(), &mut q)?;
     Ok(q)
 }
 
