@@ -342,6 +342,38 @@ async fn each_token_sees_its_scopes_calls_stats_overview_and_report() {
     assert_eq!(total, 5, "{o}");
     assert!(o["scope"].is_null() && !o["listeners"].is_null(), "{o}");
 
+    // The CLI on the same log: `log --tenant`, `report --tenant`, and the
+    // per-tenant section of the whole report.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_callguard"))
+            .args(args)
+            .arg("--config")
+            .arg(&p.config)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let lines = cli(&["log", "--tenant", "acme", "--json"]);
+    let rows: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(scopes(&rows), acme3);
+    let table = cli(&["log", "--tenant", "acme", "--user", "101"]);
+    assert!(table.lines().next().unwrap().contains("USER"), "{table}");
+    assert_eq!(table.lines().count(), 3, "{table}");
+    let r: Value =
+        serde_json::from_str(&cli(&["report", "--tenant", "acme", "--format", "json"])).unwrap();
+    assert_eq!(
+        (r["total"].as_u64(), r["tenant"].as_str()),
+        (Some(3), Some("acme"))
+    );
+    let text = cli(&["report", "--tenant", "beta"]);
+    assert!(text.contains("tenant beta\ncalls 1 "), "{text}");
+    let text = cli(&["report"]);
+    assert!(text.contains("\nby tenant\n  default"), "{text}");
+
     // Off by default: no tenant label, the series as they always were.
     let acme_calls =
         server::scrape_sum(http, "callguard_calls_total", &["trunk=\"acme.main\""]).await;
