@@ -512,3 +512,47 @@ impl MetricHandles {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tenants that name their own actions alike share the handles' action
+    /// numbers: the cells grow with trunks and distinct names, not with
+    /// tenants × tenants' actions.
+    #[test]
+    fn tenants_actions_do_not_multiply_the_handles() {
+        let mut yaml = String::from("trunks:\n  main: {}\ntenants:\n");
+        for t in ["t1", "t2", "t3", "t4"] {
+            yaml.push_str(&format!(
+                "  {t}:\n    trunks: {{ main: {{}} }}\n    actions:\n      \
+                 vm: {{ kind: reject, tone: busy }}\n      nope: {{ kind: reject, tone: congestion }}\n"
+            ));
+        }
+        let cfg = crate::config::load_str(&yaml, std::path::Path::new("t.yaml")).unwrap();
+        let rs = RuleSet::compile(&cfg).unwrap();
+        let own = rs.actions.iter().filter(|a| &*a.name == "vm").count();
+        assert_eq!(own, 4, "each tenant has its own action");
+        let h = MetricHandles::new(&rs);
+        let mut names: Vec<&str> = rs.actions.iter().map(|a| &*a.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(h.actions, names.len());
+        assert!(
+            h.actions < rs.actions.len(),
+            "{} {}",
+            h.actions,
+            rs.actions.len()
+        );
+        assert_eq!(
+            h.calls.len(),
+            Via::ALL.len() * rs.trunks.len() * LISTS.len() * names.len()
+        );
+        // Same name, same number; every id has one.
+        let vm: Vec<usize> = (0..rs.actions.len())
+            .filter(|&i| &*rs.actions[i].name == "vm")
+            .map(|i| h.action_slot[i])
+            .collect();
+        assert!(vm.windows(2).all(|w| w[0] == w[1]), "{vm:?}");
+    }
+}
