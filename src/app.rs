@@ -141,7 +141,7 @@ pub async fn start(config_path: &Path) -> Result<Running, StartError> {
     for w in raw.http.unset_token_warnings() {
         tracing::warn!("{w}");
     }
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::with_tenant_label(raw.metrics.tenant_label));
     let log = start_log(&cfg, &metrics).await?;
     let log_path = cfg.resolve(&raw.log.path);
     // The fleet's store keeps the history and the blocks; else the SQLite file.

@@ -18,7 +18,7 @@ pub(crate) mod writer;
 
 pub use crate::store::{
     CallEnd, CallLogError, CallRecord, LogQuery, LogReader, LoggedCall, NO_RULE, PgTarget,
-    StatCount, Stats,
+    StatCount, Stats, TenantCounts, stored_tenant,
 };
 
 pub use render::render_table;

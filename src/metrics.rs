@@ -55,6 +55,8 @@ pub const METRIC_NAMES: &[&str] = &[
 
 pub struct Metrics {
     registry: Registry,
+    /// `metrics.tenant_label`: the decision metrics carry a `tenant` label.
+    tenant_label: bool,
     pub calls_total: IntCounterVec,
     pub rule_hits_total: IntCounterVec,
     pub decision_duration: Histogram,
@@ -89,7 +91,15 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The metrics without the tenant label (`metrics.tenant_label: false`).
     pub fn new() -> Metrics {
+        Metrics::with_tenant_label(false)
+    }
+
+    /// With `tenant_label`, `callguard_calls_total` and
+    /// `callguard_rule_hits_total` carry a `tenant` label (`default` for the
+    /// top level of the file). Fixed for the life of the registry.
+    pub fn with_tenant_label(tenant_label: bool) -> Metrics {
         let registry = Registry::new();
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             let m = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
@@ -105,15 +115,26 @@ impl Metrics {
                 .expect("unique metric");
             m
         };
+        let (calls_labels, hits_labels): (&[&str], &[&str]) = if tenant_label {
+            (
+                &["pbx", "trunk", "verdict", "list", "action", "tenant"],
+                &["trunk", "list", "rule", "tenant"],
+            )
+        } else {
+            (
+                &["pbx", "trunk", "verdict", "list", "action"],
+                &["trunk", "list", "rule"],
+            )
+        };
         let calls_total = counter_vec(
             "callguard_calls_total",
             "Calls decided, by PBX, trunk, verdict, deciding list and action.",
-            &["pbx", "trunk", "verdict", "list", "action"],
+            calls_labels,
         );
         let rule_hits_total = counter_vec(
             "callguard_rule_hits_total",
             "Calls decided by a rule; entries of bulk list files count under the list's name.",
-            &["trunk", "list", "rule"],
+            hits_labels,
         );
         // 1 µs … 100 ms, roughly ×2.5 per bucket.
         let decision_duration = Histogram::with_opts(
@@ -272,6 +293,7 @@ impl Metrics {
         }
         let store = StoreGauges::new(&registry);
         Metrics {
+            tenant_label,
             store,
             rules_source_info,
             restart_required,
@@ -305,17 +327,22 @@ impl Metrics {
     pub fn count_call(&self, h: &MetricHandles, rs: &RuleSet, pbx: impl Into<Via>, d: &Decision) {
         let pbx: Via = pbx.into();
         let list_ix = LISTS.iter().position(|l| *l == d.list).unwrap_or(0);
+        let action_slot = h.action_slot.get(d.action as usize).copied().unwrap_or(0);
         let ix = ((pbx.index() * rs.trunks.len() + d.trunk) * LISTS.len() + list_ix) * h.actions
-            + d.action as usize;
+            + action_slot;
+        let tenant = || tenant_of(rs, d.trunk);
         if let Some(cell) = h.calls.get(ix) {
             cell.get_or_init(|| {
-                self.calls_total.with_label_values(&[
+                let labels = [
                     pbx.as_str(),
                     &rs.trunk(d.trunk).name,
                     d.verdict.as_str(),
                     d.list.as_str(),
                     d.action_name(rs),
-                ])
+                    tenant(),
+                ];
+                self.calls_total
+                    .with_label_values(&labels[..labels.len() - usize::from(!self.tenant_label)])
             })
             .inc();
         }
@@ -330,11 +357,15 @@ impl Metrics {
                 && let Some(cell) = h.hits.get(d.trunk * h.slots + slot)
             {
                 cell.get_or_init(|| {
-                    self.rule_hits_total.with_label_values(&[
+                    let labels = [
                         rs.trunk(d.trunk).name.as_ref(),
                         d.list.as_str(),
                         rs.rules.metric_label(rule),
-                    ])
+                        tenant(),
+                    ];
+                    self.rule_hits_total.with_label_values(
+                        &labels[..labels.len() - usize::from(!self.tenant_label)],
+                    )
                 })
                 .inc();
             }
@@ -345,17 +376,20 @@ impl Metrics {
     /// in `calls_total` under `list="fail"` like every call, and in
     /// `fail_open_total` when it was let through. A rare path, so the label
     /// sets are resolved here rather than pre-resolved.
+    /// A call no decision was made for; `tenant` is its tenant's name
+    /// (`default` for the top level), a label only with `metrics.tenant_label`.
     pub(crate) fn count_undecided(
         &self,
         pbx: Via,
-        trunk: &str,
+        (trunk, tenant): (&str, &str),
         verdict: &str,
         action: &str,
         why: FailReason,
         closed: bool,
     ) {
+        let labels = [pbx.as_str(), trunk, verdict, "fail", action, tenant];
         self.calls_total
-            .with_label_values(&[pbx.as_str(), trunk, verdict, "fail", action])
+            .with_label_values(&labels[..labels.len() - usize::from(!self.tenant_label)])
             .inc();
         if !closed {
             self.fail_open_total
@@ -407,11 +441,29 @@ const LISTS: [DecidedBy; 10] = [
     DecidedBy::Dialled,
 ];
 
+/// The tenant label's value for a trunk: its tenant's name, `default` for the
+/// top level of the file.
+fn tenant_of(rs: &RuleSet, trunk: crate::policy::ruleset::TrunkId) -> &str {
+    rs.tenants
+        .get(rs.trunk(trunk).tenant)
+        .map_or("default", |t| &*t.name)
+}
+
 /// Counter handles resolved on first use and then reused without touching the
-/// metric vector's lock: one cell per (pbx, trunk, list, action) for
+/// metric vector's lock: one cell per (pbx, trunk, list, action name) for
 /// `callguard_calls_total` (pbx: each [`Via`]) and per (trunk, rule label) for rule hits.
+///
+/// Actions are numbered by name, not by id: each tenant's actions are
+/// actions of their own, so numbering by id would give every trunk a cell for
+/// every tenant's actions (cells growing with tenants × tenants' actions);
+/// by name, tenants that name their actions alike share the numbers, and a
+/// trunk's cells grow only with the distinct names. The counted series are
+/// the same either way (the label is the name).
 pub struct MetricHandles {
+    /// Distinct action names: the cells per (pbx, trunk, list).
     actions: usize,
+    /// Action id → its name's number.
+    action_slot: Vec<usize>,
     calls: Vec<OnceLock<IntCounter>>,
     /// Inline rules have a cell each; bulk list entries share their list's.
     hit_slot: HashMap<RuleId, usize>,
@@ -422,7 +474,16 @@ pub struct MetricHandles {
 
 impl MetricHandles {
     pub fn new(rs: &RuleSet) -> MetricHandles {
-        let actions = rs.actions.len();
+        let mut by_name: HashMap<&str, usize> = HashMap::new();
+        let action_slot: Vec<usize> = rs
+            .actions
+            .iter()
+            .map(|a| {
+                let next = by_name.len();
+                *by_name.entry(&*a.name).or_insert(next)
+            })
+            .collect();
+        let actions = by_name.len().max(1);
         let trunks = rs.trunks.len();
         let mut hit_slot = HashMap::new();
         let mut bulk_slot = HashMap::new();
@@ -441,6 +502,7 @@ impl MetricHandles {
         }
         MetricHandles {
             actions,
+            action_slot,
             calls: (0..Via::ALL.len() * trunks * LISTS.len() * actions)
                 .map(|_| OnceLock::new())
                 .collect(),
@@ -449,5 +511,49 @@ impl MetricHandles {
             slots,
             hits: (0..trunks * slots).map(|_| OnceLock::new()).collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tenants that name their own actions alike share the handles' action
+    /// numbers: the cells grow with trunks and distinct names, not with
+    /// tenants × tenants' actions.
+    #[test]
+    fn tenants_actions_do_not_multiply_the_handles() {
+        let mut yaml = String::from("trunks:\n  main: {}\ntenants:\n");
+        for t in ["t1", "t2", "t3", "t4"] {
+            yaml.push_str(&format!(
+                "  {t}:\n    trunks: {{ main: {{}} }}\n    actions:\n      \
+                 vm: {{ kind: reject, tone: busy }}\n      nope: {{ kind: reject, tone: congestion }}\n"
+            ));
+        }
+        let cfg = crate::config::load_str(&yaml, std::path::Path::new("t.yaml")).unwrap();
+        let rs = RuleSet::compile(&cfg).unwrap();
+        let own = rs.actions.iter().filter(|a| &*a.name == "vm").count();
+        assert_eq!(own, 4, "each tenant has its own action");
+        let h = MetricHandles::new(&rs);
+        let mut names: Vec<&str> = rs.actions.iter().map(|a| &*a.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(h.actions, names.len());
+        assert!(
+            h.actions < rs.actions.len(),
+            "{} {}",
+            h.actions,
+            rs.actions.len()
+        );
+        assert_eq!(
+            h.calls.len(),
+            Via::ALL.len() * rs.trunks.len() * LISTS.len() * names.len()
+        );
+        // Same name, same number; every id has one.
+        let vm: Vec<usize> = (0..rs.actions.len())
+            .filter(|&i| &*rs.actions[i].name == "vm")
+            .map(|i| h.action_slot[i])
+            .collect();
+        assert!(vm.windows(2).all(|w| w[0] == w[1]), "{vm:?}");
     }
 }

@@ -12,8 +12,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::calllog::{
-    FIELD_WIDTH, LogQuery, LogReader, SUMMARY_WIDTH, StatCount, parse_time_arg, terminal_cell,
+    FIELD_WIDTH, LogQuery, LogReader, SUMMARY_WIDTH, StatCount, TenantCounts, parse_time_arg,
+    terminal_cell,
 };
+use crate::policy::RuleSet;
+use crate::policy::ruleset::ListInfo;
 use crate::store::ListVersions;
 
 /// Blocked calls read for the per-list, per-country and per-caller counts;
@@ -60,19 +63,99 @@ pub(crate) struct Report {
     /// calls: the list, country and caller counts cover the newest ones.
     pub truncated: bool,
     pub rule_changes: Vec<RuleChange>,
+    /// The tenant the report is for (`callguard report --tenant`, a tenant's
+    /// token); absent: every tenant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// The user (extension) the report is for (a user's token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Per tenant (`default` for the top level): only in a report over every
+    /// tenant of a log that has calls of a named tenant, so a configuration
+    /// without `tenants:` gets the report it always had.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<TenantCounts>,
+}
+
+/// Whose calls and rule changes a report covers.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ReportScope {
+    /// The tenant's name (`default`: the top level); `None`: every tenant.
+    pub tenant: Option<String>,
+    /// The user (extension) of that tenant.
+    pub user: Option<String>,
+    /// The lists whose changes are shown; `None`: every list.
+    pub lists: Option<Vec<String>>,
+}
+
+/// Whether list `l` belongs to the scope of `tenant` (its name; `default`:
+/// the top level) and `user`: a tenant's lists, or the user's own. The
+/// protected numbers and the system blacklist are above every tenant, so in
+/// no scope. `(None, None)`: every list. Scoped tokens and reports share it.
+pub(crate) fn list_in_scope(tenant: Option<&str>, user: Option<&str>, l: &ListInfo) -> bool {
+    let tenant = match (tenant, user) {
+        (Some(tenant), _) => tenant,
+        (None, Some(_)) => "default",
+        (None, None) => return true,
+    };
+    let list_tenant = l.tenant.as_deref().unwrap_or("default");
+    if matches!(l.kind, "protected" | "system_blacklist") || list_tenant != tenant {
+        return false;
+    }
+    match user {
+        None => true,
+        Some(u) => l.user.as_deref() == Some(u),
+    }
+}
+
+impl ReportScope {
+    /// The scope of `tenant` and `user` with the names of its lists in `rs`.
+    pub(crate) fn new(tenant: Option<&str>, user: Option<&str>, rs: &RuleSet) -> ReportScope {
+        let scoped = tenant.is_some() || user.is_some();
+        ReportScope {
+            tenant: tenant
+                .map(str::to_string)
+                .or_else(|| user.map(|_| "default".into())),
+            user: user.map(str::to_string),
+            lists: scoped.then(|| {
+                rs.lists
+                    .iter()
+                    .filter(|l| list_in_scope(tenant, user, l))
+                    .map(|l| l.name.clone())
+                    .collect()
+            }),
+        }
+    }
 }
 
 /// Builds the report for `[since, until)` from the decision log and, when
 /// given, the list history; an error is the database's, as text.
+#[cfg(test)]
 pub(crate) fn build(
     log: &LogReader,
     history: Option<&ListVersions>,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Report, String> {
+    build_scoped(log, history, since, until, &ReportScope::default())
+}
+
+/// [`build`] for one tenant's or one user's calls and lists.
+pub(crate) fn build_scoped(
+    log: &LogReader,
+    history: Option<&ListVersions>,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    scope: &ReportScope,
+) -> Result<Report, String> {
     let q = LogQuery {
         since: Some(since),
         until: Some(until),
+        tenant: scope
+            .tenant
+            .as_deref()
+            .map(|t| crate::calllog::stored_tenant(t).to_string()),
+        user: scope.user.clone(),
         ..LogQuery::default()
     };
     let stats = log.stats(&q).map_err(|e| e.to_string())?;
@@ -99,6 +182,20 @@ pub(crate) fn build(
         };
         *by_caller.entry(caller).or_default() += 1;
     }
+    let tenants = if scope.tenant.is_none() && scope.user.is_none() {
+        let mut t = log.tenant_counts(&q).map_err(|e| e.to_string())?;
+        if t.iter().all(|t| t.tenant.is_empty()) {
+            t.clear();
+        }
+        for t in &mut t {
+            if t.tenant.is_empty() {
+                t.tenant = "default".into();
+            }
+        }
+        t
+    } else {
+        Vec::new()
+    };
     let mut top = sorted(by_caller);
     top.truncate(TOP_CALLERS);
     let rule_changes = match history {
@@ -111,6 +208,7 @@ pub(crate) fn build(
             // its history began (every list gets one the first time any list is written),
             // not a change anybody made.
             .filter(|v| !(v.version == 1 && v.author == BASELINE_AUTHOR))
+            .filter(|v| scope.lists.as_ref().is_none_or(|l| l.contains(&v.list)))
             .map(|v| RuleChange {
                 time: v.time.to_rfc3339_opts(SecondsFormat::Secs, true),
                 list: v.list,
@@ -138,6 +236,9 @@ pub(crate) fn build(
         top_blocked_callers: top,
         truncated: blocked.len() >= MAX_BLOCKED_ROWS,
         rule_changes,
+        tenant: scope.tenant.clone(),
+        user: scope.user.clone(),
+        tenants,
     })
 }
 
@@ -168,11 +269,30 @@ impl Report {
     pub(crate) fn to_text(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "callguard report {} .. {}", self.since, self.until);
+        if let Some(scope) = self.scope_line() {
+            let _ = writeln!(s, "{}", terminal_cell(&scope, SUMMARY_WIDTH));
+        }
         let _ = writeln!(
             s,
             "calls {}  blocked {}  allowed {}  failed open {}  failed closed {}",
             self.total, self.blocked, self.allowed, self.fail_open, self.fail_closed
         );
+        if !self.tenants.is_empty() {
+            let _ = writeln!(s, "\nby tenant");
+            let names: Vec<String> = self
+                .tenants
+                .iter()
+                .map(|t| terminal_cell(&t.tenant, FIELD_WIDTH))
+                .collect();
+            let w = names.iter().map(|k| k.chars().count()).max().unwrap_or(0);
+            for (name, t) in names.iter().zip(&self.tenants) {
+                let _ = writeln!(
+                    s,
+                    "  {name:<w$}  calls {:>7}  blocked {:>7}  allowed {:>7}  failed open {:>7}",
+                    t.calls, t.blocked, t.allowed, t.fail_open
+                );
+            }
+        }
         if self.truncated {
             let _ = writeln!(
                 s,
@@ -211,6 +331,18 @@ impl Report {
         s
     }
 
+    /// `tenant acme`, `tenant acme, user 101`: whose report this is.
+    fn scope_line(&self) -> Option<String> {
+        match (&self.tenant, &self.user) {
+            (None, None) => None,
+            (Some(t), None) => Some(format!("tenant {t}")),
+            (t, Some(u)) => Some(format!(
+                "tenant {}, user {u}",
+                t.as_deref().unwrap_or("default")
+            )),
+        }
+    }
+
     fn sections(&self) -> [(&'static str, &[StatCount]); 5] {
         [
             ("blocked by trunk", &self.blocked_by_trunk),
@@ -240,6 +372,24 @@ impl Report {
             self.fail_open,
             self.fail_closed
         );
+        if let Some(scope) = self.scope_line() {
+            let _ = writeln!(s, "<p>{}</p>", esc(&scope));
+        }
+        if !self.tenants.is_empty() {
+            s.push_str("<h2>by tenant</h2>\n<table><tr><th>tenant</th><th>calls</th><th>blocked</th><th>allowed</th><th>failed open</th></tr>");
+            for t in &self.tenants {
+                let _ = write!(
+                    s,
+                    "<tr><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
+                    esc(&t.tenant),
+                    t.calls,
+                    t.blocked,
+                    t.allowed,
+                    t.fail_open
+                );
+            }
+            s.push_str("</table>\n");
+        }
         for (title, rows) in self.sections() {
             let _ = write!(s, "<h2>{title}</h2>\n<table>");
             if rows.is_empty() {

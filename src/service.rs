@@ -70,6 +70,7 @@ pub(crate) const BOOT_KEYS: &[&str] = &[
     "velocity_limits.redis_password_env",
     "velocity_limits.redis_timeout",
     "reputation",
+    "metrics.tenant_label",
 ];
 
 /// The boot-time keys' values as loaded, in the order of [`BOOT_KEYS`],
@@ -112,6 +113,7 @@ impl BootValues {
                     r.budget, r.max_entries, r.serve_stale, r.prefetch_hits, r.set_caller_name
                 )
             },
+            raw.metrics.tenant_label.to_string(),
         ];
         BootValues(values.into())
     }

@@ -35,7 +35,10 @@ pub(crate) mod reputation_cache;
 pub mod sqlite;
 pub(crate) mod velocity_blocks;
 
-pub use calls::{CallEnd, CallRecord, Counts, LogQuery, LoggedCall, NO_RULE, StatCount, Stats};
+pub use calls::{
+    CallEnd, CallRecord, Counts, LogQuery, LoggedCall, NO_RULE, StatCount, Stats, TenantCounts,
+    stored_tenant,
+};
 
 pub(crate) use calls::{HitCounts, LogRow};
 pub use error::CallLogError;

@@ -74,6 +74,8 @@ fn record(
         reason: "test".into(),
         decision_ns: 1234,
         fail_open: false,
+        tenant: String::new(),
+        user: String::new(),
     }
 }
 

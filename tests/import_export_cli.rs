@@ -343,6 +343,8 @@ async fn log_calls(db: &Path) {
         reason: "no rule matched".into(),
         decision_ns: 1000,
         fail_open: false,
+        tenant: String::new(),
+        user: String::new(),
     };
     assert!(log.record(call(
         "1700000000.42",

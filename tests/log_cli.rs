@@ -127,6 +127,8 @@ async fn write_log(path: &Path) {
             reason: format!("{} by {}", row.verdict, row.rule.unwrap_or("default")),
             decision_ns: 1000,
             fail_open: false,
+            tenant: String::new(),
+            user: String::new(),
         }));
         assert!(log.finish(CallEnd {
             unique_id: row.uid.into(),
@@ -204,6 +206,8 @@ async fn log_shows_unique_id_list_name_exclusive_rule_and_fail_counts() {
             reason: "r".into(),
             decision_ns: 1000,
             fail_open,
+            tenant: String::new(),
+            user: String::new(),
         }
     };
     for r in [

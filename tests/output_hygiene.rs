@@ -81,6 +81,8 @@ async fn log_hostile_calls(db: &Path) {
             reason: "matched".into(),
             decision_ns: 1000,
             fail_open: false,
+            tenant: String::new(),
+            user: String::new(),
         }));
     }
     log.flush().await.unwrap();

@@ -102,6 +102,11 @@ pub(super) struct Row {
     pub reason: String,
     pub decision_ns: u64,
     pub fail_open: bool,
+    /// The named tenant whose rules screened the call; `None` for the
+    /// default one (stored empty).
+    pub tenant: Option<Arc<str>>,
+    /// The user (extension) the call was for.
+    pub user: Option<Arc<str>>,
 }
 
 impl Row {
@@ -155,6 +160,8 @@ impl Row {
             reason: self.reason,
             decision_ns: self.decision_ns,
             fail_open: self.fail_open,
+            tenant: self.tenant.as_deref().unwrap_or("").to_string(),
+            user: self.user.as_deref().unwrap_or("").to_string(),
         }
     }
 }
@@ -197,6 +204,8 @@ mod tests {
             reason: "fail open: no decision within 1ms".into(),
             decision_ns: 0,
             fail_open: true,
+            tenant: Some("acme".into()),
+            user: Some("101".into()),
         };
         let (vars, n) = row.vars(Some(FailReason::Timeout));
         assert_eq!(n, 6);
@@ -212,5 +221,6 @@ mod tests {
             ),
             ("freeswitch", "allow", "fail", "pass")
         );
+        assert_eq!((r.tenant.as_str(), r.user.as_str()), ("acme", "101"));
     }
 }

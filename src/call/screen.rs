@@ -151,6 +151,11 @@ pub(super) async fn screen<D: CallDriver>(
         .find(|d| !d.is_empty() && *d != "unknown")
         .cloned()
         .unwrap_or_default();
+    // The tenant of the trunk (else the one recognised) and the user, named
+    // in the log row; the default tenant is stored empty.
+    let tenant_id = trunk.map_or(tenant, |t| rs.trunk(t).tenant);
+    let scope_tenant = (tenant_id != 0).then(|| rs.tenant(tenant_id).name.clone());
+    let scope_user = user.map(|u| rs.tenant(tenant_id).user(u).ext.clone());
     let mut row = Row {
         time: Utc::now(),
         unique_id: info.unique_id.clone(),
@@ -171,6 +176,8 @@ pub(super) async fn screen<D: CallDriver>(
         reason: String::new(),
         decision_ns: 0,
         fail_open: false,
+        tenant: scope_tenant,
+        user: scope_user,
     };
     match decided {
         Ok((d, elapsed, velocity_note)) => {
@@ -234,7 +241,7 @@ pub(super) async fn screen<D: CallDriver>(
             let trunk_name = trunk.map_or("", |t| &*rs.trunk(t).name);
             state.metrics.count_undecided(
                 via,
-                trunk_name,
+                (trunk_name, &rs.tenant(tenant_id).name),
                 verdict.as_str(),
                 action.as_str(),
                 why,

@@ -104,6 +104,9 @@ pub(crate) fn row(n: &NotScreened) -> (CallRecord, CallEnd) {
         decision_ns: 0,
         // The call went on without a decision: the report counts it as such.
         fail_open: true,
+        // Never screened: no tenant was recognised (the default tenant's row).
+        tenant: None,
+        user: None,
     }
     .into_record();
     let end = CallEnd {

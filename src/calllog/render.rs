@@ -38,20 +38,44 @@ const HEADERS: [&str; N] = [
 ];
 pub(crate) const REASON_WIDTH: usize = 48;
 
-/// One line per call under a header, newest first as given.
+/// Where the USER column goes (after TRUNK) when a call was for a user, and
+/// how wide it grows (an extension).
+const USER_AT: usize = 3;
+const USER_CAP: usize = 12;
+
+/// One line per call under a header, newest first as given. A USER column
+/// (the extension the call was for) appears only when a call has one, so a
+/// log without per-user lists reads as it always has.
 pub fn render_table(calls: &[LoggedCall]) -> String {
-    let rows: Vec<[String; N + 1]> = calls.iter().map(cells).collect();
-    let mut widths = HEADERS.map(|h| h.chars().count());
+    let with_user = calls.iter().any(|c| !c.user.is_empty());
+    let mut headers: Vec<&str> = HEADERS.to_vec();
+    let mut caps: Vec<usize> = CAPS.to_vec();
+    if with_user {
+        headers.insert(USER_AT, "USER");
+        caps.insert(USER_AT, USER_CAP);
+    }
+    let rows: Vec<Vec<String>> = calls
+        .iter()
+        .map(|c| {
+            let mut row = cells(c).to_vec();
+            if with_user {
+                row.insert(USER_AT, terminal_safe(&c.user).into_owned());
+            }
+            row
+        })
+        .collect();
+    let n = headers.len();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (i, w) in widths.iter_mut().enumerate() {
-            *w = (*w).max(row[i].chars().count()).min(CAPS[i]);
+            *w = (*w).max(row[i].chars().count()).min(caps[i]);
         }
     }
     let mut out = String::new();
-    let header: Vec<String> = HEADERS.iter().map(|h| h.to_string()).collect();
+    let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
     push_line(&mut out, &header, &widths, "REASON");
     for row in &rows {
-        push_line(&mut out, &row[..N], &widths, &fit(&row[N], REASON_WIDTH));
+        push_line(&mut out, &row[..n], &widths, &fit(&row[n], REASON_WIDTH));
     }
     if rows.is_empty() {
         out.push_str("(no calls)\n");
@@ -59,7 +83,7 @@ pub fn render_table(calls: &[LoggedCall]) -> String {
     out
 }
 
-fn push_line(out: &mut String, cols: &[String], widths: &[usize; N], last: &str) {
+fn push_line(out: &mut String, cols: &[String], widths: &[usize], last: &str) {
     for (cell, &w) in cols.iter().zip(widths) {
         let cell = fit(cell, w);
         let pad = w - cell.chars().count();
@@ -268,7 +292,24 @@ mod tests {
             hangup_cause: Some("NORMAL_CLEARING".into()),
             duration_ms: Some(1500),
             ended_at: None,
+            tenant: String::new(),
+            user: String::new(),
         }
+    }
+
+    /// A USER column only when a call was for a user; none otherwise.
+    #[test]
+    fn user_column_only_when_a_call_has_a_user() {
+        let plain = render_table(&[call("ok")]);
+        assert!(!plain.contains("USER"), "{plain}");
+        let mut c = call("ok");
+        c.user = "101".into();
+        let t = render_table(&[c, call("ok")]);
+        let header = t.lines().next().unwrap();
+        assert!(header.starts_with("TIME"), "{t}");
+        let cols: Vec<&str> = header.split_whitespace().collect();
+        assert_eq!(cols[3], "USER", "{t}");
+        assert!(t.lines().nth(1).unwrap().contains(" 101 "), "{t}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use clap::Args;
 use super::CliError;
 use crate::calllog::{
     CallLogError, FIELD_WIDTH, LogQuery, LogReader, PgTarget, parse_time_arg, render_stats,
-    render_table, terminal_cell,
+    render_table, stored_tenant, terminal_cell,
 };
 use crate::config;
 
@@ -47,6 +47,12 @@ pub struct LogArgs {
     /// A caller number in any spelling: `+1 555-123-4567` finds `5551234567`.
     #[arg(long)]
     pub caller: Option<String>,
+    /// Only calls screened by this tenant (`default`: the top level of the file).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Only calls for this user (the extension of `users:`).
+    #[arg(long)]
+    pub user: Option<String>,
     /// Most calls shown, newest first; 0 shows all.
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
@@ -93,6 +99,8 @@ fn build_query(args: &LogArgs) -> Result<LogQuery, String> {
         trunk: args.trunk.clone(),
         rule: args.rule.clone(),
         caller: args.caller.clone(),
+        tenant: args.tenant.as_deref().map(|t| stored_tenant(t).to_string()),
+        user: args.user.clone(),
         limit: args.limit,
     })
 }

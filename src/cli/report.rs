@@ -10,7 +10,8 @@ use clap::Args;
 use super::CliError;
 use crate::calllog::LogReader;
 use crate::config;
-use crate::report::{build, period};
+use crate::policy::RuleSet;
+use crate::report::{ReportScope, build_scoped, period};
 use crate::store::ListVersions;
 
 #[derive(Args, Debug)]
@@ -24,6 +25,12 @@ pub struct ReportArgs {
     /// End of the period (default: now), same forms as --since.
     #[arg(long)]
     pub until: Option<String>,
+    /// Only this tenant's calls and list changes (`default`: the top level of the file).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Only the calls for this user (an extension of `users:`) and their own lists.
+    #[arg(long)]
+    pub user: Option<String>,
     /// text (for a terminal or a mail), html (printable page) or json.
     #[arg(long, default_value = "text", value_parser = ["text", "html", "json"])]
     pub format: String,
@@ -39,7 +46,22 @@ pub(super) fn run(args: ReportArgs) -> Result<(), CliError> {
         LogReader::open_either(&log_path, postgres.as_ref()).map_err(|e| fail(e.to_string()))?;
     // The history lives in the same database, which exists (the log opened).
     let history = ListVersions::open(&log_path).ok();
-    let report = build(&log, history.as_ref(), since, until)
+    let scope = if args.tenant.is_some() || args.user.is_some() {
+        // The scope's lists (for its rule changes) as the service names them.
+        let rs = RuleSet::compile_isolated(&cfg, None).map_err(|p| fail(p.to_string()))?;
+        if let Some(t) = &args.tenant
+            && t != "default"
+            && rs.tenant_by_name(t).is_none()
+        {
+            return Err(fail(format!(
+                "--tenant {t:?}: no such tenant in the configuration"
+            )));
+        }
+        ReportScope::new(args.tenant.as_deref(), args.user.as_deref(), &rs)
+    } else {
+        ReportScope::default()
+    };
+    let report = build_scoped(&log, history.as_ref(), since, until, &scope)
         .map_err(|e| fail(format!("{}: {e}", log_path.display())))?;
     match args.format.as_str() {
         "json" => {

@@ -118,6 +118,9 @@ pub struct RawConfig {
     /// Caller reputation and CNAM lookups.
     #[serde(default)]
     pub reputation: ReputationConfig,
+    /// Prometheus metrics (`GET /metrics`).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 fn d100k() -> usize {
@@ -388,6 +391,19 @@ impl Default for LogConfig {
             postgres_password_env: None,
         }
     }
+}
+
+/// `metrics:`, read once at start (the label sets of the families are fixed
+/// for the life of the process; a change is reported as "restart required").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Add a `tenant` label to the decision metrics (`callguard_calls_total`,
+    /// `callguard_rule_hits_total`): one series per tenant as well. Off by
+    /// default, so the number of series stays bounded and existing
+    /// dashboards keep their label sets.
+    #[serde(default)]
+    pub tenant_label: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

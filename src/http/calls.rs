@@ -1,10 +1,15 @@
 //! The decision log over HTTP, for support tools and dashboards that cannot
 //! run the CLI on the host:
 //!
-//! - `GET /api/v1/calls?since=&until=&verdict=&trunk=&rule=&caller=&limit=`:
+//! - `GET /api/v1/calls?since=&until=&verdict=&trunk=&rule=&caller=&tenant=&user=&limit=`:
 //!   a JSON array of calls, newest first.
-//! - `GET /api/v1/calls/stats?since=&until=&verdict=&trunk=&rule=&caller=`:
+//! - `GET /api/v1/calls/stats?since=&until=&verdict=&trunk=&rule=&caller=&tenant=&user=`:
 //!   totals and blocked calls per rule, list and trunk.
+//! - `GET /api/v1/me/calls`: the calls of the token's scope (as `/api/v1/calls`).
+//!
+//! A token scoped to a tenant (or a user) gets only its scope's calls; a
+//! `tenant` or `user` filter outside it is refused with 403 (see
+//! [`super::scope::narrow`]). `tenant=default` is the top level of the file.
 //!
 //! `since`/`until` take the CLI's forms (`1h`, `2026-11-01`, RFC 3339). Each
 //! request opens its own read-only connection on a blocking thread, so a slow
@@ -13,14 +18,14 @@
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State as AxState};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::Utc;
 use serde::Deserialize;
 
-use super::{Api, error};
-use crate::calllog::{CallLogError, LogQuery, LogReader, parse_time_arg};
+use super::{Api, ApiError, error, scope};
+use crate::calllog::{CallLogError, LogQuery, LogReader, parse_time_arg, stored_tenant};
 
 /// Rows returned when `limit` is absent: a screenful, as in the CLI.
 const DEFAULT_LIMIT: usize = 50;
@@ -32,6 +37,7 @@ pub(crate) fn routes() -> Router<Api> {
     Router::new()
         .route("/api/v1/calls", get(list))
         .route("/api/v1/calls/stats", get(stats))
+        .route("/api/v1/me/calls", get(list))
 }
 
 /// The query string as typed; everything is parsed here so that every
@@ -44,29 +50,47 @@ struct Params {
     trunk: Option<String>,
     rule: Option<String>,
     caller: Option<String>,
+    tenant: Option<String>,
+    user: Option<String>,
     limit: Option<String>,
 }
 
 async fn list(
     AxState(api): AxState<Api>,
+    headers: HeaderMap,
     params: Result<Query<Params>, QueryRejection>,
 ) -> Response {
-    let q = match to_query(params) {
+    let q = match scoped_query(&api, &headers, params) {
         Ok(q) => q,
-        Err(msg) => return error(StatusCode::BAD_REQUEST, msg, vec![]),
+        Err(refused) => return refused.into_response(),
     };
     run(&api, move |r| r.query(&q)).await
 }
 
 async fn stats(
     AxState(api): AxState<Api>,
+    headers: HeaderMap,
     params: Result<Query<Params>, QueryRejection>,
 ) -> Response {
-    let q = match to_query(params) {
+    let q = match scoped_query(&api, &headers, params) {
         Ok(q) => q,
-        Err(msg) => return error(StatusCode::BAD_REQUEST, msg, vec![]),
+        Err(refused) => return refused.into_response(),
     };
     run(&api, move |r| r.stats(&q)).await
+}
+
+/// The filters narrowed to the token's scope, or the answer refusing them
+/// (400 malformed, 403 outside the scope).
+fn scoped_query(
+    api: &Api,
+    headers: &HeaderMap,
+    params: Result<Query<Params>, QueryRejection>,
+) -> Result<LogQuery, ApiError> {
+    let mut q = to_query(params).map_err(ApiError::bad_request)?;
+    let snap = api.state.snapshot();
+    let scope = scope::call_scope(&snap.service.http, headers)?;
+    scope::narrow(scope.as_ref(), &mut q)?;
+    Ok(q)
 }
 
 /// The filters, or what is wrong with them (answered as 400).
@@ -105,6 +129,8 @@ fn to_query(params: Result<Query<Params>, QueryRejection>) -> Result<LogQuery, S
         trunk: text(p.trunk),
         rule: text(p.rule),
         caller: text(p.caller),
+        tenant: text(p.tenant).map(|t| stored_tenant(&t).to_string()),
+        user: text(p.user),
         limit,
     })
 }

@@ -3,20 +3,24 @@
 //! decision log), the last reload (ok, or its `FILE:LINE` problems), the rule
 //! source commit, the listeners and the version. Counts only, no phone
 //! numbers, so it is open like `/api/v1/status`; `protect_reads` tells the
-//! console whether the other screens will ask for a token.
+//! console whether the other screens will ask for a token. A token scoped to
+//! a tenant or a user gets its scope's counts only (its tenant's trunks, the
+//! calls for its user), without the service-wide parts (reload problems,
+//! listeners, sources), and a `scope` naming it.
 
 use std::path::Path;
 
 use axum::Router;
 use axum::extract::{Query, State as AxState};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::Api;
-use crate::calllog::{LogReader, PgTarget};
+use super::{Api, scope};
+use crate::calllog::{LogQuery, LogReader, PgTarget};
 
 pub(crate) fn routes() -> Router<Api> {
     Router::new().route("/api/v1/overview", get(overview))
@@ -29,8 +33,19 @@ struct OverviewQuery {
     today: Option<DateTime<Utc>>,
 }
 
-async fn overview(AxState(api): AxState<Api>, Query(q): Query<OverviewQuery>) -> Response {
+async fn overview(
+    AxState(api): AxState<Api>,
+    headers: HeaderMap,
+    Query(q): Query<OverviewQuery>,
+) -> Response {
     let snap = api.state.snapshot();
+    let scope = match scope::call_scope(&snap.service.http, &headers) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let mut filter = LogQuery::default();
+    // Cannot be refused: the filter names no tenant or user of its own.
+    let _ = scope::narrow(scope.as_ref(), &mut filter);
     let now = Utc::now();
     let today = q.today.unwrap_or_else(|| {
         now.date_naive()
@@ -44,7 +59,7 @@ async fn overview(AxState(api): AxState<Api>, Query(q): Query<OverviewQuery>) ->
     let job = tokio::task::spawn_blocking(move || {
         let counts = log
             .as_deref()
-            .map(|p| counts(p, postgres.as_ref(), today, hour));
+            .map(|p| counts(p, postgres.as_ref(), today, hour, &filter));
         let listen = crate::config::load::read_bounded(&config, 16 << 20, "config")
             .ok()
             .and_then(|b| crate::config::load::parse(&String::from_utf8_lossy(&b), "config").ok())
@@ -56,6 +71,13 @@ async fn overview(AxState(api): AxState<Api>, Query(q): Query<OverviewQuery>) ->
     let reload = match api.reloader.last_error() {
         Some(e) => json!({ "ok": false, "at": e.at.to_rfc3339(), "problems": e.problems }),
         None => json!({ "ok": true, "at": snap.loaded_at.to_rfc3339(), "problems": [] }),
+    };
+    let scoped = scope.is_some();
+    let reload = if scoped {
+        // Another tenant's files may be named in the problems: only whether it went well.
+        json!({ "ok": reload["ok"], "at": reload["at"], "problems": [] })
+    } else {
+        reload
     };
     let (trunks, log_error) = match counts {
         Some(Ok(v)) => (v, None),
@@ -73,9 +95,12 @@ async fn overview(AxState(api): AxState<Api>, Query(q): Query<OverviewQuery>) ->
         "reload": reload,
         "rules_version": snap.version,
         "rules": snap.rules.rules.len(),
-        "source": snap.source,
-        "listeners": listen.map(|l| json!({ "agi": l.agi, "esl": l.esl, "http": l.http })),
-        "sources": api.reloader.status(),
+        "source": if scoped { None } else { snap.source.as_ref() },
+        "listeners": listen
+            .filter(|_| !scoped)
+            .map(|l| json!({ "agi": l.agi, "esl": l.esl, "http": l.http })),
+        "sources": if scoped { json!([]) } else { json!(api.reloader.status()) },
+        "scope": scope.map(|s| json!({ "tenant": s.tenant, "user": s.user })),
         "protect_reads": http.protect_reads,
         "tokens_configured": !http.tokens.is_empty(),
         "build": env!("CARGO_PKG_VERSION"),
@@ -90,9 +115,10 @@ fn counts(
     postgres: Option<&PgTarget>,
     today: DateTime<Utc>,
     hour: DateTime<Utc>,
+    scope: &LogQuery,
 ) -> Result<Value, String> {
     LogReader::open_either(log, postgres)
-        .and_then(|r| r.trunk_counts(today, hour))
+        .and_then(|r| r.trunk_counts(today, hour, scope))
         .map(|rows| json!(rows))
         .map_err(|e| e.to_string())
 }

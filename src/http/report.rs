@@ -1,19 +1,20 @@
 //! `GET /api/v1/report?since=24h&until=&format=json|html|text`: the daily
 //! report of `callguard report`, for the console's Daily report page and for
 //! tools that cannot run the CLI on the host. It names callers, so it is a
-//! read that `http.protect_reads` guards.
+//! read that `http.protect_reads` guards. A token scoped to a tenant or a
+//! user gets the report of its scope: its calls and its lists' changes.
 
 use axum::Router;
 use axum::extract::{Query, State as AxState};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use chrono::Utc;
 use serde::Deserialize;
 
-use super::{Api, ApiError, ApiResult};
+use super::{Api, ApiError, ApiResult, scope};
 use crate::calllog::LogReader;
-use crate::report::{build, period};
+use crate::report::{ReportScope, build_scoped, period};
 
 pub(crate) fn routes() -> Router<Api> {
     Router::new().route("/api/v1/report", get(report))
@@ -26,7 +27,16 @@ struct ReportQuery {
     format: Option<String>,
 }
 
-async fn report(AxState(api): AxState<Api>, Query(q): Query<ReportQuery>) -> ApiResult {
+async fn report(
+    AxState(api): AxState<Api>,
+    headers: HeaderMap,
+    Query(q): Query<ReportQuery>,
+) -> ApiResult {
+    let snap = api.state.snapshot();
+    let scope = match scope::call_scope(&snap.service.http, &headers)? {
+        Some(s) => ReportScope::new(Some(&s.tenant), s.user.as_deref(), &snap.rules),
+        None => ReportScope::default(),
+    };
     let format = q.format.unwrap_or_else(|| "json".into());
     if !matches!(format.as_str(), "json" | "html" | "text") {
         return Err(ApiError::bad_request(format!(
@@ -49,7 +59,7 @@ async fn report(AxState(api): AxState<Api>, Query(q): Query<ReportQuery>) -> Api
     let postgres = api.state.extras.log_postgres.clone();
     let job = tokio::task::spawn_blocking(move || {
         let log = LogReader::open_either(&path, postgres.as_ref()).map_err(|e| e.to_string())?;
-        build(&log, history.as_deref(), since, until)
+        build_scoped(&log, history.as_deref(), since, until, &scope)
     });
     let r = job
         .await

@@ -41,6 +41,8 @@ fn call(
         reason: String::new(),
         decision_ns: 1000,
         fail_open,
+        tenant: String::new(),
+        user: String::new(),
     }
 }
 

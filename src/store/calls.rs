@@ -9,7 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 
 /// What is known of a call once it has been decided.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallRecord {
     pub time: DateTime<Utc>,
     /// The PBX's id of the call (Asterisk `agi_uniqueid`, FreeSWITCH `Unique-ID`).
@@ -34,6 +34,12 @@ pub struct CallRecord {
     pub reason: String,
     pub decision_ns: u64,
     pub fail_open: bool,
+    /// The tenant whose rules screened the call; empty for the default
+    /// tenant (the top level of the file, and every call of a config without
+    /// `tenants:`).
+    pub tenant: String,
+    /// The user (extension of `users:`) the call was for; empty when none.
+    pub user: String,
 }
 
 /// How a call's session ended, recorded when it ends.
@@ -81,6 +87,10 @@ pub struct LogQuery {
     /// digits on both sides one ending with the other, so `+1 555-123-4567`
     /// finds a call stored as `5551234567`.
     pub caller: Option<String>,
+    /// The tenant (exact; `Some("")` is the default tenant).
+    pub tenant: Option<String>,
+    /// The user (extension) the calls were for (exact).
+    pub user: Option<String>,
     /// Most rows [`query`] returns, newest first; 0 means no limit.
     pub limit: usize,
 }
@@ -115,6 +125,10 @@ pub struct LoggedCall {
     pub duration_ms: Option<u64>,
     #[serde(serialize_with = "rfc3339_opt")]
     pub ended_at: Option<DateTime<Utc>>,
+    /// The tenant whose rules screened the call; empty for the default tenant.
+    pub tenant: String,
+    /// The user (extension) the call was for; empty when none.
+    pub user: String,
 }
 
 fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -170,8 +184,25 @@ pub(crate) struct TrunkCounts {
     pub last_hour: Counts,
 }
 
+/// One tenant's calls over a period (the report's per-tenant section).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TenantCounts {
+    /// Empty for the default tenant.
+    pub tenant: String,
+    pub calls: u64,
+    pub blocked: u64,
+    pub allowed: u64,
+    pub fail_open: u64,
+}
+
 /// (trunk, deciding list's name, rule) → calls it decided (the trunks screen).
 pub(crate) type HitCounts = HashMap<(String, String, String), u64>;
+
+/// How the log stores a tenant's name: the default tenant (`default`, the
+/// top level of the file) is stored empty, as every row before tenants.
+pub fn stored_tenant(name: &str) -> &str {
+    if name == "default" { "" } else { name }
+}
 
 /// The digits of a number as typed anywhere (`+1 (555) 123-4567` → `15551234567`).
 pub(crate) fn digits(s: &str) -> String {

@@ -28,8 +28,11 @@ pub(crate) trait Dialect {
     fn ends_either_way(col: &str, len: usize, p: &str) -> String;
 }
 
-/// ` WHERE …` (or nothing) and its bound values, in order.
-pub(crate) fn where_clause<D: Dialect>(q: &LogQuery) -> (String, Vec<D::Arg>) {
+/// ` WHERE …` (or nothing) and its bound values, in order. `scoped`: the
+/// table has the `tenant` and `user_ext` columns (a log written before them
+/// holds only default-tenant calls without a user, which the filters treat
+/// as empty values).
+pub(crate) fn where_clause<D: Dialect>(q: &LogQuery, scoped: bool) -> (String, Vec<D::Arg>) {
     let mut conds: Vec<String> = Vec::new();
     let mut args: Vec<D::Arg> = Vec::new();
     let bind = |v: D::Arg, args: &mut Vec<D::Arg>| {
@@ -44,10 +47,17 @@ pub(crate) fn where_clause<D: Dialect>(q: &LogQuery) -> (String, Vec<D::Arg>) {
         let p = bind(D::time(t), &mut args);
         conds.push(format!("time < {p}"));
     }
+    let (tenant, user) = if scoped {
+        ("tenant", "user_ext")
+    } else {
+        ("CAST('' AS TEXT)", "CAST('' AS TEXT)")
+    };
     for (column, value) in [
         ("verdict", &q.verdict),
         ("trunk", &q.trunk),
         (RULE, &q.rule),
+        (tenant, &q.tenant),
+        (user, &q.user),
     ] {
         if let Some(v) = value {
             let p = bind(D::text(v.clone()), &mut args);

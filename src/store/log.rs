@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use super::CallLogError;
-use super::calls::{HitCounts, LogQuery, LogRow, LoggedCall, Stats, TrunkCounts};
+use super::calls::{HitCounts, LogQuery, LogRow, LoggedCall, Stats, TenantCounts, TrunkCounts};
 use super::pg::{PgReader, PgSink, PgTarget};
 use super::sqlite::{self, SqliteSink};
 
@@ -108,15 +108,26 @@ impl LogReader {
     }
 
     /// Per trunk, ordered by name: calls, blocks and fail-opens since `today`
-    /// and since `hour` (the overview).
+    /// and since `hour` (the overview), of the calls `scope` selects (its
+    /// tenant and user; `LogQuery::default()`: every call).
     pub(crate) fn trunk_counts(
         &self,
         today: DateTime<Utc>,
         hour: DateTime<Utc>,
+        scope: &LogQuery,
     ) -> Result<Vec<TrunkCounts>, CallLogError> {
         match &self.0 {
-            Reader::Sqlite(conn) => sqlite::read::trunk_counts(conn, today, hour),
-            Reader::Postgres(pg) => pg.trunk_counts(today, hour),
+            Reader::Sqlite(conn) => sqlite::read::trunk_counts(conn, today, hour, scope),
+            Reader::Postgres(pg) => pg.trunk_counts(today, hour, scope),
+        }
+    }
+
+    /// Per tenant, ordered by name (the default tenant, `""`, first): calls,
+    /// blocks, allows and fail-opens of the calls matching `q`.
+    pub fn tenant_counts(&self, q: &LogQuery) -> Result<Vec<TenantCounts>, CallLogError> {
+        match &self.0 {
+            Reader::Sqlite(conn) => sqlite::read::tenant_counts(conn, q),
+            Reader::Postgres(pg) => pg.tenant_counts(q),
         }
     }
 

@@ -27,7 +27,7 @@ pub(crate) use read::PgReader;
 /// The table every instance writes; prefixed, as it usually shares a database.
 pub(crate) const TABLE: &str = "callguard_calls";
 
-/// Records per `INSERT` statement: 20 parameters each stays far below the
+/// Records per `INSERT` statement: 22 parameters each stays far below the
 /// protocol's 65,535 and one statement carries a whole writer batch.
 const ROWS_PER_INSERT: usize = 500;
 
@@ -39,7 +39,9 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Created by the first instance to start; later ones find it. Times are
-/// `timestamptz` so analysts can partition and query by time directly.
+/// `timestamptz` so analysts can partition and query by time directly. A
+/// table created before `tenant` / `user_ext` gets them (old rows `''`: the
+/// default tenant, no user), once, by the first newer instance to connect.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS callguard_calls (
     id            BIGSERIAL PRIMARY KEY,
@@ -72,6 +74,14 @@ CREATE INDEX IF NOT EXISTS callguard_calls_time ON callguard_calls(time);
 CREATE INDEX IF NOT EXISTS callguard_calls_unique_id ON callguard_calls(unique_id);
 CREATE INDEX IF NOT EXISTS callguard_calls_caller_digits ON callguard_calls(caller_digits);
 CREATE INDEX IF NOT EXISTS callguard_calls_e164_digits ON callguard_calls(e164_digits);
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+                   AND table_name = 'callguard_calls' AND column_name = 'tenant') THEN
+        ALTER TABLE callguard_calls ADD COLUMN tenant TEXT NOT NULL DEFAULT '',
+                                    ADD COLUMN user_ext TEXT NOT NULL DEFAULT '';
+    END IF;
+END $$;
+CREATE INDEX IF NOT EXISTS callguard_calls_tenant_time ON callguard_calls(tenant, time);
 ";
 
 /// Serialises the schema creation of instances starting together
@@ -255,7 +265,7 @@ async fn write_batch(
     tx.commit().await
 }
 
-const COLUMNS: [&str; 20] = [
+const COLUMNS: [&str; 22] = [
     "time",
     "instance",
     "unique_id",
@@ -276,6 +286,8 @@ const COLUMNS: [&str; 20] = [
     "fail_open",
     "caller_digits",
     "e164_digits",
+    "tenant",
+    "user_ext",
 ];
 
 /// Inserts `records` in one statement; with `returning`, returns the
@@ -333,6 +345,8 @@ async fn insert_records(
             &r.fail_open,
             &d.1,
             &d.2,
+            &r.tenant,
+            &r.user,
         ]);
     }
     if !returning {

@@ -23,7 +23,8 @@ pub(crate) mod read;
 
 /// The schema this build writes, kept in `PRAGMA user_version`.
 /// 2: `list_name` (the deciding list's name beside its kind).
-pub const SCHEMA_VERSION: i64 = 2;
+/// 3: `tenant` and `user_ext` (the tenant and the user a call was for).
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a connection waits for a lock before giving up: long enough for a
 /// checkpoint or a long reader, short enough that a wedged file shows in logs.
@@ -65,6 +66,28 @@ CREATE INDEX IF NOT EXISTS calls_e164_digits ON calls(e164_digits);
 
 /// Version 1 → 2: the deciding list's name. Old rows keep `''`.
 const SCHEMA_V2: &str = "ALTER TABLE calls ADD COLUMN list_name TEXT NOT NULL DEFAULT '';";
+
+/// Version 2 → 3: the tenant and the user (extension) of the call. Old rows
+/// keep `''`: the default tenant, no user (what they were). Each column is
+/// added only when missing (see [`add_column`]).
+const SCHEMA_V3: [(&str, &str); 2] = [
+    ("tenant", "TEXT NOT NULL DEFAULT ''"),
+    ("user_ext", "TEXT NOT NULL DEFAULT ''"),
+];
+const SCHEMA_V3_INDEX: &str =
+    "CREATE INDEX IF NOT EXISTS calls_tenant_time ON calls(tenant, time);";
+
+/// Adds a column to `calls` unless the table has it already (a file whose
+/// `user_version` was set back by hand, or an interrupted upgrade of another build).
+fn add_column(conn: &Connection, name: &str, decl: &str) -> Result<(), CallLogError> {
+    let mut stmt =
+        conn.prepare("SELECT count(*) FROM pragma_table_info('calls') WHERE name = ?1")?;
+    let n: i64 = stmt.query_row([name], |r| r.get(0))?;
+    if n == 0 {
+        conn.execute_batch(&format!("ALTER TABLE calls ADD COLUMN {name} {decl};"))?;
+    }
+    Ok(())
+}
 
 /// How much a connection's commits must survive.
 #[derive(Debug, Clone, Copy)]
@@ -173,7 +196,13 @@ fn migrate(conn: &mut Connection) -> Result<(), CallLogError> {
         if found < 1 {
             tx.execute_batch(SCHEMA_V1)?;
         }
-        tx.execute_batch(SCHEMA_V2)?;
+        if found < 2 {
+            tx.execute_batch(SCHEMA_V2)?;
+        }
+        for (name, decl) in SCHEMA_V3 {
+            add_column(&tx, name, decl)?;
+        }
+        tx.execute_batch(SCHEMA_V3_INDEX)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
     }
@@ -184,8 +213,9 @@ pub fn insert_record(conn: &Connection, r: &CallRecord) -> rusqlite::Result<()> 
     let mut stmt = conn.prepare_cached(
         "INSERT INTO calls (time, unique_id, pbx, trunk, did, caller_raw, caller_e164,
              caller_name, anonymous, verdict, list, rule, action, reason, decision_ns,
-             fail_open, caller_digits, e164_digits, list_name)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+             fail_open, caller_digits, e164_digits, list_name, tenant, user_ext)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+                 ?20, ?21)",
     )?;
     stmt.execute(params![
         r.time.timestamp_millis(),
@@ -207,6 +237,8 @@ pub fn insert_record(conn: &Connection, r: &CallRecord) -> rusqlite::Result<()> 
         digits(&r.caller_raw),
         r.caller_e164.as_deref().map(digits),
         r.list_name,
+        r.tenant,
+        r.user,
     ])?;
     Ok(())
 }

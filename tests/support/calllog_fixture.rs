@@ -40,6 +40,8 @@ pub fn rec(uid: &str, time: DateTime<Utc>) -> CallRecord {
         reason: "no rule matched".into(),
         decision_ns: 1234,
         fail_open: false,
+        tenant: String::new(),
+        user: String::new(),
     }
 }
 

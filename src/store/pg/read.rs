@@ -10,7 +10,8 @@ use tokio_postgres::types::ToSql;
 use super::{PgTarget, STATEMENT_TIMEOUT, TABLE};
 use crate::store::CallLogError;
 use crate::store::calls::{
-    Counts, HitCounts, LogQuery, LoggedCall, NO_RULE, StatCount, Stats, TrunkCounts, count,
+    Counts, HitCounts, LogQuery, LoggedCall, NO_RULE, StatCount, Stats, TenantCounts, TrunkCounts,
+    count,
 };
 use crate::store::filter::{self, Dialect, RULE};
 
@@ -19,6 +20,9 @@ use crate::store::filter::{self, Dialect, RULE};
 pub(crate) struct PgReader {
     client: Mutex<postgres::Client>,
     shown: String,
+    /// The table has `tenant` and `user_ext` (every writer of this build
+    /// adds them; a table only older instances wrote lacks them).
+    scoped: bool,
 }
 
 impl PgReader {
@@ -31,9 +35,19 @@ impl PgReader {
             "SET statement_timeout = {}",
             STATEMENT_TIMEOUT.as_millis()
         ));
+        let scoped = client
+            .query_one(
+                "SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() \
+                 AND table_name = $1 AND column_name = 'tenant'",
+                &[&TABLE],
+            )
+            .ok()
+            .and_then(|r| r.try_get::<_, i64>(0).ok())
+            .is_some_and(|n| n > 0);
         Ok(PgReader {
             client: Mutex::new(client),
             shown: target.shown.clone(),
+            scoped,
         })
     }
 
@@ -59,8 +73,9 @@ impl PgReader {
 
     /// Calls matching `q`, newest first (as [`super::query`]).
     pub(crate) fn query(&self, q: &LogQuery) -> Result<Vec<LoggedCall>, CallLogError> {
-        let (filter, mut args) = where_clause(q);
-        let mut sql = format!("SELECT {SELECT} FROM {TABLE}{filter} ORDER BY time DESC, id DESC");
+        let (filter, mut args) = where_clause(q, self.scoped);
+        let select = select(self.scoped);
+        let mut sql = format!("SELECT {select} FROM {TABLE}{filter} ORDER BY time DESC, id DESC");
         if q.limit > 0 {
             args.push(Arg::Int(i64::try_from(q.limit).unwrap_or(i64::MAX)));
             sql.push_str(&format!(" LIMIT ${}", args.len()));
@@ -73,8 +88,9 @@ impl PgReader {
         &self,
         unique_id: &str,
     ) -> Result<Option<LoggedCall>, CallLogError> {
+        let select = select(self.scoped);
         let sql =
-            format!("SELECT {SELECT} FROM {TABLE} WHERE unique_id = $1 ORDER BY id DESC LIMIT 1");
+            format!("SELECT {select} FROM {TABLE} WHERE unique_id = $1 ORDER BY id DESC LIMIT 1");
         self.run(&sql, &[Arg::Text(unique_id.to_string())], |rows| {
             rows.first().map(logged_call).transpose()
         })
@@ -82,7 +98,7 @@ impl PgReader {
 
     /// Totals and blocked-call breakdowns (as [`super::stats`]).
     pub(crate) fn stats(&self, q: &LogQuery) -> Result<Stats, CallLogError> {
-        let (filter, args) = where_clause(q);
+        let (filter, args) = where_clause(q, self.scoped);
         let sql = format!(
             "SELECT count(*), \
                     count(*) FILTER (WHERE verdict = 'block'), \
@@ -130,27 +146,34 @@ impl PgReader {
         })
     }
 
-    /// Per trunk: calls, blocks and fail-opens since `today` and since `hour`.
+    /// Per trunk: calls, blocks and fail-opens since `today` and since
+    /// `hour`, of the calls `scope` selects (as the SQLite reader's).
     pub(crate) fn trunk_counts(
         &self,
         today: DateTime<Utc>,
         hour: DateTime<Utc>,
+        scope: &LogQuery,
     ) -> Result<Vec<TrunkCounts>, CallLogError> {
+        let q = LogQuery {
+            since: Some(today.min(hour)),
+            until: None,
+            limit: 0,
+            ..scope.clone()
+        };
+        let (filter, mut args) = where_clause(&q, self.scoped);
+        let (t, h) = (args.len() + 1, args.len() + 2);
+        args.push(Arg::Time(today));
+        args.push(Arg::Time(hour));
         let sql = format!(
             "SELECT trunk, \
-               count(*) FILTER (WHERE time >= $2), \
-               count(*) FILTER (WHERE time >= $2 AND verdict = 'block'), \
-               count(*) FILTER (WHERE time >= $2 AND fail_open), \
-               count(*) FILTER (WHERE time >= $3), \
-               count(*) FILTER (WHERE time >= $3 AND verdict = 'block'), \
-               count(*) FILTER (WHERE time >= $3 AND fail_open) \
-             FROM {TABLE} WHERE time >= $1 GROUP BY trunk ORDER BY trunk"
+               count(*) FILTER (WHERE time >= ${t}), \
+               count(*) FILTER (WHERE time >= ${t} AND verdict = 'block'), \
+               count(*) FILTER (WHERE time >= ${t} AND fail_open), \
+               count(*) FILTER (WHERE time >= ${h}), \
+               count(*) FILTER (WHERE time >= ${h} AND verdict = 'block'), \
+               count(*) FILTER (WHERE time >= ${h} AND fail_open) \
+             FROM {TABLE}{filter} GROUP BY trunk ORDER BY trunk"
         );
-        let args = [
-            Arg::Time(today.min(hour)),
-            Arg::Time(today),
-            Arg::Time(hour),
-        ];
         self.run(&sql, &args, |rows| {
             rows.iter()
                 .map(|r| {
@@ -167,6 +190,31 @@ impl PgReader {
                             blocked: n(5)?,
                             fail_open: n(6)?,
                         },
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Per tenant, ordered by name: the calls matching `q` (its limit ignored).
+    pub(crate) fn tenant_counts(&self, q: &LogQuery) -> Result<Vec<TenantCounts>, CallLogError> {
+        let (filter, args) = where_clause(q, self.scoped);
+        let tenant = if self.scoped { "tenant" } else { "''::text" };
+        let sql = format!(
+            "SELECT {tenant}, count(*), count(*) FILTER (WHERE verdict = 'block'), \
+                    count(*) FILTER (WHERE verdict = 'allow'), count(*) FILTER (WHERE fail_open) \
+             FROM {TABLE}{filter} GROUP BY 1 ORDER BY 1"
+        );
+        self.run(&sql, &args, |rows| {
+            rows.iter()
+                .map(|r| {
+                    let n = |i: usize| r.try_get::<_, i64>(i).map(count).map_err(pg_err);
+                    Ok(TenantCounts {
+                        tenant: r.try_get(0).map_err(pg_err)?,
+                        calls: n(1)?,
+                        blocked: n(2)?,
+                        allowed: n(3)?,
+                        fail_open: n(4)?,
                     })
                 })
                 .collect()
@@ -194,9 +242,19 @@ impl PgReader {
     }
 }
 
-const SELECT: &str = "id, time, unique_id, pbx, trunk, did, caller_raw, caller_e164, caller_name, \
-     anonymous, verdict, list, coalesce(rule, CASE WHEN list = 'exclusive' THEN 'exclusive' END), \
-     action, reason, decision_ns, fail_open, end_state, hangup_cause, duration_ms, ended_at, list_name";
+/// The selected columns; a table without `tenant` / `user_ext` reads empty ones.
+fn select(scoped: bool) -> String {
+    let scope = if scoped {
+        "tenant, user_ext"
+    } else {
+        "''::text, ''::text"
+    };
+    format!(
+        "id, time, unique_id, pbx, trunk, did, caller_raw, caller_e164, caller_name, \
+         anonymous, verdict, list, {RULE}, action, reason, decision_ns, fail_open, end_state, \
+         hangup_cause, duration_ms, ended_at, list_name, {scope}"
+    )
+}
 
 /// A bound parameter; user input only ever travels as one of these.
 #[derive(Clone, Debug)]
@@ -236,8 +294,8 @@ impl Dialect for Postgres {
 }
 
 /// The same filters as the SQLite reader.
-fn where_clause(q: &LogQuery) -> (String, Vec<Arg>) {
-    filter::where_clause::<Postgres>(q)
+fn where_clause(q: &LogQuery, scoped: bool) -> (String, Vec<Arg>) {
+    filter::where_clause::<Postgres>(q, scoped)
 }
 
 fn pg_err(e: postgres::Error) -> CallLogError {
@@ -268,5 +326,7 @@ fn logged_call(r: &postgres::Row) -> Result<LoggedCall, CallLogError> {
         duration_ms: r.try_get::<_, Option<i64>>(19).map_err(pg_err)?.map(count),
         ended_at: r.try_get(20).map_err(pg_err)?,
         list_name: r.try_get(21).map_err(pg_err)?,
+        tenant: r.try_get(22).map_err(pg_err)?,
+        user: r.try_get(23).map_err(pg_err)?,
     })
 }

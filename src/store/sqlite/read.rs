@@ -11,27 +11,36 @@ use rusqlite::{Connection, Row, params_from_iter};
 
 use crate::store::CallLogError;
 use crate::store::calls::{
-    Counts, HitCounts, LogQuery, LoggedCall, NO_RULE, StatCount, Stats, TrunkCounts, count,
+    Counts, HitCounts, LogQuery, LoggedCall, NO_RULE, StatCount, Stats, TenantCounts, TrunkCounts,
+    count,
 };
 use crate::store::filter::{self, Dialect, RULE};
 
-/// The selected columns; a log written before schema 2 has no `list_name`.
+/// The selected columns; a log written before schema 2 has no `list_name`,
+/// one written before schema 3 no `tenant` nor `user_ext`.
 fn columns(conn: &Connection) -> Result<String, CallLogError> {
-    let list_name = if super::schema_version(conn)? >= 2 {
-        "list_name"
+    let version = super::schema_version(conn)?;
+    let list_name = if version >= 2 { "list_name" } else { "''" };
+    let scope = if version >= 3 {
+        "tenant, user_ext"
     } else {
-        "''"
+        "'', ''"
     };
     Ok(format!(
         "id, time, unique_id, pbx, trunk, did, caller_raw, caller_e164, \
          caller_name, anonymous, verdict, list, {RULE}, action, reason, decision_ns, fail_open, \
-         end_state, hangup_cause, duration_ms, ended_at, {list_name}"
+         end_state, hangup_cause, duration_ms, ended_at, {list_name}, {scope}"
     ))
+}
+
+/// Whether the file has the `tenant` and `user_ext` columns (schema 3).
+fn scoped(conn: &Connection) -> Result<bool, CallLogError> {
+    Ok(super::schema_version(conn)? >= 3)
 }
 
 /// Calls matching `q`, newest first.
 pub(crate) fn query(conn: &Connection, q: &LogQuery) -> Result<Vec<LoggedCall>, CallLogError> {
-    let (filter, mut args) = where_clause(q);
+    let (filter, mut args) = where_clause(q, scoped(conn)?);
     let columns = columns(conn)?;
     let mut sql = format!("SELECT {columns} FROM calls{filter} ORDER BY time DESC, id DESC");
     if q.limit > 0 {
@@ -65,7 +74,7 @@ pub(crate) fn find_by_unique_id(
 /// Totals and blocked-call breakdowns for the calls matching `q` (its limit is
 /// ignored: a report counts everything in the period).
 pub(crate) fn stats(conn: &Connection, q: &LogQuery) -> Result<Stats, CallLogError> {
-    let (filter, args) = where_clause(q);
+    let (filter, args) = where_clause(q, scoped(conn)?);
     let sql = format!(
         "SELECT count(*), \
                 coalesce(sum(verdict = 'block'), 0), \
@@ -119,37 +128,74 @@ pub(crate) fn stats(conn: &Connection, q: &LogQuery) -> Result<Stats, CallLogErr
     })
 }
 
-/// Per trunk: calls, blocks and fail-opens since `today` and since `hour`.
+/// Per trunk: calls, blocks and fail-opens since `today` and since `hour`,
+/// of the calls `scope` selects (its tenant and user; its times are ignored).
 pub(crate) fn trunk_counts(
     conn: &Connection,
     today: DateTime<Utc>,
     hour: DateTime<Utc>,
+    scope: &LogQuery,
 ) -> Result<Vec<TrunkCounts>, CallLogError> {
-    let since = today.min(hour).timestamp_millis();
-    let sql = "SELECT trunk, \
-                 sum(time >= ?2), sum(time >= ?2 AND verdict = 'block'), sum(time >= ?2 AND fail_open != 0), \
-                 sum(time >= ?3), sum(time >= ?3 AND verdict = 'block'), sum(time >= ?3 AND fail_open != 0) \
-               FROM calls WHERE time >= ?1 GROUP BY trunk ORDER BY trunk";
-    let mut stmt = conn.prepare(sql)?;
+    let q = LogQuery {
+        since: Some(today.min(hour)),
+        until: None,
+        limit: 0,
+        ..scope.clone()
+    };
+    let (filter, mut args) = where_clause(&q, scoped(conn)?);
+    let (t, h) = (args.len() + 1, args.len() + 2);
+    args.push(Value::Integer(today.timestamp_millis()));
+    args.push(Value::Integer(hour.timestamp_millis()));
+    let sql = format!(
+        "SELECT trunk, \
+           sum(time >= ?{t}), sum(time >= ?{t} AND verdict = 'block'), sum(time >= ?{t} AND fail_open != 0), \
+           sum(time >= ?{h}), sum(time >= ?{h} AND verdict = 'block'), sum(time >= ?{h} AND fail_open != 0) \
+         FROM calls{filter} GROUP BY trunk ORDER BY trunk"
+    );
+    let mut stmt = conn.prepare(&sql)?;
     let n = |v: Option<i64>| count(v.unwrap_or(0));
-    let rows = stmt.query_map(
-        [since, today.timestamp_millis(), hour.timestamp_millis()],
-        |r| {
-            Ok(TrunkCounts {
-                trunk: r.get(0)?,
-                today: Counts {
-                    calls: n(r.get(1)?),
-                    blocked: n(r.get(2)?),
-                    fail_open: n(r.get(3)?),
-                },
-                last_hour: Counts {
-                    calls: n(r.get(4)?),
-                    blocked: n(r.get(5)?),
-                    fail_open: n(r.get(6)?),
-                },
-            })
-        },
-    )?;
+    let rows = stmt.query_map(params_from_iter(args), |r| {
+        Ok(TrunkCounts {
+            trunk: r.get(0)?,
+            today: Counts {
+                calls: n(r.get(1)?),
+                blocked: n(r.get(2)?),
+                fail_open: n(r.get(3)?),
+            },
+            last_hour: Counts {
+                calls: n(r.get(4)?),
+                blocked: n(r.get(5)?),
+                fail_open: n(r.get(6)?),
+            },
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Per tenant, ordered by name (the default tenant, empty, first): the calls
+/// matching `q` (its limit ignored). A log without tenants has one row.
+pub(crate) fn tenant_counts(
+    conn: &Connection,
+    q: &LogQuery,
+) -> Result<Vec<TenantCounts>, CallLogError> {
+    let scoped = scoped(conn)?;
+    let (filter, args) = where_clause(q, scoped);
+    let tenant = if scoped { "tenant" } else { "''" };
+    let sql = format!(
+        "SELECT {tenant}, count(*), coalesce(sum(verdict = 'block'), 0), \
+                coalesce(sum(verdict = 'allow'), 0), coalesce(sum(fail_open != 0), 0) \
+         FROM calls{filter} GROUP BY 1 ORDER BY 1"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args), |r| {
+        Ok(TenantCounts {
+            tenant: r.get(0)?,
+            calls: count(r.get(1)?),
+            blocked: count(r.get(2)?),
+            allowed: count(r.get(3)?),
+            fail_open: count(r.get(4)?),
+        })
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -186,8 +232,8 @@ impl Dialect for Sqlite {
     }
 }
 
-fn where_clause(q: &LogQuery) -> (String, Vec<Value>) {
-    filter::where_clause::<Sqlite>(q)
+fn where_clause(q: &LogQuery, scoped: bool) -> (String, Vec<Value>) {
+    filter::where_clause::<Sqlite>(q, scoped)
 }
 
 fn logged_call(r: &Row<'_>) -> Result<LoggedCall, CallLogError> {
@@ -220,6 +266,8 @@ fn logged_call(r: &Row<'_>) -> Result<LoggedCall, CallLogError> {
         hangup_cause: r.get(18)?,
         duration_ms: r.get::<_, Option<i64>>(19)?.map(count),
         ended_at,
+        tenant: r.get(22)?,
+        user: r.get(23)?,
     })
 }
 
