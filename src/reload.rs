@@ -147,6 +147,8 @@ pub struct Reloader {
     loaded: std::sync::Mutex<std::collections::HashMap<PathBuf, Fingerprint>>,
     /// Watcher bursts skipped because every changed file was already applied.
     skipped: std::sync::atomic::AtomicU64,
+    /// Watcher bursts looked at (skipped or reloaded).
+    bursts: std::sync::atomic::AtomicU64,
     /// Each source's last outcome.
     status: std::sync::Mutex<std::collections::BTreeMap<SourceName, SourceStatus>>,
     /// The git commit the running rules came from: kept across reloads of
@@ -162,6 +164,7 @@ impl Reloader {
             lock: Mutex::new(()),
             loaded: Default::default(),
             skipped: Default::default(),
+            bursts: Default::default(),
             status: Default::default(),
             commit: Default::default(),
         });
@@ -175,6 +178,11 @@ impl Reloader {
     /// already applied (a write through the API reloads by itself).
     pub fn skipped_bursts(&self) -> u64 {
         self.skipped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Watcher bursts looked at so far, whether they reloaded or not.
+    pub fn watched_bursts(&self) -> u64 {
+        self.bursts.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The watched files' fingerprints now.
@@ -203,9 +211,39 @@ impl Reloader {
             .unwrap_or(false)
     }
 
+    /// Whether every watched file is still exactly what the running rules
+    /// were read from.
+    fn all_applied(&self) -> bool {
+        let now = self.fingerprints();
+        self.loaded
+            .lock()
+            .map(|l| now.iter().all(|(p, f)| l.get(p) == Some(f)))
+            .unwrap_or(false)
+    }
+
     /// Loads, validates and installs; returns the new version or every problem.
+    ///
+    /// A write through the API to a list file whose content the running rules
+    /// already hold (the watcher saw the written file and reloaded it first)
+    /// is not loaded again: one API write, one reload.
     pub async fn reload(&self, why: Trigger) -> Result<u64, Problems> {
-        let _guard = self.lock.lock().await;
+        let guard = self.lock.lock().await;
+        if matches!(why, Trigger::ApiWrite(_))
+            && self.state.extras.fleet.is_none()
+            && self.all_applied()
+        {
+            tracing::debug!(trigger = %why, "written files already applied");
+            return Ok(self.state.snapshot().version);
+        }
+        self.reload_locked(why, guard).await
+    }
+
+    /// [`Reloader::reload`] with the reload lock held.
+    async fn reload_locked(
+        &self,
+        why: Trigger,
+        _guard: tokio::sync::MutexGuard<'_, ()>,
+    ) -> Result<u64, Problems> {
         let path = self.config_path.clone();
         // Taken before reading, so a change made while loading differs from
         // it and is reloaded again rather than taken as applied.
@@ -410,13 +448,20 @@ impl Reloader {
                 }
                 // The API (and the rule sources) reload right after writing;
                 // the events of that write must not apply it a second time.
+                // Judged with the reload lock held: a reload of a big list
+                // still running when the quiet period ends (the API's own)
+                // has not yet marked the files it read as applied.
+                let guard = me.lock.lock().await;
                 if changed.iter().all(|p| me.already_applied(p)) {
+                    drop(guard);
                     me.skipped
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    me.bursts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::debug!(file = %first.display(), "file change already applied");
                     continue;
                 }
-                let _ = me.reload(Trigger::FileChange(first)).await;
+                let _ = me.reload_locked(Trigger::FileChange(first), guard).await;
+                me.bursts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 files = me.watched_files();
                 watched = me.watch_dirs(&mut watcher, &watched);
             }

@@ -18,7 +18,7 @@ use super::fleet::Fleet;
 
 mod fleet_apply;
 mod versions;
-pub(crate) use versions::{is_latest, record_if_changed};
+pub(crate) use versions::{is_latest, record_change, record_if_changed};
 
 /// Why a change was refused; each maps to one HTTP status and one CLI message.
 #[derive(Debug, thiserror::Error)]
@@ -338,7 +338,7 @@ impl ListStore {
         write_atomic(&path, &write_rows(&new, format))
             .map_err(|e| StoreError::Io(format!("{}: cannot write: {e}", path.display())))?;
         if let Some(h) = &self.history {
-            history_version = record_if_changed(h, name, &new, author)
+            history_version = record_change(h, name, &old, &new, author)
                 .map_err(|e| StoreError::Io(format!("written, but history failed: {e}")))?;
         }
         Ok(Applied {
