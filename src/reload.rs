@@ -18,6 +18,7 @@ use tokio::sync::{Mutex, mpsc};
 
 use crate::config::{self, Problems};
 use crate::list_edit::store;
+use crate::list_edit::store::{Stamp as Fingerprint, stamp as fingerprint};
 use crate::list_io::{Format, RuleRow, read_rows};
 use crate::policy::RuleSet;
 use crate::service::ServiceConfig;
@@ -110,29 +111,6 @@ impl std::fmt::Display for Trigger {
             Trigger::Store { lists } => write!(f, "store: {}", lists.join(", ")),
         }
     }
-}
-
-/// What identifies one version of a file on disk without reading it: a write
-/// through `write_atomic` is a new inode, an edit in place a new size or
-/// modification time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Fingerprint {
-    len: u64,
-    modified: Option<std::time::SystemTime>,
-    inode: u64,
-}
-
-fn fingerprint(p: &Path) -> Option<Fingerprint> {
-    let m = std::fs::metadata(p).ok()?;
-    #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(&m);
-    #[cfg(not(unix))]
-    let inode = 0;
-    Some(Fingerprint {
-        len: m.len(),
-        modified: m.modified().ok(),
-        inode,
-    })
 }
 
 /// Serialises reloads: two triggers at once must not race to install.
@@ -250,7 +228,20 @@ impl Reloader {
         let prints = self.fingerprints();
         let previous = self.state.snapshot();
         let fleet = self.state.extras.fleet.clone();
+        // A list write checked (and compiled) the configuration it wrote:
+        // installed as it is while every file is still as it was read.
+        let prepared = self
+            .state
+            .extras
+            .list_lock
+            .take_prepared()
+            .filter(|_| matches!(why, Trigger::ApiWrite(_)) && fleet.is_none());
         let built = tokio::task::spawn_blocking(move || {
+            if let Some(p) = prepared {
+                let service = ServiceConfig::from_config(&p.cfg)?;
+                let max_tracked = p.cfg.raw.velocity_limits.max_tracked;
+                return Ok((p.rules, service, max_tracked, file_lists(p.cfg), None));
+            }
             let mut cfg = config::load_all(&path)?;
             // The store's rows over the files' (the fleet's lists).
             let stored = fleet.map(|f| f.overlay(&mut cfg));

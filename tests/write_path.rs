@@ -80,7 +80,10 @@ async fn one_api_write_to_a_big_list_is_one_reload_and_in_force_at_once() {
     assert_eq!(r.status(), StatusCode::OK);
     // The first call after the answer is decided by the new rules.
     assert_eq!(verdict(&s, caller, "wp-after").await, "block");
-    assert_eq!(verdict(&s, "+15550099999", "wp-listed-after").await, "block");
+    assert_eq!(
+        verdict(&s, "+15550099999", "wp-listed-after").await,
+        "block"
+    );
 
     // The watcher's turn: it has seen the written file and let it be (or
     // reloaded it first, and then the write path did not).
@@ -96,7 +99,10 @@ async fn one_api_write_to_a_big_list_is_one_reload_and_in_force_at_once() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(reloads().await, before + 1.0, "one write, one reload");
     assert_eq!(s.running().state.snapshot().version, version + 1);
-    let (last, fresh) = (reloader.watched_bursts(), verdict(&s, caller, "wp-end").await);
+    let (last, fresh) = (
+        reloader.watched_bursts(),
+        verdict(&s, caller, "wp-end").await,
+    );
     assert_eq!(fresh, "block");
     assert_eq!(last, reloader.watched_bursts());
 }
