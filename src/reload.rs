@@ -18,6 +18,7 @@ use tokio::sync::{Mutex, mpsc};
 
 use crate::config::{self, Problems};
 use crate::list_edit::store;
+use crate::list_edit::store::{Stamp as Fingerprint, stamp as fingerprint};
 use crate::list_io::{Format, RuleRow, read_rows};
 use crate::policy::RuleSet;
 use crate::service::ServiceConfig;
@@ -112,29 +113,6 @@ impl std::fmt::Display for Trigger {
     }
 }
 
-/// What identifies one version of a file on disk without reading it: a write
-/// through `write_atomic` is a new inode, an edit in place a new size or
-/// modification time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Fingerprint {
-    len: u64,
-    modified: Option<std::time::SystemTime>,
-    inode: u64,
-}
-
-fn fingerprint(p: &Path) -> Option<Fingerprint> {
-    let m = std::fs::metadata(p).ok()?;
-    #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(&m);
-    #[cfg(not(unix))]
-    let inode = 0;
-    Some(Fingerprint {
-        len: m.len(),
-        modified: m.modified().ok(),
-        inode,
-    })
-}
-
 /// Serialises reloads: two triggers at once must not race to install.
 pub struct Reloader {
     pub config_path: PathBuf,
@@ -147,6 +125,8 @@ pub struct Reloader {
     loaded: std::sync::Mutex<std::collections::HashMap<PathBuf, Fingerprint>>,
     /// Watcher bursts skipped because every changed file was already applied.
     skipped: std::sync::atomic::AtomicU64,
+    /// Watcher bursts looked at (skipped or reloaded).
+    bursts: std::sync::atomic::AtomicU64,
     /// Each source's last outcome.
     status: std::sync::Mutex<std::collections::BTreeMap<SourceName, SourceStatus>>,
     /// The git commit the running rules came from: kept across reloads of
@@ -162,6 +142,7 @@ impl Reloader {
             lock: Mutex::new(()),
             loaded: Default::default(),
             skipped: Default::default(),
+            bursts: Default::default(),
             status: Default::default(),
             commit: Default::default(),
         });
@@ -175,6 +156,11 @@ impl Reloader {
     /// already applied (a write through the API reloads by itself).
     pub fn skipped_bursts(&self) -> u64 {
         self.skipped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Watcher bursts looked at so far, whether they reloaded or not.
+    pub fn watched_bursts(&self) -> u64 {
+        self.bursts.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The watched files' fingerprints now.
@@ -203,16 +189,59 @@ impl Reloader {
             .unwrap_or(false)
     }
 
+    /// Whether every watched file is still exactly what the running rules
+    /// were read from.
+    fn all_applied(&self) -> bool {
+        let now = self.fingerprints();
+        self.loaded
+            .lock()
+            .map(|l| now.iter().all(|(p, f)| l.get(p) == Some(f)))
+            .unwrap_or(false)
+    }
+
     /// Loads, validates and installs; returns the new version or every problem.
+    ///
+    /// A write through the API to a list file whose content the running rules
+    /// already hold (the watcher saw the written file and reloaded it first)
+    /// is not loaded again: one API write, one reload.
     pub async fn reload(&self, why: Trigger) -> Result<u64, Problems> {
-        let _guard = self.lock.lock().await;
+        let guard = self.lock.lock().await;
+        if matches!(why, Trigger::ApiWrite(_))
+            && self.state.extras.fleet.is_none()
+            && self.all_applied()
+        {
+            tracing::debug!(trigger = %why, "written files already applied");
+            return Ok(self.state.snapshot().version);
+        }
+        self.reload_locked(why, guard).await
+    }
+
+    /// [`Reloader::reload`] with the reload lock held.
+    async fn reload_locked(
+        &self,
+        why: Trigger,
+        _guard: tokio::sync::MutexGuard<'_, ()>,
+    ) -> Result<u64, Problems> {
         let path = self.config_path.clone();
         // Taken before reading, so a change made while loading differs from
         // it and is reloaded again rather than taken as applied.
         let prints = self.fingerprints();
         let previous = self.state.snapshot();
         let fleet = self.state.extras.fleet.clone();
+        // A list write checked (and compiled) the configuration it wrote:
+        // installed as it is while every file is still as it was read.
+        let prepared = self
+            .state
+            .extras
+            .list_lock
+            .take_prepared()
+            .filter(|_| matches!(why, Trigger::ApiWrite(_)) && fleet.is_none());
         let built = tokio::task::spawn_blocking(move || {
+            if let Some(p) = prepared {
+                let service = ServiceConfig::from_config(&p.cfg)?;
+                let max_tracked = p.cfg.raw.velocity_limits.max_tracked;
+                return Ok((p.rules, service, max_tracked, file_lists(p.cfg), None));
+            }
             let mut cfg = config::load_all(&path)?;
             // The store's rows over the files' (the fleet's lists).
             let stored = fleet.map(|f| f.overlay(&mut cfg));
@@ -410,13 +439,20 @@ impl Reloader {
                 }
                 // The API (and the rule sources) reload right after writing;
                 // the events of that write must not apply it a second time.
+                // Judged with the reload lock held: a reload of a big list
+                // still running when the quiet period ends (the API's own)
+                // has not yet marked the files it read as applied.
+                let guard = me.lock.lock().await;
                 if changed.iter().all(|p| me.already_applied(p)) {
+                    drop(guard);
                     me.skipped
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    me.bursts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::debug!(file = %first.display(), "file change already applied");
                     continue;
                 }
-                let _ = me.reload(Trigger::FileChange(first)).await;
+                let _ = me.reload_locked(Trigger::FileChange(first), guard).await;
+                me.bursts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 files = me.watched_files();
                 watched = me.watch_dirs(&mut watcher, &watched);
             }

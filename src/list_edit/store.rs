@@ -5,7 +5,7 @@
 //! (and the file the next reload reads) stay as they were.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use super::{ChangeSummary, Format, RuleRow, diff_rows, write_atomic, write_rows};
 use crate::config::types::MatchType;
@@ -17,8 +17,10 @@ use crate::store::pg_lists::{PgStore, PgStoreError};
 use super::fleet::Fleet;
 
 mod fleet_apply;
+mod prepared;
 mod versions;
-pub(crate) use versions::{is_latest, record_if_changed};
+pub(crate) use prepared::{Prepared, WriteLock, stamp};
+pub(crate) use versions::{is_latest, record_change, record_if_changed};
 
 /// Why a change was refused; each maps to one HTTP status and one CLI message.
 #[derive(Debug, thiserror::Error)]
@@ -80,22 +82,6 @@ pub(crate) struct Applied {
     pub history_version: Option<u64>,
     /// Rules in the list now.
     pub rules: usize,
-}
-
-/// Serialises read-modify-write cycles of the list files: two API requests
-/// adding to one list must not both start from the same old content. Held
-/// while a list file is written and its version recorded; the reloader takes
-/// it too, so it never records a file between those two steps. The service
-/// owns one (`state::Extras::list_lock`) and hands it to every [`ListStore`];
-/// a CLI command is alone in its process and uses its own.
-#[derive(Clone, Default)]
-pub struct WriteLock(Arc<Mutex<()>>);
-
-impl WriteLock {
-    pub fn hold(&self) -> MutexGuard<'_, ()> {
-        // A panic elsewhere while holding it leaves nothing half-done in memory.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 impl From<PgStoreError> for StoreError {
@@ -306,6 +292,7 @@ impl ListStore {
         change: impl FnOnce(&[RuleRow]) -> Result<Vec<RuleRow>, StoreError>,
     ) -> Result<Applied, StoreError> {
         let _guard = self.lock.hold();
+        let started = std::time::SystemTime::now();
         let mut cfg = self.load_cfg()?;
         if let Some(f) = &self.fleet {
             return fleet_apply::apply(f, cfg, name, author, merge, change);
@@ -317,7 +304,7 @@ impl ListStore {
         }
         let old: Vec<RuleRow> = cfg.lists[i].rows.iter().map(|(_, r)| r.clone()).collect();
         let new = change(&old)?;
-        let summary = check_change(&mut cfg, i, &old, &new)?;
+        let (summary, rules_set) = check_change(&mut cfg, i, &old, &new)?;
         let (path, format) = (cfg.lists[i].path.clone(), cfg.lists[i].format);
         let rules = new.len();
         if summary.is_empty() && own.is_empty() {
@@ -337,8 +324,11 @@ impl ListStore {
         }
         write_atomic(&path, &write_rows(&new, format))
             .map_err(|e| StoreError::Io(format!("{}: cannot write: {e}", path.display())))?;
+        // The reload that follows installs what was just checked.
+        self.lock
+            .prepare(rules_set.and_then(|rs| Prepared::new(cfg, rs, started, &path)));
         if let Some(h) = &self.history {
-            history_version = record_if_changed(h, name, &new, author)
+            history_version = record_change(h, name, &old, &new, author)
                 .map_err(|e| StoreError::Io(format!("written, but history failed: {e}")))?;
         }
         Ok(Applied {
@@ -354,13 +344,14 @@ impl ListStore {
 /// Checks `new`, the rows replacing `old` in list `i`, against the whole
 /// configuration (the file path and the fleet's store alike): every row, then
 /// the configuration with them in place of the list's rows and problems;
-/// another tenant's problems do not refuse a change to this list.
+/// another tenant's problems do not refuse a change to this list. With the
+/// rule set compiled from it when nothing at all is wrong.
 fn check_change(
     cfg: &mut LoadedConfig,
     i: usize,
     old: &[RuleRow],
     new: &[RuleRow],
-) -> Result<ChangeSummary, StoreError> {
+) -> Result<(ChangeSummary, Option<RuleSet>), StoreError> {
     let list = &cfg.lists[i];
     let (file, format) = (list.path.display().to_string(), list.format);
     let errors = RowChecker::new(cfg).check_rows(new, &list.display, format);
@@ -372,9 +363,9 @@ fn check_change(
     cfg.tenant_problems.retain(|(_, p)| p.file != file);
     cfg.lists[i].rows = with_lines(new, format);
     let tenant = cfg.lists[i].tenant.clone();
-    RuleSet::check_for_tenant(cfg, tenant.as_deref())
+    let rules = RuleSet::check_and_build(cfg, tenant.as_deref())
         .map_err(|p| StoreError::Refused(p.0.iter().map(ToString::to_string).collect()))?;
-    Ok(diff_rows(old, new))
+    Ok((diff_rows(old, new), rules))
 }
 
 fn load(path: &Path) -> Result<LoadedConfig, StoreError> {

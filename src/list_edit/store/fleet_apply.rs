@@ -27,7 +27,7 @@ pub(super) fn apply(
         let known = stored.is_some();
         let old = stored.unwrap_or_else(|| file_rows.clone());
         let new = change(&old)?;
-        let summary = check_change(&mut cfg, i, &old, &new)?;
+        let (summary, _) = check_change(&mut cfg, i, &old, &new)?;
         let path = cfg.lists[i].path.clone();
         let rules = new.len();
         let mut history_version = None;

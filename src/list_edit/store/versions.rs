@@ -51,8 +51,8 @@ pub(crate) fn record_if_changed(
 ) -> Result<Option<u64>> {
     let hash = hash_rows(rows);
     let latest = history.latest(list)?;
-    let summary = match &latest {
-        None => diff_rows(&[], rows),
+    let old = match &latest {
+        None => None,
         Some(v) => {
             if history.cached_hash(v) == Some(hash) {
                 return Ok(None);
@@ -63,12 +63,57 @@ pub(crate) fn record_if_changed(
             if old_hash == hash && old == rows {
                 return Ok(None);
             }
-            diff_rows(&old, rows)
+            Some((v.version, old))
         }
     };
-    let version = history.record(list, author, &summary, rows)?;
+    let base = old.as_ref().map(|(v, o)| (*v, o.as_slice()));
+    record(history, list, rows, hash, author, base).map(Some)
+}
+
+/// Records `new` by `author` as the next version of `list`, whose latest
+/// recorded content the caller knows to be `old` (the store checks that
+/// with [`record_if_changed`] before it writes): stored as the diff from
+/// `old` without reading the stored content back. Falls back to
+/// [`record_if_changed`] when the latest version is not `old`.
+pub(crate) fn record_change(
+    history: &ListVersions,
+    list: &str,
+    old: &[RuleRow],
+    new: &[RuleRow],
+    author: &str,
+) -> Result<Option<u64>> {
+    let latest = history.latest(list)?;
+    match latest {
+        Some(v) if history.cached_hash(&v) == Some(hash_rows(old)) => {
+            if old == new {
+                return Ok(None);
+            }
+            record(
+                history,
+                list,
+                new,
+                hash_rows(new),
+                author,
+                Some((v.version, old)),
+            )
+            .map(Some)
+        }
+        _ => record_if_changed(history, list, new, author),
+    }
+}
+
+fn record(
+    history: &ListVersions,
+    list: &str,
+    rows: &[RuleRow],
+    hash: u64,
+    author: &str,
+    base: Option<(u64, &[RuleRow])>,
+) -> Result<u64> {
+    let summary = diff_rows(base.map_or(&[][..], |(_, o)| o), rows);
+    let version = history.record_after(list, author, &summary, rows, base, chrono::Utc::now())?;
     if let Some(v) = history.latest(list)? {
         history.remember_hash(&v, hash);
     }
-    Ok(Some(version))
+    Ok(version)
 }

@@ -386,13 +386,27 @@ impl RuleSet {
     /// the file and of that tenant refuse it; another tenant's do not (that
     /// tenant is kept at its last good version by the reload).
     pub fn check_for_tenant(cfg: &LoadedConfig, tenant: Option<&str>) -> Result<(), Problems> {
-        let (_, problems) = Builder::new(cfg).build()?;
+        RuleSet::check_and_build(cfg, tenant).map(|_| ())
+    }
+
+    /// [`RuleSet::check_for_tenant`], also giving the rule set when the
+    /// whole configuration compiles without a problem: what
+    /// [`RuleSet::compile_isolated`] would install from it, so a list write
+    /// that checked it hands it to the reload rather than compiling twice.
+    pub(crate) fn check_and_build(
+        cfg: &LoadedConfig,
+        tenant: Option<&str>,
+    ) -> Result<Option<RuleSet>, Problems> {
+        let (rs, problems) = Builder::new(cfg).build()?;
+        if problems.is_empty() {
+            return Ok(Some(with_inputs(rs, cfg, &HashSet::new())));
+        }
         let mine: Vec<(String, Problem)> = problems
             .into_iter()
             .filter(|(t, _)| Some(t.as_str()) == tenant)
             .collect();
         if mine.is_empty() {
-            Ok(())
+            Ok(None)
         } else {
             Err(Problems(named(mine)))
         }

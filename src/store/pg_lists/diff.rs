@@ -94,6 +94,56 @@ impl Diff {
         out
     }
 
+    /// `base` with every diff of `diffs` applied in turn: the same as
+    /// folding [`Diff::apply`], but each diff costs its own size, not the
+    /// list's (a million-row list and a hundred one-row edits).
+    pub(crate) fn fold(base: Vec<RuleRow>, diffs: impl IntoIterator<Item = Diff>) -> Vec<RuleRow> {
+        let mut rows: Vec<Option<RuleRow>> = base.into_iter().map(Some).collect();
+        let mut at: Option<HashMap<String, usize>> = None;
+        for d in diffs {
+            if let Some(full) = d.full {
+                rows = full.into_iter().map(Some).collect();
+                at = None;
+                continue;
+            }
+            let at = at.get_or_insert_with(|| {
+                rows.iter()
+                    .enumerate()
+                    .filter_map(|(i, r)| r.as_ref().map(|r| (r.rule_name.clone(), i)))
+                    .collect()
+            });
+            for name in &d.removed {
+                if let Some(i) = at.remove(name) {
+                    rows[i] = None;
+                }
+            }
+            for r in d.upsert {
+                match at.get(&r.rule_name) {
+                    Some(&i) => rows[i] = Some(r),
+                    None => {
+                        at.insert(r.rule_name.clone(), rows.len());
+                        rows.push(Some(r));
+                    }
+                }
+            }
+            if let Some(order) = d.order {
+                let mut taken: Vec<Option<RuleRow>> = Vec::with_capacity(order.len());
+                for n in &order {
+                    if let Some(i) = at.get(n) {
+                        taken.push(rows[*i].take());
+                    }
+                }
+                rows = taken;
+                *at = rows
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, r)| r.as_ref().map(|r| (r.rule_name.clone(), i)))
+                    .collect();
+            }
+        }
+        rows.into_iter().flatten().collect()
+    }
+
     /// Whether the new content needs the current rows rewritten (not patched).
     pub(crate) fn rewrites(&self) -> bool {
         self.full.is_some() || self.order.is_some()
@@ -129,6 +179,23 @@ mod tests {
             cur = back.apply(&cur);
             assert_eq!(&cur, v);
         }
+        let diffs = [&v1, &v2, &v3, &v4, &v1, &v2];
+        let mut prev: Vec<RuleRow> = Vec::new();
+        let mut all = Vec::new();
+        for v in diffs {
+            all.push(Diff::between(&prev, v));
+            prev = v.clone();
+        }
+        for n in 0..=all.len() {
+            let want = if n == 0 {
+                Vec::new()
+            } else {
+                diffs[n - 1].clone()
+            };
+            assert_eq!(Diff::fold(Vec::new(), all[..n].to_vec()), want, "{n}");
+        }
+        // From a base: v2 then v3's diff.
+        assert_eq!(Diff::fold(v2.clone(), [all[2].clone()]), v3);
         let d = Diff::between(&v1, &v2);
         assert_eq!(d.removed, vec!["b"]);
         assert_eq!(d.upsert, vec![row("c", "+33"), row("d", "+4")]);
