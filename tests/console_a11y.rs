@@ -85,10 +85,18 @@ async fn the_skip_link_goes_to_the_current_screens_content() {
     b.wait_text("[data-list=spam]", "Spam-1").await;
     js(&b, "document.querySelector('.skip').focus()").await;
     b.find(".skip").await.send_keys("\u{E007}").await.unwrap();
-    wait_js(&b, "return document.activeElement.id === 'page-title'", "heading focused").await;
+    wait_js(
+        &b,
+        "return document.activeElement.id === 'page-title'",
+        "heading focused",
+    )
+    .await;
     // Still the Trunks screen: the link did not route to another screen.
     assert_eq!(js(&b, "return location.hash").await, Value::from("#trunks"));
-    assert_eq!(js(&b, "return document.querySelector('#main h1').textContent").await, Value::from("Trunks"));
+    assert_eq!(
+        js(&b, "return document.querySelector('#main h1').textContent").await,
+        Value::from("Trunks")
+    );
     b.close().await;
     srv.stop().await;
 }
@@ -100,15 +108,27 @@ async fn after_a_change_the_focus_returns_to_the_row() {
     };
     let mut srv = start().await;
     b.goto(&format!("http://{}/#trunks", srv.http())).await;
-    b.click("[data-list=spam] button[aria-label='Disable Spam-1']").await;
+    b.click("[data-list=spam] button[aria-label='Disable Spam-1']")
+        .await;
     give_token(&b).await;
     b.wait_text("#flash", "Spam-1 disabled").await;
-    wait_js(&b, &format!("return (() => {{ {ACTIVE_RULE} }})() === 'Spam-1'"), "focus on Spam-1").await;
+    wait_js(
+        &b,
+        &format!("return (() => {{ {ACTIVE_RULE} }})() === 'Spam-1'"),
+        "focus on Spam-1",
+    )
+    .await;
     // After a delete, the next row has the focus.
-    b.click("[data-list=spam] button[aria-label='Delete Spam-1']").await;
+    b.click("[data-list=spam] button[aria-label='Delete Spam-1']")
+        .await;
     b.click("#confirm-yes").await;
     b.wait_text("#flash", "Spam-1 deleted").await;
-    wait_js(&b, &format!("return (() => {{ {ACTIVE_RULE} }})() === 'Spam-2'"), "focus on the next row").await;
+    wait_js(
+        &b,
+        &format!("return (() => {{ {ACTIVE_RULE} }})() === 'Spam-2'"),
+        "focus on the next row",
+    )
+    .await;
     b.close().await;
     srv.stop().await;
 }
@@ -123,9 +143,24 @@ async fn navigation_focuses_the_labelled_heading_without_scrolling() {
     b.wait_text("#main h1", "Overview").await;
     b.click("#nav a[data-screen=trunks]").await;
     b.wait_text("#main h1", "Trunks").await;
-    wait_js(&b, "return document.activeElement.id === 'page-title'", "heading focused").await;
-    assert_eq!(js(&b, "return document.querySelector('main').getAttribute('aria-labelledby')").await, Value::from("page-title"));
-    assert_eq!(js(&b, "return document.activeElement.tagName").await, Value::from("H1"));
+    wait_js(
+        &b,
+        "return document.activeElement.id === 'page-title'",
+        "heading focused",
+    )
+    .await;
+    assert_eq!(
+        js(
+            &b,
+            "return document.querySelector('main').getAttribute('aria-labelledby')"
+        )
+        .await,
+        Value::from("page-title")
+    );
+    assert_eq!(
+        js(&b, "return document.activeElement.tagName").await,
+        Value::from("H1")
+    );
     // The header stays in view.
     assert_eq!(js(&b, "return window.scrollY").await, Value::from(0));
     b.close().await;
@@ -139,15 +174,23 @@ async fn every_table_is_named_by_its_heading() {
     };
     let mut srv = start().await;
     let base = format!("http://{}", srv.http());
-    for (screen, ready) in [("trunks", "[data-list=spam] tr[data-rule]"), ("import", "#main table"), ("history", "#history-result table")] {
+    for (screen, ready) in [
+        ("trunks", "[data-list=spam] tr[data-rule]"),
+        ("import", "#main table"),
+        ("history", "#history-result table"),
+    ] {
         b.goto(&format!("{base}/#{screen}")).await;
         b.find(ready).await;
-        let unnamed = js(&b, "return [...document.querySelectorAll('#main table')].filter((t) => {
+        let unnamed = js(
+            &b,
+            "return [...document.querySelectorAll('#main table')].filter((t) => {
             const id = t.getAttribute('aria-labelledby');
             const by = id && document.getElementById(id);
             if (by) return !by.textContent.trim() || !/^H[1-6]$/.test(by.tagName);
             return !(t.caption && t.caption.textContent.trim());
-        }).length").await;
+        }).length",
+        )
+        .await;
         assert_eq!(unnamed, Value::from(0), "unnamed tables on {screen}");
     }
     // The spam list's table is named by the list's heading.
@@ -174,7 +217,7 @@ async fn touch_targets_are_44_px_on_a_phone() {
         .filter(([e, r]) => r.height < 44 || r.width < 44)
         .map(([e, r]) => `${e.tagName} ${e.getAttribute('aria-label') || e.textContent} ${r.width}x${r.height}`)").await;
     assert_eq!(small, Value::Array(vec![]), "targets under 44 px");
-    b.screenshot("trunks-phone-targets").await;
+    b.screenshot("a11y-phone-targets").await;
     b.close().await;
     srv.stop().await;
 }
@@ -186,20 +229,32 @@ async fn a_message_stays_until_dismissed_or_replaced() {
     };
     let mut srv = start().await;
     b.goto(&format!("http://{}/#trunks", srv.http())).await;
-    b.click("[data-list=spam] button[aria-label='Disable Spam-1']").await;
+    b.click("[data-list=spam] button[aria-label='Disable Spam-1']")
+        .await;
     give_token(&b).await;
     b.wait_text("#flash [role=status]", "Spam-1 disabled").await;
     // The old console cleared it after 8 s: it is still there after 9.
     tokio::time::sleep(Duration::from_secs(9)).await;
     b.wait_text("#flash", "Spam-1 disabled").await;
     // The next change replaces it.
-    b.click("[data-list=spam] button[aria-label='Disable Spam-2']").await;
+    b.click("[data-list=spam] button[aria-label='Disable Spam-2']")
+        .await;
     let text = b.wait_text("#flash", "Spam-2 disabled").await;
     assert!(!text.contains("Spam-1"), "{text}");
     // Dismissed, it goes, and the focus goes to the heading.
     b.click("#flash button.dismiss").await;
-    wait_js(&b, "return document.getElementById('flash').children.length === 0", "message dismissed").await;
-    wait_js(&b, "return document.activeElement.id === 'page-title'", "heading focused").await;
+    wait_js(
+        &b,
+        "return document.getElementById('flash').children.length === 0",
+        "message dismissed",
+    )
+    .await;
+    wait_js(
+        &b,
+        "return document.activeElement.id === 'page-title'",
+        "heading focused",
+    )
+    .await;
     b.close().await;
     srv.stop().await;
 }
@@ -215,7 +270,9 @@ async fn phone_cards_keep_labels_beside_values() {
     b.find("[data-list=spam] tr[data-rule=Spam-2]").await;
     // In every labelled cell of a rule row, the value starts right of the
     // label and on its line (a name never falls into the label column).
-    let bad = js(&b, "return [...document.querySelectorAll('[data-list=spam] tr[data-rule] [data-label]')]
+    let bad = js(
+        &b,
+        "return [...document.querySelectorAll('[data-list=spam] tr[data-rule] [data-label]')]
         .filter((c) => c.dataset.label && c.textContent.trim())
         .filter((c) => {
             const cell = c.getBoundingClientRect();
@@ -223,9 +280,11 @@ async fn phone_cards_keep_labels_beside_values() {
             const first = range.getClientRects()[0];
             if (!first) return false;
             return first.left < cell.left + 80 || first.top > cell.top + 12;
-        }).map((c) => c.dataset.label + ': ' + c.textContent)").await;
+        }).map((c) => c.dataset.label + ': ' + c.textContent)",
+    )
+    .await;
     assert_eq!(bad, Value::Array(vec![]), "values under their labels");
-    b.screenshot("trunks-phone").await;
+    b.screenshot("a11y-phone-cards").await;
     b.close().await;
     srv.stop().await;
 }

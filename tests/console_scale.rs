@@ -96,56 +96,89 @@ async fn a_100k_list_is_paged_searched_and_bulk_disabled_in_one_change() {
     let sum = "[data-list=spam] .list-summary";
     let text = b.wait_text(sum, "of 100,000").await;
     assert!(text.contains("Showing 1–50"), "{text}");
-    let rows = js(&b, "return document.querySelectorAll('[data-list=spam] tr[data-rule]').length").await;
+    let rows = js(
+        &b,
+        "return document.querySelectorAll('[data-list=spam] tr[data-rule]').length",
+    )
+    .await;
     assert_eq!(rows, Value::from(50), "one page of 50 rows");
     let elements = js(&b, "return document.querySelectorAll('*').length").await;
     let elements = elements.as_u64().unwrap();
     assert!(elements < 5_000, "{elements} elements on the trunks screen");
-    b.wait_text("[data-list=spam] .pager", "Page 1 of 2,000").await;
+    b.wait_text("[data-list=spam] .pager", "Page 1 of 2,000")
+        .await;
     b.screenshot("trunks-100k").await;
 
     // Search as you type: one entry found, the state in the URL hash.
-    b.fill("[data-list=spam] input.list-search", "Gen-054321").await;
+    b.fill("[data-list=spam] input.list-search", "Gen-054321")
+        .await;
     b.wait_text(sum, "1 of 100,000 rules match").await;
     b.find("[data-list=spam] tr[data-rule=Gen-054321]").await;
-    wait_js(&b, "return location.hash.includes('q=Gen-054321') && location.hash.includes('list=spam')", "search in the hash").await;
+    wait_js(
+        &b,
+        "return location.hash.includes('q=Gen-054321') && location.hash.includes('list=spam')",
+        "search in the hash",
+    )
+    .await;
     // A phone number finds the rule that would match a call from it.
-    b.fill("[data-list=spam] input.list-search", "+1 555 205 4321").await;
+    b.fill("[data-list=spam] input.list-search", "+1 555 205 4321")
+        .await;
     b.wait_text("[data-list=spam] tbody", "Gen-054321").await;
 
     // A shared link restores the list, the search and the page.
-    b.goto(&format!("{base}/#trunks?list=spam&q=Gen-0543&page=2")).await;
+    b.goto(&format!("{base}/#trunks?list=spam&q=Gen-0543&page=2"))
+        .await;
     b.wait_text("[data-list=spam] .pager", "Page 2 of 2").await;
-    b.wait_text(sum, "100 of 100,000 rules match; showing 51–100").await;
-    let value = js(&b, "return document.querySelector('[data-list=spam] input.list-search').value").await;
+    b.wait_text(sum, "100 of 100,000 rules match; showing 51–100")
+        .await;
+    let value = js(
+        &b,
+        "return document.querySelector('[data-list=spam] input.list-search').value",
+    )
+    .await;
     assert_eq!(value, Value::from("Gen-0543"));
 
     // Bulk: select the page, then every matching row; disable them as one change.
     let before = spam_versions(&base).await;
     b.click("[data-list=spam] input.select-page").await;
     b.click("[data-list=spam] button.select-all").await;
-    b.wait_text("[data-list=spam] .bulk-count", "100 selected").await;
+    b.wait_text("[data-list=spam] .bulk-count", "100 selected")
+        .await;
     b.click("[data-list=spam] button[data-op=disable]").await;
     b.wait_text("#confirm-text", "all 100 rules matching").await;
     b.click("#confirm-yes").await;
     b.fill("#token-input", TOKEN).await;
     b.click("#token-form button[type=submit]").await;
-    b.wait_text("#flash", "100 rules of spam disabled in one change").await;
+    b.wait_text("#flash", "100 rules of spam disabled in one change")
+        .await;
     let after = spam_versions(&base).await;
     assert_eq!(after, before + 1, "one history entry for the bulk change");
-    b.wait_text("[data-list=spam] tr[data-rule=Gen-054399]", "no").await;
-    let disabled = get_json(&format!("{base}/api/v1/lists/spam/entries?q=Gen-0543&limit=500")).await;
+    b.wait_text("[data-list=spam] tr[data-rule=Gen-054399]", "no")
+        .await;
+    let disabled = get_json(&format!(
+        "{base}/api/v1/lists/spam/entries?q=Gen-0543&limit=500"
+    ))
+    .await;
     let entries = disabled["entries"].as_array().expect("entries");
     assert_eq!(entries.len(), 100);
-    assert!(entries.iter().all(|e| e["enabled"] == Value::Bool(false)), "all disabled");
+    assert!(
+        entries.iter().all(|e| e["enabled"] == Value::Bool(false)),
+        "all disabled"
+    );
     b.screenshot("trunks-bulk").await;
 
     // Undo: one rollback, the rows are enabled again.
     b.click("#flash-undo").await;
     b.wait_text("#flash", "Undone").await;
-    let back = get_json(&format!("{base}/api/v1/lists/spam/entries?q=Gen-0543&limit=500")).await;
+    let back = get_json(&format!(
+        "{base}/api/v1/lists/spam/entries?q=Gen-0543&limit=500"
+    ))
+    .await;
     let entries = back["entries"].as_array().expect("entries");
-    assert!(entries.iter().all(|e| e["enabled"] == Value::Bool(true)), "undone");
+    assert!(
+        entries.iter().all(|e| e["enabled"] == Value::Bool(true)),
+        "undone"
+    );
     assert_eq!(spam_versions(&base).await, before + 2);
     b.close().await;
     drop(srv);

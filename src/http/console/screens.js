@@ -151,8 +151,10 @@ screens.calls = async (params) => {
     out.replaceChildren(h("p", { class: "muted" }, "Loading…"));
     let calls;
     try { calls = await api("GET", "/api/v1/calls?" + q); } catch (err) { out.replaceChildren(errorBox(err)); return; }
+    // The list filter is applied here too, so that a callguard that does not know it still shows only that list.
+    if (q.get("list")) calls = calls.filter((c) => consoleList(c) === q.get("list"));
     const ruleLink = (c) => {
-      const list = c.list_name || c.list;
+      const list = consoleList(c);
       if (!c.rule) return h("div", { class: "muted" }, list);
       return [h("a", { href: `#trunks?list=${encodeURIComponent(list)}&q=${encodeURIComponent(c.rule)}`, class: "rule-link", "aria-label": `Rule ${c.rule} of ${list}` }, c.rule), h("div", { class: "muted" }, list)];
     };
@@ -169,6 +171,11 @@ screens.calls = async (params) => {
   f.onsubmit = (e) => { e.preventDefault(); run(true); };
   await run(false);
 };
+/** The console's name of the list that decided a call (`spam`, `support.blacklist`, `system_blacklist`). */
+function consoleList(c) {
+  if (c.list_name && c.list_name !== c.list) return c.list_name;
+  return c.list === "blacklist" || c.list === "whitelist" ? `${c.trunk}.${c.list}` : c.list;
+}
 /**
  * Block a caller: which list and which action; the server's `check` says
  * first what a call from that number would get after the change. A refusal

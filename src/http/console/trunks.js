@@ -21,6 +21,8 @@ function modeText(t) {
   return h("span", {}, badge("exclusive " + scheduleText(t.exclusive_schedule), "warn"), " ",
     t.exclusive_now ? badge("in force now", "block") : badge("not in force now", "allow"));
 }
+/** Lists up to this many rows show no search box (a glance is enough). */
+const SEARCH_FROM = 10;
 const isAttestation = (r) => r.match === "attestation" || r.match_type === "attestation";
 /** The action a call would really get, and where it comes from. */
 function actionText(r, l) {
@@ -36,7 +38,7 @@ function actionText(r, l) {
 const COLUMNS = [
   ["Name", "name"], ["Match", null], ["Pattern", "pattern"], ["Action", "action"], ["Schedule", null],
   ["Enabled", "enabled"], ["Notes", null], ["Added", "added"], ["Changed", "changed"],
-  ["Hits (30 d)", "hits"], ["Last hit", "last_hit"], ["Calls", null],
+  ["Hits (30 d)", "hits"], ["Last hit", "last_hit"],
 ];
 
 /** A list shown a page at a time. `ps` carries q, page, sort, order (from the hash for the active list). */
@@ -74,10 +76,10 @@ class ListPanel {
     return h("section", { class: "list", "data-list": l.name, "aria-labelledby": "h-list-" + this.id },
       h("div", { class: "list-head" },
         h("h3", { id: "h-list-" + this.id }, `${l.name} `, kind),
-        h("span", { class: "muted" }, h("span", { "data-count-for": l.name, class: "count" }, fmtNum(this.count)), " rules",
+        h("span", { class: "muted" }, h("span", { "data-count-for": l.name, class: "count" }, fmtNum(this.count)), this.count === 1 ? " rule" : " rules",
           l.path ? " · " + l.path : " · in callguard.yaml (read-only here)"),
         this.editable ? h("button", { type: "button", class: "primary small add-rule", onclick: () => editRule(l, null, this), "aria-label": `Add rule to ${l.name}` }, "Add rule") : null),
-      h("div", { class: "list-tools" },
+      h("div", { class: "list-tools", hidden: this.count <= SEARCH_FROM && !this.q }, 
         h("div", { class: "field" }, h("label", { for: "q-" + this.id }, `Search ${l.name}`), this.search),
         this.summary),
       this.bulkBar, this.body, this.pager);
@@ -133,8 +135,10 @@ class ListPanel {
     this.el.setAttribute("aria-busy", "true");
     let got;
     try {
-      got = opts.initial && Array.isArray(this.l.entries) && !this.q && this.page === 1 && this.sort === "position"
-        ? { rows: this.l.entries, total: this.count, count: this.count } : await this.fetchPage();
+      // /api/v1/trunks carries the first page (entries, or rules beside entries_url): no second request for it.
+      const first = Array.isArray(this.l.entries) ? this.l.entries : (this.l.entries_url && Array.isArray(this.l.rules) ? this.l.rules.slice(0, PAGE) : null);
+      got = opts.initial && first && !this.q && this.page === 1 && this.sort === "position"
+        ? { rows: first, total: this.count, count: this.count } : await this.fetchPage();
     } catch (err) {
       if (seq === this.seq) { this.body.replaceChildren(errorBox(err)); this.el.removeAttribute("aria-busy"); }
       return;
@@ -145,6 +149,7 @@ class ListPanel {
     if (this.page > pages && got.total > 0) { this.page = pages; return this.load(opts); }
     this.rows = got.rows; this.total = got.total; this.count = got.count;
     for (const el of this.el.querySelectorAll(`[data-count-for]`)) el.textContent = fmtNum(this.count);
+    if (this.count > SEARCH_FROM) this.el.querySelector(".list-tools").hidden = false;
     if (opts.push || opts.replace) setHash("trunks", this.params(), !!opts.replace);
     this.draw();
     if (opts.focus !== undefined) this.focusRow(opts.focus);
@@ -193,8 +198,10 @@ class ListPanel {
       h("td", { class: "action" }, actionText(r, l)),
       h("td", {}, scheduleText(r.schedule)), h("td", {}, r.enabled ? "yes" : "no"), h("td", {}, r.notes),
       h("td", { title: fmtTime(r.added) }, fmtDate(r.added)), h("td", { title: fmtTime(r.changed) }, fmtDate(r.changed)),
-      h("td", { class: "num hits" }, r.hits ?? ""), h("td", { title: fmtTime(r.last_hit) }, r.last_hit ? fmtDate(r.last_hit) : (r.last_hit === null ? "never" : "")),
-      h("td", {}, h("a", { href: `#calls?list=${encodeURIComponent(l.name)}&rule=${encodeURIComponent(r.name)}`, class: "calls-link", "aria-label": `Calls decided by ${r.name}` }, "Calls")));
+      // The hit count links to the calls the rule decided (the Calls screen, filtered).
+      h("td", { class: "num hits" }, h("a", { href: `#calls?list=${encodeURIComponent(l.name)}&rule=${encodeURIComponent(r.name)}`, class: "calls-link",
+        "aria-label": `${r.hits ?? 0} calls decided by ${r.name} in 30 days` }, r.hits ?? "0")),
+      h("td", { title: fmtTime(r.last_hit) }, r.last_hit ? fmtDate(r.last_hit) : (r.last_hit === null ? "never" : "")));
     if (this.editable) {
       cells.push(h("td", { class: "actions" },
         h("button", { type: "button", class: "small", onclick: () => editRule(l, r, this), "aria-label": `Edit ${r.name}` }, "Edit"), " ",
@@ -221,10 +228,10 @@ class ListPanel {
       ? h("button", { type: "button", class: "small select-all", onclick: () => { this.allMatching = true; this.draw(); this.bulkBar.querySelector(".bulk-count").focus(); } },
         `Select all ${fmtNum(this.total)} ${this.q ? "matching" : "rules"}`) : null;
     const act = (op, label, cls) => h("button", { type: "button", class: "small " + (cls || ""), "data-op": op, disabled: n === 0, onclick: () => this.bulk(op) }, label);
-    this.bulkBar.replaceChildren(
+    this.bulkBar.replaceChildren(...[
       h("span", { class: "bulk-count", tabindex: "-1" }, n ? `${fmtNum(n)} selected` : "None selected"),
       all, act("disable", "Disable selected"), act("enable", "Enable selected"), act("delete", "Delete selected", "danger"),
-      n ? h("button", { type: "button", class: "small", onclick: () => { this.clearSelection(); this.draw(); } }, "Clear selection") : null);
+      n ? h("button", { type: "button", class: "small", onclick: () => { this.clearSelection(); this.draw(); } }, "Clear selection") : null].filter(Boolean));
   }
   clearSelection() { this.selected.clear(); this.allMatching = false; }
   sortBy(key) {
