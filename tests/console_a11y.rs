@@ -14,6 +14,7 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use browser::Browser;
+use callguard_sim::asterisk::AsteriskSim;
 use serde_json::Value;
 
 const TOKEN: &str = "console-a11y-token-ops";
@@ -265,26 +266,57 @@ async fn phone_cards_keep_labels_beside_values() {
         return;
     };
     let mut srv = start().await;
+    let base = format!("http://{}", srv.http());
+    // A call decided by a rule: its "Rule / list" cell holds the rule and the list on two lines.
+    let r = AsteriskSim::new()
+        .script("screen?trunk=support")
+        .callerid("+442071234567")
+        .uniqueid("uk-call")
+        .run(srv.agi())
+        .await;
+    assert!(r.error.is_none(), "{:?}", r.error);
     b.client.set_window_size(390, 844).await.unwrap();
-    b.goto(&format!("http://{}/#trunks", srv.http())).await;
+    // In every labelled cell of a row, every line of the value lies right
+    // of the label (nothing falls into the label column).
+    let check = |rows: &str| {
+        format!(
+            "return [...document.querySelectorAll('{rows} [data-label]')]
+            .filter((c) => c.dataset.label && c.textContent.trim())
+            .filter((c) => {{
+                const cell = c.getBoundingClientRect();
+                const range = document.createRange(); range.selectNodeContents(c);
+                const rects = [...range.getClientRects()].filter((r) => r.width > 0);
+                return rects.some((r) => r.left < cell.left + 80) || (rects[0] && rects[0].top > cell.top + 12);
+            }}).map((c) => c.dataset.label + ': ' + c.textContent)"
+        )
+    };
+    b.goto(&format!("{base}/#trunks")).await;
     b.find("[data-list=spam] tr[data-rule=Spam-2]").await;
-    // In every labelled cell of a rule row, the value starts right of the
-    // label and on its line (a name never falls into the label column).
-    let bad = js(
+    let bad = js(&b, &check("[data-list=spam] tr[data-rule]")).await;
+    assert_eq!(
+        bad,
+        Value::Array(vec![]),
+        "values under their labels (trunks)"
+    );
+    b.screenshot("a11y-phone-cards").await;
+    b.goto(&format!("{base}/#calls")).await;
+    b.wait_text("tr[data-call=uk-call]", "UK").await;
+    let bad = js(&b, &check("tr[data-call]")).await;
+    assert_eq!(
+        bad,
+        Value::Array(vec![]),
+        "values under their labels (calls)"
+    );
+    // Captions are a line above the card, not a column one word wide.
+    b.goto(&format!("{base}/#report")).await;
+    b.wait_text("#report-result", "Blocked by trunk").await;
+    let narrow = js(
         &b,
-        "return [...document.querySelectorAll('[data-list=spam] tr[data-rule] [data-label]')]
-        .filter((c) => c.dataset.label && c.textContent.trim())
-        .filter((c) => {
-            const cell = c.getBoundingClientRect();
-            const range = document.createRange(); range.selectNodeContents(c);
-            const first = range.getClientRects()[0];
-            if (!first) return false;
-            return first.left < cell.left + 80 || first.top > cell.top + 12;
-        }).map((c) => c.dataset.label + ': ' + c.textContent)",
+        "return [...document.querySelectorAll('#main caption')]
+        .filter((c) => c.getBoundingClientRect().width < 200).map((c) => c.textContent)",
     )
     .await;
-    assert_eq!(bad, Value::Array(vec![]), "values under their labels");
-    b.screenshot("a11y-phone-cards").await;
+    assert_eq!(narrow, Value::Array(vec![]), "narrow captions");
     b.close().await;
     srv.stop().await;
 }
