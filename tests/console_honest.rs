@@ -28,7 +28,7 @@ default_trunk: support
 actions:
   vm: { kind: voicemail, mailbox: "100@default" }
 schedules:
-  office: { timezone: America/New_York, open: [ { days: mon-sun, from: "00:00", to: "00:01" } ] }
+  office: { timezone: America/New_York, open: [ { days: mon-sun, from: "00:00", to: "23:59" } ] }
 http:
   tokens:
     - { name: ops, token_env: CG_CONSOLE_HONEST_TOKEN }
@@ -288,14 +288,21 @@ async fn import_preselects_no_list_and_counts_refresh_after_it() {
     );
     b.wait_text("#main tr[data-list=spam] [data-count-for=spam]", "1")
         .await;
-    // Without a list chosen nothing is sent.
+    // Without a list chosen nothing is sent: the form is invalid at the list.
     b.find("#i-file")
         .await
         .send_keys(&upload.display().to_string())
         .await
         .unwrap();
     b.click("#i-preview").await;
-    b.wait_text("#preview", "choose the list").await;
+    let invalid = js(
+        &b,
+        "return document.getElementById('i-list').matches(':invalid')",
+    )
+    .await;
+    assert_eq!(invalid, Value::Bool(true), "the list is required");
+    let preview = js(&b, "return document.getElementById('preview').textContent").await;
+    assert_eq!(preview, Value::from(""), "nothing sent");
     b.select("#i-list", "spam").await;
     b.click("#i-preview").await;
     give_token(&b).await;
