@@ -346,3 +346,34 @@ async fn the_tester_names_what_decided_uses_the_did_and_normalises_patterns() {
     b.close().await;
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_broken_configuration_turns_the_console_read_only_and_exports_still_work() {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let mut srv = start().await;
+    // Break the configuration on disk: the rules in force stay, changes must not be offered.
+    let cfg = srv.dir.path().join("callguard.yaml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("default_trunk: support", "default_trunk: [support"),
+    )
+    .unwrap();
+    b.goto(&format!("http://{}/#trunks", srv.http())).await;
+    let banner = b.wait_text("#read-only", "Read-only").await;
+    assert!(
+        banner.lines().count() > 1,
+        "the problems are listed: {banner}"
+    );
+    b.wait_text("[data-list=spam]", "Spam-1").await;
+    let offered = js(&b, "return [...document.querySelectorAll('#main .add-rule, #main button.toggle')].filter((e) => e.offsetParent !== null).length").await;
+    assert_eq!(offered, Value::from(0), "no change offered");
+    // Exports still work.
+    b.goto(&format!("http://{}/#import", srv.http())).await;
+    b.click("button[aria-label='Export spam as CSV']").await;
+    b.wait_text("#flash", "Exported spam as CSV").await;
+    b.close().await;
+    srv.stop().await;
+}
