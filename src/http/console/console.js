@@ -182,7 +182,7 @@ async function loadTrunks(force) {
 /** Lists the API can change (list files), blacklists first. */
 function editableLists(t) {
   const all = [];
-  for (const l of t.system) all.push(Object.assign({ trunk: null }, l));
+  for (const l of t.system || []) all.push(Object.assign({ trunk: null }, l));
   for (const tr of t.trunks) for (const l of tr.lists) all.push(Object.assign({ trunk: tr.name }, l));
   return all.filter((l) => l.editable).sort((a, b) => (a.kind === "whitelist") - (b.kind === "whitelist"));
 }

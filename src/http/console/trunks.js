@@ -290,7 +290,7 @@ screens.trunks = async (params) => {
     return p.el;
   };
   const sections = [h("section", { class: "card", "aria-labelledby": "h-system" }, h("h2", { id: "h-system" }, "All trunks"),
-    panel(t.protected), t.system.map((l) => panel(l)))];
+    t.protected ? panel(t.protected) : null, (t.system || []).map((l) => panel(l)))];
   for (const tr of t.trunks) {
     sections.push(h("section", { class: "card trunk", "data-trunk": tr.name, "aria-labelledby": "h-trunk-" + idOf(tr.name) },
       h("div", { class: "trunk-head" }, h("h2", { id: "h-trunk-" + idOf(tr.name) }, "Trunk " + tr.name), modeText(tr),
