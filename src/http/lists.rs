@@ -17,13 +17,19 @@ use crate::list_edit::store::{Applied, ListStore, RowChecker, StoreError};
 use crate::list_io::{Format, RuleRow, read_rows, write_rows};
 use crate::reload::Trigger;
 
+pub(crate) mod dates;
+pub(crate) mod entries;
 mod test;
+pub(crate) mod view;
 
 pub(crate) fn routes() -> Router<Api> {
     Router::new()
         .route("/api/v1/lists", get(list_all))
         .route("/api/v1/lists/{name}", get(export).put(replace))
-        .route("/api/v1/lists/{name}/entries", post(add))
+        .route(
+            "/api/v1/lists/{name}/entries",
+            get(entries::entries).post(add),
+        )
         .route("/api/v1/lists/{name}/entries/{rule}", delete(remove))
         .route("/api/v1/lists/{name}/rollback", post(rollback))
         .route("/api/v1/history", get(history))
@@ -48,11 +54,19 @@ async fn list_all(AxState(api): AxState<Api>) -> Response {
         .map(|l| {
             json!({
                 "name": l.name, "kind": l.kind, "trunk": l.trunk, "path": l.path,
-                "rules": l.rules, "editable": l.path.is_some(),
+                "rules": l.rules, "count": l.rules, "editable": l.path.is_some(),
+                "entries_url": format!("/api/v1/lists/{}/entries", view::encode(&l.name)),
             })
         })
         .collect();
-    axum::Json(json!({ "version": snap.version, "lists": lists })).into_response()
+    // A configuration on disk that does not load: the lists in force are
+    // answered, and the console turns read-only with the problems shown.
+    let problems = api.reloader.last_error().map(|e| e.problems);
+    axum::Json(json!({
+        "version": snap.version, "lists": lists,
+        "read_only": problems.is_some(), "problems": problems.unwrap_or_default(),
+    }))
+    .into_response()
 }
 
 #[derive(Deserialize)]
