@@ -353,6 +353,10 @@ async fn a_broken_configuration_turns_the_console_read_only_and_exports_still_wo
         return;
     };
     let mut srv = start().await;
+    // The console was open before the configuration broke (the server answers
+    // from the last configuration that loaded; see the report).
+    b.goto(&format!("http://{}/#trunks", srv.http())).await;
+    b.wait_text("[data-list=spam]", "Spam-1").await;
     // Break the configuration on disk: the rules in force stay, changes must not be offered.
     let cfg = srv.dir.path().join("callguard.yaml");
     let text = std::fs::read_to_string(&cfg).unwrap();
@@ -361,6 +365,7 @@ async fn a_broken_configuration_turns_the_console_read_only_and_exports_still_wo
         text.replace("default_trunk: support", "default_trunk: [support"),
     )
     .unwrap();
+    b.goto(&format!("http://{}/#overview", srv.http())).await;
     b.goto(&format!("http://{}/#trunks", srv.http())).await;
     let banner = b.wait_text("#read-only", "Read-only").await;
     assert!(
