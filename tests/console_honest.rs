@@ -382,3 +382,51 @@ async fn a_broken_configuration_turns_the_console_read_only_and_exports_still_wo
     b.close().await;
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_rule_links_to_its_calls_and_a_call_to_its_rule() {
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let mut srv = start().await;
+    assert_eq!(
+        agi_call(&srv, "+19005550000", "premium-call").await,
+        "block"
+    );
+    assert_eq!(agi_call(&srv, "+15550000001", "spam-call").await, "block");
+    wait_logged(&srv, "premium-call").await;
+    wait_logged(&srv, "spam-call").await;
+    b.goto(&format!("http://{}/#trunks", srv.http())).await;
+    // The hit count is a link to the calls the rule decided.
+    b.wait_text("tr[data-rule=Night-Premium] td.hits", "1")
+        .await;
+    b.click("tr[data-rule=Night-Premium] a.calls-link").await;
+    b.find("tr[data-call=premium-call]").await;
+    let hash = js(&b, "return decodeURIComponent(location.hash)").await;
+    assert_eq!(
+        hash,
+        Value::from("#calls?list=support.blacklist&rule=Night-Premium")
+    );
+    assert_eq!(
+        js(&b, "return document.getElementById('c-rule').value").await,
+        Value::from("Night-Premium")
+    );
+    let rows = js(
+        &b,
+        "return [...document.querySelectorAll('tr[data-call]')].map((r) => r.dataset.call)",
+    )
+    .await;
+    assert_eq!(
+        rows,
+        serde_json::json!(["premium-call"]),
+        "only that rule's calls"
+    );
+    // From the call to the rule that decided it.
+    b.goto(&format!("http://{}/#calls", srv.http())).await;
+    b.click("tr[data-call=spam-call] a.rule-link").await;
+    b.wait_text("[data-list=spam] tbody", "Spam-1").await;
+    let hash = js(&b, "return decodeURIComponent(location.hash)").await;
+    assert_eq!(hash, Value::from("#trunks?list=spam&q=Spam-1"));
+    b.close().await;
+    srv.stop().await;
+}
