@@ -125,6 +125,31 @@ async fn a_100k_list_is_paged_searched_and_bulk_disabled_in_one_change() {
         .await;
     b.wait_text("[data-list=spam] tbody", "Gen-054321").await;
 
+    // Sort by a column header: aria-sort says how, the state is in the hash, Back undoes it.
+    b.fill("[data-list=spam] input.list-search", "").await;
+    b.wait_text(sum, "Showing 1–50 of 100,000").await;
+    b.click("[data-list=spam] button.sort[data-sort=name]")
+        .await;
+    b.find("[data-list=spam] th[aria-sort=ascending] button[data-sort=name]")
+        .await;
+    b.click("[data-list=spam] button.sort[data-sort=name]")
+        .await;
+    b.find("[data-list=spam] th[aria-sort=descending] button[data-sort=name]")
+        .await;
+    b.wait_text("[data-list=spam] tbody tr:first-child", "Gen-099999")
+        .await;
+    wait_js(
+        &b,
+        "return location.hash.includes('sort=name') && location.hash.includes('order=desc')",
+        "sort in the hash",
+    )
+    .await;
+    js(&b, "history.back()").await;
+    b.find("[data-list=spam] th[aria-sort=ascending] button[data-sort=name]")
+        .await;
+    b.wait_text("[data-list=spam] tbody tr:first-child", "Gen-000000")
+        .await;
+
     // A shared link restores the list, the search and the page.
     b.goto(&format!("{base}/#trunks?list=spam&q=Gen-0543&page=2"))
         .await;
