@@ -14,6 +14,9 @@ use serde_json::{Value, json};
 
 const TOKEN: &str = "entries-api-token";
 const N: usize = 100_000;
+/// The lists of the tests that write (each write validates, records and
+/// reloads the whole list: slow in a debug build).
+const SMALL: usize = 5_000;
 
 fn env() {
     static ONCE: Once = Once::new();
@@ -41,9 +44,9 @@ trunks:
 
 /// `Big-000000` … : exact numbers `+1555` + 7 digits; every 1000th has a
 /// note; row 77777 is a wildcard; every 10th has no action.
-fn big() -> String {
+fn big(n: usize) -> String {
     let mut s = String::from("rule_name,pattern,match_type,action,enabled,notes\n");
-    for i in 0..N {
+    for i in 0..n {
         let (pattern, mt) = if i == 77_777 {
             ("+1666_______".to_string(), "wildcard")
         } else {
@@ -95,9 +98,9 @@ impl Client {
     }
 }
 
-async fn start() -> (server::TestServer, Client) {
+async fn start(n: usize) -> (server::TestServer, Client) {
     env();
-    let srv = server::start_with(YAML, &[("big.csv", &big())]).await;
+    let srv = server::start_with(YAML, &[("big.csv", &big(n))]).await;
     let c = Client {
         c: reqwest::Client::builder().no_proxy().build().unwrap(),
         base: format!("http://{}", srv.http()),
@@ -116,7 +119,7 @@ fn names(v: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn a_100000_entry_list_is_paged_searched_and_sorted_on_the_server() {
-    let (mut srv, c) = start().await;
+    let (mut srv, c) = start(N).await;
 
     let (s, size, v) = c.get("/api/v1/lists/big/entries").await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -200,7 +203,7 @@ async fn a_100000_entry_list_is_paged_searched_and_sorted_on_the_server() {
 
 #[tokio::test]
 async fn added_and_changed_come_from_the_history() {
-    let (mut srv, c) = start().await;
+    let (mut srv, c) = start(SMALL).await;
     let (s, v) = c
         .post(
             "/api/v1/lists/big/entries",
@@ -210,7 +213,7 @@ async fn added_and_changed_come_from_the_history() {
     assert_eq!(s, StatusCode::OK, "{v}");
     let (_, _, v) = c.get("/api/v1/lists/big/entries?q=new-one").await;
     let e = &v["entries"][0];
-    assert_eq!(e["position"], N);
+    assert_eq!(e["position"], SMALL);
     let added = e["added"].as_str().expect("added is known");
     assert_eq!(e["changed"].as_str(), Some(added));
     // Sorting by date added puts it last (the rows before it were there first).
@@ -218,5 +221,91 @@ async fn added_and_changed_come_from_the_history() {
         .get("/api/v1/lists/big/entries?sort=added&order=desc&limit=1")
         .await;
     assert_eq!(names(&v), vec!["New-One"]);
+    srv.stop().await;
+}
+
+async fn versions(c: &Client) -> Vec<Value> {
+    let (_, _, v) = c.get("/api/v1/history?list=big&limit=1000").await;
+    v["versions"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_bulk_disable_of_a_search_result_is_one_version_and_can_be_undone() {
+    let (mut srv, c) = start(SMALL).await;
+    // The starting state is recorded before the change (at start or by it).
+    let (s, v) = c
+        .post(
+            "/api/v1/lists/big/bulk",
+            json!({"op": "disable", "rules": ["Big-000001"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let before = versions(&c).await.len();
+
+    let (s, v) = c
+        .post(
+            "/api/v1/lists/big/bulk",
+            json!({"op": "disable", "q": "BATCH"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["changed"], SMALL / 1000);
+    let undo = v["undo"]["version"].as_u64().expect("an undo version");
+    assert_eq!(versions(&c).await.len(), before + 1, "one history entry");
+    let (_, _, page) = c.get("/api/v1/lists/big/entries?q=batch&limit=500").await;
+    assert_eq!(page["total"], SMALL / 1000);
+    assert!(
+        page["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["enabled"] == false)
+    );
+    let (_, _, page) = c
+        .get("/api/v1/lists/big/entries?sort=enabled&limit=1")
+        .await;
+    assert_eq!(
+        page["entries"][0]["enabled"], false,
+        "disabled rows sort first"
+    );
+
+    // Undo: the rollback the answer offers.
+    let (s, v) = c
+        .post("/api/v1/lists/big/rollback", json!({"version": undo}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, _, page) = c.get("/api/v1/lists/big/entries?q=batch&limit=500").await;
+    assert!(
+        page["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["enabled"] == true)
+    );
+
+    // Delete by name; an unknown name refuses the whole change; a bad op is 400.
+    let (s, v) = c
+        .post(
+            "/api/v1/lists/big/bulk",
+            json!({"op": "delete", "rules": ["Big-000002", "Big-000003"]}),
+        )
+        .await;
+    assert_eq!((s, v["changed"].as_u64()), (StatusCode::OK, Some(2)), "{v}");
+    let (_, _, page) = c.get("/api/v1/lists/big/entries").await;
+    assert_eq!(page["count"], SMALL - 2);
+    let (s, _) = c
+        .post(
+            "/api/v1/lists/big/bulk",
+            json!({"op": "delete", "rules": ["Big-000004", "Nope"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = c
+        .post(
+            "/api/v1/lists/big/bulk",
+            json!({"op": "paint", "rules": ["Big-000004"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
     srv.stop().await;
 }

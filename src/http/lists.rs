@@ -17,6 +17,7 @@ use crate::list_edit::store::{Applied, ListStore, RowChecker, StoreError};
 use crate::list_io::{Format, RuleRow, read_rows, write_rows};
 use crate::reload::Trigger;
 
+mod bulk;
 pub(crate) mod dates;
 pub(crate) mod entries;
 mod test;
@@ -32,6 +33,7 @@ pub(crate) fn routes() -> Router<Api> {
         )
         .route("/api/v1/lists/{name}/entries/{rule}", delete(remove))
         .route("/api/v1/lists/{name}/rollback", post(rollback))
+        .route("/api/v1/lists/{name}/bulk", post(bulk::bulk))
         .route("/api/v1/history", get(history))
         .route("/api/v1/test", post(test::explain))
 }
@@ -352,8 +354,13 @@ pub(super) async fn applied(
             .reload(Trigger::ApiWrite(why.to_string()))
             .await
     };
+    let undo = match applied.history_version {
+        Some(v) => undo_version(api, &applied.list, v).await,
+        None => None,
+    };
     match version {
         Ok(version) => Ok(json!({
+            "undo": undo.map(|v| json!({ "version": v })),
             "list": applied.list,
             "version": version,
             "history_version": applied.history_version,
@@ -369,4 +376,30 @@ pub(super) async fn applied(
             &p,
         )),
     }
+}
+
+/// The version before `version` of `list` in its history: rolling back to
+/// it undoes the change that made `version`.
+async fn undo_version(api: &Api, list: &str, version: u64) -> Option<u64> {
+    let list = list.to_string();
+    if let Some(f) = api.state.extras.fleet.clone() {
+        let v = blocking(move || Ok(f.store.versions(Some(&list), 50)?)).await;
+        return v
+            .ok()?
+            .iter()
+            .map(|v| v.version)
+            .filter(|&v| v < version)
+            .max();
+    }
+    let h = api.state.extras.history.clone()?;
+    let v = blocking(move || {
+        h.versions(Some(&list), 50)
+            .map_err(|e| StoreError::Io(e.to_string()))
+    })
+    .await;
+    v.ok()?
+        .iter()
+        .map(|v| v.version)
+        .filter(|&v| v < version)
+        .max()
 }
