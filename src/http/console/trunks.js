@@ -27,7 +27,8 @@ const isAttestation = (r) => r.match === "attestation" || r.match_type === "atte
 /** The action a call would really get, and where it comes from. */
 function actionText(r, l) {
   if (r.effective_action) {
-    const src = r.action_source && r.action_source !== "rule" ? ` (${r.action_source} default)` : "";
+    const s = r.action_source;
+    const src = s && s !== "rule" ? ` (${/default$/.test(s) ? s : s + " default"})` : "";
     return r.effective_action + src;
   }
   if (r.action) return r.action;
@@ -222,8 +223,9 @@ class ListPanel {
     this.pager.querySelectorAll("button")[2].classList.add("next");
   }
   drawBulk() {
-    if (!this.editable) { this.bulkBar.replaceChildren(); return; }
     const n = this.allMatching ? this.total : this.selected.size;
+    // The bar shows once a row is selected: nothing to offer before.
+    if (!this.editable || n === 0) { this.bulkBar.replaceChildren(); return; }
     const all = this.total > this.rows.length && !this.allMatching && this.rows.length && this.rows.every((r) => this.selected.has(r.name))
       ? h("button", { type: "button", class: "small select-all", onclick: () => { this.allMatching = true; this.draw(); this.bulkBar.querySelector(".bulk-count").focus(); } },
         `Select all ${fmtNum(this.total)} ${this.q ? "matching" : "rules"}`) : null;
@@ -231,7 +233,7 @@ class ListPanel {
     this.bulkBar.replaceChildren(...[
       h("span", { class: "bulk-count", tabindex: "-1" }, n ? `${fmtNum(n)} selected` : "None selected"),
       all, act("disable", "Disable selected"), act("enable", "Enable selected"), act("delete", "Delete selected", "danger"),
-      n ? h("button", { type: "button", class: "small", onclick: () => { this.clearSelection(); this.draw(); } }, "Clear selection") : null].filter(Boolean));
+      h("button", { type: "button", class: "small", onclick: () => { this.clearSelection(); this.draw(); this.el.querySelector(".select-page").focus(); } }, "Clear selection")].filter(Boolean));
   }
   clearSelection() { this.selected.clear(); this.allMatching = false; }
   sortBy(key) {
