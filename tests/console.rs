@@ -138,7 +138,7 @@ async fn add_a_rule_in_the_trunks_screen_and_the_next_call_is_blocked() {
     b.screenshot("overview").await;
 
     b.goto(&format!("{base}/#trunks")).await;
-    b.wait_text("[data-trunk=vip-line]", "exclusive outside office")
+    b.wait_text("[data-trunk=vip-line]", "VIP-only outside office")
         .await;
     let support = b.wait_text("[data-trunk=support]", "Night-UK").await;
     assert!(

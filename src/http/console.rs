@@ -20,12 +20,16 @@ use super::Api;
 const INDEX: &str = include_str!("console/index.html");
 const STYLE: &str = include_str!("console/console.css");
 const SCRIPT: &str = include_str!("console/console.js");
+const TRUNKS: &str = include_str!("console/trunks.js");
+const SCREENS: &str = include_str!("console/screens.js");
 
 pub(crate) fn routes() -> Router<Api> {
     Router::new()
         .route("/", get(index))
         .route("/console/console.css", get(style))
         .route("/console/console.js", get(script))
+        .route("/console/trunks.js", get(trunks))
+        .route("/console/screens.js", get(screens))
 }
 
 /// Headers every console asset carries: the page may load only itself (no
@@ -61,6 +65,14 @@ async fn script() -> Response {
     asset("text/javascript; charset=utf-8", SCRIPT)
 }
 
+async fn trunks() -> Response {
+    asset("text/javascript; charset=utf-8", TRUNKS)
+}
+
+async fn screens() -> Response {
+    asset("text/javascript; charset=utf-8", SCREENS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,12 +85,17 @@ mod tests {
             ("index.html", INDEX),
             ("console.css", STYLE),
             ("console.js", SCRIPT),
+            ("trunks.js", TRUNKS),
+            ("screens.js", SCREENS),
         ] {
             for bad in ["http://", "https://", "//fonts.", "@import", "<script>"] {
                 assert!(!text.contains(bad), "{name} contains {bad:?}");
             }
         }
-        assert!(INDEX.contains(r#"<script src="/console/console.js" defer></script>"#));
+        for script in ["console", "trunks", "screens"] {
+            let tag = format!(r#"<script src="/console/{script}.js" defer></script>"#);
+            assert!(INDEX.contains(&tag), "index.html lacks {tag}");
+        }
         assert!(INDEX.contains(r#"<link rel="stylesheet" href="/console/console.css">"#));
     }
 }

@@ -17,15 +17,23 @@ use crate::list_edit::store::{Applied, ListStore, RowChecker, StoreError};
 use crate::list_io::{Format, RuleRow, read_rows, write_rows};
 use crate::reload::Trigger;
 
+mod bulk;
+pub(crate) mod dates;
+pub(crate) mod entries;
 mod test;
+pub(crate) mod view;
 
 pub(crate) fn routes() -> Router<Api> {
     Router::new()
         .route("/api/v1/lists", get(list_all))
         .route("/api/v1/lists/{name}", get(export).put(replace))
-        .route("/api/v1/lists/{name}/entries", post(add))
+        .route(
+            "/api/v1/lists/{name}/entries",
+            get(entries::entries).post(add),
+        )
         .route("/api/v1/lists/{name}/entries/{rule}", delete(remove))
         .route("/api/v1/lists/{name}/rollback", post(rollback))
+        .route("/api/v1/lists/{name}/bulk", post(bulk::bulk))
         .route("/api/v1/history", get(history))
         .route("/api/v1/test", post(test::explain))
 }
@@ -48,11 +56,19 @@ async fn list_all(AxState(api): AxState<Api>) -> Response {
         .map(|l| {
             json!({
                 "name": l.name, "kind": l.kind, "trunk": l.trunk, "path": l.path,
-                "rules": l.rules, "editable": l.path.is_some(),
+                "rules": l.rules, "count": l.rules, "editable": l.path.is_some(),
+                "entries_url": format!("/api/v1/lists/{}/entries", view::encode(&l.name)),
             })
         })
         .collect();
-    axum::Json(json!({ "version": snap.version, "lists": lists })).into_response()
+    // A configuration on disk that does not load: the lists in force are
+    // answered, and the console turns read-only with the problems shown.
+    let problems = api.reloader.last_error().map(|e| e.problems);
+    axum::Json(json!({
+        "version": snap.version, "lists": lists,
+        "read_only": problems.is_some(), "problems": problems.unwrap_or_default(),
+    }))
+    .into_response()
 }
 
 #[derive(Deserialize)]
@@ -338,8 +354,13 @@ pub(super) async fn applied(
             .reload(Trigger::ApiWrite(why.to_string()))
             .await
     };
+    let undo = match applied.history_version {
+        Some(v) => undo_version(api, &applied.list, v).await,
+        None => None,
+    };
     match version {
         Ok(version) => Ok(json!({
+            "undo": undo.map(|v| json!({ "version": v })),
             "list": applied.list,
             "version": version,
             "history_version": applied.history_version,
@@ -355,4 +376,30 @@ pub(super) async fn applied(
             &p,
         )),
     }
+}
+
+/// The version before `version` of `list` in its history: rolling back to
+/// it undoes the change that made `version`.
+async fn undo_version(api: &Api, list: &str, version: u64) -> Option<u64> {
+    let list = list.to_string();
+    if let Some(f) = api.state.extras.fleet.clone() {
+        let v = blocking(move || Ok(f.store.versions(Some(&list), 50)?)).await;
+        return v
+            .ok()?
+            .iter()
+            .map(|v| v.version)
+            .filter(|&v| v < version)
+            .max();
+    }
+    let h = api.state.extras.history.clone()?;
+    let v = blocking(move || {
+        h.versions(Some(&list), 50)
+            .map_err(|e| StoreError::Io(e.to_string()))
+    })
+    .await;
+    v.ok()?
+        .iter()
+        .map(|v| v.version)
+        .filter(|&v| v < version)
+        .max()
 }

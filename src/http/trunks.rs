@@ -1,64 +1,172 @@
-//! `GET /api/v1/trunks`: every trunk with its mode (and whether exclusive
-//! mode is in force now), and its lists in the order a call meets them, each
-//! rule with priority, match type, pattern, action, schedule, enabled, notes
+//! `GET /api/v1/trunks?at=`: every trunk with its real mode (what the policy
+//! honours, in words: "VIP-only outside office-hours — in force now"), and
+//! its lists in the order a call meets them: inline lists with every rule,
+//! list files with their count and first page (the rest is paged by
+//! `GET /api/v1/lists/{name}/entries`); each rule with its match or
+//! condition, the action a call would really get and where it comes from,
 //! and hit count; plus the protected numbers and the system blacklist that
 //! come before any trunk's lists. The web console's Trunks screen is this
 //! answer.
 //!
 //! Rules are read from the configuration and list files as they are on disk
-//! (what the next call will use once the watcher has reloaded; a refused
-//! reload shows in `/api/v1/status`); the mode's "in force now" comes from
-//! the rules installed. Hit counts are calls decided by the rule in the last
-//! [`HIT_DAYS`] days of the decision log, so they survive a restart.
+//! (what the next call will use once the watcher has reloaded), cached while
+//! no file changes. When the files on disk do not load, the answer is the
+//! last configuration that did, marked `"read_only": true` with the
+//! `problems`. The mode's "in force now" comes from the rules installed, at
+//! `at` (RFC 3339; now by default). Hit counts are calls decided by the rule
+//! in the last [`HIT_DAYS`] days of the decision log, so they survive a
+//! restart.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
 
 use axum::Router;
-use axum::extract::State as AxState;
-use axum::http::StatusCode;
+use axum::extract::{Query, State as AxState};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::lists::view::{HIT_DAYS, RowFacts, fallback_action, hit_counts};
 use super::{Api, ApiError, ApiResult};
-use crate::calllog::{LogReader, PgTarget};
-use crate::config::types::{ListRole, MatchType, RuleConfig, ScheduleRef, WhitelistMode};
-use crate::config::{self, LoadedList};
+use crate::config::types::ListRole;
+use crate::config::{self, LoadedConfig, Problems};
+use crate::policy::RuleSet;
+use crate::policy::ruleset::{Exclusive, TrunkId};
 use crate::store::HitCounts;
 
-/// The period hit counts cover.
-pub(crate) const HIT_DAYS: i64 = 30;
+mod rows;
+use rows::{file_list, inline_list, list_hits, sched};
 
 pub(crate) fn routes() -> Router<Api> {
     Router::new().route("/api/v1/trunks", get(trunks))
 }
 
-async fn trunks(AxState(api): AxState<Api>) -> ApiResult {
+#[derive(Deserialize)]
+struct TrunksQuery {
+    at: Option<DateTime<Utc>>,
+}
+
+type Stamps = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
+
+fn stamps(files: &[PathBuf]) -> Stamps {
+    files
+        .iter()
+        .map(|f| {
+            let m = std::fs::metadata(f).ok();
+            let s = m.map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
+            (f.clone(), s)
+        })
+        .collect()
+}
+
+/// The configuration on disk (cached while none of its files changes), or
+/// the last one that loaded with the problems of the one on disk.
+pub(crate) fn load_cached(path: &Path) -> (Option<Arc<LoadedConfig>>, Option<Problems>) {
+    type Cache = Mutex<Vec<(PathBuf, Stamps, Arc<LoadedConfig>)>>;
+    static LAST: OnceLock<Cache> = OnceLock::new();
+    let last = LAST.get_or_init(Mutex::default);
+    let cached = {
+        let c = last.lock().unwrap_or_else(|e| e.into_inner());
+        c.iter().find(|(p, _, _)| p == path).cloned()
+    };
+    if let Some((_, s, cfg)) = &cached
+        && stamps(&cfg.files) == *s
+    {
+        return (Some(cfg.clone()), None);
+    }
+    match config::load(path) {
+        Ok(cfg) => {
+            let cfg = Arc::new(cfg);
+            let s = stamps(&cfg.files);
+            let mut c = last.lock().unwrap_or_else(|e| e.into_inner());
+            c.retain(|(p, _, _)| p != path);
+            if c.len() >= 4 {
+                c.remove(0);
+            }
+            c.push((path.to_path_buf(), s, cfg.clone()));
+            (Some(cfg), None)
+        }
+        Err(p) => (cached.map(|(_, _, cfg)| cfg), Some(p)),
+    }
+}
+
+/// The trunk's mode as the policy applies it: `mode` (`additive`,
+/// `exclusive`, `exclusive_scheduled`), `mode_text` and `exclusive_now`.
+fn mode(rs: &RuleSet, id: TrunkId, at: DateTime<Utc>) -> (&'static str, String, bool) {
+    let now = rs.exclusive_active(id, at);
+    match rs.trunk(id).exclusive {
+        Exclusive::Never => ("additive", "additive".to_string(), now),
+        Exclusive::Always => ("exclusive", "VIP-only (exclusive)".to_string(), now),
+        Exclusive::When(c) => {
+            let when = if c.inside { "during" } else { "outside" };
+            let force = if now {
+                "in force now"
+            } else {
+                "not in force now"
+            };
+            (
+                "exclusive_scheduled",
+                format!("VIP-only {when} {} — {force}", rs.schedule_name(c)),
+                now,
+            )
+        }
+    }
+}
+
+async fn trunks(AxState(api): AxState<Api>, Query(q): Query<TrunksQuery>) -> ApiResult {
     let config_path = api.reloader.config_path.clone();
     let log_path = api.state.extras.log_path.clone();
     let postgres = api.state.extras.log_postgres.clone();
+    let history = api.state.extras.history.clone();
     let snap = api.state.snapshot();
+    let now = q.at.unwrap_or_else(Utc::now);
     let job = tokio::task::spawn_blocking(move || {
-        let cfg = config::load(&config_path);
+        let (cfg, problems) = load_cached(&config_path);
         let hits = log_path
             .as_deref()
             .map(|p| hit_counts(p, postgres.as_ref()))
             .unwrap_or_default();
-        (cfg, hits)
+        let answer = cfg.map(|cfg| answer(&cfg, &snap.rules, &hits, history.as_ref(), now));
+        (answer, problems)
     });
-    let (cfg, hits) = job
+    let (answer, problems) = job
         .await
         .map_err(|e| ApiError::internal(format!("reading the configuration failed: {e}")))?;
-    let cfg = cfg.map_err(|p| {
-        ApiError::problems(
-            StatusCode::CONFLICT,
-            "the configuration on disk does not load; the rules in force stay as they were",
-            &p,
-        )
-    })?;
-    let now = Utc::now();
+    let snap = api.state.snapshot();
     let rs = &snap.rules;
+    let mut v = answer.unwrap_or_else(|| {
+        // Nothing on disk ever loaded in this process: the trunks in force.
+        let trunks: Vec<Value> = (0..rs.trunks.len())
+            .map(|id| {
+                let (mode, text, on) = mode(rs, id, now);
+                json!({ "name": &*rs.trunk(id).name, "mode": mode, "mode_text": text,
+                        "exclusive_now": on, "in_force": true, "lists": [] })
+            })
+            .collect();
+        json!({ "trunks": trunks, "system": [], "protected": null })
+    });
+    v["version"] = json!(snap.version);
+    v["at"] = json!(now.to_rfc3339());
+    v["hit_days"] = json!(HIT_DAYS);
+    v["read_only"] = json!(problems.is_some());
+    v["problems"] = json!(
+        problems
+            .map(|p| p.0.iter().map(ToString::to_string).collect::<Vec<_>>())
+            .unwrap_or_default()
+    );
+    Ok(axum::Json(v).into_response())
+}
+
+fn answer(
+    cfg: &LoadedConfig,
+    rs: &RuleSet,
+    hits: &HitCounts,
+    history: Option<&Arc<crate::store::ListVersions>>,
+    now: DateTime<Utc>,
+) -> Value {
     let h = |trunk: &str, list: &str, rule: &str| -> u64 {
         hits.get(&(trunk.to_string(), list.to_string(), rule.to_string()))
             .copied()
@@ -73,29 +181,55 @@ async fn trunks(AxState(api): AxState<Api>) -> ApiResult {
             .map(|(_, n)| *n)
             .sum()
     };
+    let facts = |l: &config::LoadedList, kind: &str| -> RowFacts {
+        let dates = history
+            .map(|h| {
+                super::lists::dates::dates(h, &l.name, l.rows.len(), l.rows.iter().map(|(_, r)| r))
+            })
+            .unwrap_or_default();
+        RowFacts {
+            hits: list_hits(hits, &l.name),
+            dates: (*dates).clone(),
+            fallback: fallback_action(
+                rs,
+                kind,
+                l.trunk.as_deref(),
+                l.default_action.as_ref().map(|a| a.value.as_str()),
+            ),
+        }
+    };
     let protected: Vec<Value> = raw
         .protected
         .iter()
-        .map(|p| {
+        .enumerate()
+        .map(|(i, p)| {
             json!({
-                "name": p.value, "pattern": p.value, "match_type": "exact", "action": "",
-                "priority": 0, "schedule": null, "enabled": true,
+                "name": p.value, "pattern": p.value, "match_type": "exact", "match": "exact",
+                "action": "", "effective_action": "pass", "action_source": "protected",
+                "priority": 0, "schedule": null, "enabled": true, "position": i,
                 "notes": "protected: never blocked", "hits": any("protected", &p.value),
+                "added": null, "changed": null, "last_hit": null,
             })
         })
         .collect();
+    let system_action = rs.action(rs.system_blocked_action).name.to_string();
     let mut system = vec![inline_list(
         "system_blacklist",
         "system_blacklist",
         &raw.blacklist,
         |r| any("system_blacklist", r),
+        (&system_action, "tenant default"),
     )];
     for l in cfg
         .lists
         .iter()
         .filter(|l| l.trunk.is_none() && l.tenant.is_none() && l.user.is_none())
     {
-        system.push(file_list(l, "system_blacklist", |r| any(&l.name, r)));
+        system.push(file_list(
+            l,
+            "system_blacklist",
+            &facts(l, "system_blacklist"),
+        ));
     }
     let trunks: Vec<Value> = raw
         .trunks
@@ -103,39 +237,54 @@ async fn trunks(AxState(api): AxState<Api>) -> ApiResult {
         .map(|(name, t)| {
             let t = &t.value;
             let id = rs.trunk_by_name(name);
-            let (mode, schedule) = match (t.whitelist_mode, &t.exclusive) {
-                (WhitelistMode::Additive, _) => ("additive", None),
-                (WhitelistMode::Exclusive, None) => ("exclusive", None),
-                (WhitelistMode::Exclusive, Some(s)) => ("exclusive_scheduled", Some(sched(s))),
+            let (mode_name, text, on) = match id {
+                Some(id) => {
+                    let (m, t, on) = mode(rs, id, now);
+                    (m, t, Some(on))
+                }
+                None => ("additive", "not in force".to_string(), None),
             };
+            let allowed = fallback_action(rs, "whitelist", Some(name), None);
+            let blocked = fallback_action(rs, "blacklist", Some(name), None);
             let wl = format!("{name}.whitelist");
             let bl = format!("{name}.blacklist");
-            let mut lists = vec![inline_list(&wl, "whitelist", &t.whitelist, |r| {
-                h(name, &wl, r)
-            })];
+            let mut lists = vec![inline_list(
+                &wl,
+                "whitelist",
+                &t.whitelist,
+                |r| h(name, &wl, r),
+                (&allowed.0, allowed.1),
+            )];
             let files = |role: ListRole| {
                 cfg.lists
                     .iter()
                     .filter(move |l| l.trunk.as_deref() == Some(name.as_str()) && l.role == role)
             };
             for l in files(ListRole::Whitelist) {
-                lists.push(file_list(l, "whitelist", |r| h(name, &l.name, r)));
+                lists.push(file_list(l, "whitelist", &facts(l, "whitelist")));
             }
-            lists.push(inline_list(&bl, "blacklist", &t.blacklist, |r| {
-                h(name, &bl, r)
-            }));
+            lists.push(inline_list(
+                &bl,
+                "blacklist",
+                &t.blacklist,
+                |r| h(name, &bl, r),
+                (&blocked.0, blocked.1),
+            ));
             for l in files(ListRole::Blacklist) {
-                lists.push(file_list(l, "blacklist", |r| h(name, &l.name, r)));
+                lists.push(file_list(l, "blacklist", &facts(l, "blacklist")));
             }
             json!({
                 "name": name,
                 "dids": t.dids,
-                "mode": mode,
-                "exclusive_schedule": schedule,
-                "exclusive_now": id.map(|i| rs.exclusive_active(i, now)),
+                "mode": mode_name,
+                "mode_text": text,
+                "exclusive_schedule": t.exclusive.as_ref().map(sched),
+                "exclusive_now": on,
                 "in_force": id.is_some(),
                 "blocked_action": t.blocked_action.as_ref().map(|a| &a.value),
                 "allowed_action": t.allowed_action.as_ref().map(|a| &a.value),
+                "effective_blocked_action": blocked.0,
+                "effective_allowed_action": allowed.0,
                 "lists": lists,
             })
         })
@@ -147,82 +296,13 @@ async fn trunks(AxState(api): AxState<Api>) -> ApiResult {
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    Ok(axum::Json(json!({
-        "version": snap.version,
-        "at": now.to_rfc3339(),
-        "hit_days": HIT_DAYS,
+    json!({
         "default_trunk": raw.default_trunk.as_ref().map(|t| &t.value),
         "actions": actions,
         "schedules": raw.schedules.keys().collect::<Vec<_>>(),
-        "protected": { "name": "protected", "kind": "protected", "editable": false, "rules": protected },
+        "protected": { "name": "protected", "kind": "protected", "editable": false,
+                       "count": protected.len(), "rules": protected },
         "system": system,
         "trunks": trunks,
-    }))
-    .into_response())
-}
-
-fn sched(s: &ScheduleRef) -> Value {
-    match (&s.inside, &s.outside) {
-        (Some(n), _) => json!({ "schedule": n, "while": "inside" }),
-        (None, Some(n)) => json!({ "schedule": n, "while": "outside" }),
-        (None, None) => Value::Null,
-    }
-}
-
-/// A list written in the configuration itself: read-only through the API.
-fn inline_list(
-    name: &str,
-    kind: &str,
-    rules: &[serde_saphyr::Spanned<RuleConfig>],
-    hits: impl Fn(&str) -> u64,
-) -> Value {
-    let rules: Vec<Value> = rules
-        .iter()
-        .map(|r| {
-            let r = &r.value;
-            let (pattern, mt) = match &r.pattern {
-                Some(p) => (p.value.clone(), r.match_type.map(MatchType::as_str)),
-                None => ("Anonymous".to_string(), Some("anonymous")),
-            };
-            json!({
-                "name": r.name.value, "pattern": pattern, "match_type": mt.unwrap_or(""),
-                "action": r.action.as_ref().map(|a| a.value.as_str()).unwrap_or(""),
-                "priority": r.priority, "schedule": r.schedule.as_ref().map(sched),
-                "enabled": r.enabled, "notes": r.notes.as_deref().unwrap_or(""),
-                "hits": hits(&r.name.value),
-            })
-        })
-        .collect();
-    json!({ "name": name, "kind": kind, "editable": false, "path": null, "default_action": null, "rules": rules })
-}
-
-/// A list file: every change the API accepts goes here.
-fn file_list(l: &LoadedList, kind: &str, hits: impl Fn(&str) -> u64) -> Value {
-    let rules: Vec<Value> = l
-        .rows
-        .iter()
-        .map(|(_, r)| {
-            json!({
-                "name": r.rule_name, "pattern": r.pattern, "match_type": r.match_type,
-                "action": r.action, "priority": 0, "schedule": null, "enabled": r.enabled,
-                "notes": r.notes, "hits": hits(&r.rule_name),
-            })
-        })
-        .collect();
-    json!({
-        "name": l.name, "kind": kind, "editable": true, "path": l.display,
-        "format": l.format.name(),
-        "default_action": l.default_action.as_ref().map(|a| &a.value),
-        "rules": rules,
     })
-}
-
-/// Calls per (trunk, deciding list, rule) over the last [`HIT_DAYS`] days,
-/// from whichever log is configured; empty when the log cannot be read (the
-/// screen then shows zeros, and the call log screen says why).
-fn hit_counts(log: &Path, postgres: Option<&PgTarget>) -> HitCounts {
-    let since = Utc::now() - Duration::days(HIT_DAYS);
-    LogReader::open_either(log, postgres)
-        .and_then(|r| r.hit_counts(since))
-        .unwrap_or_default()
 }

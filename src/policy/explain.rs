@@ -15,6 +15,9 @@ use super::index::MatchError;
 use super::ruleset::TrunkId;
 use super::tester::{Budget, PatternResult, PatternTester, Stop};
 
+mod matching;
+pub(crate) use matching::{looks_like_number, rules_matching};
+
 /// Why a matching rule did not decide, in words.
 pub(crate) fn why(w: &SkipReason) -> &'static str {
     match w {
