@@ -398,6 +398,13 @@ impl std::fmt::Debug for ListIndex {
 }
 
 impl ListIndex {
+    /// The index has look-around rules: matching runs the backtracking
+    /// engine, whose time is bounded only by its step budget, not by the
+    /// caller's length (every other matcher is linear).
+    pub(crate) fn has_lookaround(&self) -> bool {
+        !self.fancy.is_empty()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.exact_keys.is_empty()
             && self.exact_str.is_empty()
