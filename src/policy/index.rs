@@ -398,10 +398,10 @@ impl std::fmt::Debug for ListIndex {
 }
 
 impl ListIndex {
-    /// The index has look-around rules: matching runs the backtracking
-    /// engine, whose time is bounded only by its step budget, not by the
-    /// caller's length (every other matcher is linear).
-    pub(crate) fn has_lookaround(&self) -> bool {
+    /// The index has look-around (or backreference, atomic-group) rules:
+    /// matching runs the backtracking engine, whose time is bounded only by
+    /// its step budget (every other matcher is linear in the caller).
+    pub(crate) fn needs_backtracking(&self) -> bool {
         !self.fancy.is_empty()
     }
 

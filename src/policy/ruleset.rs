@@ -365,7 +365,7 @@ impl RuleSet {
     /// (no look-around rule in any list): it can be decided on the runtime,
     /// without the blocking pool's thread hop that a backtracking rule needs
     /// (issue 26). Walked once per rule set (`Snapshot::new`).
-    pub(crate) fn decides_in_linear_time(&self) -> bool {
+    pub fn decides_in_linear_time(&self) -> bool {
         let trunks = self
             .trunks
             .iter()
@@ -379,7 +379,7 @@ impl RuleSet {
             .into_iter()
             .chain(trunks)
             .chain(tenants)
-            .any(ListIndex::has_lookaround)
+            .any(ListIndex::needs_backtracking)
     }
 
     pub fn tenant(&self, id: TenantId) -> &Tenant {
