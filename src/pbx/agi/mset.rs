@@ -60,6 +60,14 @@ pub(crate) fn mset_data(pairs: &[(&str, &str)]) -> String {
 /// [`MAX_COMMAND_LEN`], in order; a pair too long for an MSet line of its own goes as
 /// `SET VARIABLE` (whose quoting is cheaper).
 pub(crate) fn mset_commands(pairs: &[(&str, &str)]) -> Vec<AgiCommand> {
+    // Nearly always every pair fits one line: built once and measured without writing the
+    // line (its prefixes fit too, so the loop below would send exactly this command).
+    if pairs.len() <= MAX_PAIRS {
+        let cmd = AgiCommand::exec("MSet", mset_data(pairs));
+        if cmd.line_len() <= MAX_COMMAND_LEN {
+            return vec![cmd];
+        }
+    }
     let mut out = Vec::with_capacity(1);
     let mut batch: Vec<(&str, &str)> = Vec::new();
     let fits = |b: &[(&str, &str)]| {
