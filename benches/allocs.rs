@@ -109,6 +109,7 @@ fn agi_call(
         let r = AsteriskSim::new()
             .callerid(&caller(i))
             .dnid("+18005550100")
+            .script("callfilter?trunk=support")
             .uniqueid(&format!("agi-{i}"))
             .run(addr)
             .await;

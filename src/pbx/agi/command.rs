@@ -80,7 +80,11 @@ impl AgiCommand {
     /// mailbox would silently do something else, so the caller must shorten the value it
     /// chose (a driver trims a caller name before putting it in a variable).
     pub fn to_line(&self) -> Result<String, CommandTooLong> {
-        let mut line = String::with_capacity(64);
+        let cap = match self {
+            AgiCommand::Exec { .. } | AgiCommand::SetVariable { .. } => self.line_len(),
+            _ => 64,
+        };
+        let mut line = String::with_capacity(cap);
         match self {
             AgiCommand::SetVariable { name, value } => {
                 line.push_str("SET VARIABLE ");

@@ -49,7 +49,9 @@ fn push_pair(data: &mut String, name: &str, value: &str) {
 
 /// MSet data for `pairs`. Names must be plain dialplan names (letters, digits, `_`).
 pub(crate) fn mset_data(pairs: &[(&str, &str)]) -> String {
-    let mut data = String::with_capacity(128);
+    // Room for every pair with a few escapes: one allocation, no regrowth.
+    let len: usize = pairs.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+    let mut data = String::with_capacity(len + len / 8);
     for (name, value) in pairs {
         push_pair(&mut data, name, value);
     }

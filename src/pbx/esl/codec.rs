@@ -168,8 +168,11 @@ impl Decoder for EslCodec {
         let State::Body { headers, .. } = std::mem::replace(&mut self.state, HEADER_START) else {
             return Ok(None);
         };
-        let body = buf.split_to(length);
-        Ok(Some(classify(headers, &body)))
+        // Read in place, then dropped: no split (a split makes the buffer shared, and
+        // its next growth a fresh allocation).
+        let message = classify(headers, &buf[..length]);
+        buf.advance(length);
+        Ok(Some(message))
     }
 
     fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<EslMessage>, EslCodecError> {

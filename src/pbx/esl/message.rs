@@ -170,8 +170,12 @@ pub enum EslMessage {
 }
 /// Types a complete frame by its `Content-Type`.
 pub(super) fn classify(headers: Headers, body: &[u8]) -> EslMessage {
-    let content_type = headers.get("Content-Type").unwrap_or_default().to_owned();
-    match content_type.as_str() {
+    let content_type = headers.get("Content-Type").unwrap_or_default();
+    // Owned only for the frames that keep it.
+    let unknown = |content_type: &str| EslMessage::Unknown {
+        content_type: content_type.to_owned(),
+    };
+    match content_type {
         "command/reply" if headers.get("Event-Name").is_some() => EslMessage::ChannelData(headers),
         "command/reply" => EslMessage::CommandReply {
             reply_text: headers.get("Reply-Text").unwrap_or_default().to_owned(),
@@ -185,7 +189,7 @@ pub(super) fn classify(headers: Headers, body: &[u8]) -> EslMessage {
             Some(event) => EslMessage::Event(event),
             None => {
                 tracing::warn!(len = body.len(), "unreadable text/event-json body skipped");
-                EslMessage::Unknown { content_type }
+                unknown(content_type)
             }
         },
         "text/disconnect-notice" => EslMessage::Disconnect {
@@ -193,7 +197,7 @@ pub(super) fn classify(headers: Headers, body: &[u8]) -> EslMessage {
             headers,
             body: String::from_utf8_lossy(body).into_owned(),
         },
-        _ => EslMessage::Unknown { content_type },
+        _ => unknown(content_type),
     }
 }
 
