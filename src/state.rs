@@ -32,6 +32,9 @@ pub struct Snapshot {
     pub source: Option<String>,
     /// Counter handles for this rule set's label sets.
     pub handles: MetricHandles,
+    /// No rule can backtrack: calls are decided on the runtime, without
+    /// the blocking pool (`RuleSet::decides_in_linear_time`).
+    pub(crate) decide_inline: bool,
 }
 
 impl Snapshot {
@@ -42,6 +45,7 @@ impl Snapshot {
         source: Option<String>,
     ) -> Snapshot {
         let handles = MetricHandles::new(&rules);
+        let decide_inline = rules.decides_in_linear_time();
         Snapshot {
             rules,
             service,
@@ -50,6 +54,7 @@ impl Snapshot {
             loaded_at: Utc::now(),
             source,
             handles,
+            decide_inline,
         }
     }
 }

@@ -209,3 +209,18 @@ trunks:
     );
     srv.stop().await;
 }
+
+/// Only rule sets with a backtracking rule pay the blocking pool's thread hop
+/// (issue 26): every LINEAR pattern is decided inline, any BACKTRACKING one
+/// (look-around, backreference, atomic group) sends the whole rule set's
+/// decisions to the pool, where the deadline can abandon them.
+#[test]
+fn only_backtracking_rules_leave_the_runtime() {
+    let linear: Vec<&str> = LINEAR.iter().map(|(p, _)| *p).collect();
+    assert!(ruleset(&linear, None).decides_in_linear_time());
+    for (p, _) in BACKTRACKING {
+        let mut patterns = linear.clone();
+        patterns.push(p);
+        assert!(!ruleset(&patterns, None).decides_in_linear_time(), "{p}");
+    }
+}

@@ -22,8 +22,10 @@ use axum::extract::{ConnectInfo, Request, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use std::borrow::Cow;
+
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::{Api, ApiError, ApiResult};
 use crate::call::CallInfo;
@@ -43,68 +45,84 @@ pub(crate) fn routes() -> Router<Api> {
     Router::new().route(PATH, post(decide))
 }
 
-/// What the proxy read of the INVITE.
+/// What the proxy read of the INVITE. The fields borrow from the request
+/// body unless JSON escapes make that impossible: one allocation per field
+/// the call keeps, not two (issue 26).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct EdgeRequest {
+struct EdgeRequest<'a> {
     /// The SIP Call-ID: the decision log's `unique_id`.
-    call_id: String,
+    #[serde(borrow)]
+    call_id: Cow<'a, str>,
     /// The caller's number (user part of P-Asserted-Identity or From).
-    caller: String,
+    #[serde(borrow)]
+    caller: Cow<'a, str>,
     /// The From display name.
-    caller_name: String,
+    #[serde(borrow)]
+    caller_name: Cow<'a, str>,
     /// The dialled number (R-URI user, or To).
-    callee: String,
+    #[serde(borrow)]
+    callee: Cow<'a, str>,
     /// A trunk named by the proxy (by its own routing).
-    trunk: String,
+    #[serde(borrow)]
+    trunk: Cow<'a, str>,
     /// The INVITE's source address, for the log's reasoning.
-    source: String,
+    #[serde(borrow)]
+    source: Cow<'a, str>,
     /// The P-Asserted-Identity and From headers, verbatim: their `verstat`
     /// gives the attestation when a rule asks for one.
-    pai: String,
-    from: String,
+    #[serde(borrow)]
+    pai: Cow<'a, str>,
+    #[serde(borrow)]
+    from: Cow<'a, str>,
     /// The Privacy header: `id` (or `user`) marks the caller ID restricted.
-    privacy: String,
+    #[serde(borrow)]
+    privacy: Cow<'a, str>,
 }
 
-fn field(s: String) -> String {
-    let mut s = s.trim().to_string();
-    if s.len() > MAX_FIELD {
-        let mut end = MAX_FIELD;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
+/// A field trimmed and cut to [`MAX_FIELD`] bytes (on a character boundary).
+fn cut(s: &str) -> &str {
+    let s = s.trim();
+    if s.len() <= MAX_FIELD {
+        return s;
     }
-    s
+    let mut end = MAX_FIELD;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
-fn optional(s: String) -> Option<String> {
-    Some(field(s)).filter(|s| !s.is_empty())
+fn field(s: &str) -> String {
+    cut(s).to_string()
 }
 
-impl EdgeRequest {
+fn optional(s: &str) -> Option<String> {
+    Some(cut(s)).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+impl EdgeRequest<'_> {
     fn into_call(self) -> (CallInfo, IdentityInputs) {
-        let privacy = self.privacy.to_ascii_lowercase();
-        let restricted = privacy
+        let restricted = self
+            .privacy
             .split([';', ',', ' '])
-            .any(|t| matches!(t.trim(), "id" | "user"));
-        let pai = optional(self.pai);
-        let from = optional(self.from);
-        let unique_id = match optional(self.call_id) {
+            .any(|t| t.trim().eq_ignore_ascii_case("id") || t.trim().eq_ignore_ascii_case("user"));
+        let pai = optional(&self.pai);
+        let from = optional(&self.from);
+        let unique_id = match optional(&self.call_id) {
             Some(id) => id,
             None => format!("edge-{}", crate::random::uuid_v4()),
         };
-        if let Some(source) = optional(self.source) {
+        if let Some(source) = Some(cut(&self.source)).filter(|s| !s.is_empty()) {
             tracing::debug!(call = ?unique_id, %source, "SIP edge request");
         }
         let info = CallInfo {
             unique_id,
-            caller: field(self.caller),
-            caller_name: field(self.caller_name),
+            caller: field(&self.caller),
+            caller_name: field(&self.caller_name),
             presentation_restricted: restricted,
-            dids: optional(self.callee).into_iter().collect(),
-            trunk_hint: optional(self.trunk),
+            dids: optional(&self.callee).into_iter().collect(),
+            trunk_hint: optional(&self.trunk),
             pai: pai.clone(),
             from: from.clone(),
             edge_action: None,
@@ -157,32 +175,62 @@ async fn decide(AxState(api): AxState<Api>, req: Request) -> ApiResult {
 }
 
 /// The answer as JSON, headers both as an object and as the text a proxy
-/// appends to the INVITE as it is (`append_hf`).
+/// appends to the INVITE as it is (`append_hf`). Serialized straight from
+/// borrowed fields (no `serde_json::Value` tree: a few allocations, not
+/// one per key and value).
 fn render(a: &EdgeAnswer) -> Response {
     let (code, phrase) = a.refusal().unwrap_or((0, ""));
     let headers = a.headers();
-    let mut object = Map::new();
-    let mut text = String::new();
+    let mut text = String::with_capacity(if headers.is_empty() { 0 } else { 160 });
     for (name, value) in &headers {
-        object.insert((*name).to_string(), Value::String(value.clone()));
         text.push_str(name);
         text.push_str(": ");
         text.push_str(value);
         text.push_str("\r\n");
     }
-    axum::Json(json!({
-        "verdict": a.verdict,
-        "refuse": code != 0,
-        "code": code,
-        "phrase": phrase,
-        "action": a.action,
-        "rule": a.rule,
-        "list": a.list,
-        "reason": a.reason,
-        "hand_on": a.step == crate::action::EdgeStep::HandOn,
-        "undecided": a.undecided,
-        "headers": object,
-        "sip_headers": text,
-    }))
+    axum::Json(Answer {
+        verdict: a.verdict,
+        refuse: code != 0,
+        code,
+        phrase,
+        action: &a.action,
+        rule: &a.rule,
+        list: &a.list,
+        reason: &a.reason,
+        hand_on: a.step == crate::action::EdgeStep::HandOn,
+        undecided: a.undecided,
+        headers: HeaderObject(&headers),
+        sip_headers: &text,
+    })
     .into_response()
+}
+
+/// The answer's JSON, in the order the fields are documented.
+#[derive(Serialize)]
+struct Answer<'a> {
+    verdict: &'a str,
+    refuse: bool,
+    code: u16,
+    phrase: &'a str,
+    action: &'a str,
+    rule: &'a str,
+    list: &'a str,
+    reason: &'a str,
+    hand_on: bool,
+    undecided: bool,
+    headers: HeaderObject<'a>,
+    sip_headers: &'a str,
+}
+
+/// The headers as a JSON object, name → value.
+struct HeaderObject<'a>(&'a [(&'static str, String)]);
+
+impl Serialize for HeaderObject<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (name, value) in self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
 }

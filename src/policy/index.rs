@@ -398,6 +398,13 @@ impl std::fmt::Debug for ListIndex {
 }
 
 impl ListIndex {
+    /// The index has look-around (or backreference, atomic-group) rules:
+    /// matching runs the backtracking engine, whose time is bounded only by
+    /// its step budget (every other matcher is linear in the caller).
+    pub(crate) fn needs_backtracking(&self) -> bool {
+        !self.fancy.is_empty()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.exact_keys.is_empty()
             && self.exact_str.is_empty()

@@ -361,6 +361,27 @@ impl RuleSet {
         &self.trunks[id]
     }
 
+    /// Every decision of this rule set runs in time linear in the caller
+    /// (no look-around rule in any list): it can be decided on the runtime,
+    /// without the blocking pool's thread hop that a backtracking rule needs
+    /// (issue 26). Walked once per rule set (`Snapshot::new`).
+    pub fn decides_in_linear_time(&self) -> bool {
+        let trunks = self
+            .trunks
+            .iter()
+            .flat_map(|t| [&t.whitelist, &t.blacklist]);
+        let tenants = self.tenants.iter().flat_map(|t| {
+            [&t.whitelist, &t.blacklist]
+                .into_iter()
+                .chain(t.users.iter().flat_map(|u| [&u.allow, &u.block]))
+        });
+        ![&self.protected, &self.system]
+            .into_iter()
+            .chain(trunks)
+            .chain(tenants)
+            .any(ListIndex::needs_backtracking)
+    }
+
     pub fn tenant(&self, id: TenantId) -> &Tenant {
         &self.tenants[id]
     }

@@ -58,7 +58,7 @@ pub enum AgiError {
 #[derive(Debug)]
 enum Phase {
     /// Reading the environment; the pairs seen so far.
-    Env(Vec<(String, String)>),
+    Env(AgiEnv),
     /// Reading replies and notices.
     Replies,
     /// Inside a `520-` block; its lines so far.
@@ -93,15 +93,16 @@ impl AgiCodec {
         AgiCodec {
             max_line,
             max_env_lines,
-            phase: Phase::Env(Vec::new()),
+            phase: Phase::Env(AgiEnv::with_capacity()),
             scanned: 0,
         }
     }
 
-    /// Cuts the next complete line off `buf` (without `\n` and one trailing `\r`), or `None`
-    /// when it has not fully arrived. Errors as soon as a line is over the limit, newline or
-    /// not, so a peer that never sends `\n` cannot grow the buffer.
-    fn next_line(&mut self, buf: &mut BytesMut) -> Result<Option<String>, AgiError> {
+    /// Finds the next complete line at the front of `buf`: its length without `\n` and one
+    /// trailing `\r`, and the bytes to consume with it; `None` when it has not fully arrived.
+    /// Errors as soon as a line is over the limit, newline or not, so a peer that never
+    /// sends `\n` cannot grow the buffer. The line is read in place (no copy, no allocation).
+    fn next_line(&mut self, buf: &BytesMut) -> Result<Option<(usize, usize)>, AgiError> {
         let Some(offset) = buf[self.scanned..].iter().position(|&b| b == b'\n') else {
             if buf.len() > self.max_line {
                 return Err(self.too_long(buf));
@@ -114,16 +115,27 @@ impl AgiCodec {
         if end > self.max_line {
             return Err(self.too_long(buf));
         }
-        let mut raw = buf.split_to(end + 1);
-        raw.truncate(end);
-        if raw.last() == Some(&b'\r') {
-            raw.truncate(end - 1);
-        }
-        match std::str::from_utf8(&raw) {
-            Ok(s) => Ok(Some(s.to_owned())),
-            Err(_) => Err(AgiError::NotUtf8 {
-                line: quote(&String::from_utf8_lossy(&raw)),
-            }),
+        let len = if end > 0 && buf[end - 1] == b'\r' {
+            end - 1
+        } else {
+            end
+        };
+        Ok(Some((len, end + 1)))
+    }
+
+    /// One complete line.
+    fn line(&mut self, raw: &[u8]) -> Result<Option<AgiFrame>, AgiError> {
+        let Ok(line) = std::str::from_utf8(raw) else {
+            return Err(AgiError::NotUtf8 {
+                line: quote(&String::from_utf8_lossy(raw)),
+            });
+        };
+        match &mut self.phase {
+            Phase::Env(env) => Ok(env_line(env, self.max_env_lines, line)?.map(|env| {
+                self.phase = Phase::Replies;
+                AgiFrame::Env(env)
+            })),
+            Phase::Replies | Phase::Usage(_) => self.reply_line(line),
         }
     }
 
@@ -133,7 +145,7 @@ impl AgiCodec {
     /// `agi_uniqueid`. `None` once it is complete or before its first line.
     pub(crate) fn partial_env(&self) -> Option<AgiEnv> {
         match &self.phase {
-            Phase::Env(pairs) if !pairs.is_empty() => Some(AgiEnv::new(pairs.clone())),
+            Phase::Env(env) if env.len() > 0 => Some(env.clone()),
             _ => None,
         }
     }
@@ -147,7 +159,7 @@ impl AgiCodec {
     }
 
     /// One line after the environment.
-    fn reply_line(&mut self, line: String) -> Result<Option<AgiFrame>, AgiError> {
+    fn reply_line(&mut self, line: &str) -> Result<Option<AgiFrame>, AgiError> {
         if let Phase::Usage(lines) = &mut self.phase {
             if let Some(last) = line.strip_prefix("520 ") {
                 lines.push(last.to_owned());
@@ -160,7 +172,7 @@ impl AgiCodec {
                     line: format!("520- block longer than {} lines", self.max_env_lines),
                 });
             }
-            lines.push(line);
+            lines.push(line.to_owned());
             return Ok(None);
         }
         if line == "HANGUP" {
@@ -170,23 +182,19 @@ impl AgiCodec {
             self.phase = Phase::Usage(vec![first.to_owned()]);
             return Ok(None);
         }
-        match parse_reply_line(&line) {
+        match parse_reply_line(line) {
             Some(reply) => Ok(Some(AgiFrame::Reply(reply))),
-            None => Err(AgiError::BadReply { line: quote(&line) }),
+            None => Err(AgiError::BadReply { line: quote(line) }),
         }
     }
 }
 
 /// One environment line into `pairs`; the finished environment once the empty line ends it.
-fn env_line(
-    pairs: &mut Vec<(String, String)>,
-    max_lines: usize,
-    line: String,
-) -> Result<Option<AgiEnv>, AgiError> {
+fn env_line(env: &mut AgiEnv, max_lines: usize, line: &str) -> Result<Option<AgiEnv>, AgiError> {
     if line.is_empty() {
-        return Ok(Some(AgiEnv::new(std::mem::take(pairs))));
+        return Ok(Some(std::mem::take(env)));
     }
-    if pairs.len() >= max_lines {
+    if env.len() >= max_lines {
         return Err(AgiError::TooManyEnvLines { limit: max_lines });
     }
     // Split on the first ": " (a value may contain ": "); `name:` alone is an empty value.
@@ -194,13 +202,13 @@ fn env_line(
         Some((name, value)) => (name, value),
         None => match line.strip_suffix(':') {
             Some(name) => (name, ""),
-            None => return Err(AgiError::BadEnvLine { line: quote(&line) }),
+            None => return Err(AgiError::BadEnvLine { line: quote(line) }),
         },
     };
     if name.is_empty() || name.contains(char::is_whitespace) {
-        return Err(AgiError::BadEnvLine { line: quote(&line) });
+        return Err(AgiError::BadEnvLine { line: quote(line) });
     }
-    pairs.push((name.to_owned(), value.to_owned()));
+    env.push(name, value);
     Ok(None)
 }
 
@@ -217,19 +225,11 @@ impl Decoder for AgiCodec {
     type Error = AgiError;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<AgiFrame>, AgiError> {
-        while let Some(line) = self.next_line(buf)? {
-            let frame = match &mut self.phase {
-                Phase::Env(pairs) => match env_line(pairs, self.max_env_lines, line)? {
-                    Some(env) => {
-                        self.phase = Phase::Replies;
-                        Some(AgiFrame::Env(env))
-                    }
-                    None => None,
-                },
-                Phase::Replies | Phase::Usage(_) => self.reply_line(line)?,
-            };
-            if frame.is_some() {
-                return Ok(frame);
+        while let Some((len, used)) = self.next_line(buf)? {
+            let frame = self.line(&buf[..len]);
+            buf.advance(used);
+            if let Some(frame) = frame? {
+                return Ok(Some(frame));
             }
         }
         Ok(None)
@@ -243,7 +243,7 @@ impl Decoder for AgiCodec {
             return Ok(Some(frame));
         }
         match &self.phase {
-            Phase::Env(pairs) if !pairs.is_empty() || !buf.is_empty() => {
+            Phase::Env(env) if env.len() > 0 || !buf.is_empty() => {
                 Err(AgiError::Truncated("the environment"))
             }
             Phase::Usage(_) => Err(AgiError::Truncated("a 520 usage block")),

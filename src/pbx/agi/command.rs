@@ -80,7 +80,11 @@ impl AgiCommand {
     /// mailbox would silently do something else, so the caller must shorten the value it
     /// chose (a driver trims a caller name before putting it in a variable).
     pub fn to_line(&self) -> Result<String, CommandTooLong> {
-        let mut line = String::with_capacity(64);
+        let cap = match self {
+            AgiCommand::Exec { .. } | AgiCommand::SetVariable { .. } => self.line_len(),
+            _ => 64,
+        };
+        let mut line = String::with_capacity(cap);
         match self {
             AgiCommand::SetVariable { name, value } => {
                 line.push_str("SET VARIABLE ");
@@ -134,6 +138,43 @@ impl AgiCommand {
     }
 }
 
+impl AgiCommand {
+    /// The length of [`to_line`](Self::to_line)'s line, without writing it (`EXEC` and
+    /// `SET VARIABLE`, the commands that carry variables; others are measured by writing).
+    pub(crate) fn line_len(&self) -> usize {
+        match self {
+            AgiCommand::Exec { app, data } => {
+                "EXEC ".len() + word_len(app) + 1 + word_len(data) + 1
+            }
+            AgiCommand::SetVariable { name, value } => {
+                "SET VARIABLE ".len() + word_len(name) + 1 + quoted_len(value) + 1
+            }
+            other => other.to_line().map_or_else(|e| e.len, |l| l.len()),
+        }
+    }
+}
+
+/// What [`push_word`] writes, in bytes.
+fn word_len(value: &str) -> usize {
+    if needs_quotes(value) {
+        quoted_len(value)
+    } else {
+        value.len()
+    }
+}
+
+/// What [`push_quoted`] writes, in bytes.
+fn quoted_len(value: &str) -> usize {
+    2 + value
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' => 2,
+            c if is_unsendable(c) => 1,
+            c => c.len_utf8(),
+        })
+        .sum::<usize>()
+}
+
 /// A command line would exceed [`MAX_COMMAND_LEN`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("AGI command of {len} bytes exceeds the {MAX_COMMAND_LEN}-byte limit")]
@@ -150,15 +191,19 @@ fn is_unsendable(c: char) -> bool {
 /// single argument, otherwise quoted. Bare needs it non-empty and free of the bytes
 /// parse_args treats specially (space, tab, `"`, `\`) and of the unsendable ones.
 fn push_word(line: &mut String, value: &str) {
-    let needs_quotes = value.is_empty()
-        || value
-            .chars()
-            .any(|c| matches!(c, ' ' | '\t' | '"' | '\\') || is_unsendable(c));
-    if needs_quotes {
+    if needs_quotes(value) {
         push_quoted(line, value);
     } else {
         line.push_str(value);
     }
+}
+
+/// A word must be quoted: empty, or holding a byte parse_args treats specially.
+fn needs_quotes(value: &str) -> bool {
+    value.is_empty()
+        || value
+            .chars()
+            .any(|c| matches!(c, ' ' | '\t' | '"' | '\\') || is_unsendable(c))
 }
 
 /// Writes `"value"` with `"` and `\` escaped and CR/LF/NUL replaced by a space.
@@ -319,5 +364,28 @@ pub(crate) mod tests {
                 .to_line()
                 .is_err()
         );
+    }
+
+    /// `line_len` is the length `to_line` writes, for every kind of byte a value can hold.
+    #[test]
+    fn line_len_is_the_line_written() {
+        for v in [
+            "",
+            "plain",
+            "a b",
+            "q\"uote",
+            "back\\slash",
+            "cr\r lf\n nul\0",
+            "é 🕴\t",
+        ] {
+            for cmd in [
+                AgiCommand::exec("MSet", format!("A={v},B={v}")),
+                AgiCommand::exec(v, v),
+                AgiCommand::set_variable("X", v),
+                AgiCommand::stream_file(v, "#"),
+            ] {
+                assert_eq!(cmd.line_len(), line(cmd.clone()).len(), "{cmd:?}");
+            }
+        }
     }
 }

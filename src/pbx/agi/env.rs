@@ -4,27 +4,66 @@
 ///
 /// Values are raw: Asterisk escapes nothing, so a caller name may hold any byte but `\n`.
 /// Lookups scan the pairs; there are about 25 of them, so a map would buy nothing.
+/// Every name and value lives in one string (two allocations for the whole environment,
+/// not two per line: issue 26's allocations per call).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AgiEnv {
-    pairs: Vec<(String, String)>,
+    text: String,
+    /// Per pair: where its name ends and its value starts, and where its value ends
+    /// (the name starts where the previous value ended).
+    ends: Vec<(u32, u32)>,
 }
 
 impl AgiEnv {
     pub fn new(pairs: Vec<(String, String)>) -> Self {
-        AgiEnv { pairs }
+        let mut env = AgiEnv::default();
+        for (name, value) in &pairs {
+            env.push(name, value);
+        }
+        env
+    }
+
+    /// An empty environment with room for a typical one.
+    pub(crate) fn with_capacity() -> Self {
+        AgiEnv {
+            text: String::with_capacity(1024),
+            ends: Vec::with_capacity(32),
+        }
+    }
+
+    /// Appends one pair. A line is bounded by the codec's line limit and the lines by
+    /// its line count, so the offsets fit in `u32` by far.
+    pub(crate) fn push(&mut self, name: &str, value: &str) {
+        self.text.push_str(name);
+        let name_end = self.text.len() as u32;
+        self.text.push_str(value);
+        self.ends.push((name_end, self.text.len() as u32));
+    }
+
+    /// How many pairs.
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The pairs, in wire order.
+    fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut start = 0;
+        self.ends.iter().map(move |&(n, e)| {
+            let (n, e) = (n as usize, e as usize);
+            let pair = (&self.text[start..n], &self.text[n..e]);
+            start = e;
+            pair
+        })
     }
 
     /// All pairs, in wire order.
-    pub fn pairs(&self) -> &[(String, String)] {
-        &self.pairs
+    pub fn pairs(&self) -> Vec<(&str, &str)> {
+        self.iter().collect()
     }
 
     /// The first value named `name` (Asterisk never repeats a name).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 
     /// A value that Asterisk spells `unknown` when unset: `None` for that and for empty.
@@ -85,11 +124,10 @@ impl AgiEnv {
     /// `agi_arg_9`, whatever order the lines came in).
     pub fn args(&self) -> Vec<&str> {
         let mut numbered: Vec<(u32, &str)> = self
-            .pairs
             .iter()
             .filter_map(|(n, v)| {
                 let idx = n.strip_prefix("agi_arg_")?.parse().ok()?;
-                Some((idx, v.as_str()))
+                Some((idx, v))
             })
             .collect();
         numbered.sort_by_key(|(i, _)| *i);

@@ -49,7 +49,9 @@ fn push_pair(data: &mut String, name: &str, value: &str) {
 
 /// MSet data for `pairs`. Names must be plain dialplan names (letters, digits, `_`).
 pub(crate) fn mset_data(pairs: &[(&str, &str)]) -> String {
-    let mut data = String::with_capacity(128);
+    // Room for every pair with a few escapes: one allocation, no regrowth.
+    let len: usize = pairs.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+    let mut data = String::with_capacity(len + len / 8);
     for (name, value) in pairs {
         push_pair(&mut data, name, value);
     }
@@ -60,6 +62,14 @@ pub(crate) fn mset_data(pairs: &[(&str, &str)]) -> String {
 /// [`MAX_COMMAND_LEN`], in order; a pair too long for an MSet line of its own goes as
 /// `SET VARIABLE` (whose quoting is cheaper).
 pub(crate) fn mset_commands(pairs: &[(&str, &str)]) -> Vec<AgiCommand> {
+    // Nearly always every pair fits one line: built once and measured without writing the
+    // line (its prefixes fit too, so the loop below would send exactly this command).
+    if pairs.len() <= MAX_PAIRS {
+        let cmd = AgiCommand::exec("MSet", mset_data(pairs));
+        if cmd.line_len() <= MAX_COMMAND_LEN {
+            return vec![cmd];
+        }
+    }
     let mut out = Vec::with_capacity(1);
     let mut batch: Vec<(&str, &str)> = Vec::new();
     let fits = |b: &[(&str, &str)]| {

@@ -3,6 +3,7 @@
 //! EXEC commands and closes — promptly, because Asterisk never times out
 //! waiting for us and a session left open holds the channel.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -177,6 +178,21 @@ fn feature_request(env: &AgiEnv) -> Option<crate::call::feature::FeatureRequest>
         crate::call::feature::FeatureRequest::new(op, param("ext"), param("number"))
             .unwrap_or_else(crate::call::feature::FeatureRequest::unknown),
     )
+}
+
+/// The channel variable for a variable suffix (`VERDICT` → `CALLGUARD_VERDICT`): the
+/// known ones spelled out, so a call allocates no name.
+fn var_name(suffix: &str) -> Cow<'static, str> {
+    Cow::Borrowed(match suffix {
+        crate::call::CALLER_NAME_VAR => "CALLERID(name)",
+        "VERDICT" => "CALLGUARD_VERDICT",
+        "ACTION" => "CALLGUARD_ACTION",
+        "RULE" => "CALLGUARD_RULE",
+        "LIST" => "CALLGUARD_LIST",
+        "REASON" => "CALLGUARD_REASON",
+        "ERROR" => "CALLGUARD_ERROR",
+        other => return Cow::Owned(format!("CALLGUARD_{other}")),
+    })
 }
 
 struct AgiSession {
@@ -376,17 +392,11 @@ impl CallDriver for AgiSession {
     }
 
     async fn set_vars(&mut self, vars: &[(&'static str, &str)]) -> Result<(), DriveError> {
-        let names: Vec<String> = vars
-            .iter()
-            .map(|(n, _)| match *n {
-                crate::call::CALLER_NAME_VAR => "CALLERID(name)".to_string(),
-                n => format!("CALLGUARD_{n}"),
-            })
-            .collect();
+        let names: Vec<Cow<'static, str>> = vars.iter().map(|(n, _)| var_name(n)).collect();
         let pairs: Vec<(&str, &str)> = names
             .iter()
             .zip(vars)
-            .map(|(n, (_, v))| (n.as_str(), cut(v)))
+            .map(|(n, (_, v))| (&**n, cut(v)))
             .collect();
         let cmds = match self.settings.set_vars {
             // One round trip (more only when values are too long for one line).

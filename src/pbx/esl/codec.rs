@@ -168,8 +168,11 @@ impl Decoder for EslCodec {
         let State::Body { headers, .. } = std::mem::replace(&mut self.state, HEADER_START) else {
             return Ok(None);
         };
-        let body = buf.split_to(length);
-        Ok(Some(classify(headers, &body)))
+        // Read in place, then dropped: no split (a split makes the buffer shared, and
+        // its next growth a fresh allocation).
+        let message = classify(headers, &buf[..length]);
+        buf.advance(length);
+        Ok(Some(message))
     }
 
     fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<EslMessage>, EslCodecError> {
@@ -197,7 +200,8 @@ impl Encoder<EslCommand> for EslCodec {
 /// The outer header block: it frames the stream, so a malformed line means
 /// the stream is out of step and is an error.
 fn parse_header_block(block: &[u8]) -> Result<Headers, EslCodecError> {
-    let mut headers = Headers::new();
+    let mut headers = Headers::with_capacity(16, block.len());
+    let mut scratch = Vec::new();
     for (index, line) in block.split(|&b| b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
@@ -207,7 +211,7 @@ fn parse_header_block(block: &[u8]) -> Result<Headers, EslCodecError> {
             line: index + 1,
             text: quote(line),
         })?;
-        headers.push(String::from_utf8_lossy(name), url_decode(value));
+        headers.push_encoded(name, value, &mut scratch);
     }
     Ok(headers)
 }

@@ -13,51 +13,97 @@ use nom::{
 
 /// Header lines in the order received. FreeSWITCH repeats some names
 /// (`Hangup-Cause` twice in CHANNEL_HANGUP_COMPLETE), so this is a list, not a
-/// map; lookups return the first match.
+/// map; lookups return the first match. Every name and value lives in one
+/// string: a connect reply's 200-odd headers cost two allocations, not two
+/// per header (issue 26's allocations per call).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Headers(Vec<(String, String)>);
+pub struct Headers {
+    text: String,
+    /// Per header: where its name ends (and its value starts), where its
+    /// value ends; the name starts where the previous value ended.
+    ends: Vec<(u32, u32)>,
+}
 
 impl Headers {
     pub fn new() -> Self {
         Self::default()
     }
 
-    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.0.push((name.into(), value.into()));
+    /// Room for `n` headers of about `bytes` bytes in all.
+    pub(crate) fn with_capacity(n: usize, bytes: usize) -> Self {
+        Headers {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(n),
+        }
+    }
+
+    pub fn push(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
+        self.text.push_str(name.as_ref());
+        self.end_name();
+        self.text.push_str(value.as_ref());
+        self.end_value();
+    }
+
+    /// Appends a header whose value is URL-encoded (as FreeSWITCH sends
+    /// them), decoding it in place (see [`url_decode`]). `scratch` holds
+    /// the decoded bytes on their way; reused across headers.
+    pub(crate) fn push_encoded(&mut self, name: &[u8], value: &[u8], scratch: &mut Vec<u8>) {
+        self.text.push_str(&String::from_utf8_lossy(name));
+        self.end_name();
+        decode_into(scratch, value);
+        match std::str::from_utf8(scratch) {
+            Ok(v) => self.text.push_str(v),
+            Err(_) => self.text.push_str(&String::from_utf8_lossy(scratch)),
+        }
+        self.end_value();
+    }
+
+    // A header block is bounded by the codec (far below 4 GiB), so the
+    // offsets fit in `u32`.
+    fn end_name(&mut self) {
+        self.ends.push((self.text.len() as u32, 0));
+    }
+
+    fn end_value(&mut self) {
+        if let Some(last) = self.ends.last_mut() {
+            last.1 = self.text.len() as u32;
+        }
     }
 
     /// The first value of `name`, compared case-sensitively as FreeSWITCH does.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 
     /// The first value of `name` ignoring ASCII case, for the headers whose
     /// case differs between FreeSWITCH versions and clients.
     #[cfg(test)]
     pub(crate) fn get_ignore_case(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
+        self.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        let mut start = 0;
+        self.ends.iter().map(move |&(n, e)| {
+            let (n, e) = (n as usize, e as usize);
+            let pair = (&self.text[start..n], &self.text[n..e]);
+            start = e;
+            pair
+        })
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|(n, _)| n.as_str())
+        self.iter().map(|(n, _)| n)
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.ends.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.ends.is_empty()
     }
 }
 
@@ -124,8 +170,12 @@ pub enum EslMessage {
 }
 /// Types a complete frame by its `Content-Type`.
 pub(super) fn classify(headers: Headers, body: &[u8]) -> EslMessage {
-    let content_type = headers.get("Content-Type").unwrap_or_default().to_owned();
-    match content_type.as_str() {
+    let content_type = headers.get("Content-Type").unwrap_or_default();
+    // Owned only for the frames that keep it.
+    let unknown = |content_type: &str| EslMessage::Unknown {
+        content_type: content_type.to_owned(),
+    };
+    match content_type {
         "command/reply" if headers.get("Event-Name").is_some() => EslMessage::ChannelData(headers),
         "command/reply" => EslMessage::CommandReply {
             reply_text: headers.get("Reply-Text").unwrap_or_default().to_owned(),
@@ -139,7 +189,7 @@ pub(super) fn classify(headers: Headers, body: &[u8]) -> EslMessage {
             Some(event) => EslMessage::Event(event),
             None => {
                 tracing::warn!(len = body.len(), "unreadable text/event-json body skipped");
-                EslMessage::Unknown { content_type }
+                unknown(content_type)
             }
         },
         "text/disconnect-notice" => EslMessage::Disconnect {
@@ -147,7 +197,7 @@ pub(super) fn classify(headers: Headers, body: &[u8]) -> EslMessage {
             headers,
             body: String::from_utf8_lossy(body).into_owned(),
         },
-        _ => EslMessage::Unknown { content_type },
+        _ => unknown(content_type),
     }
 }
 
@@ -155,7 +205,11 @@ pub(super) fn classify(headers: Headers, body: &[u8]) -> EslMessage {
 /// followed by the event's own body of its inner `Content-Length`. The outer
 /// frame is intact whatever this holds, so bad lines are skipped, not fatal.
 fn parse_plain_event(body: &[u8]) -> Event {
-    let mut event = Event::default();
+    let mut event = Event {
+        headers: Headers::with_capacity(32, body.len()),
+        body: None,
+    };
+    let mut scratch = Vec::new();
     let mut rest = body;
     while !rest.is_empty() {
         let (line, after) = match rest.iter().position(|&b| b == b'\n') {
@@ -168,9 +222,7 @@ fn parse_plain_event(body: &[u8]) -> Event {
             break;
         }
         if let Ok((value, name)) = header_name(line) {
-            event
-                .headers
-                .push(String::from_utf8_lossy(name), url_decode(value));
+            event.headers.push_encoded(name, value, &mut scratch);
         }
     }
     let inner_length = event
@@ -216,10 +268,17 @@ pub(super) fn header_name(line: &[u8]) -> IResult<&[u8], &[u8]> {
 /// in unencoded command replies), and a `%` not followed by two hex digits is
 /// kept as it is.
 pub fn url_decode(value: &[u8]) -> String {
-    if value == b"_undef_" {
-        return String::new();
-    }
     let mut decoded = Vec::with_capacity(value.len());
+    decode_into(&mut decoded, value);
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
+/// [`url_decode`]'s bytes into `out` (cleared first).
+fn decode_into(out: &mut Vec<u8>, value: &[u8]) {
+    out.clear();
+    if value == b"_undef_" {
+        return;
+    }
     let mut index = 0;
     while index < value.len() {
         let byte = value[index];
@@ -227,14 +286,13 @@ pub fn url_decode(value: &[u8]) -> String {
             && index + 2 < value.len()
             && let (Some(high), Some(low)) = (hex(value[index + 1]), hex(value[index + 2]))
         {
-            decoded.push(high << 4 | low);
+            out.push(high << 4 | low);
             index += 3;
             continue;
         }
-        decoded.push(byte);
+        out.push(byte);
         index += 1;
     }
-    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 fn hex(digit: u8) -> Option<u8> {

@@ -3,6 +3,7 @@
 //! with `sendmsg`, then exits so the dialplan goes on — or closes after the
 //! hangup. The socket is never left parked.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -284,14 +285,15 @@ impl EslSession {
                     cause: cause.clone(),
                 });
             }
-            let m = self.next(wait, "an application to complete").await?;
-            if let EslMessage::Event(e) = &m
-                && e.name() == Some("CHANNEL_EXECUTE_COMPLETE")
-                && e.application_uuid() == Some(uuid.as_str())
-            {
-                return Ok(e.clone());
+            match self.next(wait, "an application to complete").await? {
+                EslMessage::Event(e)
+                    if e.name() == Some("CHANNEL_EXECUTE_COMPLETE")
+                        && e.application_uuid() == Some(uuid.as_str()) =>
+                {
+                    return Ok(e);
+                }
+                m => self.observe(&m),
             }
-            self.observe(&m);
         }
     }
 
@@ -309,6 +311,21 @@ impl EslSession {
         .await;
         Ok(())
     }
+}
+
+/// The FreeSWITCH channel variable for a variable suffix (`VERDICT` →
+/// `callguard_verdict`): the known ones spelled out, so a call allocates no name.
+fn var_name(suffix: &str) -> Cow<'static, str> {
+    Cow::Borrowed(match suffix {
+        crate::call::CALLER_NAME_VAR => "effective_caller_id_name",
+        "VERDICT" => "callguard_verdict",
+        "ACTION" => "callguard_action",
+        "RULE" => "callguard_rule",
+        "LIST" => "callguard_list",
+        "REASON" => "callguard_reason",
+        "ERROR" => "callguard_error",
+        other => return Cow::Owned(format!("callguard_{}", other.to_ascii_lowercase())),
+    })
 }
 
 fn kind(m: &EslMessage) -> &'static str {
@@ -435,13 +452,7 @@ impl CallDriver for EslSession {
     }
 
     async fn set_vars(&mut self, vars: &[(&'static str, &str)]) -> Result<(), DriveError> {
-        let names: Vec<String> = vars
-            .iter()
-            .map(|(n, _)| match *n {
-                crate::call::CALLER_NAME_VAR => "effective_caller_id_name".to_string(),
-                n => format!("callguard_{}", n.to_ascii_lowercase()),
-            })
-            .collect();
+        let names: Vec<Cow<'static, str>> = vars.iter().map(|(n, _)| var_name(n)).collect();
         // One round trip for the whole block, unless configured otherwise or (never with
         // real names) every delimiter occurs in some value.
         let one = match self.settings.set_vars {
@@ -449,7 +460,7 @@ impl CallDriver for EslSession {
                 let pairs: Vec<(&str, &str)> = names
                     .iter()
                     .zip(vars)
-                    .map(|(n, (_, v))| (n.as_str(), *v))
+                    .map(|(n, (_, v))| (&**n, *v))
                     .collect();
                 multiset::multiset_arg(&pairs)
             }
