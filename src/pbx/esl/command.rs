@@ -4,6 +4,8 @@
 //! header value is flattened onto one line so it cannot become another header
 //! or another command. Byte formats: `tests/fixtures/esl.md`.
 
+use std::fmt::Write as _;
+
 use bytes::{BufMut, BytesMut};
 
 /// A command callguard sends to FreeSWITCH.
@@ -38,7 +40,8 @@ impl EslCommand {
             EslCommand::Connect => dst.put_slice(b"connect\n\n"),
             EslCommand::MyEvents => dst.put_slice(b"myevents\n\n"),
             EslCommand::Linger(seconds) => {
-                dst.put_slice(format!("linger {seconds}\n\n").as_bytes())
+                // Straight into the buffer: no string per call.
+                let _ = write!(dst, "linger {seconds}\n\n");
             }
             EslCommand::Exit => dst.put_slice(b"exit\n\n"),
             EslCommand::Execute {

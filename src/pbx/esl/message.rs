@@ -50,6 +50,15 @@ impl Headers {
     pub(crate) fn push_encoded(&mut self, name: &[u8], value: &[u8], scratch: &mut Vec<u8>) {
         self.text.push_str(&String::from_utf8_lossy(name));
         self.end_name();
+        // Most values have nothing encoded: copied as they are.
+        if !value.contains(&b'%')
+            && value != b"_undef_"
+            && let Ok(v) = std::str::from_utf8(value)
+        {
+            self.text.push_str(v);
+            self.end_value();
+            return;
+        }
         decode_into(scratch, value);
         match std::str::from_utf8(scratch) {
             Ok(v) => self.text.push_str(v),
@@ -279,6 +288,7 @@ fn decode_into(out: &mut Vec<u8>, value: &[u8]) {
     if value == b"_undef_" {
         return;
     }
+    out.reserve(value.len());
     let mut index = 0;
     while index < value.len() {
         let byte = value[index];

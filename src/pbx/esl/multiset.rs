@@ -34,16 +34,16 @@ pub(crate) fn inert(value: &str) -> String {
 
 /// The value FreeSWITCH ends up with for `value` (both forms).
 pub(crate) fn stored_value(value: &str) -> String {
-    let v: String = value
-        .chars()
-        .map(|c| match c {
-            '\r' | '\n' | '\0' => ' ',
-            '\\' => '＼',
-            '\'' => '’',
-            c => c,
-        })
-        .collect();
-    let mut v = inert(&v);
+    let mut v = String::with_capacity(value.len() + 8);
+    v.extend(value.chars().map(|c| match c {
+        '\r' | '\n' | '\0' => ' ',
+        '\\' => '＼',
+        '\'' => '’',
+        c => c,
+    }));
+    if v.contains("${") {
+        v = inert(&v);
+    }
     v.truncate(v.trim_end_matches(' ').len());
     v
 }

@@ -105,7 +105,7 @@ fn session_capture_decodes() {
     assert_eq!(frames[1..], session_frames_after_env());
     let env = env_of(&frames);
     assert_eq!(env.pairs().len(), 22);
-    assert_eq!(env.pairs()[0], ("agi_network".into(), "yes".into()));
+    assert_eq!(env.pairs()[0], ("agi_network", "yes"));
     assert_eq!(env.get("agi_accountcode"), Some(""));
     assert_eq!(env.get("agi_threadid"), Some("139791817029312"));
     assert_eq!(env.uniqueid(), Some("1795432537.14"));
