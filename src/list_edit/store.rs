@@ -19,7 +19,7 @@ use super::fleet::Fleet;
 mod fleet_apply;
 mod prepared;
 mod versions;
-pub(crate) use prepared::{Prepared, WriteLock, stamp};
+pub(crate) use prepared::{Prepared, Stamp, WriteLock, stamp};
 pub(crate) use versions::{is_latest, record_change, record_if_changed};
 
 /// Why a change was refused; each maps to one HTTP status and one CLI message.
