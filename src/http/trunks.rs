@@ -144,7 +144,7 @@ fn answer(
             .unwrap_or_default();
         RowFacts {
             hits: list_hits(hits, &l.name),
-            dates: (*dates).clone(),
+            dates,
             fallback: fallback_action(
                 rs,
                 kind,
