@@ -103,7 +103,7 @@ pub(crate) async fn row_facts(api: &Api, v: &Arc<ListView>) -> RowFacts {
     let (hits, dates) = job.await.unwrap_or_default();
     RowFacts {
         hits,
-        dates: (*dates).clone(),
+        dates,
         fallback,
     }
 }

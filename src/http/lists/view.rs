@@ -131,7 +131,7 @@ pub(crate) struct RowFacts {
     /// (list, rule) → calls decided in the hit period, and the last one.
     pub hits: HashMap<String, (u64, Option<DateTime<Utc>>)>,
     /// rule → (added, changed), from the list's history.
-    pub dates: HashMap<String, (DateTime<Utc>, DateTime<Utc>)>,
+    pub dates: Arc<super::dates::Dates>,
     /// The action of rows with none, and where it comes from.
     pub fallback: (String, &'static str),
 }

@@ -105,6 +105,8 @@ pub(super) fn file_list(l: &LoadedList, kind: &str, facts: &RowFacts) -> Value {
         "default_action": l.default_action.as_ref().map(|a| &a.value),
         "count": l.rows.len(),
         "entries_url": format!("/api/v1/lists/{}/entries", view::encode(&l.name)),
+        // The first page; `rules` is the same page under its older name.
+        "entries": rows,
         "rules": rows,
     })
 }
