@@ -249,7 +249,7 @@ async fn a_bulk_disable_of_a_search_result_is_one_version_and_can_be_undone() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(v["changed"], SMALL / 1000);
+    assert_eq!(v["affected"], SMALL / 1000);
     let undo = v["undo"]["version"].as_u64().expect("an undo version");
     assert_eq!(versions(&c).await.len(), before + 1, "one history entry");
     let (_, _, page) = c.get("/api/v1/lists/big/entries?q=batch&limit=500").await;
@@ -290,7 +290,11 @@ async fn a_bulk_disable_of_a_search_result_is_one_version_and_can_be_undone() {
             json!({"op": "delete", "rules": ["Big-000002", "Big-000003"]}),
         )
         .await;
-    assert_eq!((s, v["changed"].as_u64()), (StatusCode::OK, Some(2)), "{v}");
+    assert_eq!(
+        (s, v["affected"].as_u64()),
+        (StatusCode::OK, Some(2)),
+        "{v}"
+    );
     let (_, _, page) = c.get("/api/v1/lists/big/entries").await;
     assert_eq!(page["count"], SMALL - 2);
     let (s, _) = c

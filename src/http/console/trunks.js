@@ -253,7 +253,7 @@ class ListPanel {
     try {
       const res = await api("POST", `/api/v1/lists/${encodeURIComponent(l.name)}/bulk`, body);
       const done = { disable: "disabled", enable: "enabled", delete: "deleted" }[op];
-      flash(`${fmtNum(res.changed ?? n)} rules of ${l.name} ${done} in one change` + (res.version ? ` — rules version ${res.version} in force` : ""),
+      flash(`${fmtNum(res.affected ?? n)} rules of ${l.name} ${done} in one change` + (res.version ? ` — rules version ${res.version} in force` : ""),
         { undo: undoOf(l.name, res, () => this.load({ focus: first && first.name, changed: true })) });
       this.clearSelection();
       await this.load({ focus: next ? next.name : null, changed: true });

@@ -130,7 +130,8 @@ pub(super) async fn bulk(
         &format!("api: {author} {what} {changed} rule(s) of list {name}"),
     )
     .await?;
-    v["changed"] = json!(changed);
+    // `changed` stays the names every write answers; `affected` counts them.
+    v["affected"] = json!(changed);
     v["op"] = json!(req.op);
     Ok(axum::Json(v).into_response())
 }
