@@ -35,6 +35,7 @@ pub(super) fn run(args: BlockArgs) -> Result<(), CliError> {
         list: args.list.clone(),
         name: args.name.clone(),
         action: args.action.clone(),
+        check: false,
     };
     match block_from_call(&args.config, &req, "cli", None) {
         Ok(Blocked::Added {

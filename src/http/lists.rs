@@ -20,6 +20,7 @@ use crate::reload::Trigger;
 mod bulk;
 pub(crate) mod dates;
 pub(crate) mod entries;
+pub(crate) mod ondisk;
 mod test;
 pub(crate) mod view;
 
@@ -88,16 +89,29 @@ async fn export(
         })?,
     };
     let st = store(&api);
-    let rows = blocking(move || st.export_rows(&name))
-        .await
-        .map_err(|e| match e {
-            StoreError::Broken(problems) => ApiError::new(
-                StatusCode::CONFLICT,
-                "the list file has problems; fix it before exporting",
-            )
-            .with_details(problems),
-            e => e.into(),
-        })?;
+    let config = api.reloader.config_path.clone();
+    let rows = blocking(move || match st.export_rows(&name) {
+        // The configuration on disk does not load: the last one that did.
+        Err(StoreError::Refused(p)) => match ondisk::load_cached(&config) {
+            (Some(cfg), _) => cfg
+                .lists
+                .iter()
+                .find(|l| l.name == name)
+                .map(|l| l.rows.iter().map(|(_, r)| r.clone()).collect())
+                .ok_or(StoreError::Refused(p)),
+            _ => Err(StoreError::Refused(p)),
+        },
+        r => r,
+    })
+    .await
+    .map_err(|e| match e {
+        StoreError::Broken(problems) => ApiError::new(
+            StatusCode::CONFLICT,
+            "the list file has problems; fix it before exporting",
+        )
+        .with_details(problems),
+        e => e.into(),
+    })?;
     Ok((
         [(header::CONTENT_TYPE, format.content_type())],
         write_rows(&rows, format),
@@ -198,7 +212,9 @@ pub(super) fn parse_body(
 pub(super) async fn checker(api: &Api, name: &str) -> Result<RowChecker, ApiError> {
     let st = store(api);
     let n = name.to_string();
-    Ok(blocking(move || st.checker(&n)).await?)
+    blocking(move || st.checker(&n))
+        .await
+        .map_err(|e| ondisk::store_error(&api.reloader.config_path, e))
 }
 
 async fn add(
@@ -346,7 +362,7 @@ pub(super) async fn applied(
     result: Result<Applied, StoreError>,
     why: &str,
 ) -> Result<serde_json::Value, ApiError> {
-    let applied = result?;
+    let applied = result.map_err(|e| ondisk::store_error(&api.reloader.config_path, e))?;
     let version = if applied.summary.is_empty() {
         Ok(api.state.snapshot().version)
     } else {

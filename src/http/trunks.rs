@@ -17,9 +17,7 @@
 //! in the last [`HIT_DAYS`] days of the decision log, so they survive a
 //! restart.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::SystemTime;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Query, State as AxState};
@@ -29,10 +27,11 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::lists::ondisk::load_cached;
 use super::lists::view::{HIT_DAYS, RowFacts, fallback_action, hit_counts};
 use super::{Api, ApiError, ApiResult};
 use crate::config::types::ListRole;
-use crate::config::{self, LoadedConfig, Problems};
+use crate::config::{self, LoadedConfig};
 use crate::policy::RuleSet;
 use crate::policy::ruleset::{Exclusive, TrunkId};
 use crate::store::HitCounts;
@@ -47,50 +46,6 @@ pub(crate) fn routes() -> Router<Api> {
 #[derive(Deserialize)]
 struct TrunksQuery {
     at: Option<DateTime<Utc>>,
-}
-
-type Stamps = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
-
-fn stamps(files: &[PathBuf]) -> Stamps {
-    files
-        .iter()
-        .map(|f| {
-            let m = std::fs::metadata(f).ok();
-            let s = m.map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
-            (f.clone(), s)
-        })
-        .collect()
-}
-
-/// The configuration on disk (cached while none of its files changes), or
-/// the last one that loaded with the problems of the one on disk.
-pub(crate) fn load_cached(path: &Path) -> (Option<Arc<LoadedConfig>>, Option<Problems>) {
-    type Cache = Mutex<Vec<(PathBuf, Stamps, Arc<LoadedConfig>)>>;
-    static LAST: OnceLock<Cache> = OnceLock::new();
-    let last = LAST.get_or_init(Mutex::default);
-    let cached = {
-        let c = last.lock().unwrap_or_else(|e| e.into_inner());
-        c.iter().find(|(p, _, _)| p == path).cloned()
-    };
-    if let Some((_, s, cfg)) = &cached
-        && stamps(&cfg.files) == *s
-    {
-        return (Some(cfg.clone()), None);
-    }
-    match config::load(path) {
-        Ok(cfg) => {
-            let cfg = Arc::new(cfg);
-            let s = stamps(&cfg.files);
-            let mut c = last.lock().unwrap_or_else(|e| e.into_inner());
-            c.retain(|(p, _, _)| p != path);
-            if c.len() >= 4 {
-                c.remove(0);
-            }
-            c.push((path.to_path_buf(), s, cfg.clone()));
-            (Some(cfg), None)
-        }
-        Err(p) => (cached.map(|(_, _, cfg)| cfg), Some(p)),
-    }
 }
 
 /// The trunk's mode as the policy applies it: `mode` (`additive`,

@@ -24,6 +24,10 @@ pub(crate) struct BlockRequest {
     pub list: String,
     pub name: Option<String>,
     pub action: Option<String>,
+    /// Answer what a call from the number would get after the change,
+    /// without writing anything (the API's `"check": true`).
+    #[serde(default)]
+    pub check: bool,
 }
 
 /// What [`block_from_call`] did.

@@ -40,13 +40,43 @@ pub(crate) fn caller_json_attested(
     attestation: (Option<&Attestation>, super::reputation::CallerFacts<'_>),
     at: DateTime<Utc>,
 ) -> Result<Value, Value> {
+    caller_json_for(rs, (trunk, None), caller, anonymous, attestation, at)
+}
+
+/// Whether a skipped rule is worth telling: not a condition-only rule
+/// (attestation, reputation) whose condition does not hold, since such a
+/// rule "matches" every caller and would be listed on every answer.
+fn worth_telling(rs: &RuleSet, s: &super::decide::Skipped) -> bool {
+    let condition_only = matches!(
+        rs.rules.kind(s.rule),
+        Some(super::ruleset::RuleKind::Attestation(_) | super::ruleset::RuleKind::Reputation)
+    );
+    !(condition_only
+        && matches!(
+            s.why,
+            SkipReason::AttestationMismatch | SkipReason::ReputationMismatch
+        ))
+}
+
+/// [`caller_json_attested`] for a call to `user` (a DID or extension's
+/// user) on `trunk`: the answer names what decided (`decided_by`) and only
+/// the skipped rules whose reason matters.
+pub(crate) fn caller_json_for(
+    rs: &RuleSet,
+    (trunk, user): (TrunkId, Option<super::ruleset::UserId>),
+    caller: &str,
+    anonymous: bool,
+    attestation: (Option<&Attestation>, super::reputation::CallerFacts<'_>),
+    at: DateTime<Utc>,
+) -> Result<Value, Value> {
     let start = Instant::now();
-    let result = decide_explained_attested(rs, (trunk, None), caller, anonymous, attestation, at);
+    let result = decide_explained_attested(rs, (trunk, user), caller, anonymous, attestation, at);
     let eval_ns = start.elapsed().as_nanos() as u64;
     match result {
         Ok((d, skipped)) => {
             let skipped: Vec<_> = skipped
                 .iter()
+                .filter(|s| worth_telling(rs, s))
                 .map(|s| json!({"rule": rs.rules.name(s.rule), "list": s.list.as_str(), "why": why(&s.why)}))
                 .collect();
             Ok(json!({
@@ -65,6 +95,12 @@ pub(crate) fn caller_json_attested(
                 "captures": d.captures.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
                 "exclusive_active": d.exclusive_active,
                 "attestation": d.attestation.as_ref().map(|a| a.level.as_str()),
+                "decided_by": {
+                    "list": d.list.as_str(),
+                    "list_name": d.rule.map(|r| &*rs.rules.origin(r).list_name),
+                    "rule": d.rule_name(rs),
+                    "action": d.action_name(rs),
+                },
                 "skipped": skipped,
                 "at": at.to_rfc3339(),
                 "eval_ns": eval_ns,

@@ -66,8 +66,30 @@ pub(super) async fn explain(AxState(api): AxState<Api>, body: Bytes) -> ApiResul
     if let Some(p) = req.pattern.clone() {
         let mt = checked_pattern_request(&req)?;
         let limit = snap.rules.backtrack_limit;
+        // Each number as a call would present it: as received, and in E.164
+        // on the trunk given (else the default trunk).
+        let rs = &snap.rules;
+        let dialing = req
+            .trunk
+            .as_deref()
+            .and_then(|t| rs.trunk_by_name(t))
+            .or(rs.default_trunk)
+            .or((!rs.trunks.is_empty()).then_some(0))
+            .map(|t| rs.trunk(t).dialing.clone());
         return pooled(&api.tester_pool, budget, move |cancel| {
-            pattern(&p, mt, &req, limit, &Budget::new(budget, Some(cancel)))
+            let e164: Vec<Option<String>> = req
+                .numbers
+                .iter()
+                .map(|n| dialing.as_ref().and_then(|d| d.normalize(n, false).e164))
+                .collect();
+            pattern(
+                &p,
+                mt,
+                &req,
+                &e164,
+                limit,
+                &Budget::new(budget, Some(cancel)),
+            )
         })
         .await;
     }
@@ -109,9 +131,16 @@ pub(super) async fn explain(AxState(api): AxState<Api>, body: Bytes) -> ApiResul
             pbx_name: &req.caller_name,
             answer: lookup.as_ref().and_then(|l| l.answer.as_deref()),
         };
-        let v = explain::caller_json_attested(
+        // A DID given with the trunk still says whose call it is (a user's
+        // own lists come first), as on a call.
+        let user = req.did.as_deref().and_then(|d| {
+            snap.rules
+                .tenant(snap.rules.trunk(trunk).tenant)
+                .user_for([d])
+        });
+        let v = explain::caller_json_for(
             &snap.rules,
-            trunk,
+            (trunk, user),
             &caller,
             req.anonymous,
             (None, facts),
@@ -120,6 +149,14 @@ pub(super) async fn explain(AxState(api): AxState<Api>, body: Bytes) -> ApiResul
         Ok(match v {
             Ok(mut v) => {
                 v["rules_version"] = json!(snap.version);
+                v["did"] = json!(req.did);
+                v["user"] = json!(user.map(|u| {
+                    &*snap
+                        .rules
+                        .tenant(snap.rules.trunk(trunk).tenant)
+                        .user(u)
+                        .ext
+                }));
                 if let Some(l) = &lookup {
                     v["reputation"] = lookup_json(l);
                 }
@@ -181,6 +218,7 @@ fn pattern(
     p: &str,
     mt: Option<MatchType>,
     req: &TestRequest,
+    e164: &[Option<String>],
     backtrack_limit: usize,
     budget: &Budget<'_>,
 ) -> ApiResult {
@@ -192,7 +230,28 @@ fn pattern(
         ApiError::bad_request("invalid pattern")
             .with_details(vec![format!("pattern {p:?}{at}: {e}")])
     })?;
-    let (results, stop) = explain::patterns_json(&tester, p, &req.numbers, RUNS, budget);
+    let (mut results, stop) = explain::patterns_json(&tester, p, &req.numbers, RUNS, budget);
+    // A call matches on the number as received or on its E.164 form.
+    for (r, e) in results.iter_mut().zip(e164) {
+        r["normalized"] = json!(e);
+        if r["matched"] == true {
+            r["matched_on"] = json!("raw");
+        } else if let Some(e) = e
+            && r["matched"] == false
+            && Some(e.as_str()) != r["number"].as_str()
+            && let Ok(m) = tester.test(e)
+            && m.matched
+        {
+            r["matched"] = json!(true);
+            r["matched_on"] = json!("e164");
+            r["captures"] = json!(
+                m.captures
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!(v)))
+                    .collect::<serde_json::Map<_, _>>()
+            );
+        }
+    }
     let mut answer = json!({
         "pattern": p,
         "match_type": tester.compiled.match_type.as_str(),
