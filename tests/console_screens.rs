@@ -1,4 +1,5 @@
-//! Screens that never misreport (issue 23 item 4), one test per misreport
+//! Screens that never misreport (issue 23 item 4, the console in a browser;
+//! the API side is tests/console_honest.rs), one test per misreport
 //! the issue lists, in headless Chromium against the real service: the
 //! trunk's real mode, attestation rules, the effective action, the block
 //! dialog (list, action, the check first: a protected number refused, a
@@ -38,13 +39,12 @@ trunks:
     whitelist_mode: additive
     exclusive: { outside: office }
     blocked_action: vm
-    whitelist:
-      - { name: VIP, pattern: "+15551234567" }
     blacklist:
       - { name: Night-Premium, pattern: "+1900*" }
       - { name: Block-Spoofed, attestation: [failed], action: reject }
     lists:
       - { path: lists/spam.csv, as: blacklist, name: spam }
+      - { path: lists/vips.csv, as: whitelist, name: vips }
   sales:
     dids: ["+18005550177"]
     blacklist:
@@ -54,13 +54,16 @@ trunks:
 const SPAM: &str = "rule_name,pattern,match_type,action,enabled,notes\n\
                     Spam-1,+15550000001,exact,reject,true,first complaint\n";
 
+const VIPS: &str = "rule_name,pattern,match_type,action,enabled,notes\n\
+                    VIP,+15551234567,exact,,true,the CEO\n";
+
 async fn start() -> server::TestServer {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // SAFETY: once, before any server of this test binary reads the environment.
         unsafe { std::env::set_var("CG_CONSOLE_HONEST_TOKEN", TOKEN) };
     });
-    server::start_with(YAML, &[("lists/spam.csv", SPAM)]).await
+    server::start_with(YAML, &[("lists/spam.csv", SPAM), ("lists/vips.csv", VIPS)]).await
 }
 
 async fn js(b: &Browser, script: &str) -> Value {
