@@ -239,9 +239,12 @@ async function blockCaller(c) {
             $("block-save").focus();
           } catch (err) { $("block-error").textContent = [err.message].concat(err.details || []).join(" — "); off.disabled = false; }
         } }, `Disable whitelist rule ${still.rule}`);
+        // Only a list file can be changed here; a rule written in callguard.yaml is changed there.
+        const editable = editableLists(t).some((l) => l.name === still.list);
         $("block-check").replaceChildren(h("div", { class: "api-error", role: "alert" },
-          h("p", {}, `The whitelist rule ${still.rule} (${still.list}) still lets this caller through: adding the block would change nothing.`), off));
-        off.focus();
+          h("p", {}, `The whitelist rule ${still.rule} (${still.list}) still lets this caller through: adding the block would change nothing.`),
+          editable ? off : h("p", {}, `That rule is written in callguard.yaml: disable it there, then block the caller.`)));
+        (editable ? off : $("block-cancel")).focus();
         return;
       }
       if (chk.verdict && chk.verdict !== "block") {
