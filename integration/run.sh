@@ -223,6 +223,11 @@ run_row() {
     # via=phone: a user's handset (127.0.0.4; caller = its extension) dialling a feature code
     # or an outbound number.
     [ "$via" = phone ] && src=127.0.0.4
+    # via=acme / via=globex: a hosted platform's two customers (issue 22 tenants), 127.0.0.5 and
+    # 127.0.0.6: Asterisk names the tenant by CALLGUARD_TENANT on their endpoints, FreeSWITCH by
+    # the domain (domain_name, as FusionPBX sets it).
+    [ "$via" = acme ] && src=127.0.0.5
+    [ "$via" = globex ] && src=127.0.0.6
     # via=edge: the call enters through the lab's Kamailio, which screens it and relays it.
     local target="127.0.0.1:$port"
     if [ "$via" = edge ]; then
