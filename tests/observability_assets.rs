@@ -574,7 +574,9 @@ fn asterisk_dialplan_screens_with_fastagi_and_fails_open() {
     ] {
         assert!(lines.contains(&context), "context {context}");
     }
-    assert!(conf.contains("AGI(agi://127.0.0.1:4573/screen?trunk=${CALLGUARD_TRUNK}&tenant=${CALLGUARD_TENANT})"));
+    assert!(conf.contains(
+        "AGI(agi://127.0.0.1:4573/screen?trunk=${CALLGUARD_TRUNK}&tenant=${CALLGUARD_TENANT})"
+    ));
     assert!(conf.contains("AGI(hagi://callguard.example.com/screen?trunk=${CALLGUARD_TRUNK}&tenant=${CALLGUARD_TENANT})"));
     // No verdict (AGISTATUS=FAILURE) goes on to the normal destination: fail-open.
     assert!(conf.contains(r#"GotoIf($["${CALLGUARD_VERDICT}" = ""]?failopen)"#));
