@@ -148,12 +148,21 @@ pub enum Command {
     /// Show logged calls: which rule decided them and how they ended.
     Log(log::LogArgs),
     /// Add the caller of a logged call to a list ("block the last caller").
+    ///
+    /// With a `serve` of this config running (found at its listen.http), waits until it has
+    /// installed the change and says so.
     Block(block::BlockArgs),
     /// Import rules into a list file, with a preview.
+    ///
+    /// With a `serve` of this config running (found at its listen.http), waits until it has
+    /// installed the change and says so.
     Import(import::ImportArgs),
     /// Export a list as CSV, JSON or XML.
     Export(export::ExportArgs),
     /// Restore a list to an earlier version from its history.
+    ///
+    /// With a `serve` of this config running (found at its listen.http), waits until it has
+    /// installed the change and says so.
     Rollback(rollback::RollbackArgs),
     /// List the versions of the list files (time, author, summary): what `rollback --to` takes.
     History(history::HistoryArgs),

@@ -7,7 +7,7 @@
 //! and what the PBX would do. Each call has a fresh unique id, so `callguard log` and
 //! `block --from-call` find exactly this call.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -131,17 +131,12 @@ fn server_addr(args: &CallArgs) -> Result<SocketAddr, CliError> {
             (value, format!("{} {key}", args.config.display()))
         }
     };
-    let mut addr = text
+    let addr = text
         .to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
+        .map(super::running::reachable)
         .ok_or_else(|| CliError::refused(format!("{origin}: not a HOST:PORT: {text:?}")))?;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(match addr.ip() {
-            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        });
-    }
     if addr.port() == 0 {
         return Err(CliError::refused(format!(
             "{origin}: port 0 is not a running server; name it with --server HOST:PORT"

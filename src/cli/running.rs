@@ -74,14 +74,20 @@ fn version(client: &reqwest::blocking::Client, url: &str) -> Option<u64> {
     body.get("version")?.as_u64()
 }
 
-/// The listen address as a client reaches it (an unspecified address on loopback).
+/// The listen address as a client reaches it.
 fn loopback(text: &str) -> Option<SocketAddr> {
-    let mut addr = text.to_socket_addrs().ok()?.next()?;
+    let addr = reachable(text.to_socket_addrs().ok()?.next()?);
+    (addr.port() != 0).then_some(addr)
+}
+
+/// A listen address as a client on this host reaches it: an unspecified
+/// address (`0.0.0.0`, `::`) on loopback. `callguard call` uses it too.
+pub(super) fn reachable(mut addr: SocketAddr) -> SocketAddr {
     if addr.ip().is_unspecified() {
         addr.set_ip(match addr.ip() {
             IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
             IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
         });
     }
-    (addr.port() != 0).then_some(addr)
+    addr
 }
